@@ -1,0 +1,213 @@
+"""Turn mail bytes and RFC 2047 encoded words into text, whatever charset label they carry."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+
+# Labels seen in real mail that Python's codec registry does not know, or knows as a narrower
+# charset than the sender really used. Supersets win: Outlook labels cp949 text "ks_c_5601-1987",
+# Windows labels cp932 text "shift_jis", and GB2312/GBK bodies routinely contain GB18030-only
+# characters (WHATWG Encoding maps all three to gb18030 for the same reason).
+_ALIASES: dict[str, str] = {
+    "utf8": "utf-8",
+    "utf-8": "utf-8",
+    "us-ascii": "ascii",
+    "ascii": "ascii",
+    "ansi_x3.4-1968": "ascii",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "iso_8859-1": "cp1252",
+    "windows-874": "cp874",
+    "tis-620": "cp874",
+    "iso-8859-11": "cp874",
+    "x-mac-cyrillic": "mac_cyrillic",
+    "x-mac-roman": "mac_roman",
+    "macintosh": "mac_roman",
+    "ks_c_5601-1987": "cp949",
+    "ks_c_5601": "cp949",
+    "euc-kr": "cp949",
+    "iso-8859-8-i": "iso8859_8",
+    "iso-8859-8-e": "iso8859_8",
+    "iso-8859-6-i": "iso8859_6",
+    "iso-8859-6-e": "iso8859_6",
+    "unicode-1-1-utf-7": "utf-7",
+    "x-unicode-2-0-utf-7": "utf-7",
+    "utf-7": "utf-7",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "euc-cn": "gb18030",
+    "chinese": "gb18030",
+    "big5": "big5hkscs",
+    "x-big5": "big5hkscs",
+    "cn-big5": "big5hkscs",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "x-sjis": "cp932",
+    "sjis": "cp932",
+    "ms_kanji": "cp932",
+    "windows-31j": "cp932",
+    "x-euc-jp": "euc_jis_2004",
+    "euc-jp": "euc_jis_2004",
+    # ISO-2022-JP mail from Windows clients carries NEC/IBM extensions; the _ext codec reads them.
+    "iso-2022-jp": "iso2022_jp_ext",
+    "csiso2022jp": "iso2022_jp_ext",
+    "koi8-r": "koi8_r",
+    "koi8-u": "koi8_u",
+}
+
+# Labels that say "I don't know": treat them like no label at all.
+_NO_CHARSET = frozenset({"", "unknown", "x-unknown", "unknown-8bit", "x-user-defined", "default", "none", "8bit", "binary"})
+
+_ASCII_LABELS = frozenset({"ascii"})
+
+
+def codec_for(label: str | None) -> str | None:
+    """The Python codec name for a MIME charset label, or None when it is unknown or meaningless."""
+    if label is None:
+        return None
+    key = label.strip().strip("\"'").lower()
+    if key in _NO_CHARSET:
+        return None
+    # RFC 2231 allows a language suffix: "utf-8*en".
+    key = key.split("*", 1)[0]
+    name = _ALIASES.get(key)
+    if name is not None:
+        return name
+    try:
+        name = codecs.lookup(key).name
+    except (LookupError, ValueError):
+        return None
+    # A label that names a codec which is not a text encoding ("base64", "zlib") is no charset.
+    if not _is_text_codec(name):
+        return None
+    return name
+
+
+def _is_text_codec(name: str) -> bool:
+    try:
+        return codecs.lookup(name)._is_text_encoding  # type: ignore[attr-defined,no-any-return]
+    except (LookupError, AttributeError):
+        return False
+
+
+def decode_bytes(data: bytes, label: str | None, fallback: str | None = None) -> tuple[str, str | None]:
+    """Decode bytes labelled with a MIME charset; never raises. Returns the text and a defect name or None.
+
+    Unknown or absent labels fall back to utf-8, then to `fallback` (the mail's own charset), then
+    windows-1252: a byte sequence that is valid utf-8 is almost never meant as anything else.
+    """
+    codec = codec_for(label)
+    defect: str | None = None
+    if codec is None and label is not None and label.strip().strip("\"'").lower() not in _NO_CHARSET:
+        defect = f"UnknownCharset:{label.strip()[:40]}"
+    if codec is not None and codec not in _ASCII_LABELS:
+        try:
+            return data.decode(codec), None
+        except UnicodeDecodeError:
+            pass
+        except LookupError:
+            codec = None
+        # A mislabelled part (declared latin-1, really utf-8) is common from web forms.
+        try:
+            return data.decode("utf-8"), defect
+        except UnicodeDecodeError:
+            pass
+        if codec == "cp1252":
+            # Labelled latin-1 text with one of the five bytes cp1252 leaves undefined.
+            return data.decode("latin-1"), defect
+        if codec is not None:
+            return data.decode(codec, errors="replace"), f"CharsetDecodeError:{codec}"
+    # us-ascii, no label, or an unknown label: utf-8, then the mail's charset, then windows-1252.
+    try:
+        return data.decode("utf-8"), defect
+    except UnicodeDecodeError:
+        pass
+    other = codec_for(fallback)
+    if other is not None and other not in _ASCII_LABELS and other != "utf-8":
+        try:
+            return data.decode(other), defect
+        except (UnicodeDecodeError, LookupError):
+            pass
+    try:
+        return data.decode("cp1252"), defect
+    except UnicodeDecodeError:
+        # cp1252 leaves five bytes undefined; latin-1 maps them to C1 controls instead of failing.
+        return data.decode("latin-1"), defect
+
+
+def fix_surrogates(value: str, fallback: str | None = None) -> str:
+    """Recover 8-bit header bytes that compat32 parsing kept as surrogate escapes."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    raw = value.encode("utf-8", errors="surrogateescape")
+    return decode_bytes(raw, None, fallback)[0]
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?(.*?)\?=", re.S)
+_BETWEEN_WORDS = re.compile(r"\s*")
+_QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def _word_bytes(encoding: str, payload: str) -> bytes | None:
+    if encoding in "bB":
+        cleaned = "".join(payload.split())
+        cleaned += "=" * (-len(cleaned) % 4)
+        try:
+            return base64.b64decode(cleaned, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    raw = payload.replace("_", " ").encode("latin-1", errors="replace")
+    return _QP_HEX.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+
+
+def decode_words(value: str, fallback: str | None = None) -> str:
+    """Decode RFC 2047 encoded words in a header value, tolerating the broken forms clients send.
+
+    Adjacent words in the same charset are joined before decoding, because some clients split a
+    multi-byte character across two encoded words. Whitespace between adjacent words is dropped
+    (RFC 2047 section 6.2); undecodable words are left as written.
+    """
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pending: bytearray = bytearray()
+    pending_cs: str | None = None
+    pos = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_cs
+        if pending_cs is not None:
+            out.append(decode_bytes(bytes(pending), pending_cs, fallback)[0])
+        pending = bytearray()
+        pending_cs = None
+
+    for match in _ENCODED_WORD.finditer(value):
+        gap = value[pos : match.start()]
+        data = _word_bytes(match.group(2), match.group(3))
+        if data is None:
+            flush()
+            out.append(gap + match.group(0))
+            pos = match.end()
+            continue
+        cs = match.group(1).split("*", 1)[0].lower()
+        if gap and (pending_cs is None or not _BETWEEN_WORDS.fullmatch(gap)):
+            flush()
+            out.append(gap)
+        if pending_cs is not None and pending_cs != cs:
+            flush()
+        pending_cs = cs
+        pending += data
+        pos = match.end()
+    flush()
+    out.append(value[pos:])
+    return "".join(out)

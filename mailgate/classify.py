@@ -1,0 +1,138 @@
+"""Tell bounces, auto-replies and bulk mail from mail a person wrote, from headers and structure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailgate.models import MailKind
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """What the classifier looks at; parse() fills it from one message."""
+
+    headers: tuple[tuple[str, str], ...]  # every header, decoded, in order
+    subject: str
+    sender: str  # the From address
+    content_type: str  # of the top-level entity
+    report_type: str  # the report-type parameter of a multipart/report, or ""
+    part_types: frozenset[str]  # every content type met while walking the MIME tree
+    dsn_actions: tuple[str, ...] = ()  # Action: fields of a delivery-status part, lowercased
+    text: str = ""  # the start of the plain-text body
+
+
+_DSN_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
+
+# Local parts MTAs send bounces from (RFC 3464 says the null sender; the header From differs).
+_DAEMON_SENDER = re.compile(
+    r"^(mailer-daemon|postmaster|mail-daemon|maildaemon|mailerdaemon|mail\.delivery\.system|"
+    r"mail-delivery-system|mail-delivery-subsystem|mdaemon|mailer|nobody|root|"
+    r"microsoftexchange[0-9a-f]*|bounce[s]?|smtp|mail-router|mta|noreply-dmarc|mailadmin)@",
+    re.I,
+)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery status notification|delivery (status )?notification|"
+    r"returned mail|failure notice|delivery fail|mail delivery fail|delivery problem|"
+    r"could not be delivered|not delivered|non[- ]?deliver|mail system error|returned to sender|"
+    r"message (was )?not (be )?delivered|delivery report|unzustellbar|nicht zustellbar|"
+    r"non remis|no entregado|mail could not|permanent error|delivery has failed|"
+    r"rejected|warning: could not send|delayed mail|delivery delayed|delivery warning|"
+    r"mail status report|unable to deliver|undeliverable|"
+    r"\bbounce|systemmeldung|notice of delivery failure|error sending|mail error",
+    re.I,
+)
+# Body lines MTAs put in front of a bounce (Postfix, Sendmail, Exim, qmail, Exchange, Gmail).
+_BOUNCE_BODY = re.compile(
+    r"this is the mail system at host|the following addresses had permanent fatal errors|"
+    r"this message was created automatically by mail delivery software|"
+    r"this is the qmail-send program|delivery has failed to these recipients|"
+    r"your message could not be delivered|delivery to the following recipients? failed|"
+    r"could not be delivered to one or more recipients|i'm sorry to have to inform you|"
+    r"message could not be delivered|unable to deliver your message|"
+    r"the original message was received at|delivery to the following recipient failed|"
+    r"this is an automatically generated delivery status notification|"
+    r"mail delivery (failed|subsystem)|undeliverable|returned to sender",
+    re.I,
+)
+
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"out of (the )?office|automatic reply|auto(matic)?[- ]?response|auto[- ]?reply|autoreply|"
+    r"^\s*auto:|abwesend|abwesenheit|automatische antwort|automaattinen vastaus|\bpoissa\b|"
+    r"automatyczna odpowied[zź]|automatikus v[aá]lasz|autosvar|fr[aå]nvaro|on vacation|vacation reply|"
+    r"r[ée]ponse automatique|absence du bureau|risposta automatica|respuesta autom[aá]tica|"
+    r"afwezig|automatisch antwoord|fuera de la oficina|"
+    r"\u81ea\u52d5\u8fd4\u4fe1|\u4e0d\u5728",  # Japanese "automatic reply", "absent"
+    re.I,
+)
+# Weak out-of-office signs: enough only next to Exchange's X-Auto-Response-Suppress.
+_OOO_WEAK = re.compile(r"out of office|vacation|urlaub|away from|i am away|i'm away|abwesen|loma|lomalla|poissa|semester", re.I)
+
+_LIST_HEADERS = frozenset(
+    {"list-id", "list-unsubscribe", "list-post", "list-help", "list-subscribe", "list-owner", "x-mailing-list", "mailing-list", "x-list", "x-campaign", "x-mailer-lid"}
+)
+_AUTO_HEADERS = frozenset({"x-autoreply", "x-autorespond", "x-autoresponder", "x-autoreply-from", "x-mail-autoreply", "x-vacation"})
+
+
+def classify(s: Signals) -> MailKind:
+    """The kind of mail: bounce, auto-reply, bulk or a message a person wrote."""
+    fields = _first_values(s.headers)
+    if _is_bounce(s, fields):
+        if s.dsn_actions and all(a in ("delivered", "relayed", "expanded") for a in s.dsn_actions):
+            # A success DSN is a machine notice, not a failure to act on.
+            return MailKind.AUTO_REPLY
+        return MailKind.BOUNCE
+    auto_submitted = fields.get("auto-submitted", "").strip().lower()
+    precedence = fields.get("precedence", "").strip().lower()
+    is_list = bool(_LIST_HEADERS.intersection(fields)) or precedence in ("list", "bulk", "junk")
+    if auto_submitted.startswith("auto-replied") or precedence == "auto_reply":
+        return MailKind.AUTO_REPLY
+    if _AUTO_HEADERS.intersection(fields) or fields.get("x-apple-action", "").lower() == "vacation":
+        return MailKind.AUTO_REPLY
+    if _AUTO_REPLY_SUBJECT.search(s.subject):
+        return MailKind.AUTO_REPLY
+    if "x-auto-response-suppress" in fields and _OOO_WEAK.search(s.subject + "\n" + s.text[:500]):
+        return MailKind.AUTO_REPLY
+    if s.report_type in ("feedback-report", "disposition-notification") or "message/feedback-report" in s.part_types:
+        # ARF complaints and read receipts (RFC 5965, RFC 8098): machine-made, never a bounce.
+        return MailKind.AUTO_REPLY
+    if is_list:
+        return MailKind.BULK
+    # RFC 3834 section 5: any value but "no" marks a message no person typed.
+    if auto_submitted and auto_submitted != "no":
+        return MailKind.AUTO_REPLY
+    return MailKind.MESSAGE
+
+
+def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, value in headers:
+        found.setdefault(name.strip().lower(), value)
+    return found
+
+
+def _is_bounce(s: Signals, fields: dict[str, str]) -> bool:
+    if s.content_type == "multipart/report" and s.report_type in ("delivery-status", "global-delivery-status"):
+        return True
+    if _DSN_PARTS & s.part_types:
+        return True
+    if "x-failed-recipients" in fields:
+        return True
+    daemon = bool(_DAEMON_SENDER.match(s.sender)) or "mailer-daemon" in s.sender.lower()
+    if daemon:
+        return bool(_BOUNCE_SUBJECT.search(s.subject) or _BOUNCE_BODY.search(s.text))
+    # A returned message sent by an MTA that signs its bounces as auto-generated, not as a daemon.
+    if fields.get("auto-submitted", "").lower().startswith("auto-"):
+        return bool(_BOUNCE_SUBJECT.search(s.subject) and _BOUNCE_BODY.search(s.text))
+    return False
+
+
+_ORIGINAL_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.I | re.M)
+
+
+def original_message_id(text: str, own: str | None) -> str | None:
+    """The Message-ID of a returned message quoted in a bounce's text, other than the bounce's own."""
+    for match in _ORIGINAL_ID.finditer(text):
+        if match.group(1) != own:
+            return match.group(1)
+    return None

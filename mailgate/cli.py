@@ -1,0 +1,287 @@
+"""The `mailgate` command: parse arguments, call the domain functions, print (text or --json)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailgate import config as config_mod
+from mailgate.config import Config, ConfigError
+from mailgate.models import Source
+from mailgate.obs import setup_logging
+from mailgate.sources import pipe
+from mailgate.store import StoreUnavailable, store_for
+
+DEFAULT_CONFIG = "/etc/mailgate/config.toml"
+
+
+def _load(ctx: click.Context, exit_code: int = 1) -> Config:
+    path = ctx.obj["config_path"]
+    try:
+        return config_mod.load(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            click.echo(f"config error: {issue}", err=True)
+        ctx.exit(exit_code)
+        raise AssertionError("unreachable") from exc
+
+
+def _json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    envvar="MAILGATE_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The TOML config file (or $MAILGATE_CONFIG).",
+)
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.version_option(package_name="mailgate")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, log_level: str) -> None:
+    """mailgate: a help desk that lives in email."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    setup_logging(log_level)
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Run the daemon: receive mail by SMTP/LMTP and thread it into tickets."""
+    from mailgate import daemon
+
+    config = _load(ctx)
+    try:
+        asyncio.run(daemon.run(config))
+    except StoreUnavailable as exc:
+        click.echo(f"store unavailable: {exc}", err=True)
+        ctx.exit(pipe.EX_TEMPFAIL)
+    except OSError as exc:
+        click.echo(f"cannot start: {exc}", err=True)
+        ctx.exit(1)
+
+
+@main.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the config; exit 0 when it is usable, 1 with every error otherwise."""
+    config = _load(ctx)
+    click.echo(f"{ctx.obj['config_path']}: ok ({len(config.gateway.addresses)} support addresses)")
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--mbox", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Import an mbox file.")
+@click.option("--maildir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Import a Maildir.")
+@click.option("--sender", default="", help="Envelope sender, as the MTA passes it (e.g. ${sender}).")
+@click.option("--recipient", "recipients", multiple=True, help="Envelope recipient (repeatable).")
+@click.option(
+    "--import",
+    "imported",
+    is_flag=True,
+    help="Mark as imported old mail (never acknowledged). Implied by --mbox and --maildir.",
+)
+@click.option("--no-process", is_flag=True, help="Only spool; the running daemon threads the messages.")
+@click.pass_context
+def ingest(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    mbox: Path | None,
+    maildir: Path | None,
+    sender: str,
+    recipients: tuple[str, ...],
+    imported: bool,
+    no_process: bool,
+) -> None:
+    """Store mail from stdin, FILES, an mbox or a Maildir (for MTA pipes and imports).
+
+    Exit codes follow sysexits: 0 stored, 66 a file is missing, 65 nothing to store,
+    75 the store is unavailable or the config unusable (the MTA keeps the mail and retries).
+    """
+    config = _load(ctx, exit_code=pipe.EX_TEMPFAIL)
+    sources: list[Iterator[tuple[str, bytes]]] = []
+    for path in files:
+        try:
+            sources.append(iter([(str(path), path.read_bytes())]))
+        except OSError as exc:
+            click.echo(f"cannot read {path}: {exc.strerror}", err=True)
+            ctx.exit(pipe.EX_NOINPUT)
+    if mbox:
+        sources.append(pipe.read_mbox(mbox))
+    if maildir:
+        sources.append(pipe.read_maildir(maildir))
+    if not sources:
+        sources.append(iter([("stdin", sys.stdin.buffer.read())]))
+    is_import = imported or mbox is not None or maildir is not None
+    source = Source.IMPORT if is_import else Source.PIPE
+
+    def messages() -> Iterator[tuple[str, bytes]]:
+        for iterator in sources:
+            yield from iterator
+
+    async def go() -> pipe.PipeResult:
+        async with store_for(config) as store:
+            result = await pipe.store_messages(
+                store, messages(), mail_from=sender, rcpt_to=recipients, source=source, imported=is_import
+            )
+            if not no_process and result.spool_ids:
+                from mailgate.process import Processor
+
+                # The mail is safe in the spool now; a failure here leaves it for the daemon.
+                try:
+                    await Processor(config, store).drain()
+                except (StoreUnavailable, Exception) as exc:  # noqa: BLE001
+                    click.echo(f"stored, not yet threaded (the daemon will): {exc}", err=True)
+            return result
+
+    try:
+        result = asyncio.run(go())
+    except StoreUnavailable as exc:
+        click.echo(f"store unavailable, try again later: {exc}", err=True)
+        ctx.exit(pipe.EX_TEMPFAIL)
+    click.echo(
+        f"stored {result.stored}, duplicates {result.duplicates}, empty {result.empty}", err=True
+    )
+    if result.stored + result.duplicates == 0:
+        ctx.exit(pipe.EX_DATAERR)
+
+
+@main.command("parse")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, one line per file.")
+@click.option("--trace", is_flag=True, help="Add mail-parser's Received-hop analysis and defects.")
+def parse_command(files: tuple[Path, ...], as_json: bool, trace: bool) -> None:
+    """Show how mailgate understands each message (no daemon, no store)."""
+    from mailgate import parse_cli
+    from mailgate.parse import parse
+
+    for path in files:
+        raw = path.read_bytes()
+        parsed = parse(raw)
+        if as_json:
+            data = parse_cli.parsed_to_json(parsed)
+            data["file"] = str(path)
+            if trace:
+                data["trace"] = parse_cli.trace(raw)
+            _json(data)
+        else:
+            click.echo(f"== {path}")
+            click.echo(parse_cli.format_text(parsed))
+            if trace:
+                click.echo(json.dumps(parse_cli.trace(raw), indent=2, ensure_ascii=False, default=str))
+
+
+@main.group()
+def tickets() -> None:
+    """See tickets."""
+
+
+def _read(ctx: click.Context, reader: Any) -> Any:
+    config = _load(ctx)
+
+    async def go() -> Any:
+        async with store_for(config) as store:
+            async with store.read() as tx:
+                return await reader(tx)
+
+    try:
+        return asyncio.run(go())
+    except StoreUnavailable as exc:
+        click.echo(f"store unavailable: {exc}", err=True)
+        ctx.exit(pipe.EX_TEMPFAIL)
+
+
+@tickets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--status", default=None, help="Only tickets in this status.")
+@click.pass_context
+def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | None) -> None:
+    """Tickets, newest activity first."""
+    from mailgate import tickets as ops
+
+    rows = _read(ctx, lambda tx: ops.list_tickets(tx, limit=limit, status=status))
+    if as_json:
+        _json(rows)
+        return
+    for t in rows:
+        click.echo(
+            f"#{t['number']:<6} {t['status']:<8} {t['priority']:<7} {t['messages']:>3} msg  "
+            f"{t['contact_address'] or '-':<30} {t['subject']}"
+        )
+
+
+@tickets.command("show")
+@click.argument("number", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
+    """One ticket with its messages in order."""
+    from mailgate import tickets as ops
+
+    ticket = _read(ctx, lambda tx: ops.show_ticket(tx, number))
+    if ticket is None:
+        click.echo(f"no ticket #{number}", err=True)
+        ctx.exit(1)
+    if as_json:
+        _json(ticket)
+        return
+    click.echo(f"#{ticket['number']} {ticket['subject']}")
+    for key in ("status", "priority", "queue", "assignee", "channel", "contact_address", "created_at"):
+        click.echo(f"  {key}: {ticket[key]}")
+    for m in ticket["messages"]:
+        sender = m["from"]["address"] or "-"
+        click.echo(f"\n--- {m['direction']} {m['date'] or m['received_at']} from {sender} [{m['kind']}, {m['thread_detail']}]")
+        click.echo(f"    {m['subject']}")
+        for line in (m["reply_text"] or "").splitlines():
+            click.echo(f"    | {line}")
+        for a in m["attachments"]:
+            click.echo(f"    + {a['filename'] or '(unnamed)'} {a['content_type']} {a['size']} bytes")
+
+
+@main.group("spool")
+def spool_group() -> None:
+    """Inspect and requeue the inbound spool."""
+
+
+@spool_group.command("status")
+@click.pass_context
+def spool_status(ctx: click.Context) -> None:
+    """How many spooled messages are in each state."""
+    from mailgate import spool
+
+    config = _load(ctx)
+
+    async def go() -> dict[str, int]:
+        async with store_for(config) as store:
+            return await spool.counts(store)
+
+    _json(asyncio.run(go()))
+
+
+@spool_group.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.pass_context
+def spool_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
+    """Put dead spool rows (all, or the given ids) back to be processed."""
+    from mailgate import spool
+
+    config = _load(ctx)
+
+    async def go() -> int:
+        async with store_for(config) as store:
+            return await spool.requeue(store, list(ids) or None)
+
+    click.echo(f"requeued {asyncio.run(go())}")

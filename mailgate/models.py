@@ -1,0 +1,106 @@
+"""Values that flow between the stages of mailgate: plain frozen data, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class MailKind(enum.StrEnum):
+    """What sort of sender wrote a message, as far as the headers and structure tell."""
+
+    MESSAGE = "message"
+    AUTO_REPLY = "auto-reply"
+    BOUNCE = "bounce"
+    BULK = "bulk"
+
+
+class Source(enum.StrEnum):
+    """How a raw message reached the spool."""
+
+    SMTP = "smtp"
+    LMTP = "lmtp"
+    IMAP = "imap"
+    PIPE = "pipe"
+    IMPORT = "import"
+
+
+class ThreadRule(enum.StrEnum):
+    """Which threading rule attached a message to its ticket."""
+
+    TOKEN = "token"
+    HEADER = "header"
+    SUBJECT_TAG = "subject-tag"
+    NEW = "new"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox: display name (decoded, may be empty) and addr-spec."""
+
+    name: str
+    address: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "address": self.address}
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One attachment or inline image, with its decoded bytes."""
+
+    filename: str | None
+    content_type: str
+    size: int
+    sha256: str
+    inline: bool
+    content_id: str | None
+    data: bytes = field(repr=False)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+            "inline": self.inline,
+            "content_id": self.content_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMail:
+    """How mailgate understands one raw message; the raw bytes stay the truth."""
+
+    message_id: str  # without angle brackets
+    message_id_generated: bool  # True when derived from the sha256 because none was usable
+    in_reply_to: str | None  # without angle brackets
+    references: tuple[str, ...]  # oldest first, as in the header, without angle brackets
+    from_: tuple[Address, ...]
+    from_is_clean: bool  # exactly one address and no parse defects (agent identity needs it)
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    reply_to: tuple[Address, ...]
+    subject: str
+    date: datetime | None
+    text: str  # the whole plain-text body (made from HTML when there is no text part)
+    html: str | None  # sanitized HTML body, when there is one
+    reply_text: str  # the new part of a reply: no quoted history, no signature
+    attachments: tuple[Attachment, ...]
+    kind: MailKind
+    bounce_of: str | None  # for a bounce: the Message-ID it reports on, when known
+    defects: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]  # every header, name as sent, value decoded
+
+    def header(self, name: str) -> str | None:
+        """The first header of that name (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]

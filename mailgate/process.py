@@ -1,0 +1,191 @@
+"""Turn spooled raw mail into ticket messages: parse once, thread, store in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import sqlite3
+from dataclasses import dataclass
+
+from mailgate import correlate, spool, tickets
+from mailgate.blobs import BlobStore
+from mailgate.config import Config
+from mailgate.models import ParsedMail, ThreadRule
+from mailgate.parse import parse
+from mailgate.spool import SpoolEntry
+from mailgate.store import Store, StoreUnavailable
+
+log = logging.getLogger("mailgate.process")
+
+MAX_ATTEMPTS = 5
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+def content_key(raw: bytes) -> str:
+    """sha256 of the body bytes with line endings made equal.
+
+    The same mail fetched by IMAP and received by SMTP differs only in trace headers (Received,
+    Delivered-To, Return-Path) and perhaps line endings; its body is the same.
+    """
+    match = _HEADER_END.search(raw)
+    body = raw[match.end() :] if match else b""
+    return hashlib.sha256(body.replace(b"\r\n", b"\n")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    spool_id: int
+    state: str  # done | duplicate | skipped (already handled elsewhere)
+    ticket_number: int | None = None
+    message_row: int | None = None
+    rule: ThreadRule | None = None
+    new_ticket: bool = False
+
+
+class Processor:
+    """Processes spool entries; safe to run in several processes at once (claims inside the txn)."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.blobs = BlobStore(config.attachments_path)
+        self._secret = config.secret_bytes()
+        self._support = frozenset(config.gateway.addresses)
+
+    async def process(self, entry: SpoolEntry) -> Outcome:
+        mail = parse(entry.raw)  # the one parse of this message; CPU only, outside the transaction
+        key = content_key(entry.raw)
+        # Blobs first: content-addressed and idempotent, so a crash before commit leaves only an
+        # unreferenced file, never a row pointing at nothing.
+        for attachment in mail.attachments:
+            if attachment.size > 1 << 20:  # large writes off the loop, so SMTP stays responsive
+                await asyncio.to_thread(self.blobs.put, attachment.sha256, attachment.data)
+            else:
+                self.blobs.put(attachment.sha256, attachment.data)
+        async with self.store.txn() as tx:
+            state = await tx.value("SELECT state FROM spool WHERE id = ?", (entry.id,))
+            if state != "received":
+                return Outcome(entry.id, "skipped")
+            duplicate = await tx.one(
+                "SELECT m.id, t.number FROM messages m JOIN tickets t ON t.id = m.ticket_id"
+                " WHERE m.message_id = ? AND m.content_key = ?",
+                (mail.message_id, key),
+            )
+            if duplicate is not None:
+                await tx.execute(
+                    "UPDATE spool SET state = 'duplicate', message_row = ? WHERE id = ?",
+                    (duplicate["id"], entry.id),
+                )
+                return Outcome(entry.id, "duplicate", duplicate["number"], duplicate["id"])
+            found = await correlate.find(
+                tx, mail, entry.envelope.rcpt_to, secret=self._secret, tag_prefix=self.config.gateway.ticket_tag
+            )
+            sender = mail.from_[0] if mail.from_ else None
+            actor = f"customer:{sender.address.lower()}" if sender else "system"
+            new_ticket = found.ticket_id is None
+            if found.ticket_id is None:
+                contact_id = await tickets.contact_for(tx, sender) if sender and sender.address else None
+                ref = await tickets.open_ticket(
+                    tx,
+                    subject=correlate.clean_subject(mail.subject, self.config.gateway.ticket_tag),
+                    contact_id=contact_id,
+                    first_number=self.config.gateway.first_ticket_number,
+                    actor=actor,
+                )
+                ticket_id, number = ref.id, ref.number
+                if sender and sender.address:
+                    await tickets.add_party(tx, ticket_id, sender.address, "requester")
+            else:
+                ticket_id = found.ticket_id
+                number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
+                if sender and sender.address and found.rule in (ThreadRule.TOKEN, ThreadRule.HEADER):
+                    await tickets.add_party(tx, ticket_id, sender.address, "cc")
+            for cc in self._parties(mail):
+                await tickets.add_party(tx, ticket_id, cc, "cc")
+            message_row = await tickets.add_inbound_message(
+                tx,
+                ticket_id,
+                mail,
+                spool_id=entry.id,
+                content_key=key,
+                imported=entry.envelope.imported,
+                rule=found.rule,
+                detail=found.detail,
+                actor=actor,
+            )
+            await tx.execute(
+                "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
+                (message_row, entry.id),
+            )
+        return Outcome(entry.id, "done", number, message_row, found.rule, new_ticket)
+
+    def _parties(self, mail: ParsedMail) -> list[str]:
+        """Cc'd people take part in the conversation; mailgate's own addresses do not."""
+        out = []
+        for address in mail.cc:
+            key = address.address.lower()
+            local, _, domain = key.partition("@")
+            if key and f"{local.split('+', 1)[0]}@{domain}" not in self._support:
+                out.append(key)
+        return out
+
+    async def process_one_safely(self, entry: SpoolEntry) -> Outcome | None:
+        """Process; on failure record it on the spool row (kept, retried, then dead)."""
+        try:
+            return await self.process(entry)
+        except (StoreUnavailable, sqlite3.OperationalError) as exc:
+            # The store itself is struggling: leave the row untouched and try later.
+            log.warning("spool.process_deferred id=%s error=%s", entry.id, exc)
+            raise
+        except Exception as exc:  # a bug on one message must not stop the others
+            log.exception("spool.process_failed id=%s", entry.id)
+            state = await spool.fail(self.store, entry.id, f"{type(exc).__name__}: {exc}", MAX_ATTEMPTS)
+            log.error("spool.marked id=%s state=%s", entry.id, state)
+            return None
+
+    async def drain(self, batch: int = 200) -> int:
+        """Process everything pending now; return how many rows were handled."""
+        handled = 0
+        after = 0
+        while True:
+            entries = await spool.pending(self.store, limit=batch, after=after)
+            if not entries:
+                return handled
+            for entry in entries:
+                await self.process_one_safely(entry)
+                handled += 1
+                after = entry.id
+
+
+class Worker:
+    """The daemon's processing loop: woken on every accept, and polling for rows other processes spooled."""
+
+    def __init__(self, processor: Processor, poll_seconds: float = 2.0) -> None:
+        self.processor = processor
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self.idle = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 1.0
+        while True:
+            self._wake.clear()
+            self.idle.clear()
+            try:
+                await self.processor.drain()
+                backoff = 1.0
+            except (StoreUnavailable, sqlite3.OperationalError) as exc:
+                log.warning("worker.store_unavailable error=%s retry_in=%.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            self.idle.set()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                pass

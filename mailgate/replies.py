@@ -1,0 +1,23 @@
+"""SMTP/LMTP replies with enhanced status codes (RFC 3463), as constants tests can assert on."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Reply(NamedTuple):
+    code: int
+    status: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+S250_QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
+S250_RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
+S250_DUPLICATE = Reply(250, "2.0.0", "Message already received")
+S451_TRY_AGAIN = Reply(451, "4.3.0", "Cannot store the message now, try again later")
+S550_NO_SUCH_USER = Reply(550, "5.1.1", "No such support address here")
+S552_TOO_BIG = Reply(552, "5.3.4", "Message exceeds the size limit")
+S554_EMPTY = Reply(554, "5.6.0", "Empty message")

@@ -1,0 +1,1 @@
+"""Where raw mail comes from: SMTP/LMTP, IMAP, MTA pipes and imports."""

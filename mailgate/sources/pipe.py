@@ -1,0 +1,100 @@
+"""MTA pipes and imports: one message from stdin or files, a whole mbox or Maildir; sysexits codes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mailbox
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailgate import spool
+from mailgate.models import Source
+from mailgate.spool import Envelope
+from mailgate.store import Store, StoreUnavailable
+
+log = logging.getLogger("mailgate.pipe")
+
+# sysexits.h, as Postfix and rt-mailgate read them: 75 makes the MTA keep the mail and retry.
+EX_OK = os.EX_OK
+EX_DATAERR = os.EX_DATAERR
+EX_NOINPUT = os.EX_NOINPUT
+EX_TEMPFAIL = os.EX_TEMPFAIL
+EX_CONFIG = os.EX_CONFIG
+
+_BATCH = 200  # messages per transaction on an import: one commit each would make imports crawl
+
+
+@dataclass
+class PipeResult:
+    stored: int = 0
+    duplicates: int = 0
+    empty: int = 0
+    spool_ids: list[int] = field(default_factory=list)
+
+
+def read_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
+    box = mailbox.mbox(str(path), create=False)
+    try:
+        for key in box.iterkeys():
+            yield f"{path}#{key}", box.get_bytes(key)
+    finally:
+        box.close()
+
+
+def read_maildir(path: Path) -> Iterator[tuple[str, bytes]]:
+    box = mailbox.Maildir(str(path), factory=None, create=False)
+    for key in sorted(box.iterkeys()):
+        yield f"{path}/{key}", box.get_bytes(key)
+
+
+async def store_messages(
+    store: Store,
+    messages: Iterator[tuple[str, bytes]],
+    *,
+    mail_from: str,
+    rcpt_to: tuple[str, ...],
+    source: Source,
+    imported: bool,
+) -> PipeResult:
+    """Spool messages in batches; each batch is committed before the next is read."""
+    result = PipeResult()
+    batch: list[tuple[str, bytes]] = []
+
+    async def flush() -> None:
+        if not batch:
+            return
+        try:
+            async with store.txn() as tx:
+                accepted = [
+                    await spool.accept_in(
+                        tx,
+                        raw,
+                        hashlib.sha256(raw).hexdigest(),
+                        Envelope(mail_from, rcpt_to, source, source_ref=ref, imported=imported),
+                    )
+                    for ref, raw in batch
+                ]
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        for item in accepted:
+            if item.duplicate:
+                result.duplicates += 1
+            else:
+                result.stored += 1
+                result.spool_ids.append(item.spool_id)
+        batch.clear()
+
+    for ref, raw in messages:
+        if not raw.strip():
+            log.warning("pipe.empty_message ref=%s", ref)
+            result.empty += 1
+            continue
+        batch.append((ref, raw))
+        if len(batch) >= _BATCH:
+            await flush()
+    await flush()
+    return result

@@ -1,0 +1,146 @@
+"""Durable intake: raw bytes and envelope committed once, before any source acknowledges."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from mailgate.models import Source
+from mailgate.store import Store, StoreUnavailable, Txn, now_iso
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who the transport said the message is from and for; '' is the null sender."""
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    source: Source
+    source_ref: str | None = None
+    imported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    spool_id: int
+    duplicate: bool  # the very same bytes were already in the spool
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    id: int
+    raw: bytes
+    envelope: Envelope
+    received_at: str
+    attempts: int
+
+
+async def accept(store: Store, raw: bytes, envelope: Envelope) -> Accepted:
+    """Store the raw message durably; return once it is committed.
+
+    The same bytes again (a retried delivery, an IMAP re-read) add no row; their recipients are
+    merged into the first one, so a mail sent to two support addresses in two transactions is
+    kept once with both.
+    """
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        async with store.txn() as tx:
+            return await accept_in(tx, raw, digest, envelope)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+async def accept_in(tx: Txn, raw: bytes, digest: str, envelope: Envelope) -> Accepted:
+    existing = await tx.one("SELECT id, rcpt_to FROM spool WHERE sha256 = ? ORDER BY id LIMIT 1", (digest,))
+    if existing is not None:
+        known = json.loads(existing["rcpt_to"])
+        added = [r for r in envelope.rcpt_to if r not in known]
+        if added:
+            await tx.execute(
+                "UPDATE spool SET rcpt_to = ? WHERE id = ?", (json.dumps(known + added), existing["id"])
+            )
+        return Accepted(existing["id"], duplicate=True)
+    spool_id = await tx.execute(
+        "INSERT INTO spool (sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            digest,
+            raw,
+            envelope.mail_from,
+            json.dumps(list(envelope.rcpt_to)),
+            str(envelope.source),
+            envelope.source_ref,
+            int(envelope.imported),
+            now_iso(),
+        ),
+    )
+    return Accepted(spool_id, duplicate=False)
+
+
+def _entry(row: sqlite3.Row) -> SpoolEntry:
+    return SpoolEntry(
+        id=row["id"],
+        raw=bytes(row["raw"]),
+        envelope=Envelope(
+            mail_from=row["mail_from"],
+            rcpt_to=tuple(json.loads(row["rcpt_to"])),
+            source=Source(row["source"]),
+            source_ref=row["source_ref"],
+            imported=bool(row["imported"]),
+        ),
+        received_at=row["received_at"],
+        attempts=row["attempts"],
+    )
+
+
+_COLUMNS = "id, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, attempts"
+
+
+async def pending(store: Store, limit: int = 100, after: int = 0) -> list[SpoolEntry]:
+    """Received rows not yet turned into messages, oldest first."""
+    async with store.read() as tx:
+        rows = await tx.all(
+            f"SELECT {_COLUMNS} FROM spool WHERE state = 'received' AND id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+    return [_entry(r) for r in rows]
+
+
+async def get(tx: Txn, spool_id: int) -> SpoolEntry | None:
+    row = await tx.one(f"SELECT {_COLUMNS} FROM spool WHERE id = ?", (spool_id,))
+    return None if row is None else _entry(row)
+
+
+async def fail(store: Store, spool_id: int, error: str, max_attempts: int) -> str:
+    """Record a processing failure; after max_attempts the row is dead (kept, requeueable)."""
+    async with store.txn() as tx:
+        attempts = await tx.value("SELECT attempts FROM spool WHERE id = ?", (spool_id,)) or 0
+        state = "dead" if attempts + 1 >= max_attempts else "received"
+        await tx.execute(
+            "UPDATE spool SET attempts = attempts + 1, error = ?, state = ? WHERE id = ?",
+            (error[:2000], state, spool_id),
+        )
+    return state
+
+
+async def requeue(store: Store, spool_ids: list[int] | None = None) -> int:
+    """Put dead rows (or the given ones) back to be processed again."""
+    async with store.txn() as tx:
+        if spool_ids:
+            marks = ",".join("?" * len(spool_ids))
+            return await tx.rowcount(
+                f"UPDATE spool SET state = 'received', attempts = 0, error = NULL"
+                f" WHERE id IN ({marks}) AND state = 'dead'",
+                spool_ids,
+            )
+        return await tx.rowcount(
+            "UPDATE spool SET state = 'received', attempts = 0, error = NULL WHERE state = 'dead'"
+        )
+
+
+async def counts(store: Store) -> dict[str, int]:
+    async with store.read() as tx:
+        rows = await tx.all("SELECT state, COUNT(*) AS n FROM spool GROUP BY state")
+    return {r["state"]: r["n"] for r in rows}

@@ -1,0 +1,218 @@
+"""The SQLite store: one connection, WAL, versioned migrations, one transaction per change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+if TYPE_CHECKING:
+    from mailgate.config import Config
+
+Row = sqlite3.Row
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be opened or written now; the caller should ask the sender to retry."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with this package, in order."""
+    folder = resources.files("mailgate.store") / "sql"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class Txn:
+    """Statements inside one open transaction."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run a statement; return lastrowid (for INSERT) or rowcount."""
+        cursor = await self._db.execute(sql, params)
+        try:
+            return cursor.lastrowid if sql.lstrip()[:6].upper() == "INSERT" else cursor.rowcount
+        finally:
+            await cursor.close()
+
+    async def rowcount(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        cursor = await self._db.execute(sql, params)
+        try:
+            return cursor.rowcount
+        finally:
+            await cursor.close()
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._db.executemany(sql, rows)
+
+    async def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        async with self._db.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def value(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        row = await self.one(sql, params)
+        return None if row is None else row[0]
+
+
+class Store:
+    """The database behind every module: open, migrate, run transactions."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        # One connection: aiosqlite serializes its calls anyway, and writes serialize in SQLite.
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> Store:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Python 3.11's sqlite3 has no autocommit=; isolation_level=None + explicit BEGIN.
+            db = await aiosqlite.connect(str(self.path), isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        db.row_factory = sqlite3.Row
+        self._db = db
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # WAL + NORMAL survives kill -9 (the OS keeps the WAL); FULL also survives power loss.
+            await db.execute(f"PRAGMA synchronous = {'FULL' if self._synchronous == 'FULL' else 'NORMAL'}")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await self._migrate()
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreUnavailable(f"cannot prepare {self.path}: {exc}") from exc
+        return self
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def __aenter__(self) -> Store:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _migrate(self) -> None:
+        db = self._require()
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        async with db.execute("SELECT MAX(version) FROM schema_version") as cursor:
+            row = await cursor.fetchone()
+        current = (row[0] if row else None) or 0
+        for version, _name, sql in migrations():
+            if version <= current:
+                continue
+            # executescript would COMMIT first; run the statements ourselves inside one transaction.
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-check under the write lock: another process may have migrated meanwhile.
+                async with db.execute("SELECT MAX(version) FROM schema_version") as cursor:
+                    row = await cursor.fetchone()
+                if ((row[0] if row else None) or 0) >= version:
+                    await db.execute("ROLLBACK")
+                    continue
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    def _require(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreUnavailable("the store is not open")
+        return self._db
+
+    async def schema_version(self) -> int:
+        async with self.read() as tx:
+            return int(await tx.value("SELECT MAX(version) FROM schema_version") or 0)
+
+    @contextlib.asynccontextmanager
+    async def txn(self) -> AsyncIterator[Txn]:
+        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error."""
+        async with self._lock:
+            db = self._require()
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
+            try:
+                yield Txn(db)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
+            try:
+                await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise StoreUnavailable(f"cannot commit: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[Txn]:
+        """A read transaction: one consistent snapshot."""
+        async with self._lock:
+            db = self._require()
+            await db.execute("BEGIN")
+            try:
+                yield Txn(db)
+            finally:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("COMMIT")
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows where one ends)."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in sql.splitlines(keepends=True):
+        if not current and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        current.append(line)
+        candidate = "".join(current)
+        if sqlite3.complete_statement(candidate):
+            statements.append(candidate.strip())
+            current = []
+    if "".join(current).strip():
+        statements.append("".join(current).strip())
+    return statements
+
+
+def store_for(config: Config) -> Store:
+    """The store a config names (not yet open; use `async with`)."""
+    return Store(
+        config.database_path,
+        synchronous=config.storage.synchronous,
+        busy_timeout_ms=int(config.storage.busy_timeout * 1000),
+    )
+
+
+async def open_store(config: Config) -> Store:
+    return await store_for(config).open()

@@ -1,0 +1,66 @@
+"""Signed ticket tokens: in reply addresses, Message-IDs and body markers; unguessable by HMAC."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+# Lowercase only: some MTAs fold the local part, and the token must survive that.
+_TOKEN = re.compile(r"(?<![a-z0-9])([a-z])-(\d{1,12})(?:-([a-z0-9_]{1,40}))?-([a-z2-7]{16})(?![a-z0-9])")
+_MARKER = "ref:"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """What a verified token says: which ticket, what for, and (for agents) whose."""
+
+    purpose: str  # 'r' reply to the ticket; later purposes add letters ('c' comment, 'b' bounce ...)
+    ticket: int  # the ticket number
+    agent: str | None = None
+
+    def payload(self) -> str:
+        return f"{self.purpose}-{self.ticket}" + (f"-{self.agent}" if self.agent else "")
+
+
+def _mac(secret: bytes, payload: str) -> str:
+    digest = hmac.new(secret, payload.encode(), hashlib.sha256).digest()
+    # 16 base32 characters = 80 bits: far beyond guessing at SMTP speed.
+    return base64.b32encode(digest[:10]).decode().lower()
+
+
+def make(secret: bytes, token: Token) -> str:
+    """The signed text form, e.g. 'r-1042-k3j5...'."""
+    if not re.fullmatch(r"[a-z]", token.purpose) or (token.agent and not re.fullmatch(r"[a-z0-9_]{1,40}", token.agent)):
+        raise ValueError("token purpose is one letter a-z; agent ids are [a-z0-9_]")
+    payload = token.payload()
+    return f"{payload}-{_mac(secret, payload)}"
+
+
+def find(secret: bytes, text: str) -> list[Token]:
+    """Every correctly signed token in a text, in order of appearance; forged ones are ignored."""
+    found = []
+    for match in _TOKEN.finditer(text.lower()):
+        token = Token(match.group(1), int(match.group(2)), match.group(3))
+        if hmac.compare_digest(_mac(secret, token.payload()), match.group(4)):
+            found.append(token)
+    return found
+
+
+def reply_address(secret: bytes, support_address: str, token: Token) -> str:
+    """support@x → support+<token>@x: replies to it thread by token."""
+    local, domain = support_address.rsplit("@", 1)
+    return f"{local}+{make(secret, token)}@{domain}"
+
+
+def message_id(secret: bytes, domain: str, token: Token) -> str:
+    """A Message-ID for mailgate's own mail that carries the token (without angle brackets)."""
+    return f"mg.{make(secret, token)}.{secrets.token_hex(6)}@{domain}"
+
+
+def body_marker(secret: bytes, token: Token) -> str:
+    """A short marker for the quoted body; it survives providers that rewrite Message-IDs."""
+    return f"[{_MARKER}{make(secret, token)}]"

@@ -1,0 +1,119 @@
+"""Shared fixtures: config files in a temp folder, a running daemon in the test's loop, SMTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from mailgate import config as config_mod
+from mailgate.config import Config
+from mailgate.daemon import Running, started
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+SECRET = "test-secret-0123456789abcdef"
+SUPPORT = "support@example.test"
+BILLING = "billing@example.test"
+
+
+def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str = "", storage: str = "") -> Path:
+    """A config file for tests: loopback port 0 (the OS picks), SQLite file in the folder."""
+    path = folder / "config.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            [gateway]
+            addresses = ["{SUPPORT}", "{BILLING}"]
+            secret = "{SECRET}"
+            {gateway}
+
+            [storage]
+            database = "mailgate.sqlite3"
+            {storage}
+
+            [smtp]
+            listen = "127.0.0.1:0"
+            {smtp}
+            """
+        )
+        + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    def make(extra: str = "", **sections: str) -> Config:
+        return config_mod.load(write_config(tmp_path, extra, **sections))
+
+    return make
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config()
+
+
+@pytest_asyncio.fixture
+async def daemon(config: Config) -> AsyncIterator[Running]:
+    async with started(config) as running:
+        yield running
+
+
+def mail(
+    *,
+    sender: str = "Alice Customer <alice@customer.test>",
+    to: str = SUPPORT,
+    subject: str = "Printer on fire",
+    body: str = "Hello,\n\nthe printer is on fire.\n\nAlice\n",
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """A well-formed test mail as wire bytes with CRLF line endings."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
+    if message_id:
+        msg["Message-ID"] = message_id
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    if references:
+        msg["References"] = references
+    for key, value in (headers or {}).items():
+        msg[key] = value
+    msg.set_content(body)
+    return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def smtp_send(port: int, raw: bytes, rcpts: list[str], sender: str = "alice@customer.test") -> dict[str, tuple[int, bytes]]:
+    """Send over a real SMTP session; return refused recipients (smtplib raises on total failure)."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        return client.sendmail(sender, rcpts, raw)
+
+
+async def send(port: int, raw: bytes, rcpts: list[str] | None = None, sender: str = "alice@customer.test") -> dict[str, tuple[int, bytes]]:
+    return await asyncio.to_thread(smtp_send, port, raw, rcpts or [SUPPORT], sender)
+
+
+async def settle(running: Running, timeout: float = 10) -> None:
+    """Wait until the worker has processed everything spooled so far."""
+    async with asyncio.timeout(timeout):
+        while True:
+            running.worker.wake()
+            running.worker.idle.clear()
+            await running.worker.idle.wait()
+            async with running.store.read() as tx:
+                if not await tx.value("SELECT COUNT(*) FROM spool WHERE state = 'received'"):
+                    return
