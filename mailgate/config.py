@@ -8,7 +8,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -84,6 +84,7 @@ class GatewayConfig(_Model):
     domain: str | None = None  # right-hand side of the Message-IDs mailgate makes
     ticket_tag: str = "#"  # the subject tag reads "[#1234]"
     first_ticket_number: int = Field(default=1000, ge=1)
+    default_language: Language = "en"
 
     @model_validator(mode="after")
     def _one_secret(self) -> GatewayConfig:
@@ -99,6 +100,54 @@ class GatewayConfig(_Model):
         if not re.fullmatch(r"[A-Za-z#]{1,12}", value):
             raise ValueError("ticket_tag is 1-12 letters or '#', e.g. '#' or 'Ticket#'")
         return value
+
+
+def _any_address(value: str) -> str:
+    value = value.strip().lower()
+    if not _ADDRESS.match(value):
+        raise ValueError(f"not a mail address: {value!r}")
+    return value
+
+
+PersonAddress = Annotated[str, AfterValidator(_any_address)]
+Priority = Literal["low", "normal", "high", "urgent"]
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
+LANGUAGES: tuple[str, ...] = ("en", "fi", "pl", "hu")
+Language = Literal["en", "fi", "pl", "hu"]
+Ident = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,40}$")]
+
+
+class SlaTimes(_Model):
+    """Action times for one priority, in minutes."""
+
+    first_response: int | None = Field(default=None, gt=0)
+    resolution: int | None = Field(default=None, gt=0)
+
+
+class QueueConfig(_Model):
+    """A queue (department): the support addresses that feed it and the agents who work it."""
+
+    name: Ident
+    addresses: tuple[MailAddress, ...] = ()
+    members: tuple[Ident, ...] = ()
+    language: Language | None = None
+    default_priority: Priority = "normal"
+    acknowledge: bool = True  # an acknowledgement to the customer when a ticket opens
+    notify: bool = True  # notifications to the agents
+    resolution_notice: bool = True  # a notice to the customer when the ticket is resolved
+    sla: dict[Priority, SlaTimes] = Field(default_factory=dict)
+    assignment: Literal["none", "round-robin", "least-open"] = "none"
+
+
+class AgentConfig(_Model):
+    """An agent: who may act on tickets by mail, from which addresses, in which queues."""
+
+    id: Ident
+    name: str
+    addresses: tuple[PersonAddress, ...] = Field(min_length=1)
+    queues: tuple[Ident, ...] = ()
+    away: bool = False
+    language: Language | None = None
 
 
 class StorageConfig(_Model):
@@ -127,9 +176,48 @@ class Config(_Model):
     gateway: GatewayConfig
     storage: StorageConfig = StorageConfig()
     smtp: SmtpConfig = SmtpConfig()
+    queues: tuple[QueueConfig, ...] = ()
+    agents: tuple[AgentConfig, ...] = ()
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None
+
+    def cross_check(self) -> list[tuple[str, str]]:
+        """Errors between sections (dotted key, message) that one model alone cannot see."""
+        errors: list[tuple[str, str]] = []
+        queue_names = [q.name for q in self.queues]
+        agent_ids = [a.id for a in self.agents]
+        for label, names in (("queues", queue_names), ("agents", agent_ids)):
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    errors.append((f"{label}.{i}.{'name' if label == 'queues' else 'id'}", f"duplicate {name!r}"))
+        for i, queue in enumerate(self.queues):
+            for member in queue.members:
+                if member not in agent_ids:
+                    errors.append((f"queues.{i}.members", f"unknown agent {member!r}"))
+            for address in queue.addresses:
+                if address not in self.gateway.addresses:
+                    errors.append((f"queues.{i}.addresses", f"{address!r} is not in gateway.addresses"))
+        for i, agent in enumerate(self.agents):
+            for queue_name in agent.queues:
+                if queue_name not in queue_names:
+                    errors.append((f"agents.{i}.queues", f"unknown queue {queue_name!r}"))
+        return errors
+
+    def queue(self, name: str) -> QueueConfig | None:
+        return next((q for q in self.queues if q.name == name), None)
+
+    def agent(self, agent_id: str) -> AgentConfig | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def queue_for_address(self, address: str) -> QueueConfig | None:
+        """The default queue of a support address: the first queue it feeds."""
+        address = address.lower()
+        return next((q for q in self.queues if address in q.addresses), None)
+
+    def queue_members(self, queue: QueueConfig) -> list[AgentConfig]:
+        """Agents of a queue: its members list plus agents naming the queue."""
+        return [a for a in self.agents if a.id in queue.members or queue.name in a.queues]
 
     def secret_bytes(self) -> bytes:
         if self.gateway.secret is not None:
@@ -209,6 +297,9 @@ def load(path: Path | str) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_issues(name, text, exc)) from exc
+    cross = config.cross_check()
+    if cross:
+        raise ConfigError([ConfigIssue(name, key_line(text, key), key, message) for key, message in cross])
     if config.gateway.secret_file is not None:
         try:
             secret = config.secret_bytes()

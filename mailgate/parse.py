@@ -60,7 +60,7 @@ _UUENCODED = re.compile(r"^begin [0-7]{3,4} ([^\n]+)\n(.*?)^end[ \t]*$\n?", re.M
 class _Walk:
     """What the MIME walk collects; mutable only while one parse runs."""
 
-    fallback_charset: str | None
+    first_charset: str | None = None
     text: str | None = None
     html: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
@@ -106,11 +106,18 @@ def generated_message_id(raw: bytes) -> str:
 def _parse(raw: bytes) -> ParsedMail:
     msg = _PARSER.parsebytes(raw)
     top_type = _content_type(msg)
-    charset = _mail_charset(msg)
+    walk = _Walk()
+    _walk(msg, "", walk)
+    for part in msg.walk():
+        for defect in part.defects:
+            walk.defects.append(type(defect).__name__)
+    # 8-bit header bytes carry no label; the body's charset is the sender's best guess.
+    charset = walk.first_charset
     defects: list[str] = []
 
     headers: list[tuple[str, str]] = []
     unfolded: dict[str, list[str]] = {}
+    decoded_first: dict[str, str] = {}
     for name, value in msg.raw_items():
         name = fix_surrogates(str(name), charset)
         try:
@@ -120,7 +127,9 @@ def _parse(raw: bytes) -> ParsedMail:
             defects.append(f"HeaderDecodeError:{name[:40]}")
             plain = decoded = str(value)
         headers.append((name, decoded))
-        unfolded.setdefault(name.lower(), []).append(plain)
+        key = name.lower()
+        unfolded.setdefault(key, []).append(plain)
+        decoded_first.setdefault(key, decoded)
 
     def first(key: str) -> str | None:
         values = unfolded.get(key)
@@ -132,9 +141,7 @@ def _parse(raw: bytes) -> ParsedMail:
     to, _ = _addresses("To", _joined(unfolded.get("to")), defects)
     cc, _ = _addresses("Cc", _joined(unfolded.get("cc")), defects)
     reply_to, _ = _addresses("Reply-To", first("reply-to"), defects)
-
-    subject_raw = first("subject")
-    subject = decode_words(subject_raw, charset) if subject_raw is not None else ""
+    subject = decoded_first.get("subject", "")
 
     message_id = _msgid(first("message-id"))
     generated = message_id is None
@@ -142,12 +149,6 @@ def _parse(raw: bytes) -> ParsedMail:
         message_id = generated_message_id(raw)
     in_reply_to_ids = _msgids(first("in-reply-to") or "")
     references = tuple(_msgids(" ".join(unfolded.get("references", []))))
-
-    walk = _Walk(fallback_charset=charset)
-    _walk(msg, "", walk)
-    for part in msg.walk():
-        for defect in part.defects:
-            walk.defects.append(type(defect).__name__)
 
     html = walk.html
     text = walk.text or ""
@@ -249,24 +250,6 @@ def _unfold(value: str) -> str:
 def _joined(values: list[str] | None) -> str | None:
     # Duplicate To/Cc headers occur (broken list software); their addresses all count.
     return ", ".join(values) if values else None
-
-
-def _mail_charset(msg: Message) -> str | None:
-    """The charset the sender's client used, to read 8-bit headers that carry no label."""
-    part = msg
-    try:
-        for _ in range(8):
-            if part.get("content-type") is not None:
-                cs = part.get_param("charset")
-                if isinstance(cs, str) and cs:
-                    return cs
-            payload = part.get_payload()
-            if not isinstance(payload, list) or not payload or not isinstance(payload[0], Message):
-                return None
-            part = payload[0]
-    except Exception:
-        return None
-    return None
 
 
 def _addresses(name: str, value: str | None, defects: list[str]) -> tuple[tuple[Address, ...], bool]:
@@ -438,7 +421,10 @@ def _walk(part: Message, parent: str, walk: _Walk) -> None:
     disposition = _disposition(part)
     ct_params = _params(part)
     cd_params = _params(part, "content-disposition") if disposition is not None else {}
-    filename = _filename(ct_params, cd_params, walk.fallback_charset)
+    charset = ct_params.get("charset")
+    if charset and walk.first_charset is None and ctype.startswith("text/"):
+        walk.first_charset = charset
+    filename = _filename(ct_params, cd_params, charset)
     named_or_attached = disposition == "attachment" or filename is not None
     if not named_or_attached:
         if ctype == "text/plain" or ctype.startswith("multipart/"):
@@ -501,7 +487,7 @@ def _embedded_ids(part: Message) -> list[str]:
 
 def _decode_text(part: Message, ct_params: dict[str, str], walk: _Walk) -> str:
     data = _payload_bytes(part)
-    text, defect = decode_bytes(data, ct_params.get("charset"), walk.fallback_charset)
+    text, defect = decode_bytes(data, ct_params.get("charset"))
     if defect:
         walk.defects.append(defect)
     return _newlines(text)
