@@ -90,9 +90,14 @@ class GatewayConfig(_Model):
     def _one_secret(self) -> GatewayConfig:
         if (self.secret is None) == (self.secret_file is None):
             raise ValueError("give exactly one of 'secret' or 'secret_file'")
-        if self.secret is not None and len(self.secret.get_secret_value()) < 16:
-            raise ValueError("'secret' must be at least 16 characters: it signs reply tokens")
         return self
+
+    @field_validator("secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters: it signs reply tokens")
+        return value
 
     @field_validator("ticket_tag")
     @classmethod

@@ -27,11 +27,11 @@ def content_key(raw: bytes) -> str:
     """sha256 of the body bytes with line endings made equal.
 
     The same mail fetched by IMAP and received by SMTP differs only in trace headers (Received,
-    Delivered-To, Return-Path) and perhaps line endings; its body is the same.
+    Delivered-To, Return-Path), line endings and the blank lines a transport appends at the end.
     """
     match = _HEADER_END.search(raw)
     body = raw[match.end() :] if match else b""
-    return hashlib.sha256(body.replace(b"\r\n", b"\n")).hexdigest()
+    return hashlib.sha256(body.replace(b"\r\n", b"\n").rstrip()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
