@@ -1,0 +1,263 @@
+"""Ingest throughput: `ingest` path, SMTP path (p50/p99 to 250), a bare-stdlib baseline, and 100k tickets.
+
+Run: python bench/ingest.py [--limit N] [--clients C]
+Prints figures as it goes; the last line is one JSON object with the figures and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import smtplib
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from email import message_from_bytes
+from email.policy import compat32
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mailgate import config as config_mod  # noqa: E402
+from mailgate.models import Source  # noqa: E402
+from mailgate.process import Processor  # noqa: E402
+from mailgate.sources import pipe  # noqa: E402
+from mailgate.store import store_for  # noqa: E402
+
+CORPUS = REPO.parent / "shared" / "corpus"
+SKIP_SUFFIXES = {".json", ".yml", ".xml", ".md", ".out", ".html", ".bin"}
+
+
+def corpus_mails(limit: int) -> list[bytes]:
+    """Corpus files that look like mails, smaller than 512 KiB, in a stable order."""
+    out = []
+    for path in sorted(CORPUS.rglob("*")):
+        if not path.is_file() or path.suffix in SKIP_SUFFIXES or "_decoded" in path.name:
+            continue
+        raw = path.read_bytes()
+        if 0 < len(raw) < 512 * 1024 and b":" in raw[:200]:
+            out.append(raw)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def write_config(folder: Path, port: int = 0) -> Path:
+    path = folder / "config.toml"
+    path.write_text(
+        '[gateway]\naddresses = ["support@example.test"]\nsecret = "bench-secret-0123456789"\n'
+        f'[storage]\ndatabase = "mailgate.sqlite3"\n[smtp]\nlisten = "127.0.0.1:{port}"\n'
+        "max_message_size = 10485760\n"
+    )
+    return path
+
+
+def baseline(mails: list[bytes], folder: Path) -> float:
+    """Bare stdlib parse + one SQLite insert (and commit) per message, WAL, synchronous=NORMAL."""
+    db = sqlite3.connect(folder / "baseline.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE m (id INTEGER PRIMARY KEY, message_id TEXT, subject TEXT, raw BLOB)")
+    start = time.perf_counter()
+    for raw in mails:
+        msg = message_from_bytes(raw, policy=compat32)
+        db.execute("BEGIN")
+        db.execute(
+            "INSERT INTO m (message_id, subject, raw) VALUES (?, ?, ?)",
+            (str(msg.get("message-id", "")), str(msg.get("subject", "")), raw),
+        )
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return len(mails) / elapsed
+
+
+async def ingest_in_process(config_path: Path, mails: list[bytes]) -> float:
+    """What `mailgate ingest --mbox` does: spool in batches, then parse/thread/store each."""
+    config = config_mod.load(config_path)
+    async with store_for(config) as store:
+        start = time.perf_counter()
+        await pipe.store_messages(
+            store, iter([(str(i), m) for i, m in enumerate(mails)]),
+            mail_from="", rcpt_to=("support@example.test",), source=Source.IMPORT, imported=True,
+        )
+        await Processor(config, store).drain()
+        return len(mails) / (time.perf_counter() - start)
+
+
+def pipe_processes(config_path: Path, mails: list[bytes]) -> float:
+    """One `mailgate ingest` process per message, as an MTA pipe runs it."""
+    start = time.perf_counter()
+    for raw in mails:
+        subprocess.run(
+            [sys.executable, "-m", "mailgate", "--config", str(config_path), "--log-level", "ERROR", "ingest"],
+            input=raw, check=True, capture_output=True,
+        )
+    return len(mails) / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def smtp_path(folder: Path, mails: list[bytes], clients: int) -> tuple[float, float, float, float]:
+    """A daemon process; `clients` SMTP connections from threads; rate until every mail is ticketed."""
+    port = free_port()
+    config_path = write_config(folder, port)
+    log = (folder / "daemon.log").open("wb")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "--config", str(config_path), "--log-level", "WARNING", "run"],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def client(chunk: list[bytes]) -> None:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as conn:
+                for raw in chunk:
+                    t0 = time.perf_counter()
+                    conn.sendmail("customer@example.org", ["support@example.test"], raw)
+                    with lock:
+                        latencies.append(time.perf_counter() - t0)
+
+        # CRLF on the wire, as a real MTA sends it (smtplib sends bytes unchanged).
+        wire = [m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for m in mails]
+        threads = [threading.Thread(target=client, args=(wire[i::clients],)) for i in range(clients)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        accepted = time.perf_counter() - start
+        db = sqlite3.connect(folder / "mailgate.sqlite3")
+        while db.execute("SELECT COUNT(*) FROM spool WHERE state = 'received'").fetchone()[0]:
+            time.sleep(0.02)
+        total = time.perf_counter() - start
+        db.close()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        log.close()
+    quantiles = statistics.quantiles(latencies, n=100)
+    return len(mails) / total, len(mails) / accepted, quantiles[49] * 1000, quantiles[98] * 1000
+
+
+def fill_100k(db_path: Path, tickets: int) -> None:
+    """Tickets with a contact, a party, a message and its Message-ID each, as a busy year leaves them."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    now = "2026-01-01T00:00:00+00:00"
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO contacts (id, name, created_at) VALUES (?, ?, ?)",
+                   ((i, f"Customer {i}", now) for i in range(1, tickets + 1)))
+    db.executemany("INSERT INTO contact_addresses (address, contact_id, created_at) VALUES (?, ?, ?)",
+                   ((f"c{i}@customers.test", i, now) for i in range(1, tickets + 1)))
+    db.executemany(
+        "INSERT INTO tickets (id, number, subject, contact_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ((i, 1000 + i, f"case {i}", i, now, now) for i in range(1, tickets + 1)))
+    db.executemany("INSERT INTO ticket_parties (ticket_id, address, role) VALUES (?, ?, 'requester')",
+                   ((i, f"c{i}@customers.test") for i in range(1, tickets + 1)))
+    db.executemany(
+        "INSERT INTO messages (id, ticket_id, direction, message_id, content_key, recipients, kind,"
+        " thread_rule, created_at, text, reply_text) VALUES (?, ?, 'in', ?, ?, '{}', 'message', 'new', ?, ?, ?)",
+        ((i, i, f"m{i}@customers.test", f"{i:064x}", now, "hello " * 40, "hello") for i in range(1, tickets + 1)))
+    db.executemany("INSERT INTO message_ids (message_id, ticket_id) VALUES (?, ?)",
+                   ((f"m{i}@customers.test", i) for i in range(1, tickets + 1)))
+    db.execute("COMMIT")
+    db.close()
+
+
+async def prepare(config_path: Path) -> None:
+    async with store_for(config_mod.load(config_path)):
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--limit", type=int, default=1200, help="corpus mails to use")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent SMTP connections")
+    parser.add_argument("--tickets", type=int, default=100_000, help="tickets in the grown store")
+    args = parser.parse_args()
+    mails = corpus_mails(args.limit)
+    print(f"corpus mails: {len(mails)}, {sum(map(len, mails)) / 1024 / 1024:.1f} MiB")
+    work = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    try:
+        runs = {}
+        for name in ("baseline", "ingest", "smtp", "empty", "grown"):
+            (work / name).mkdir()
+        base = baseline(mails, work / "baseline")
+        print(f"baseline (stdlib parse + 1 insert/commit each): {base:.0f} msgs/s")
+        ingest_rate = asyncio.run(ingest_in_process(write_config(work / "ingest"), mails))
+        print(f"ingest (spool + parse + thread + store, in process): {ingest_rate:.0f} msgs/s")
+        pipe_rate = pipe_processes(write_config(work / "ingest"), mails[:30])
+        print(f"ingest as one process per message (MTA pipe): {pipe_rate:.1f} msgs/s")
+        smtp_rate, smtp_accept_rate, p50, p99 = smtp_path(work / "smtp", mails, args.clients)
+        print(f"smtp ({args.clients} clients), until ticketed: {smtp_rate:.0f} msgs/s; "
+              f"accepted: {smtp_accept_rate:.0f} msgs/s; time to 250 p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        # Threading cost as the store grows: the same mails into an empty store and into 100k tickets.
+        empty_cfg = write_config(work / "empty")
+        asyncio.run(prepare(empty_cfg))
+        grown_cfg = write_config(work / "grown")
+        asyncio.run(prepare(grown_cfg))
+        t0 = time.perf_counter()
+        fill_100k(work / "grown" / "mailgate.sqlite3", args.tickets)
+        print(f"filled {args.tickets} tickets in {time.perf_counter() - t0:.1f} s")
+        pristine_empty = (work / "empty" / "mailgate.sqlite3").read_bytes()
+        shutil.copy(work / "grown" / "mailgate.sqlite3", work / "grown.sqlite3.orig")
+        for name, cfg in (("empty", empty_cfg), ("grown", grown_cfg)):
+            best = 0.0
+            for _ in range(2):  # best of two: the first run also warms the page cache
+                db_file = work / name / "mailgate.sqlite3"
+                for suffix in ("-wal", "-shm"):
+                    Path(str(db_file) + suffix).unlink(missing_ok=True)
+                shutil.rmtree(work / name / "mailgate.sqlite3.attachments", ignore_errors=True)
+                if name == "empty":
+                    db_file.write_bytes(pristine_empty)
+                else:
+                    shutil.copy(work / "grown.sqlite3.orig", db_file)
+                best = max(best, asyncio.run(ingest_in_process(cfg, mails)))
+            runs[name] = best
+        ratio_100k = runs["grown"] / runs["empty"]
+        print(f"ingest into an empty store: {runs['empty']:.0f} msgs/s; with {args.tickets} tickets: "
+              f"{runs['grown']:.0f} msgs/s ({ratio_100k:.2f})")
+        figures = {
+            "corpus_mails": len(mails),
+            "baseline_msgs_per_s": round(base, 1),
+            "ingest_msgs_per_s": round(ingest_rate, 1),
+            "ingest_pipe_process_msgs_per_s": round(pipe_rate, 2),
+            "smtp_msgs_per_s": round(smtp_rate, 1),
+            "smtp_accept_msgs_per_s": round(smtp_accept_rate, 1),
+            "smtp_vs_baseline": round(smtp_rate / base, 3),
+            "ingest_vs_baseline": round(ingest_rate / base, 3),
+            "smtp_p50_ms": round(p50, 2),
+            "smtp_p99_ms": round(p99, 2),
+            "rate_empty_msgs_per_s": round(runs["empty"], 1),
+            "rate_100k_msgs_per_s": round(runs["grown"], 1),
+            "rate_100k_vs_empty": round(ratio_100k, 3),
+        }
+        print(json.dumps(figures))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
