@@ -43,7 +43,9 @@ def corpus_mails(limit: int) -> list[bytes]:
         if not path.is_file() or path.suffix in SKIP_SUFFIXES or "_decoded" in path.name:
             continue
         raw = path.read_bytes()
-        if 0 < len(raw) < 512 * 1024 and b":" in raw[:200]:
+        # Lines over 998 octets break RFC 5321 (aiosmtpd answers 500; Postfix wraps them first).
+        longest = max((len(line) for line in raw.splitlines()), default=0)
+        if 0 < len(raw) < 512 * 1024 and b":" in raw[:200] and longest <= 998:
             out.append(raw)
         if len(out) >= limit:
             break

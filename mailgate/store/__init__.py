@@ -39,36 +39,51 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 class Txn:
-    """Statements inside one open transaction."""
+    """Statements inside one open transaction.
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
+    They run inline on the event loop's thread: once BEGIN has taken the lock, a statement on
+    these small indexed tables takes microseconds, while a hop to a driver thread costs ~80 µs.
+    Measured on the corpus, per-statement hops were 60% of the processing time of a message.
+    Only BEGIN IMMEDIATE (which may wait for another process) and COMMIT (which may fsync) go
+    through aiosqlite's thread.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run a statement; return lastrowid (for INSERT) or rowcount."""
-        cursor = await self._db.execute(sql, params)
+        cursor = self._conn.execute(sql, params)
         try:
-            return cursor.lastrowid if sql.lstrip()[:6].upper() == "INSERT" else cursor.rowcount
+            if sql.lstrip()[:6].upper() == "INSERT":
+                return int(cursor.lastrowid or 0)
+            return cursor.rowcount
         finally:
-            await cursor.close()
+            cursor.close()
 
     async def rowcount(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        cursor = await self._db.execute(sql, params)
+        cursor = self._conn.execute(sql, params)
         try:
             return cursor.rowcount
         finally:
-            await cursor.close()
+            cursor.close()
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._db.executemany(sql, rows)
+        self._conn.executemany(sql, rows).close()
 
     async def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        cursor = self._conn.execute(sql, params)
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()  # an unfinished statement would make COMMIT fail
 
     async def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-        async with self._db.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        cursor = self._conn.execute(sql, params)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     async def value(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         row = await self.one(sql, params)
@@ -83,17 +98,25 @@ class Store:
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
-        # One connection: aiosqlite serializes its calls anyway, and writes serialize in SQLite.
+        self._conn: sqlite3.Connection | None = None
+        # One connection: writes serialize in SQLite anyway, and one lock keeps transactions whole.
         self._lock = asyncio.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        # Python 3.11's sqlite3 has no autocommit=; isolation_level=None + explicit BEGIN.
+        # check_same_thread=False: aiosqlite's thread opens it, the loop's thread runs statements;
+        # the store's lock makes sure never both at once.
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        self._conn = conn
+        return conn
 
     async def open(self) -> Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Python 3.11's sqlite3 has no autocommit=; isolation_level=None + explicit BEGIN.
-            db = await aiosqlite.connect(str(self.path), isolation_level=None)
+            db = await aiosqlite.Connection(self._connect, 64)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        db.row_factory = sqlite3.Row
         self._db = db
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
@@ -109,7 +132,7 @@ class Store:
 
     async def close(self) -> None:
         if self._db is not None:
-            db, self._db = self._db, None
+            db, self._db, self._conn = self._db, None, None
             await db.close()
 
     async def __aenter__(self) -> Store:
@@ -158,12 +181,13 @@ class Store:
         """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error."""
         async with self._lock:
             db = self._require()
+            assert self._conn is not None
             try:
-                await db.execute("BEGIN IMMEDIATE")
+                await db.execute("BEGIN IMMEDIATE")  # may wait busy_timeout for another writer
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
             try:
-                yield Txn(db)
+                yield Txn(self._conn)
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
@@ -177,15 +201,17 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Txn]:
-        """A read transaction: one consistent snapshot."""
+        """A read transaction: one consistent snapshot (WAL readers never wait for writers)."""
         async with self._lock:
-            db = self._require()
-            await db.execute("BEGIN")
+            self._require()
+            conn = self._conn
+            assert conn is not None
+            conn.execute("BEGIN").close()
             try:
-                yield Txn(db)
+                yield Txn(conn)
             finally:
                 with contextlib.suppress(sqlite3.Error):
-                    await db.execute("COMMIT")
+                    conn.execute("COMMIT").close()
 
 
 def _statements(sql: str) -> list[str]:
