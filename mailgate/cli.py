@@ -285,3 +285,56 @@ def spool_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
             return await spool.requeue(store, list(ids) or None)
 
     click.echo(f"requeued {asyncio.run(go())}")
+
+
+@main.group("imap")
+def imap_group() -> None:
+    """IMAP accounts mailgate fetches from."""
+
+
+@imap_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def imap_status(ctx: click.Context, as_json: bool) -> None:
+    """Each account's state, last error, folder checkpoints and mail left on the server."""
+    from mailgate.sources import imap_state
+
+    config = _load(ctx)
+    accounts = _read(ctx, lambda tx: imap_state.status(tx, config))
+    if as_json:
+        _json(accounts)
+        return
+    if not accounts:
+        click.echo("no [[imap]] accounts configured")
+    for a in accounts:
+        click.echo(f"{a['account']}: {a['state']}  ({a['username']} at {a['server']}, last ok {a['last_ok_at'] or '-'})")
+        if a["last_error"]:
+            retry = f", next try {a['next_try_at']}" if a["next_try_at"] else ""
+            click.echo(f"  last error {a['last_error_at']}: {a['last_error']}{retry}")
+        for f in a["folders"]:
+            if f["uidvalidity"] is None:
+                click.echo(f"  {f['folder']}: not read yet")
+            else:
+                click.echo(
+                    f"  {f['folder']}: uidvalidity {f['uidvalidity']}, last uid {f['last_uid']},"
+                    f" {f['stored']} stored"
+                )
+        for s in a["left_on_server"]:
+            click.echo(f"  left on server: {s['folder']} uid {s['uid']} ({s['size']} bytes): {s['reason']}")
+
+
+@spool_group.command("replay")
+@click.option("--into", "into", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A new database file to build (must not exist).")
+@click.pass_context
+def spool_replay(ctx: click.Context, into: Path) -> None:
+    """Re-run parsing and threading of every spooled message into a new database."""
+    from mailgate.replay import replay
+
+    config = _load(ctx)
+    try:
+        spooled, messages = asyncio.run(replay(config, into.resolve()))
+    except FileExistsError as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(1)
+    click.echo(f"replayed {spooled} spooled messages into {into}: {messages} messages")

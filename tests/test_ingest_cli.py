@@ -96,3 +96,19 @@ def test_broken_mime_is_kept_and_threaded(tmp_path: Path) -> None:
     ((subject, defects),) = rows(config, "SELECT subject, defects FROM messages")
     assert subject.startswith("caf") and "broken" in subject
     assert json.loads(defects)
+
+
+def test_spool_replay_rebuilds_the_same_tickets(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    first = mail(message_id="<r1@customer.test>", subject="Case one")
+    reply = mail(message_id="<r2@customer.test>", subject="Re: Case one", in_reply_to="<r1@customer.test>")
+    other = mail(message_id="<r3@customer.test>", subject="Case two")
+    for raw in (first, reply, other):
+        assert mailgate(config, "ingest", stdin=raw).returncode == 0
+    before = rows(config, "SELECT t.number, m.message_id, m.thread_rule FROM messages m JOIN tickets t ON t.id = m.ticket_id ORDER BY m.id")
+    result = mailgate(config, "spool", "replay", "--into", str(tmp_path / "rebuilt.sqlite3"))
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "rebuilt.sqlite3") as db:
+        after = db.execute("SELECT t.number, m.message_id, m.thread_rule FROM messages m JOIN tickets t ON t.id = m.ticket_id ORDER BY m.id").fetchall()
+    assert after == before and [r[2] for r in after] == ["new", "header", "new"]
+    assert mailgate(config, "spool", "replay", "--into", str(tmp_path / "rebuilt.sqlite3")).returncode == 1
