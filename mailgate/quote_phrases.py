@@ -249,7 +249,7 @@ PHRASES: dict[str, Phrases] = {
 GMAIL_DATE_ATTRIBUTION = r"\d{4}-\d{2}-\d{2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:\d{2}\b"
 
 # A sign-off right above the quote, like "-Abhishek Kona" (github/email_reply_parser email_1_1).
-DASH_SIGNOFF = r"[-–—][^\W\d_][\w.']*(?: [\w.']+){0,3}"
+DASH_SIGNOFF = r"[-–—][^\W\d_][\w.']*(?: [^\W\d_][\w.']*){0,2}"
 
 # Characters that make a line look non-empty but carry nothing: zero-width spaces and Gmail's
 # tracking mark "ᐧ" (U+1427) that Streak/Mixmax add (email_reply_trimmer delimiters.txt).
