@@ -63,7 +63,9 @@ _ALIASES: dict[str, str] = {
 }
 
 # Labels that say "I don't know": treat them like no label at all.
-_NO_CHARSET = frozenset({"", "unknown", "x-unknown", "unknown-8bit", "x-user-defined", "default", "none", "8bit", "binary"})
+_NO_CHARSET = frozenset(
+    {"", "unknown", "x-unknown", "unknown-8bit", "x-user-defined", "default", "none", "8bit", "binary"}
+)
 
 _ASCII_LABELS = frozenset({"ascii"})
 
@@ -92,7 +94,7 @@ def codec_for(label: str | None) -> str | None:
 
 def _is_text_codec(name: str) -> bool:
     try:
-        return codecs.lookup(name)._is_text_encoding  # type: ignore[attr-defined,no-any-return]
+        return bool(codecs.lookup(name)._is_text_encoding)
     except (LookupError, AttributeError):
         return False
 
@@ -125,6 +127,14 @@ def decode_bytes(data: bytes, label: str | None, fallback: str | None = None) ->
         if codec is not None:
             return data.decode(codec, errors="replace"), f"CharsetDecodeError:{codec}"
     # us-ascii, no label, or an unknown label: utf-8, then the mail's charset, then windows-1252.
+    if b"\x1b" in data:
+        # 7-bit stateful encodings (ISO-2022-JP, RFC 1468) are valid ASCII, so utf-8 would "succeed".
+        for candidate in (codec_for(fallback), "iso2022_jp_ext"):
+            if candidate is not None and candidate.startswith("iso2022"):
+                try:
+                    return data.decode(candidate), defect
+                except (UnicodeDecodeError, LookupError):
+                    pass
     try:
         return data.decode("utf-8"), defect
     except UnicodeDecodeError:

@@ -24,11 +24,13 @@ class Signals:
 
 _DSN_PARTS = frozenset({"message/delivery-status", "message/global-delivery-status"})
 
-# Local parts MTAs send bounces from (RFC 3464 says the null sender; the header From differs).
+# Who sends bounces in the header From (RFC 3464 uses the null envelope sender; the From header
+# varies): MAILER-DAEMON, "Mail Delivery System", "<>" and friends are unmistakable ...
+_DAEMON_FROM = re.compile(r"mailer[- ]?daemon|mail[ .-]?delivery[ .-]?(system|subsystem)|mail[ .-]?daemon", re.I)
+# ... while postmaster-like local parts also write ordinary mail, so they need a second sign.
 _DAEMON_SENDER = re.compile(
-    r"^(mailer-daemon|postmaster|mail-daemon|maildaemon|mailerdaemon|mail\.delivery\.system|"
-    r"mail-delivery-system|mail-delivery-subsystem|mdaemon|mailer|nobody|root|"
-    r"microsoftexchange[0-9a-f]*|bounce[s]?|smtp|mail-router|mta|noreply-dmarc|mailadmin)@",
+    r"^(postmaster|post_master|mdaemon|mailer|mailadmin|microsoftexchange[0-9a-f]*|bounces?|"
+    r"mail-router|mta|sysadmin|root|nobody|noreply-dmarc)@",
     re.I,
 )
 _BOUNCE_SUBJECT = re.compile(
@@ -39,7 +41,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"non remis|no entregado|mail could not|permanent error|delivery has failed|"
     r"rejected|warning: could not send|delayed mail|delivery delayed|delivery warning|"
     r"mail status report|unable to deliver|undeliverable|"
-    r"\bbounce|systemmeldung|notice of delivery failure|error sending|mail error",
+    r"\bbounce|systemmeldung|notice of delivery failure|error sending|mail error|"
+    r"fail(ed|ure)? delivery|mail failure|delivery error|errors from",
     re.I,
 )
 # Body lines MTAs put in front of a bounce (Postfix, Sendmail, Exim, qmail, Exchange, Gmail).
@@ -66,12 +69,28 @@ _AUTO_REPLY_SUBJECT = re.compile(
     re.I,
 )
 # Weak out-of-office signs: enough only next to Exchange's X-Auto-Response-Suppress.
-_OOO_WEAK = re.compile(r"out of office|vacation|urlaub|away from|i am away|i'm away|abwesen|loma|lomalla|poissa|semester", re.I)
+_OOO_WEAK = re.compile(
+    r"out of office|vacation|urlaub|away from|i am away|i'm away|abwesen|loma|lomalla|poissa|semester", re.I
+)
 
 _LIST_HEADERS = frozenset(
-    {"list-id", "list-unsubscribe", "list-post", "list-help", "list-subscribe", "list-owner", "x-mailing-list", "mailing-list", "x-list", "x-campaign", "x-mailer-lid"}
+    {
+        "list-id",
+        "list-unsubscribe",
+        "list-post",
+        "list-help",
+        "list-subscribe",
+        "list-owner",
+        "x-mailing-list",
+        "mailing-list",
+        "x-list",
+        "x-campaign",
+        "x-mailer-lid",
+    }
 )
-_AUTO_HEADERS = frozenset({"x-autoreply", "x-autorespond", "x-autoresponder", "x-autoreply-from", "x-mail-autoreply", "x-vacation"})
+_AUTO_HEADERS = frozenset(
+    {"x-autoreply", "x-autorespond", "x-autoresponder", "x-autoreply-from", "x-mail-autoreply", "x-vacation"}
+)
 
 
 def classify(s: Signals) -> MailKind:
@@ -118,13 +137,21 @@ def _is_bounce(s: Signals, fields: dict[str, str]) -> bool:
         return True
     if "x-failed-recipients" in fields:
         return True
-    daemon = bool(_DAEMON_SENDER.match(s.sender)) or "mailer-daemon" in s.sender.lower()
-    if daemon:
-        return bool(_BOUNCE_SUBJECT.search(s.subject) or _BOUNCE_BODY.search(s.text))
-    # A returned message sent by an MTA that signs its bounces as auto-generated, not as a daemon.
-    if fields.get("auto-submitted", "").lower().startswith("auto-"):
-        return bool(_BOUNCE_SUBJECT.search(s.subject) and _BOUNCE_BODY.search(s.text))
+    if _DAEMON_FROM.search(fields.get("from", "")):
+        return True
+    subject_says = bool(_BOUNCE_SUBJECT.search(s.subject))
+    null_from = "from" in fields and (not s.sender or "<>" in fields["from"])
+    if null_from or _DAEMON_SENDER.match(s.sender):
+        return subject_says or bool(_BOUNCE_BODY.search(s.text))
+    # A bounce-like subject (not a forward or reply of one) with a bounce body or a returned message.
+    if subject_says and not _REPLY_PREFIX.match(s.subject):
+        returned = bool(_RETURNED_PARTS & s.part_types)
+        return returned or bool(_BOUNCE_BODY.search(s.text))
     return False
+
+
+_REPLY_PREFIX = re.compile(r"\s*(re|fwd?|aw|wg|sv|vs|tr|rv)\s*:", re.I)
+_RETURNED_PARTS = frozenset({"message/rfc822", "text/rfc822-headers", "message/global", "message/global-headers"})
 
 
 _ORIGINAL_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*<([^<>\s]+)>", re.I | re.M)
