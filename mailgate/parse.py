@@ -6,14 +6,12 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
-from email.policy import default as default_policy
-from email.utils import decode_params, getaddresses, parsedate_to_datetime, unquote
+from email.utils import decode_params, unquote
 
-from mailgate import quotes
+from mailgate import addresses, mime_repair, quotes
 from mailgate.charsets import codec_for, decode_bytes, decode_words, fix_surrogates
 from mailgate.classify import Signals, classify, original_message_id
 from mailgate.models import Address, Attachment, MailKind, ParsedMail
@@ -23,22 +21,8 @@ _PARSER = BytesParser(policy=compat32)
 
 _FOLD = re.compile(r"\r?\n[ \t]+")
 
-# A mailbox list that policy.default would accept without any defect: quoted names without
-# escapes or encoded words, phrases without periods (a period in a phrase is an obsolete-syntax
-# defect), dot-atom addresses. Anything else goes to the slow, exact header registry parse.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_ADDR = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})*"
-_WORD = r"[^\x00-\x20\"(),.:;<>@\[\]\\\x7f]+"
-_DISPLAY = rf"""(?:"(?P<quoted>(?:(?!=\?)[^"\\\r\n])*)"|(?P<phrase>{_WORD}(?:[ \t]+{_WORD})*))"""
-_MAILBOX = rf"(?:{_DISPLAY}[ \t]*)?<(?P<angle>{_ADDR})>|(?P<bare>{_ADDR})"
-_MAILBOX_RE = re.compile(_MAILBOX)
-_ANON = re.sub(r"\(\?P<\w+>", "(?:", _MAILBOX)
-_MAILBOX_LIST_RE = re.compile(rf"[ \t]*(?:{_ANON})(?:[ \t]*,[ \t]*(?:{_ANON}))*[ \t]*")
 
 _LINE_BREAKS = re.compile(r"[\r\n]+[ \t]?|[\x00-\x08\x0b-\x1f\x7f]")
-_MSGID_BRACKETED = re.compile(r"<([^<>]*)>")
-_MSGID_SPLIT = re.compile(r"[\s,]+")
 
 _REPORT_PARTS = frozenset(
     {
@@ -139,7 +123,7 @@ def _parse(raw: bytes) -> ParsedMail:
     source = raw
     for _ in range(2):  # a banner line may hide a second breakage behind it
         try:
-            fixed = _repair_headers(source, msg) if msg.defects else None
+            fixed = mime_repair.repair_headers(source, msg) if msg.defects else None
         except Exception:  # a bug in mending must not cost the plain parse
             fixed = None
         if fixed is None:
@@ -185,28 +169,28 @@ def _parse(raw: bytes) -> ParsedMail:
     from_clean = False
     for value in from_values:
         # A garbage first From ("[??????]") followed by a real one happens in spam-filtered mail.
-        from_, from_clean = _addresses("From", value, defects)
+        from_, from_clean = addresses.addresses("From", value, defects)
         if from_:
             break
     from_is_clean = from_clean and len(from_) == 1 and len(from_values) == 1
     if not from_:
         # Someone must get the answer: fall back to Sender, then Reply-To (never a clean identity).
         for key in ("sender", "reply-to"):
-            from_, _ = _addresses(key.title(), first(key), defects)
+            from_, _ = addresses.addresses(key.title(), first(key), defects)
             if from_:
                 defects.append(f"MissingFrom:{key}")
                 break
-    to, _ = _addresses("To", _joined(unfolded.get("to")), defects)
-    cc, _ = _addresses("Cc", _joined(unfolded.get("cc")), defects)
-    reply_to, _ = _addresses("Reply-To", first("reply-to"), defects)
+    to, _ = addresses.addresses("To", _joined(unfolded.get("to")), defects)
+    cc, _ = addresses.addresses("Cc", _joined(unfolded.get("cc")), defects)
+    reply_to, _ = addresses.addresses("Reply-To", first("reply-to"), defects)
     subject = decoded_first.get("subject", "")
 
-    message_id = _msgid(first("message-id"))
+    message_id = addresses.msgid(first("message-id"))
     generated = message_id is None
     if message_id is None:
         message_id = generated_message_id(raw)
-    in_reply_to_ids = _msgids(first("in-reply-to") or "")
-    references = tuple(_msgids(" ".join(unfolded.get("references", []))))
+    in_reply_to_ids = addresses.msgids(first("in-reply-to") or "")
+    references = tuple(addresses.msgids(" ".join(unfolded.get("references", []))))
 
     html = walk.html
     text = walk.text if walk.text is not None else (walk.named_text or "")
@@ -254,7 +238,7 @@ def _parse(raw: bytes) -> ParsedMail:
         cc=cc,
         reply_to=reply_to,
         subject=subject,
-        date=_date(first("date")),
+        date=addresses.date(first("date")),
         text=text,
         html=safe_html,
         reply_text=reply,
@@ -264,92 +248,6 @@ def _parse(raw: bytes) -> ParsedMail:
         defects=tuple(dict.fromkeys(walk.defects + defects)),
         headers=tuple(headers),
     )
-
-
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_HEADER_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]|From ")
-_BAD_NAME = re.compile(rb"([^:\r\n]{1,200}):")
-_NAME_JUNK = re.compile(rb"[^\x21-\x39\x3b-\x7e]")
-_KNOWN_FIELD = re.compile(
-    rb"(from|to|cc|subject|date|received|return-path|message-id|mime-version|content-type):", re.I
-)
-_TRANSPORT_FIELD = re.compile(rb"(received|return-path|message-id|mime-version|content-type|delivered-to):", re.I)
-
-
-def _repair_headers(raw: bytes, msg: Message) -> bytes | None:
-    """The raw bytes with a broken top-level header block mended, or None when there is nothing to mend.
-
-    Real-world breakages that hide the whole MIME structure from compat32:
-    - a field name with a space or tab in it (letters' hostile "X-Script/function/\t !..." header),
-      or a continuation line without indentation, ends the header block there, and every header
-      after it, Content-Type included, becomes body;
-    - a boundary parameter folded inside its quotes (Outlook 2000) keeps the line break in the
-      boundary, so no delimiter line matches.
-    Only the parse sees the mended bytes; the spool keeps the original.
-    """
-    names = set(type(d).__name__ for d in msg.defects)
-    if "MissingHeaderBodySeparatorDefect" in names and len(msg) == 0:
-        return _drop_leading_junk(raw)
-    bad_names = "MissingHeaderBodySeparatorDefect" in names
-    boundary = msg.get_boundary() if "StartBoundaryNotFoundDefect" in names else None
-    folded_boundary = boundary is not None and ("\n" in boundary or "\r" in boundary)
-    if not bad_names and not folded_boundary:
-        return None
-    end = _HEADER_END.search(raw)
-    if end is None:
-        return None
-    lines = raw[: end.start()].split(b"\n")
-    known_after = [False] * len(lines)
-    for index in range(len(lines) - 2, -1, -1):
-        known_after[index] = known_after[index + 1] or bool(_KNOWN_FIELD.match(lines[index + 1]))
-    changed = False
-    in_content_type = False
-    for index, line in enumerate(lines):
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t"):
-            if in_content_type and folded_boundary:
-                lines[index - 1] = lines[index - 1].rstrip(b"\r")
-                lines[index] = b"\x00" + line  # marker: join with the previous line below
-                changed = True
-            continue
-        in_content_type = line[:13].lower() == b"content-type:"
-        if _HEADER_START.match(line):
-            continue
-        if not bad_names:
-            return None
-        bad = _BAD_NAME.match(line)
-        continued = index + 1 < len(lines) and lines[index + 1][:1] in (b" ", b"\t")
-        if known_after[index]:
-            # An unindented continuation line (seen in Kerio-exported mail): indent it.
-            lines[index] = b" " + line
-        elif bad is not None and (continued or line[:2].lower() == b"x-"):
-            lines[index] = _NAME_JUNK.sub(b"-", bad.group(1)) + line[bad.end(1) :]
-        else:
-            return None
-        changed = True
-    if not changed:
-        return None
-    block = b"\n".join(lines).replace(b"\n\x00", b"")
-    return block + raw[end.start() :]
-
-
-def _drop_leading_junk(raw: bytes) -> bytes | None:
-    """The raw bytes without a banner line before the headers ("---- Original email message ----").
-
-    Mail exported or forwarded by some servers (Kerio) starts with such a line; compat32 then
-    reads the whole message as body. Only done when real header lines follow.
-    """
-    lines = raw[:20000].split(b"\n", 40)
-    for skip in (1, 2):
-        if len(lines) < skip + 3 or not lines[skip - 1].strip():
-            return None  # a blank line ends the header block: what follows is body text
-        following = lines[skip : skip + 3]
-        headers_follow = all(line.strip(b"\r") and _HEADER_START.match(line) for line in following)
-        # Quoted Outlook header blocks have From/Sent/To/Subject; only real mail has these.
-        if headers_follow and any(_TRANSPORT_FIELD.match(line) for line in lines[skip:40]):
-            return raw[sum(len(line) + 1 for line in lines[:skip]) :]
-    return None
 
 
 def _fallback(raw: bytes, exc: BaseException) -> ParsedMail:
@@ -423,91 +321,6 @@ def _header_charset(msg: Message, labels: list[str]) -> str | None:
 
 def _informative(label: str) -> bool:
     return codec_for(label) not in (None, "ascii", "utf-8", "cp1252", "iso8859-15")
-
-
-def _addresses(name: str, value: str | None, defects: list[str]) -> tuple[tuple[Address, ...], bool]:
-    """The mailboxes in an address header and whether policy.default found it defect-free."""
-    if value is None or not value.strip():
-        return (), False
-    if _MAILBOX_LIST_RE.fullmatch(value):
-        found = []
-        for m in _MAILBOX_RE.finditer(value):
-            display = m.group("quoted") if m.group("quoted") is not None else (m.group("phrase") or "")
-            found.append(Address(_name(display), (m.group("angle") or m.group("bare") or "").strip()))
-        return tuple(found), True
-    try:
-        parsed = default_policy.header_factory(name, value)
-        strict: list[Address] = []
-        for addr in parsed.addresses:
-            spec = f"{addr.username}@{addr.domain}" if addr.domain else addr.username
-            if spec.strip():
-                strict.append(Address(_name(addr.display_name), spec.strip()))
-        # CVE-2023-27043: only policy.default sees that "a@x)<b@y>" is not one clean mailbox.
-        # Obsolete-but-unambiguous syntax (a period in a display name) still counts as clean.
-        serious = [d for d in parsed.defects if type(d).__name__ != "ObsoleteHeaderDefect"]
-    except Exception as exc:  # CPython #83281 family: "undisclosed-recipients:;>" and friends
-        defects.append(f"HeaderDecodeError:{name}:{type(exc).__name__}")
-        return _lenient_addresses(value), False
-    if not serious and "(" not in value:
-        return tuple(strict), True
-    # For display, the lenient parser recovers more: names from comments ("a@x (Alice)") and
-    # addresses policy.default gives up on ("<a@example.com.>"). Cleanliness stays strict.
-    lenient = _lenient_addresses(value)
-    if serious and sum("@" in a.address for a in lenient) > sum("@" in a.address for a in strict):
-        return lenient, False
-    names = {a.address: a.name for a in lenient}
-    return tuple(Address(a.name or names.get(a.address, ""), a.address) for a in strict), not serious
-
-
-def _lenient_addresses(value: str) -> tuple[Address, ...]:
-    try:
-        pairs = getaddresses([value])
-    except Exception:
-        return ()
-    return tuple(Address(_name(n), a.strip()) for n, a in pairs if a.strip())
-
-
-def _name(display: str) -> str:
-    if "=?" in display:
-        display = decode_words(display)
-    return display.strip()
-
-
-def _msgid(value: str | None) -> str | None:
-    if value is None:
-        return None
-    ids = _msgids(value)
-    if not ids:
-        return None
-    candidate = ids[0]
-    # Unusable ids would break threading (RFC 5322 caps a line at 998 characters).
-    if len(candidate) > 900 or any(ord(c) < 0x21 for c in candidate):
-        return None
-    return candidate
-
-
-def _msgids(value: str) -> list[str]:
-    """The msg-ids in a header, in order, tolerating missing brackets, commas and garbage."""
-    ids = ["".join(m.split()) for m in _MSGID_BRACKETED.findall(value)]
-    if not ids:
-        ids = [token.strip("<>") for token in _MSGID_SPLIT.split(value) if "@" in token]
-        if not ids and value.strip() and not any(c.isspace() for c in value.strip()):
-            ids = [value.strip().strip("<>")]
-    return list(dict.fromkeys(i for i in ids if i))
-
-
-def _date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except Exception:  # TypeError/ValueError/IndexError on garbage, OverflowError on year 99999
-        return None
-    if parsed.tzinfo is None:
-        # "-0000" and zone-less dates: RFC 5322 section 3.3 says the zone is unknown; UTC is the
-        # honest guess that keeps comparisons working.
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
 
 
 def _content_type(part: Message) -> str:
@@ -700,7 +513,7 @@ def _embedded_ids(part: Message) -> list[str]:
         except Exception:
             return []
     value = header(inner, "message-id")
-    found = _msgid(value)
+    found = addresses.msgid(value)
     return [found] if found else []
 
 
