@@ -78,6 +78,22 @@ def run(ctx: click.Context) -> None:
 def check_config(ctx: click.Context) -> None:
     """Validate the config; exit 0 when it is usable, 1 with every error otherwise."""
     config = _load(ctx)
+    if config.rule_tests:  # routing (issue 5): the operator's own rule tests must pass too
+        from mailgate import rules, rules_cli
+
+        ran, failures = rules_cli.run_tests(config, rules.compile_rules(config))
+        for issue in failures:
+            click.echo(f"rule test failed: {issue}", err=True)
+        if failures:
+            ctx.exit(1)
+        click.echo(f"{ran} rule tests passed")
+    from mailgate import templates  # outgoing mail (issue 4): every template renders with sample data
+
+    template_problems = templates.check(config)
+    for problem in template_problems:
+        click.echo(f"template error: {problem}", err=True)
+    if template_problems:
+        ctx.exit(1)
     click.echo(f"{ctx.obj['config_path']}: ok ({len(config.gateway.addresses)} support addresses)")
 
 
@@ -207,12 +223,13 @@ def _read(ctx: click.Context, reader: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=50, show_default=True)
 @click.option("--status", default=None, help="Only tickets in this status.")
+@click.option("--quarantined", is_flag=True, help="Show the quarantined tickets (hidden otherwise).")
 @click.pass_context
-def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | None) -> None:
+def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | None, quarantined: bool) -> None:
     """Tickets, newest activity first."""
     from mailgate import tickets as ops
 
-    rows = _read(ctx, lambda tx: ops.list_tickets(tx, limit=limit, status=status))
+    rows = _read(ctx, lambda tx: ops.list_tickets(tx, limit=limit, status=status, quarantined=quarantined))
     if as_json:
         _json(rows)
         return
@@ -241,6 +258,7 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
     click.echo(f"#{ticket['number']} {ticket['subject']}")
     for key in ("status", "priority", "queue", "assignee", "channel", "contact_address", "created_at"):
         click.echo(f"  {key}: {ticket[key]}")
+    _echo_routing(ticket)
     for m in ticket["messages"]:
         sender = m["from"]["address"] or "-"
         click.echo(f"\n--- {m['direction']} {m['date'] or m['received_at']} from {sender} [{m['kind']}, {m['thread_detail']}]")
@@ -249,6 +267,54 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
             click.echo(f"    | {line}")
         for a in m["attachments"]:
             click.echo(f"    + {a['filename'] or '(unnamed)'} {a['content_type']} {a['size']} bytes")
+
+
+def _echo_routing(ticket: dict[str, Any]) -> None:
+    """Why the ticket is in its queue, at its priority (issue 5)."""
+    if ticket.get("category"):
+        click.echo(f"  category: {ticket['category']}")
+    if ticket.get("tags"):
+        click.echo(f"  tags: {', '.join(ticket['tags'])}")
+    if ticket.get("quarantined"):
+        click.echo("  quarantined: yes (hidden from tickets list)")
+    if ticket.get("ack_suppressed"):
+        click.echo("  acknowledgement: suppressed")
+    routing = ticket.get("routing")
+    if not routing:
+        return
+    click.echo("  routing:")
+    for key, why in routing["because"].items():
+        click.echo(f"    {key} = {routing.get(key)}: {why}")
+    assignment = routing.get("assignment") or {}
+    if assignment:
+        click.echo(f"    assignee = {assignment.get('agent')}: {assignment.get('why')}")
+    for t in routing["trace"]:
+        click.echo(f"    rule {t['rule']!r} matched ({t['condition']}): {t['why']}")
+    click.echo(f"    {routing['evaluated']} of {routing['rules']} rules evaluated, {len(routing['matched'])} matched")
+
+
+@main.group("rules")
+def rules_group() -> None:
+    """Routing rules: see what they decide for a message."""
+
+
+@rules_group.command("test")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--recipient", "recipients", multiple=True, help="Envelope recipient (repeatable; default: To/Cc).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def rules_test(ctx: click.Context, file: Path, recipients: tuple[str, ...], as_json: bool) -> None:
+    """Show each rule, matched or not and why, and the ticket fields FILE would get. No store is touched."""
+    from mailgate import rules, rules_cli
+    from mailgate.parse import parse
+
+    config = _load(ctx)
+    ruleset = rules.compile_rules(config)
+    data = rules_cli.explain(ruleset, rules.route(ruleset, parse(file.read_bytes()), recipients))
+    if as_json:
+        _json(data)
+    else:
+        click.echo(rules_cli.format_text(data))
 
 
 @main.group("spool")

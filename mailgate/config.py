@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -85,6 +87,7 @@ class GatewayConfig(_Model):
     ticket_tag: str = "#"  # the subject tag reads "[#1234]"
     first_ticket_number: int = Field(default=1000, ge=1)
     default_language: Language = "en"
+    default_queue: str | None = None  # for mail whose recipient address feeds no queue (rules may override)
 
     @model_validator(mode="after")
     def _one_secret(self) -> GatewayConfig:
@@ -155,6 +158,165 @@ class AgentConfig(_Model):
     language: Language | None = None
 
 
+MATCH_FIELDS: tuple[str, ...] = (
+    "recipient", "sender", "sender_domain", "subject", "body", "header", "language", "kind",
+)
+DETECTED_LANGUAGES: tuple[str, ...] = ("en", "fi", "pl", "hu", "de", "sv")
+MAIL_KINDS: tuple[str, ...] = ("message", "auto-reply", "bounce", "bulk")
+_CONDITION_ORDER = (
+    "kind", "has_attachment", "recipient", "sender", "sender_domain", "language", "header", "subject", "body",
+    "all", "any",
+)
+
+
+class MatchConfig(_Model):
+    """How a field is matched: one of equals, glob, regex, keywords (a header: also its name)."""
+
+    name: str | None = Field(default=None, pattern=r"^[!-9;-~]{1,100}$")  # header conditions only
+    equals: tuple[str, ...] | None = None
+    glob: tuple[str, ...] | None = None
+    regex: str | None = None
+    keywords: tuple[str, ...] | None = None
+
+    @field_validator("equals", "glob", "keywords", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> MatchConfig:
+        given = [k for k in ("equals", "glob", "regex", "keywords") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of equals, glob, regex, keywords (got {', '.join(given)})")
+        if not given and self.name is None:
+            raise ValueError("give one of equals, glob, regex, keywords")
+        for key in ("equals", "glob", "keywords"):
+            if getattr(self, key) == ():
+                raise ValueError(f"{key!r} needs at least one value")
+        return self
+
+    @property
+    def how(self) -> str:
+        """Which matcher this is; 'present' for a header condition without one."""
+        return next((k for k in ("equals", "glob", "regex", "keywords") if getattr(self, k) is not None), "present")
+
+
+class _ConditionFields(_Model):
+    """Conditions on a new message; every key given must hold (all/any/not nest further ones)."""
+
+    all: tuple[ConditionConfig, ...] | None = None
+    any: tuple[ConditionConfig, ...] | None = None
+    not_: ConditionConfig | None = Field(default=None, alias="not")
+    recipient: MatchConfig | None = None
+    sender: MatchConfig | None = None
+    sender_domain: MatchConfig | None = None
+    subject: MatchConfig | None = None
+    body: MatchConfig | None = None
+    header: MatchConfig | None = None
+    language: MatchConfig | None = None
+    kind: MatchConfig | None = None
+    has_attachment: bool | None = None
+
+    @field_validator(*MATCH_FIELDS, mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        # `subject = "x"` or `subject = ["x", "y"]` is short for `subject = { equals = ... }`.
+        return {"equals": value} if isinstance(value, (str, list, tuple)) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _ConditionFields:
+        for key in MATCH_FIELDS:
+            match: MatchConfig | None = getattr(self, key)
+            if match is None:
+                continue
+            if key == "header" and match.name is None:
+                raise ValueError("a header condition needs the header's 'name'")
+            if key != "header" and match.name is not None:
+                raise ValueError(f"'name' belongs to header conditions, not to {key!r}")
+            if key != "header" and match.how == "present":
+                raise ValueError(f"{key!r}: give one of equals, glob, regex, keywords")
+        for key in ("all", "any"):
+            if getattr(self, key) == ():
+                raise ValueError(f"{key!r} needs at least one condition")
+        return self
+
+    def condition_keys(self) -> list[str]:
+        """The condition keys set here, in evaluation order (cheap ones first)."""
+        keys = [k for k in _CONDITION_ORDER if getattr(self, k) is not None]
+        return [*keys, "not"] if self.not_ is not None else keys
+
+
+class ConditionConfig(_ConditionFields):
+    """A nested condition (inside all, any or not)."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ConditionConfig:
+        if not self.condition_keys():
+            raise ValueError("an empty condition; give e.g. subject, sender_domain, any, not")
+        return self
+
+
+class RuleConfig(_ConditionFields):
+    """A routing rule: its conditions (none: it always matches) and what it decides for a new ticket."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,60}$")
+    description: str = ""
+    queue: str | None = None
+    priority: Priority | None = None
+    category: str | None = Field(default=None, min_length=1, max_length=60)
+    tags: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,39}$")], ...] = ()
+    assignee: str | None = None
+    suppress_ack: bool = False
+    quarantine: bool = False
+    stop: bool = True
+    continue_: bool = Field(default=False, alias="continue")
+
+    @model_validator(mode="after")
+    def _stop_or_continue(self) -> RuleConfig:
+        if self.continue_ and self.stop and "stop" in self.model_fields_set:
+            raise ValueError("'stop = true' and 'continue = true' contradict each other")
+        return self
+
+    @property
+    def stops(self) -> bool:
+        """Whether a match ends the evaluation (the default; `continue = true` or `stop = false` go on)."""
+        return self.stop and not self.continue_
+
+    def actions(self) -> dict[str, object]:
+        """What this rule sets, for traces."""
+        out: dict[str, object] = {
+            k: getattr(self, k) for k in ("queue", "priority", "category", "assignee") if getattr(self, k) is not None
+        }
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.suppress_ack:
+            out["suppress_ack"] = True
+        if self.quarantine:
+            out["quarantine"] = True
+        return out
+
+
+class RuleTestConfig(_Model):
+    """A message file and the ticket fields routing must give it; `check-config` runs these."""
+
+    name: str | None = None
+    file: Path  # relative to the config file
+    recipients: tuple[PersonAddress, ...] = ()  # envelope recipients (default: none, To/Cc decide)
+    queue: str | None = None
+    priority: Priority | None = None
+    category: str | None = None
+    tags: tuple[str, ...] | None = None  # exactly these tags
+    assignee: str | None = None  # as a rule decides it (strategies need the store)
+    ack_suppressed: bool | None = None
+    quarantined: bool | None = None
+    rules: tuple[str, ...] | None = None  # exactly these rules matched, in order
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.file)
+
+
+
 class StorageConfig(_Model):
     database: Path = Path("mailgate.sqlite3")
     attachments: Path | None = None  # default: "<database>.attachments" beside the database
@@ -175,6 +337,129 @@ class SmtpConfig(_Model):
         return parse_listen(value)
 
 
+class ImapAccount(_Model):
+    """One mailbox mailgate fetches from: where, how to log in, which folders, what to do after storing."""
+
+    name: Ident
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)  # default: 993 for tls, else 143
+    security: Literal["tls", "starttls", "none"] = "tls"
+    ca_file: Path | None = None  # a private CA for tls/starttls; default: the system's
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    oauth2_token_file: Path | None = None  # XOAUTH2 access token, re-read on every login
+    oauth2_token_command: tuple[str, ...] | None = None  # prints an access token on stdout
+    folders: tuple[str, ...] = Field(default=("INBOX",), min_length=1)
+    after_store: Literal["seen", "move", "delete"] = "seen"
+    move_to: str | None = None
+    address: MailAddress | None = None  # the support address this mailbox receives for
+    poll_interval: float = Field(default=60.0, gt=0, le=86400)  # seconds; also the IDLE renewal
+    idle: bool = True
+    batch_size: int = Field(default=50, ge=1, le=1000)
+    max_message_size: int | None = Field(default=None, ge=1024)  # default: smtp.max_message_size
+    timeout: float = Field(default=60.0, gt=0)  # seconds per network operation
+
+    @field_validator("oauth2_token_command", mode="before")
+    @classmethod
+    def _command(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = shlex.split(value)
+            if not parts:
+                raise ValueError("an empty command")
+            return tuple(parts)
+        return value
+
+    @field_validator("security")
+    @classmethod
+    def _clear_text_only_on_loopback(cls, value: str, info: ValidationInfo) -> str:
+        host = info.data.get("host")
+        if value == "none" and isinstance(host, str) and not is_loopback(host):
+            raise ValueError(
+                f"security = 'none' sends the password in clear text; allowed only for a loopback"
+                f" host (127.0.0.1, ::1, localhost), not {host!r}: use 'tls' or 'starttls'"
+            )
+        return value
+
+    @field_validator("folders")
+    @classmethod
+    def _folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for i, folder in enumerate(value):
+            if not folder.strip():
+                raise ValueError("an empty folder name")
+            if folder in value[:i]:
+                raise ValueError(f"folder {folder!r} is listed twice")
+        return value
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else (993 if self.security == "tls" else 143)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(key inside this account, message) for settings that contradict each other."""
+        out: list[tuple[str, str]] = []
+        ways = [k for k in _CREDENTIAL_KEYS if getattr(self, k) is not None]
+        if not ways:
+            out.append(("password", f"give one of {', '.join(_CREDENTIAL_KEYS)}"))
+        for key in ways[1:]:
+            out.append((key, f"the login secret is given two ways ({ways[0]!r} and {key!r}); keep one"))
+        if self.after_store == "move" and not self.move_to:
+            out.append(("move_to", "after_store = 'move' needs move_to = \"<folder>\""))
+        if self.move_to is not None and self.after_store != "move":
+            out.append(("move_to", "move_to is only used with after_store = 'move'"))
+        if self.move_to is not None and self.move_to in self.folders:
+            out.append(("move_to", f"{self.move_to!r} is also a folder to read: mail would go round in circles"))
+        return out
+
+
+_CREDENTIAL_KEYS = ("password", "password_file", "password_env", "oauth2_token_file", "oauth2_token_command")
+
+
+class RelayConfig(_Model):
+    """The smarthost every outgoing mail goes through (aiosmtplib)."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["tls", "starttls", "none"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: float = Field(default=60.0, gt=0)  # seconds per SMTP command
+    connections: int = Field(default=2, ge=1, le=32)  # deliveries in parallel, one session each
+
+    @model_validator(mode="after")
+    def _auth(self) -> RelayConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both 'username' and 'password', or neither")
+        if self.username is not None and self.security == "none" and not is_loopback(self.host):
+            raise ValueError(
+                f"a password over security = 'none' travels in clear text; use 'tls' or 'starttls'"
+                f" for {self.host!r}"
+            )
+        return self
+
+
+class OutboxConfig(_Model):
+    """Outgoing mail: delayed send, retries, loop protection, templates, bounce address."""
+
+    send_delay: float = Field(default=30.0, ge=0)  # seconds an agent's reply waits (cancellable)
+    max_age: float = Field(default=2 * 86400.0, gt=0)  # seconds of retrying before a mail is failed
+    retry_base: float = Field(default=60.0, gt=0)  # first retry after this, then doubling
+    retry_max: float = Field(default=3600.0, gt=0)  # the longest wait between two tries
+    auto_replies_per_hour: int = Field(default=5, ge=0)  # automatic mails per recipient per hour
+    # Senders answered as people although their mail looks automatic ("*@tickets.partner.example").
+    human_senders: tuple[str, ...] = ()
+    templates: Path | None = None  # operator overrides: <folder>/<lang>/<name>.txt|.html
+    bounce_address: MailAddress | None = None  # VERP base; default bounces@<first support domain>
+
+
+def bounce_address(config: Config) -> str:
+    """The VERP return-path base (bounces+<token>@domain); mailgate accepts mail for it."""
+    if config.outbox.bounce_address is not None:
+        return config.outbox.bounce_address
+    return "bounces@" + config.gateway.addresses[0].split("@", 1)[1]
+
+
 class Config(_Model):
     """The whole config, parsed once."""
 
@@ -183,6 +468,11 @@ class Config(_Model):
     smtp: SmtpConfig = SmtpConfig()
     queues: tuple[QueueConfig, ...] = ()
     agents: tuple[AgentConfig, ...] = ()
+    rules: tuple[RuleConfig, ...] = ()
+    rule_tests: tuple[RuleTestConfig, ...] = ()
+    relay: RelayConfig = RelayConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    imap: tuple[ImapAccount, ...] = ()
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None
@@ -207,6 +497,17 @@ class Config(_Model):
             for queue_name in agent.queues:
                 if queue_name not in queue_names:
                     errors.append((f"agents.{i}.queues", f"unknown queue {queue_name!r}"))
+        imap_names = [a.name for a in self.imap]
+        for i, account in enumerate(self.imap):
+            if account.name in imap_names[:i]:
+                errors.append((f"imap.{i}.name", f"duplicate {account.name!r}"))
+            errors.extend((f"imap.{i}.{key}", message) for key, message in account.problems())
+            if account.address is not None and account.address not in self.gateway.addresses:
+                errors.append((f"imap.{i}.address", f"{account.address!r} is not in gateway.addresses"))
+        if bounce_address(self) in self.gateway.addresses:
+            # Bounces must never open tickets: they would be acknowledged and could start a loop.
+            errors.append(("outbox.bounce_address", "must differ from every gateway address"))
+        errors.extend(_routing_errors(self, queue_names, agent_ids))
         return errors
 
     def queue(self, name: str) -> QueueConfig | None:
@@ -277,6 +578,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     gateway = data.get("gateway")
     if isinstance(gateway, dict) and isinstance(gateway.get("secret_file"), str):
         gateway["secret_file"] = str(base / os.path.expanduser(gateway["secret_file"]))
+    for account in data.get("imap") or ():
+        for key in ("password_file", "oauth2_token_file", "ca_file"):
+            if isinstance(account, dict) and isinstance(account.get(key), str):
+                account[key] = str(base / os.path.expanduser(account[key]))
 
 
 def load(path: Path | str) -> Config:
@@ -366,3 +671,52 @@ def key_line(text: str, dotted: str) -> int | None:
         if key and [*table, key.group(1).strip('"')] == wanted[: len(table) + 1]:
             return number
     return best
+
+
+def _routing_errors(config: Config, queue_names: list[str], agent_ids: list[str]) -> list[tuple[str, str]]:
+    """Rules naming unknown queues or agents, patterns that do not compile, duplicate rule names."""
+    errors: list[tuple[str, str]] = []
+    if config.gateway.default_queue is not None and config.gateway.default_queue not in queue_names:
+        errors.append(("gateway.default_queue", f"unknown queue {config.gateway.default_queue!r}"))
+    seen: set[str] = set()
+    for i, rule in enumerate(config.rules):
+        if rule.name in seen:
+            errors.append((f"rules.{i}.name", f"duplicate rule name {rule.name!r}"))
+        seen.add(rule.name)
+        if rule.queue is not None and rule.queue not in queue_names:
+            errors.append((f"rules.{i}.queue", f"unknown queue {rule.queue!r}"))
+        if rule.assignee is not None and rule.assignee not in agent_ids:
+            errors.append((f"rules.{i}.assignee", f"unknown agent {rule.assignee!r}"))
+        errors.extend(_condition_errors(rule, f"rules.{i}"))
+    for i, test in enumerate(config.rule_tests):
+        if test.queue is not None and test.queue not in queue_names:
+            errors.append((f"rule_tests.{i}.queue", f"unknown queue {test.queue!r}"))
+        if test.assignee is not None and test.assignee not in agent_ids:
+            errors.append((f"rule_tests.{i}.assignee", f"unknown agent {test.assignee!r}"))
+        for name in test.rules or ():
+            if name not in seen:
+                errors.append((f"rule_tests.{i}.rules", f"unknown rule {name!r}"))
+    return errors
+
+
+def _condition_errors(cond: _ConditionFields, key: str) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    for field in MATCH_FIELDS:
+        match: MatchConfig | None = getattr(cond, field)
+        if match is None:
+            continue
+        if match.regex is not None:
+            try:
+                re.compile(match.regex)
+            except re.error as exc:
+                errors.append((f"{key}.{field}.regex", f"bad regex {match.regex!r}: {exc}"))
+        allowed = {"language": DETECTED_LANGUAGES, "kind": MAIL_KINDS}.get(field, ())
+        for value in (match.equals or ()) if allowed else ():
+            if value.lower() not in allowed:
+                errors.append((f"{key}.{field}.equals", f"{value!r} is not one of {', '.join(allowed)}"))
+    for combinator in ("all", "any"):
+        for j, child in enumerate(getattr(cond, combinator) or ()):
+            errors.extend(_condition_errors(child, f"{key}.{combinator}.{j}"))
+    if cond.not_ is not None:
+        errors.extend(_condition_errors(cond.not_, f"{key}.not"))
+    return errors

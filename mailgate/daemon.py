@@ -9,10 +9,13 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from mailgate.config import Config
+from mailgate import config as config_mod
+from mailgate.config import Config, ConfigError
 from mailgate.obs import sd_notify
+from mailgate.outgoing import Outgoing
 from mailgate.process import Processor, Worker
 from mailgate.sources import smtp
+from mailgate.sources.imap import ImapWorkers
 from mailgate.store import Store, open_store
 
 log = logging.getLogger("mailgate.daemon")
@@ -26,6 +29,8 @@ class Running:
     store: Store
     worker: Worker
     server: asyncio.Server
+    imap: ImapWorkers | None = None
+    outgoing: Outgoing | None = None  # outbox sender and timers (issue 4)
 
     @property
     def smtp_port(self) -> int:
@@ -38,17 +43,26 @@ async def started(config: Config) -> AsyncIterator[Running]:
     store = await open_store(config)
     worker_task: asyncio.Task[None] | None = None
     server: asyncio.Server | None = None
+    imap: ImapWorkers | None = None
+    outgoing: Outgoing | None = None
     try:
         worker = Worker(Processor(config, store))
         worker_task = asyncio.create_task(worker.run(), name="spool-worker")
+        outgoing = Outgoing(config, store)  # the outbox sender and the timers (issue 4)
+        await outgoing.start()
         handler = smtp.SpoolHandler(config, store, on_accept=worker.wake)
         server = await smtp.serve(config, handler)
+        # Each account runs on its own thread and retries on its own: a broken one stops nothing else.
+        imap = ImapWorkers(config, store, on_accept=worker.wake)
+        imap.start()
         log.info(
             "daemon.started listen=%s lmtp=%s database=%s",
             config.smtp.listen, config.smtp.lmtp, config.database_path,
         )
-        yield Running(config, store, worker, server)
+        yield Running(config, store, worker, server, imap, outgoing)
     finally:
+        if imap is not None:
+            await imap.stop()
         if server is not None:
             server.close()
             with contextlib.suppress(Exception):
@@ -57,7 +71,54 @@ async def started(config: Config) -> AsyncIterator[Running]:
             worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker_task
+        if outgoing is not None:
+            await outgoing.stop()
         await store.close()
+
+
+# Sections read once at start-up (sockets, files, threads): a reload logs that they need a restart.
+_RESTART_ONLY = ("smtp", "storage", "imap")
+
+
+def reload(running: Running) -> bool:
+    """Re-read the config file (SIGHUP): put it in force, or keep the old one and log every error.
+
+    The processor swaps config and compiled rules in one step; a message already being processed
+    finishes under the old rules. A config whose [[rule_tests]] fail is refused like a broken one.
+    """
+    source = running.config.source
+    if source is None:
+        log.error("config.reload_refused reason=no-source-file")
+        return False
+    try:
+        new = config_mod.load(source)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            log.error("config.reload_refused %s", issue)
+        log.error("config.reload_refused errors=%d keeping=old", len(exc.issues))
+        return False
+    from mailgate import rules, rules_cli
+
+    _ran, failures = rules_cli.run_tests(new, rules.compile_rules(new))
+    if failures:
+        for issue in failures:
+            log.error("config.reload_refused rule test failed: %s", issue)
+        return False
+    changed = [key for key in _RESTART_ONLY if getattr(new, key) != getattr(running.config, key)]
+    if new.gateway.addresses != running.config.gateway.addresses:
+        changed.append("gateway.addresses")
+    if changed:
+        log.warning("config.reload_partial needs_restart=%s", ",".join(changed))
+    running.worker.processor.swap_config(new)
+    swap = getattr(running.outgoing, "swap_config", None)
+    if callable(swap):
+        swap(new)
+    running.config = new
+    log.info(
+        "config.reloaded file=%s rules=%d queues=%d agents=%d",
+        source, len(new.rules), len(new.queues), len(new.agents),
+    )
+    return True
 
 
 async def run(config: Config) -> None:
@@ -66,9 +127,19 @@ async def run(config: Config) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with started(config):
+    async with started(config) as running:
+        loop.add_signal_handler(signal.SIGHUP, _on_sighup, running)
         sd_notify("READY=1\nSTATUS=receiving mail")
         await stop.wait()
         log.info("daemon.stopping")
         sd_notify("STOPPING=1")
     log.info("daemon.stopped")
+
+
+def _on_sighup(running: Running) -> None:
+    sd_notify("RELOADING=1")
+    try:
+        reload(running)
+    except Exception:  # a bug in reloading must not take the daemon down with it
+        log.exception("config.reload_failed keeping=old")
+    sd_notify("READY=1\nSTATUS=receiving mail")

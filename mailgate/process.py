@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import sqlite3
 from dataclasses import dataclass
 
 from mailgate import correlate, spool, tickets
+from mailgate import assign, rules  # routing of new tickets (issue 5)
+from mailgate import outbound  # acknowledgements, notifications, bounces (issue 4)
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
 from mailgate.models import ParsedMail, ThreadRule
-from mailgate.parse import parse
+from mailgate.parse import content_key, parse
 from mailgate.spool import SpoolEntry
 from mailgate.store import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.process")
 
 MAX_ATTEMPTS = 5
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-
-
-def content_key(raw: bytes) -> str:
-    """sha256 of the body bytes with line endings made equal.
-
-    The same mail fetched by IMAP and received by SMTP differs only in trace headers (Received,
-    Delivered-To, Return-Path), line endings and the blank lines a transport appends at the end.
-    """
-    match = _HEADER_END.search(raw)
-    body = raw[match.end() :] if match else b""
-    return hashlib.sha256(body.replace(b"\r\n", b"\n").rstrip()).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     spool_id: int
@@ -51,6 +37,18 @@ class Processor:
         self.config = config
         self.store = store
         self.blobs = BlobStore(config.attachments_path)
+        self._secret = config.secret_bytes()
+        self._support = frozenset(config.gateway.addresses)
+        self._ruleset = rules.compile_rules(config)
+
+    def swap_config(self, config: Config) -> None:
+        """Put a reloaded (already validated) config in force for the next messages.
+
+        One synchronous step, so no message sees half of it; a message already being processed
+        finishes with the rules it started with.
+        """
+        ruleset = rules.compile_rules(config)
+        self.config, self._ruleset = config, ruleset
         self._secret = config.secret_bytes()
         self._support = frozenset(config.gateway.addresses)
 
@@ -82,6 +80,8 @@ class Processor:
             found = await correlate.find(
                 tx, mail, entry.envelope.rcpt_to, secret=self._secret, tag_prefix=self.config.gateway.ticket_tag
             )
+            mailer = outbound.mailer_for(self.config)  # outgoing mail (issue 4)
+            found = await mailer.rethread_bounce(tx, mail, entry.envelope.rcpt_to, found)
             sender = mail.from_[0] if mail.from_ else None
             actor = f"customer:{sender.address.lower()}" if sender else "system"
             new_ticket = found.ticket_id is None
@@ -97,6 +97,10 @@ class Processor:
                 ticket_id, number = ref.id, ref.number
                 if sender and sender.address:
                     await tickets.add_party(tx, ticket_id, sender.address, "requester")
+                # Routing (issue 5): rules decide queue, priority, tags, assignee; the trace is kept.
+                ruleset = self._ruleset
+                routing = rules.route(ruleset, mail, entry.envelope.rcpt_to)
+                await assign.apply(tx, ruleset.config, ticket_id, routing)
             else:
                 ticket_id = found.ticket_id
                 number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
@@ -115,6 +119,8 @@ class Processor:
                 detail=found.detail,
                 actor=actor,
             )
+            # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
+            await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket)
             await tx.execute(
                 "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
                 (message_row, entry.id),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailgate.models import Source
@@ -77,6 +78,52 @@ async def accept_in(tx: Txn, raw: bytes, digest: str, envelope: Envelope) -> Acc
         ),
     )
     return Accepted(spool_id, duplicate=False)
+
+
+async def accept_many_in(tx: Txn, items: Sequence[tuple[bytes, str, Envelope]]) -> list[Accepted]:
+    """accept_in for a batch of (raw, sha256, envelope) in one transaction, in few round trips.
+
+    New bytes go in with one executemany; bytes already spooled (or twice in the batch) take
+    accept_in's path, which merges their recipients.
+    """
+    digests = list({digest for _, digest, _ in items})
+    known: set[str] = set()
+    for start in range(0, len(digests), 500):
+        chunk = digests[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = await tx.all(f"SELECT sha256 FROM spool WHERE sha256 IN ({marks})", chunk)
+        known.update(r["sha256"] for r in rows)
+    fresh: dict[str, tuple[bytes, Envelope]] = {}
+    again: list[int] = []
+    for i, (raw, digest, envelope) in enumerate(items):
+        if digest in known or digest in fresh:
+            again.append(i)
+        else:
+            fresh[digest] = (raw, envelope)
+    now = now_iso()
+    await tx.executemany(
+        "INSERT INTO spool (sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (digest, raw, e.mail_from, json.dumps(list(e.rcpt_to)), str(e.source), e.source_ref, int(e.imported), now)
+            for digest, (raw, e) in fresh.items()
+        ],
+    )
+    ids: dict[str, int] = {}
+    fresh_digests = list(fresh)
+    for start in range(0, len(fresh_digests), 500):
+        chunk = fresh_digests[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in await tx.all(f"SELECT id, sha256 FROM spool WHERE sha256 IN ({marks}) ORDER BY id", chunk):
+            ids.setdefault(row["sha256"], row["id"])
+    out: list[Accepted | None] = [None] * len(items)
+    for i, (_, digest, _) in enumerate(items):
+        if i not in again:
+            out[i] = Accepted(ids[digest], duplicate=False)
+    for i in again:
+        raw, digest, envelope = items[i]
+        out[i] = await accept_in(tx, raw, digest, envelope)
+    return [a for a in out if a is not None]
 
 
 def _entry(row: sqlite3.Row) -> SpoolEntry:

@@ -194,9 +194,16 @@ _TICKET_SELECT = (
 )
 
 
-async def list_tickets(tx: Txn, *, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-    """Newest activity first."""
-    where, params = ("WHERE t.status = ?", [status]) if status else ("", [])
+async def list_tickets(
+    tx: Txn, *, limit: int = 50, status: str | None = None, quarantined: bool = False
+) -> list[dict[str, Any]]:
+    """Newest activity first; quarantined tickets only when asked for (then only those)."""
+    conditions: list[str] = ["t.quarantined = ?"]
+    params: list[object] = [int(quarantined)]
+    if status:
+        conditions.append("t.status = ?")
+        params.append(status)
+    where = "WHERE " + " AND ".join(conditions)
     rows = await tx.all(f"{_TICKET_SELECT} {where} ORDER BY t.updated_at DESC, t.id DESC LIMIT ?", [*params, limit])
     return [_ticket_json(r) for r in rows]
 
@@ -239,6 +246,10 @@ async def show_ticket(tx: Txn, number: int) -> dict[str, Any] | None:
             }
         )
     ticket["messages"] = messages
+    # Routing (issue 5): category, tags, why this queue; imported here as assign imports this module.
+    from mailgate.assign import routing_of
+
+    ticket.update(await routing_of(tx, row["id"]) or {})
     ticket["events"] = [
         {"at": e["at"], "actor": e["actor"], "kind": e["kind"], "data": json.loads(e["data"])}
         for e in await tx.all("SELECT at, actor, kind, data FROM events WHERE ticket_id = ? ORDER BY id", (row["id"],))

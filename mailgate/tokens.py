@@ -18,8 +18,8 @@ _MARKER = "ref:"
 class Token:
     """What a verified token says: which ticket, what for, and (for agents) whose."""
 
-    purpose: str  # 'r' reply to the ticket; later purposes add letters ('c' comment, 'b' bounce ...)
-    ticket: int  # the ticket number
+    purpose: str  # 'r' reply to the ticket; 'b' VERP bounce address; later purposes add letters ('c' comment ...)
+    ticket: int  # the ticket number; for 'b' the outbox row the bounce reports on
     agent: str | None = None
 
     def payload(self) -> str:

@@ -11,7 +11,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope as SMTPEnvelope, Session
 
 from mailgate import replies, spool
-from mailgate.config import Config
+from mailgate.config import Config, bounce_address
 from mailgate.models import Source
 from mailgate.spool import Envelope
 from mailgate.store import Store, StoreUnavailable
@@ -35,7 +35,8 @@ class SpoolHandler:
     def __init__(self, config: Config, store: Store, on_accept: Callable[[], None] | None = None) -> None:
         self.store = store
         self.lmtp = config.smtp.lmtp
-        self.support = frozenset(config.gateway.addresses)
+        # The VERP return path (bounces+<token>@…) too: DSNs of our outgoing mail come back to it.
+        self.support = frozenset(config.gateway.addresses) | {bounce_address(config)}
         self.on_accept = on_accept
 
     def accepts(self, address: str) -> bool:

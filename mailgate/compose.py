@@ -1,0 +1,106 @@
+"""Build mailgate's outgoing mail as an EmailMessage: threading headers, tag, Auto-Submitted, CR/LF-safe."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+# Control characters (CR, LF, NUL, ...) end a header or smuggle in a new one: customer data never
+# keeps them. Tabs become spaces too, so a folded subject stays one line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_MSGID = re.compile(r"[^\x21-\x7e]|[<>]")
+_SMTP = policy.SMTP.clone(max_line_length=78)
+
+
+def clean(value: str, limit: int = 500) -> str:
+    """A value safe to put in a header: no control characters, no runs of spaces, bounded length."""
+    return " ".join(_CONTROL.sub(" ", value).split())[:limit]
+
+
+def clean_message_id(value: str) -> str | None:
+    """A Message-ID from someone else's mail, fit to be referenced (no brackets, no spaces)."""
+    value = value.strip().removeprefix("<").removesuffix(">")
+    return value if "@" in value and len(value) <= 250 and not _MSGID.search(value) else None
+
+
+def tagged_subject(subject: str, tag: str, number: int) -> str:
+    """"[#1234] subject": the tag lets any client thread the answer, even without headers."""
+    subject = clean(subject, 300)
+    marker = f"[{tag}{number}]"
+    return subject if marker in subject else f"{marker} {subject}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Everything one outgoing mail says; compose() turns it into headers and parts."""
+
+    from_name: str
+    from_address: str
+    to_name: str
+    to_address: str
+    reply_to: str  # the signed per-ticket token address
+    subject: str  # already tagged
+    message_id: str  # without angle brackets
+    text: str
+    html: str | None
+    marker: str  # the body marker that survives providers rewriting Message-IDs
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()  # oldest first
+    automatic: bool = True  # Auto-Submitted (RFC 3834) unless a person wrote it
+    auto_kind: str = "auto-replied"  # auto-replied (an answer to a mail) | auto-generated
+    language: str = "en"
+    date: datetime | None = None
+
+
+def _address(name: str, address: str) -> HeaderAddress:
+    local, _, domain = address.rpartition("@")
+    return HeaderAddress(display_name=clean(name, 200), username=local, domain=domain)
+
+
+def compose(out: Outgoing) -> EmailMessage:
+    """The message, headers built by the email package (never pasted), text plus an HTML alternative."""
+    msg = EmailMessage(policy=policy.default)
+    msg["From"] = _address(out.from_name, out.from_address)
+    msg["To"] = _address(out.to_name, out.to_address)
+    msg["Reply-To"] = _address(out.from_name, out.reply_to)
+    msg["Subject"] = clean(out.subject, 400)
+    msg["Date"] = format_datetime(out.date or datetime.now(UTC))
+    msg["Message-ID"] = f"<{out.message_id}>"
+    parent = clean_message_id(out.in_reply_to) if out.in_reply_to else None
+    references = [r for r in (clean_message_id(x) for x in out.references) if r]
+    if parent:
+        msg["In-Reply-To"] = f"<{parent}>"
+        if parent not in references:
+            references.append(parent)
+    if references:
+        # RFC 5322 3.6.4: keep the first and the most recent ones when the chain grows long.
+        kept = references if len(references) <= 20 else [references[0], *references[-19:]]
+        msg["References"] = " ".join(f"<{r}>" for r in kept)
+    if out.automatic:
+        msg["Auto-Submitted"] = out.auto_kind
+        # Exchange/Outlook: no out-of-office, read receipts or other auto answers to this mail.
+        msg["X-Auto-Response-Suppress"] = "All"
+        # vacation(1) and most Sieve vacation scripts stay silent on bulk mail.
+        msg["Precedence"] = "bulk"
+    msg["X-Mailer"] = "mailgate"
+    text = out.text.rstrip("\n") + "\n\n" + out.marker + "\n"
+    msg.set_content(text, cte="quoted-printable")
+    if out.html is not None:
+        html = out.html + f'\n<p style="color:#999999;font-size:10px">{out.marker}</p>\n'
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    msg["Content-Language"] = out.language  # after the body: set_content() drops Content-* headers
+    return msg
+
+
+def to_bytes(msg: EmailMessage) -> bytes:
+    """Wire bytes with CRLF line ends, as the relay will receive them."""
+    try:
+        return msg.as_bytes(policy=_SMTP)
+    except UnicodeEncodeError:
+        # A non-ASCII address (RFC 6531) has no 7-bit form; such a mail needs an SMTPUTF8 relay.
+        return msg.as_bytes(policy=policy.SMTPUTF8)

@@ -1,0 +1,408 @@
+"""What mailgate says and to whom: acknowledgements, notifications, resolution notices, bounces, held replies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mailgate import compose, loops, outbox, tickets, tokens
+from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_address
+from mailgate.correlate import Correlation
+from mailgate.models import MailKind, ParsedMail, ThreadRule
+from mailgate.spool import Envelope
+from mailgate.store import Row, Txn
+from mailgate.templates import Templates, choose_language, context, for_config
+
+log = logging.getLogger("mailgate.outbound")
+
+
+@dataclass(frozen=True, slots=True)
+class TicketInfo:
+    """A ticket as outgoing mail needs it: who writes, to whom, in which language, continuing what."""
+
+    id: int
+    number: int
+    subject: str
+    status: str
+    priority: str
+    assignee: str | None
+    queue: QueueConfig | None
+    from_address: str  # the queue's (or the written-to) support address
+    customer_name: str
+    customer_address: str
+    contact_language: str | None
+    ack_suppressed: bool
+    quarantined: bool
+    detected_language: str | None
+    references: tuple[str, ...]  # the ticket's Message-IDs, oldest first
+    last_inbound: str | None  # the Message-ID an answer replies to
+
+
+class Mailer:
+    """Renders and queues mailgate's mail inside the caller's transaction."""
+
+    def __init__(self, config: Config, templates: Templates | None = None) -> None:
+        self.config = config
+        self.templates = templates or for_config(config)
+        self.secret = config.secret_bytes()
+        self.bounce_base = bounce_address(config)
+        self.domain = config.message_id_domain
+        self.guard = loops.Guard(
+            own_addresses=frozenset(config.gateway.addresses) | {self.bounce_base},
+            bounce_address=self.bounce_base,
+            agent_addresses=frozenset(a.lower() for agent in config.agents for a in agent.addresses),
+            human_senders=tuple(p.lower() for p in config.outbox.human_senders),
+            secret=self.secret,
+        )
+
+    # -- what a ticket looks like to outgoing mail ---------------------------------------------
+
+    async def ticket(self, tx: Txn, ticket_id: int) -> TicketInfo:
+        row = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        if row is None:
+            raise LookupError(f"no ticket with id {ticket_id}")
+        contact = await tx.one("SELECT * FROM contacts WHERE id = ?", (row["contact_id"],)) if row["contact_id"] else None
+        customer = await tx.value(
+            "SELECT address FROM ticket_parties WHERE ticket_id = ? AND role = 'requester' ORDER BY address LIMIT 1",
+            (ticket_id,),
+        ) or (await tx.value(
+            "SELECT address FROM contact_addresses WHERE contact_id = ? ORDER BY created_at LIMIT 1", (row["contact_id"],)
+        ) if row["contact_id"] else None)
+        messages = await tx.all(
+            "SELECT m.message_id, m.direction, s.rcpt_to FROM messages m LEFT JOIN spool s ON s.id = m.spool_id"
+            " WHERE m.ticket_id = ? ORDER BY m.id", (ticket_id,)
+        )
+        queue = self.config.queue(row["queue"]) if row["queue"] else None
+        written_to = self._support_address(messages)
+        if queue is None and written_to is not None:
+            queue = self.config.queue_for_address(written_to)
+        from_address = (queue.addresses[0] if queue and queue.addresses else None) or written_to or self.config.gateway.addresses[0]
+        keys = row.keys()
+        inbound = [m["message_id"] for m in messages if m["direction"] == "in"]
+        return TicketInfo(
+            id=ticket_id, number=row["number"], subject=row["subject"], status=row["status"],
+            priority=row["priority"], assignee=row["assignee"], queue=queue, from_address=from_address,
+            customer_name=(contact["name"] if contact else "") or "", customer_address=customer or "",
+            contact_language=contact["language"] if contact is not None and "language" in contact.keys() else None,
+            # Routing (migration 0004) adds these columns; without them nothing is suppressed.
+            ack_suppressed=bool(row["ack_suppressed"]) if "ack_suppressed" in keys else False,
+            quarantined=bool(row["quarantined"]) if "quarantined" in keys else False,
+            detected_language=row["detected_language"] if "detected_language" in keys else None,
+            references=tuple(m["message_id"] for m in messages), last_inbound=inbound[-1] if inbound else None,
+        )
+
+    def _support_address(self, messages: list[Row]) -> str | None:
+        for m in messages:
+            try:
+                rcpts = json.loads(m["rcpt_to"]) if m["rcpt_to"] else []
+            except ValueError:
+                continue
+            for rcpt in rcpts:
+                if loops.base(rcpt) in self.config.gateway.addresses:
+                    return loops.base(rcpt)
+        return None
+
+    def customer_language(self, info: TicketInfo) -> str:
+        return choose_language(info.queue.language if info.queue else None, info.contact_language,
+                               self.config.gateway.default_language)
+
+    def agent_language(self, info: TicketInfo, agent: AgentConfig) -> str:
+        return choose_language(agent.language, info.queue.language if info.queue else None,
+                               self.config.gateway.default_language)
+
+    def agents_to_tell(self, info: TicketInfo) -> list[AgentConfig]:
+        """The assignee, else the queue's agents; away agents are left out."""
+        if info.assignee:
+            agent = self.config.agent(info.assignee)
+            if agent is not None and not agent.away:
+                return [agent]
+        if info.queue is None:
+            return []
+        return [a for a in self.config.queue_members(info.queue) if not a.away]
+
+    def data(self, info: TicketInfo, **extra: Any) -> dict[str, Any]:
+        return context(
+            gateway=self.config.gateway.name, number=info.number, tag=self.config.gateway.ticket_tag,
+            subject=info.subject, status=info.status, priority=info.priority,
+            queue=info.queue.name if info.queue else None, customer_name=info.customer_name,
+            customer_address=info.customer_address, **extra,
+        )
+
+    # -- one mail -------------------------------------------------------------------------------
+
+    async def queue_mail(
+        self,
+        tx: Txn,
+        info: TicketInfo,
+        *,
+        kind: str,
+        template: str,
+        to_name: str,
+        to_address: str,
+        language: str,
+        data: dict[str, Any],
+        automatic: bool = True,
+        auto_kind: str = "auto-replied",
+        agent: str | None = None,
+        not_before: datetime | None = None,
+    ) -> int:
+        """Render, insert, compose with the VERP return path, and schedule; returns the outbox id."""
+        rendered = self.templates.render(template, language if language in LANGUAGES else "en", data)
+        token = tokens.Token("r", info.number)
+        message_id = tokens.message_id(self.secret, self.domain, token)
+        subject = compose.tagged_subject(rendered.subject, self.config.gateway.ticket_tag, info.number)
+        when = not_before or datetime.now(UTC)
+        outbox_id = await outbox.insert(tx, outbox.NewMail(
+            ticket_id=info.id, kind=kind, automatic=automatic, agent=agent, message_id=message_id,
+            from_name=self.config.gateway.name, from_address=info.from_address, in_reply_to=info.last_inbound,
+            rcpt_to=to_address, subject=subject, text=rendered.text, not_before=when,
+        ))
+        mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", outbox_id))
+        message = compose.compose(compose.Outgoing(
+            from_name=self.config.gateway.name, from_address=info.from_address, to_name=to_name,
+            to_address=to_address, reply_to=tokens.reply_address(self.secret, info.from_address, token),
+            subject=subject, message_id=message_id, text=rendered.text, html=rendered.html,
+            marker=tokens.body_marker(self.secret, token), in_reply_to=info.last_inbound,
+            references=info.references, automatic=automatic, auto_kind=auto_kind, language=language,
+        ))
+        await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), when)
+        # Before commit is fine: the store's single writer makes the sender's claim wait for ours.
+        for listener in list(_LISTENERS):
+            listener.wake_sender()
+            if when > datetime.now(UTC):
+                listener.poke_timers()
+        return outbox_id
+
+    # -- the occasions --------------------------------------------------------------------------
+
+    async def acknowledge(self, tx: Txn, info: TicketInfo) -> int:
+        return await self.queue_mail(
+            tx, info, kind="ack", template="ack", to_name=info.customer_name, to_address=info.customer_address,
+            language=self.customer_language(info), data=self.data(info),
+        )
+
+    async def notify_agents(self, tx: Txn, info: TicketInfo, template: str, mail: ParsedMail) -> list[int]:
+        sender = mail.from_[0] if mail.from_ else None
+        shown = f"{sender.name} <{sender.address}>" if sender and sender.name else (sender.address if sender else "")
+        ids = []
+        for agent in self.agents_to_tell(info):
+            ids.append(await self.queue_mail(
+                tx, info, kind="notify", template=template, to_name=agent.name, to_address=agent.addresses[0],
+                language=self.agent_language(info, agent), auto_kind="auto-generated",
+                data=self.data(info, agent_name=agent.name, agent_id=agent.id,
+                               message_text=mail.reply_text or mail.text, message_from=shown),
+            ))
+        return ids
+
+    async def agent_reply(self, tx: Txn, ticket_id: int, agent_id: str, text: str, *, not_before: datetime) -> int:
+        info = await self.ticket(tx, ticket_id)
+        if not info.customer_address:
+            raise ValueError(f"ticket #{info.number} has no customer address to answer")
+        agent = self.config.agent(agent_id)
+        outbox_id = await self.queue_mail(
+            tx, info, kind="reply", template="reply", to_name=info.customer_name, to_address=info.customer_address,
+            language=self.customer_language(info), automatic=False, agent=agent_id, not_before=not_before,
+            data=self.data(info, agent_name=agent.name if agent else agent_id, agent_id=agent_id, reply_text=text),
+        )
+        await tickets.event(tx, ticket_id, f"agent:{agent_id}", "reply.queued",
+                            {"outbox": outbox_id, "not_before": not_before.isoformat()})
+        return outbox_id
+
+    async def delivery_failed(self, tx: Txn, row: Row, reason: str) -> None:
+        """A mail could not be delivered: an event on the ticket, and a notice to the agent or queue."""
+        if row["ticket_id"] is None:
+            return
+        await tickets.event(tx, row["ticket_id"], "system", "delivery.failed",
+                            {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"], "reason": reason})
+        if row["kind"] not in outbox.CUSTOMER_KINDS:
+            return  # a notice to an agent failed: telling agents by mail again would fail the same way
+        info = await self.ticket(tx, row["ticket_id"])
+        agents = [a for a in [self.config.agent(row["agent"]) if row["agent"] else None] if a] or self.agents_to_tell(info)
+        for agent in agents:
+            await self.queue_mail(
+                tx, info, kind="failed", template="delivery_failed", to_name=agent.name,
+                to_address=agent.addresses[0], language=self.agent_language(info, agent), auto_kind="auto-generated",
+                data=self.data(info, agent_name=agent.name, agent_id=agent.id, error_recipient=row["rcpt_to"],
+                               error_kind=row["kind"], error_reason=reason),
+            )
+
+    async def resolved(self, tx: Txn, ticket_id: int) -> int | None:
+        info = await self.ticket(tx, ticket_id)
+        if info.queue is not None and not info.queue.resolution_notice:
+            return None
+        if not info.customer_address or loops.is_machine_address(info.customer_address):
+            await tickets.event(tx, ticket_id, "system", "resolution_notice.suppressed", {"reason": "no-customer-address"})
+            return None
+        return await self.queue_mail(
+            tx, info, kind="resolved", template="resolved", to_name=info.customer_name,
+            to_address=info.customer_address, language=self.customer_language(info), data=self.data(info),
+            auto_kind="auto-generated",
+        )
+
+    # -- hooks for process.py -------------------------------------------------------------------
+
+    async def rethread_bounce(self, tx: Txn, mail: ParsedMail, rcpt_to: tuple[str, ...], found: Correlation) -> Correlation:
+        """A bounce of our own mail belongs to the ticket that mail came from."""
+        if mail.kind is not MailKind.BOUNCE:
+            return found
+        row = await self._bounced_row(tx, mail, rcpt_to)
+        if row is None or row["ticket_id"] is None:
+            return found
+        return Correlation(row["ticket_id"], ThreadRule.TOKEN, f"bounce of outgoing mail #{row['id']} to {row['rcpt_to']}")
+
+    async def _bounced_row(self, tx: Txn, mail: ParsedMail, rcpt_to: tuple[str, ...]) -> Row | None:
+        for rcpt in rcpt_to:
+            if loops.base(rcpt) != self.bounce_base:
+                continue
+            for token in tokens.find(self.secret, rcpt):
+                if token.purpose == "b":
+                    row = await tx.one("SELECT * FROM outbox WHERE id = ?", (token.ticket,))
+                    if row is not None:
+                        return row
+        if mail.bounce_of:
+            # Without VERP (a DSN to the header From, say), the returned Message-ID still names it.
+            return await tx.one("SELECT * FROM outbox WHERE message_id = ?", (compose.clean_message_id(mail.bounce_of) or "",))
+        return None
+
+    async def after_inbound(
+        self, tx: Txn, *, ticket_id: int, mail: ParsedMail, envelope: Envelope, new_ticket: bool
+    ) -> None:
+        """Everything a stored inbound mail makes mailgate send, in the same transaction."""
+        if mail.kind is MailKind.BOUNCE:
+            await self._bounce(tx, ticket_id, mail, envelope)
+            return
+        info = await self.ticket(tx, ticket_id)
+        if new_ticket:
+            await self._learn_language(tx, info, mail)
+            info = await self.ticket(tx, ticket_id)
+            await self._maybe_acknowledge(tx, info, mail, envelope)
+        notify = loops.may_notify(self.guard, mail, imported=envelope.imported)
+        if notify and not new_ticket:
+            for row in await outbox.hold_pending(tx, ticket_id):
+                await self._held_notice(tx, info, row, mail)
+        if notify and not info.quarantined and (info.queue is None or info.queue.notify):
+            await self.notify_agents(tx, info, "notify_new" if new_ticket else "notify_reply", mail)
+
+    async def _maybe_acknowledge(self, tx: Txn, info: TicketInfo, mail: ParsedMail, envelope: Envelope) -> None:
+        verdict = loops.may_answer(
+            self.guard, mail, envelope_from=envelope.mail_from, rcpt_to=envelope.rcpt_to, imported=envelope.imported
+        )
+        reason = verdict.reason
+        if info.queue is not None and not info.queue.acknowledge:
+            reason, allowed = "queue.acknowledge = false", False
+        elif info.ack_suppressed:
+            reason, allowed = "suppressed by routing", False
+        elif not info.customer_address:
+            reason, allowed = "no customer address", False
+        else:
+            allowed = verdict.allowed
+        if allowed and not await loops.under_hourly_cap(tx, info.customer_address, self.config.outbox.auto_replies_per_hour):
+            reason, allowed = f"more than {self.config.outbox.auto_replies_per_hour} automatic answers this hour", False
+        if allowed:
+            await self.acknowledge(tx, info)
+        else:
+            await tickets.event(tx, info.id, "system", "ack.suppressed", {"reason": reason})
+
+    async def _learn_language(self, tx: Txn, info: TicketInfo, mail: ParsedMail) -> None:
+        """A new contact's language: Content-Language (e.g. "fi", "pl-PL"), else the guess from the text."""
+        value = (mail.header("Content-Language") or "").split(",")[0].strip().lower()[:2]
+        if value not in LANGUAGES:
+            value = info.detected_language or ""
+        if value in LANGUAGES:
+            ticket_id = info.id
+            await tx.execute(
+                "UPDATE contacts SET language = ? WHERE id = (SELECT contact_id FROM tickets WHERE id = ?)"
+                " AND language IS NULL", (value, ticket_id),
+            )
+
+    async def _held_notice(self, tx: Txn, info: TicketInfo, row: Row, mail: ParsedMail) -> None:
+        agent = self.config.agent(row["agent"]) if row["agent"] else None
+        if agent is None:
+            log.warning("outbound.held_without_agent outbox=%s agent=%s", row["id"], row["agent"])
+            return
+        await self.queue_mail(
+            tx, info, kind="held", template="held", to_name=agent.name, to_address=agent.addresses[0],
+            language=self.agent_language(info, agent), auto_kind="auto-generated",
+            data=self.data(info, agent_name=agent.name, agent_id=agent.id, reply_text=_body(row["text"]),
+                           message_text=mail.reply_text or mail.text),
+        )
+
+    async def _bounce(self, tx: Txn, ticket_id: int, mail: ParsedMail, envelope: Envelope) -> None:
+        row = await self._bounced_row(tx, mail, envelope.rcpt_to)
+        if row is None:
+            await tickets.event(tx, ticket_id, "system", "bounce.unmatched", {"bounce_of": mail.bounce_of})
+            return
+        # The delivery-status part is not in the parsed text: read the report from the wire bytes.
+        raw = await tx.value(
+            "SELECT s.raw FROM messages m JOIN spool s ON s.id = m.spool_id WHERE m.message_id = ?"
+            " ORDER BY m.id DESC LIMIT 1", (mail.message_id,),
+        )
+        reason = "bounced: " + _bounce_reason(mail, bytes(raw or b"")[:200_000].decode("latin-1"))
+        await tx.execute(
+            "UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", (reason, row["id"])
+        )
+        await tickets.event(tx, row["ticket_id"] or ticket_id, "system", "delivery.bounced",
+                            {"outbox": row["id"], "to": row["rcpt_to"], "kind": row["kind"]})
+        await self.delivery_failed(tx, row, reason)
+
+
+_DIAGNOSTIC = re.compile(r"^\s*Diagnostic-Code:\s*(?:smtp;\s*)?(.+)$", re.I | re.M)
+_STATUS = re.compile(r"^\s*Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.I | re.M)
+
+
+def _bounce_reason(mail: ParsedMail, report: str) -> str:
+    """The DSN's Diagnostic-Code (RFC 3464 2.3.6), else its Status, else the first words of its text."""
+    for pattern in (_DIAGNOSTIC, _STATUS):
+        match = pattern.search(report) or pattern.search(mail.text)
+        if match:
+            return match.group(1).strip()[:300]
+    first = next((line.strip() for line in mail.text.splitlines() if line.strip()), "")
+    return (first or mail.subject)[:300]
+
+
+def _body(text: str) -> str:
+    return text.strip()
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # removed by identity
+class Listener:
+    """A running daemon's sender and timers: told when a mail or a timer row was queued."""
+
+    wake_sender: Callable[[], None]
+    poke_timers: Callable[[], None]
+
+
+# Module-level, so a Mailer made for a reloaded config (mailer_for) reaches the same sender.
+_LISTENERS: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> None:
+    _LISTENERS.append(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    if listener in _LISTENERS:
+        _LISTENERS.remove(listener)
+
+
+_MAILERS: dict[int, Mailer] = {}
+
+
+def mailer_for(config: Config) -> Mailer:
+    """One Mailer per config object (templates compiled once), shared by the daemon and domain calls."""
+    mailer = _MAILERS.get(id(config))
+    if mailer is None or mailer.config is not config:
+        if len(_MAILERS) > 16:
+            _MAILERS.clear()  # old configs after reloads (and tests); a new Mailer is cheap
+        mailer = _MAILERS[id(config)] = Mailer(config)
+    return mailer
+
+
+async def notify_resolved(tx: Txn, config: Config, ticket_id: int) -> int | None:
+    """The ticket became resolved: queue the customer's resolution notice (unless the queue turned it off)."""
+    return await mailer_for(config).resolved(tx, ticket_id)

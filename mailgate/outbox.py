@@ -1,0 +1,297 @@
+"""The durable outbox: rows written with the ticket change, a sender that delivers them with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from mailgate import tickets, timers
+from mailgate.config import OutboxConfig
+from mailgate.relay import Relay, Result
+from mailgate.store import Row, Store, StoreUnavailable, Txn, now_iso
+
+if TYPE_CHECKING:
+    from mailgate.outbound import Mailer
+
+log = logging.getLogger("mailgate.outbox")
+
+# Mail the customer sees: stored as an outgoing message of the ticket once sent.
+CUSTOMER_KINDS = frozenset({"ack", "resolved", "reply"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewMail:
+    """One rendered mail for one envelope recipient, ready for the table."""
+
+    ticket_id: int | None
+    kind: str
+    automatic: bool
+    agent: str | None
+    message_id: str
+    from_name: str
+    from_address: str
+    in_reply_to: str | None
+    rcpt_to: str
+    subject: str
+    text: str
+    not_before: datetime
+    state: str = "queued"
+
+
+async def insert(tx: Txn, mail: NewMail) -> int:
+    """The row, before its bytes: the VERP return path names the row id, so compose comes after."""
+    outbox_id = await tx.execute(
+        "INSERT INTO outbox (ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
+        " in_reply_to, rcpt_to, subject, text, raw, not_before, created_at, state)"
+        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, x'', ?, ?, ?)",
+        (
+            mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail.from_name,
+            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text,
+            timers.iso(mail.not_before), now_iso(), mail.state,
+        ),
+    )
+    if mail.ticket_id is not None:
+        # Every Message-ID we send threads a reply by header, even with a rewritten subject.
+        await tx.execute(
+            "INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 1)",
+            (mail.message_id, mail.ticket_id),
+        )
+    return outbox_id
+
+
+async def set_wire(tx: Txn, outbox_id: int, mail_from: str, raw: bytes, not_before: datetime) -> None:
+    """Store the composed bytes; a future not-before time gets its timer row in the same transaction."""
+    await tx.execute("UPDATE outbox SET mail_from = ?, raw = ? WHERE id = ?", (mail_from, raw, outbox_id))
+    if not_before > datetime.now(UTC):
+        await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, not_before)
+
+
+async def queue_agent_reply(
+    tx: Txn, mailer: Mailer, ticket_id: int, agent: str, text: str, *, delay: float | None = None
+) -> int:
+    """An agent's reply to the customer, sent after outbox.send_delay unless cancelled or held."""
+    wait = mailer.config.outbox.send_delay if delay is None else delay
+    return await mailer.agent_reply(tx, ticket_id, agent, text, not_before=datetime.now(UTC) + timedelta(seconds=wait))
+
+
+async def cancel_pending(tx: Txn, ticket_id: int, agent: str | None) -> int:
+    """Cancel the agent's replies that have not gone yet (queued or held); None = any agent's."""
+    rows = await tx.all(
+        "UPDATE outbox SET state = 'cancelled' WHERE ticket_id = ? AND kind = 'reply'"
+        " AND state IN ('queued', 'held') AND (? IS NULL OR agent = ?) RETURNING id",
+        (ticket_id, agent, agent),
+    )
+    for row in rows:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row["id"])
+    if rows:
+        await tickets.event(tx, ticket_id, f"agent:{agent}" if agent else "system", "reply.cancelled",
+                            {"outbox": [r["id"] for r in rows]})
+    return len(rows)
+
+
+async def hold_pending(tx: Txn, ticket_id: int) -> list[Row]:
+    """The customer wrote again: waiting replies stop until their agent confirms them."""
+    rows = await tx.all(
+        "UPDATE outbox SET state = 'held' WHERE ticket_id = ? AND kind = 'reply' AND state = 'queued'"
+        " RETURNING id, agent, text",
+        (ticket_id,),
+    )
+    for row in rows:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row["id"])
+    if rows:
+        await tickets.event(tx, ticket_id, "system", "reply.held", {"outbox": [r["id"] for r in rows]})
+    return rows
+
+
+async def release_held(tx: Txn, ticket_id: int, agent: str | None) -> int:
+    """The agent confirmed: held replies go now."""
+    count = await tx.rowcount(
+        "UPDATE outbox SET state = 'queued', not_before = ? WHERE ticket_id = ? AND kind = 'reply'"
+        " AND state = 'held' AND (? IS NULL OR agent = ?)",
+        (now_iso(), ticket_id, agent, agent),
+    )
+    if count:
+        await tickets.event(tx, ticket_id, f"agent:{agent}" if agent else "system", "reply.released", {"count": count})
+    return count
+
+
+def backoff(config: OutboxConfig, attempts: int) -> float:
+    """Seconds before try number attempts+1: base, 2×base, 4×base ... at most retry_max."""
+    return float(min(config.retry_base * (2 ** max(attempts - 1, 0)), config.retry_max))
+
+
+# Called inside the transaction that marks a row failed: record it and tell someone.
+FailureHook = Callable[[Txn, Row, str], Awaitable[None]]
+
+
+class Sender:
+    """Claims due rows and hands them to the relay, `relay.connections` at a time."""
+
+    def __init__(
+        self,
+        config: OutboxConfig,
+        store: Store,
+        relay: Relay,
+        *,
+        on_failed: FailureHook | None = None,
+        on_timer: Callable[[], None] | None = None,
+        poll_seconds: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.relay = relay
+        self.on_failed = on_failed
+        self.on_timer = on_timer
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self.delivered = asyncio.Event()  # set after every attempt; tests wait on it
+        self.attempts = 0
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def recover(self) -> int:
+        """Rows a killed daemon left 'sending' may or may not have reached the relay: send again.
+
+        One daemon per database: a row in 'sending' at start is one a dead process was holding.
+        """
+        async with self.store.read() as tx:
+            if not await tx.value("SELECT 1 FROM outbox WHERE state = 'sending' LIMIT 1"):
+                return 0
+        async with self.store.txn() as tx:
+            return await tx.rowcount("UPDATE outbox SET state = 'queued' WHERE state = 'sending'")
+
+    async def start(self) -> None:
+        recovered = await self.recover()
+        if recovered:
+            log.warning("outbox.recovered rows=%s (in flight when the daemon stopped)", recovered)
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"outbox-sender-{i}") for i in range(self.relay.config.connections)
+        ]
+
+    async def stop(self) -> None:
+        """Stop the workers; a row they were sending stays 'sending' and is sent again at start."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            # Cancel until done: 3.11's wait_for (inside aiosmtplib) can swallow a cancel that
+            # arrives with a reply, and a shutdown must not hang on that.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("outbox.worker_failed", exc_info=task.exception())
+        self._tasks = []
+
+    async def _work(self) -> None:
+        pause = 1.0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                row = await self._claim()
+            except StoreUnavailable as exc:
+                log.warning("outbox.claim_failed error=%s retry_in=%.0fs", exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 60.0)
+                continue
+            pause = 1.0
+            if row is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
+                continue
+            await self._deliver(row)
+
+    async def _claim(self) -> Row | None:
+        # Look before taking the write lock: an idle sender must not contend with intake writers.
+        async with self.store.read() as tx:
+            if not await tx.value(
+                "SELECT 1 FROM outbox WHERE state = 'queued' AND not_before <= ? LIMIT 1", (now_iso(),)
+            ):
+                return None
+        async with self.store.txn() as tx:
+            return await tx.one(
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ("
+                " SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT 1)"
+                " RETURNING *",
+                (now_iso(),),
+            )
+
+    async def _deliver(self, row: Row) -> None:
+        result = await self.relay.send(row["mail_from"], row["rcpt_to"], bytes(row["raw"]))
+        self.attempts += 1
+        while True:
+            try:
+                await self._record(row, result)
+                break
+            except StoreUnavailable as exc:
+                # The mail went (or not); the row must say so, or a restart sends it again.
+                log.warning("outbox.record_failed id=%s error=%s", row["id"], exc)
+                await asyncio.sleep(1)
+        self.delivered.set()
+
+    async def _record(self, row: Row, result: Result) -> None:
+        now = datetime.now(UTC)
+        retry_at: datetime | None = None
+        async with self.store.txn() as tx:
+            if result.ok:
+                await self._sent(tx, row, now)
+                return
+            created = datetime.fromisoformat(row["created_at"])
+            retry_at = now + timedelta(seconds=backoff(self.config, row["attempts"]))
+            if not result.permanent and retry_at <= created + timedelta(seconds=self.config.max_age):
+                await tx.execute(
+                    "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ? WHERE id = ?",
+                    (timers.iso(retry_at), result.message, row["id"]),
+                )
+                await timers.add(tx, timers.OUTBOX_RELEASE, row["id"], retry_at)
+                log.info("outbox.retry id=%s attempts=%s at=%s reason=%s",
+                         row["id"], row["attempts"], retry_at.isoformat(), result.message)
+            else:
+                retry_at = None
+                reason = result.message if result.permanent else f"gave up after {row['attempts']} tries: {result.message}"
+                await tx.execute(
+                    "UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", (reason, row["id"])
+                )
+                log.warning("outbox.failed id=%s rcpt=%s reason=%s", row["id"], row["rcpt_to"], reason)
+                if self.on_failed is not None:
+                    await self.on_failed(tx, row, reason)
+        if retry_at is not None and self.on_timer is not None:
+            self.on_timer()
+
+    async def _sent(self, tx: Txn, row: Row, now: datetime) -> None:
+        message_row = None
+        if row["ticket_id"] is not None and row["kind"] in CUSTOMER_KINDS:
+            text = row["text"]
+            message_row = await tx.execute(
+                "INSERT INTO messages (ticket_id, direction, message_id, content_key, in_reply_to, from_name,"
+                " from_address, recipients, subject, sent_at, text, reply_text, kind, imported, thread_rule,"
+                " thread_detail, created_at) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'outbound', ?, ?)",
+                (
+                    row["ticket_id"], row["message_id"], hashlib.sha256(text.encode()).hexdigest(), row["in_reply_to"],
+                    row["from_name"], row["from_address"],
+                    json.dumps({"to": [{"name": "", "address": row["rcpt_to"]}], "cc": [], "reply_to": []}),
+                    row["subject"], timers.iso(now), text, text,
+                    "auto-reply" if row["automatic"] else "message", row["kind"], now_iso(),
+                ),
+            )
+        await tx.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL, message_row = ? WHERE id = ?",
+            (timers.iso(now), message_row, row["id"]),
+        )
+        if row["ticket_id"] is not None:
+            await tickets.event(
+                tx, row["ticket_id"], "system", "mail.sent",
+                {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"], "message_id": row["message_id"],
+                 "attempts": row["attempts"]},
+            )

@@ -1,0 +1,177 @@
+"""Render outgoing mail from Jinja2 templates: sandboxed, strict, per language, operator overrides first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+from mailgate.compose import clean
+from mailgate.config import LANGUAGES, Config
+
+SHIPPED = Path(__file__).resolve().parent.parent / "templates"
+# Every mail mailgate writes; each is <lang>/<name>.txt (first line: the subject) and optionally .html.
+NAMES: tuple[str, ...] = ("ack", "notify_new", "notify_reply", "resolved", "reply", "delivery_failed", "held")
+EXCERPT = 1500  # characters of a customer's text quoted in a notification
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+
+
+def choose_language(queue: str | None, contact: str | None, default: str) -> str:
+    """The queue's language, else the contact's, else the gateway default."""
+    for candidate in (queue, contact):
+        if candidate in LANGUAGES:
+            return candidate  # type: ignore[return-value]
+    return default
+
+
+def context(
+    *,
+    gateway: str,
+    number: int,
+    tag: str,
+    subject: str,
+    status: str = "new",
+    priority: str = "normal",
+    queue: str | None = None,
+    customer_name: str = "",
+    customer_address: str = "",
+    agent_name: str = "",
+    agent_id: str = "",
+    message_text: str = "",
+    message_from: str = "",
+    reply_text: str = "",
+    error_recipient: str = "",
+    error_kind: str = "",
+    error_reason: str = "",
+) -> dict[str, Any]:
+    """The one shape every template sees: all keys always present, so a typo fails check-config."""
+    text = message_text.strip()
+    # One-line values may come from a customer's headers: no line breaks in them, even in a body.
+    subject, customer_name, message_from = clean(subject), clean(customer_name, 200), clean(message_from, 300)
+    return {
+        "gateway": {"name": gateway},
+        "ticket": {
+            "number": number,
+            "tag": f"[{tag}{number}]",
+            "subject": subject,
+            "status": status,
+            "priority": priority,
+            "queue": queue or "",
+        },
+        "customer": {"name": customer_name or customer_address, "address": customer_address},
+        "agent": {"name": agent_name or agent_id, "id": agent_id},
+        "message": {
+            "from": message_from,
+            "excerpt": text[:EXCERPT] + ("\n[...]" if len(text) > EXCERPT else ""),
+        },
+        "reply_text": reply_text,
+        "error": {"recipient": error_recipient, "kind": error_kind, "reason": error_reason},
+    }
+
+
+def sample_context() -> dict[str, Any]:
+    """Data for check-config: every field filled, with characters that need escaping in HTML."""
+    return context(
+        gateway="Example Support",
+        number=1042,
+        tag="#",
+        subject="Printer <on> fire & smoke",
+        queue="support",
+        customer_name="Zoë Łukasiewicz-Ådahl",
+        customer_address="zoe@customer.example",
+        agent_name="Aino Agent",
+        agent_id="aino",
+        message_text="Hello,\n\nthe printer is <b>on fire</b>.\n",
+        message_from="Zoë <zoe@customer.example>",
+        reply_text="We are on it.",
+        error_recipient="zoe@customer.example",
+        error_kind="ack",
+        error_reason="550 5.1.1 no such user",
+    )
+
+
+class Templates:
+    """The template set: operator folder first, then the shipped one; rendered synchronously (CPU only)."""
+
+    def __init__(self, override: Path | None = None, shipped: Path = SHIPPED) -> None:
+        folders = [str(p) for p in (override, shipped) if p is not None]
+        self.env = SandboxedEnvironment(
+            loader=ChoiceLoader([FileSystemLoader(f) for f in folders]),
+            undefined=StrictUndefined,  # a typo fails loudly, never renders as ""
+            autoescape=select_autoescape(["html"], default_for_string=False, default=False),
+            keep_trailing_newline=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+
+    def render(self, name: str, language: str, data: Mapping[str, Any]) -> Rendered:
+        """Subject, text and HTML of one mail; raises jinja2.TemplateError on a broken template."""
+        data = {**data, "language": language}
+        text = self.env.get_template(f"{language}/{name}.txt").render(data)
+        subject, _, body = text.lstrip("\n").partition("\n")
+        subject = subject.strip()
+        if not subject:
+            raise TemplateError(f"{language}/{name}.txt: the first line (the subject) is empty")
+        body = body.strip("\n") + "\n"
+        html = self._html(name, language, {**data, "subject": subject, "paragraphs": _paragraphs(body)})
+        return Rendered(subject, body, html)
+
+    def _html(self, name: str, language: str, data: dict[str, Any]) -> str | None:
+        for candidate in (f"{language}/{name}.html", f"{language}/_layout.html", "_layout.html"):
+            try:
+                template = self.env.get_template(candidate)
+            except TemplateNotFound:
+                continue
+            return template.render(data)
+        return None
+
+
+def _paragraphs(text: str) -> list[list[str]]:
+    """Plain text as paragraphs of lines, for the HTML layout to escape and wrap."""
+    return [block.splitlines() for block in text.split("\n\n") if block.strip()]
+
+
+def for_config(config: Config) -> Templates:
+    """The templates a config names: its override folder (relative to the config file) over the shipped ones."""
+    return Templates(_folder(config) if config.outbox.templates is not None else None)
+
+
+def check(config: Config) -> list[str]:
+    """Render every template in every language with sample data; one line per problem."""
+    problems: list[str] = []
+    if config.outbox.templates is not None and not _folder(config).is_dir():
+        problems.append(f"outbox.templates: {_folder(config)} is not a folder")
+    templates = for_config(config)
+    data = sample_context()
+    for language in LANGUAGES:
+        for name in NAMES:
+            try:
+                templates.render(name, language, data)
+            except TemplateNotFound as exc:
+                problems.append(f"{language}/{name}: template not found ({exc.name})")
+            except TemplateError as exc:
+                where = getattr(exc, "filename", None) or f"{language}/{name}"
+                line = getattr(exc, "lineno", None)
+                problems.append(f"{where}{f':{line}' if line else ''}: {type(exc).__name__}: {exc.message or exc}")
+            except Exception as exc:  # noqa: BLE001 - a sandbox refusal, a bad filter argument ...
+                problems.append(f"{language}/{name}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _folder(config: Config) -> Path:
+    override = config.outbox.templates
+    assert override is not None
+    if override.is_absolute():
+        return override
+    return (config.source.parent if config.source is not None else Path.cwd()) / override
