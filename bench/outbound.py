@@ -25,13 +25,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import aiosmtplib  # noqa: E402
-from aiosmtpd.smtp import SMTP, Envelope, Session  # noqa: E402
+import aiosmtplib
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailgate import compose, outbound, tokens  # noqa: E402
-from mailgate import config as config_mod  # noqa: E402
-from mailgate.daemon import started  # noqa: E402
-from mailgate.templates import Templates, sample_context  # noqa: E402
+from mailgate import compose, outbound, tokens
+from mailgate import config as config_mod
+from mailgate.daemon import started
+from mailgate.templates import Templates, sample_context
 
 CONNECTIONS = 2
 
@@ -156,7 +156,7 @@ def steady_load(port: int, rate: float, seconds: float, accepted: dict[str, floa
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:

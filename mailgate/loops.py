@@ -17,10 +17,10 @@ _MACHINE_LOCAL = re.compile(
     r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|mailer[-_.]?daemon|postmaster|"
     r"bounces?|listserv|majordomo|mail[-_.]?delivery[-_.]?(?:system|subsystem)|owner-)"
     r"(?:$|[-_.+])",
-    re.I,
+    re.IGNORECASE,
 )
 # Many list and campaign senders put "-bounces" or "-request" at the end of the local part.
-_MACHINE_SUFFIX = re.compile(r"[-_.+](?:bounces?|request|owner|noreply|no-reply)$", re.I)
+_MACHINE_SUFFIX = re.compile(r"[-_.+](?:bounces?|request|owner|noreply|no-reply)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,7 +191,9 @@ class Worker:
                 backoff = min(backoff * 2, 60.0)
                 continue
             self.idle.set()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel that stops us.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             except TimeoutError:
                 pass

@@ -122,12 +122,12 @@ async def test_language_queue_then_contact_then_default(sink: Sink, outconfig: C
 async def test_header_injection_from_subject_and_name_is_neutralised(sink: Sink, outconfig: Callable[..., Config]) -> None:
     # Encoded words that decode to CR LF: the stdlib builder refuses them, so write the wire form.
     raw = (
-        "From: =?utf-8?q?Alice=0D=0ABcc=3A_victim2=40evil=2Etest?= <alice@customer.test>\r\n"
-        "To: support@example.test\r\n"
-        "Subject: =?utf-8?q?Help=0D=0ABcc=3A_victim=40evil=2Etest?=\r\n"
-        "Message-ID: <inj@customer.test>\r\n"
-        "Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n"
-    ).encode()
+        b"From: =?utf-8?q?Alice=0D=0ABcc=3A_victim2=40evil=2Etest?= <alice@customer.test>\r\n"
+        b"To: support@example.test\r\n"
+        b"Subject: =?utf-8?q?Help=0D=0ABcc=3A_victim=40evil=2Etest?=\r\n"
+        b"Message-ID: <inj@customer.test>\r\n"
+        b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n"
+    )
     async with started(outconfig()) as running:
         await send(running.smtp_port, raw)
         await settle(running)
