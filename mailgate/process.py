@@ -7,9 +7,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
-from mailgate import correlate, spool, tickets
-from mailgate import assign, rules  # routing of new tickets (issue 5)
-from mailgate import outbound  # acknowledgements, notifications, bounces (issue 4)
+from mailgate import assign, correlate, outbound, rules, spool, tickets
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
 from mailgate.models import ParsedMail, ThreadRule
@@ -20,6 +18,8 @@ from mailgate.store import Store, StoreUnavailable
 log = logging.getLogger("mailgate.process")
 
 MAX_ATTEMPTS = 5
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     spool_id: int
