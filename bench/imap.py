@@ -18,15 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient  # type: ignore[import-untyped]
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mailgate import config as config_mod  # noqa: E402
-from mailgate.sources.imap import AccountWorker  # noqa: E402
-from mailgate.store import store_for  # noqa: E402
-from tests.dovecot import Dovecot, find_dovecot  # noqa: E402
+from mailgate import config as config_mod
+from mailgate.sources.imap import AccountWorker
+from mailgate.store import store_for
+from tests.dovecot import Dovecot, find_dovecot
 
 CORPUS = REPO.parent / "shared" / "corpus"
 USER, PASSWORD = "bench", "bench-secret"
@@ -106,7 +106,7 @@ async def mailgate_fetch(server: Dovecot, batch: int, total: int, folder: Path) 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--limit", type=int, default=2000)
+    parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

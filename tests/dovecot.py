@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient  # type: ignore[import-untyped]
 
 # Dovecot 2.3 syntax (Debian 12); 2.4 would need a rewritten config.
 _CONFIG = """\
@@ -123,14 +123,18 @@ class Dovecot:
 
     def start(self, wait: float = 15.0) -> None:
         log = open(self.dir / "startup.log", "ab")  # noqa: SIM115 - owned by the child process
-        kwargs: dict[str, object] = {}
-        if os.geteuid() == 0:
-            kwargs = {"user": self.uid, "group": self.gid, "extra_groups": []}
+        as_root = os.geteuid() == 0
         # -F: stay in the foreground as our child, so stop() can wait for it. Own session and no
         # shared stdio, or a caller capturing output would wait for EOF forever.
         self.process = subprocess.Popen(
             [self.binary, "-F", "-c", str(self.dir / "dovecot.conf")],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, **kwargs,  # type: ignore[arg-type]
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            user=self.uid if as_root else None,
+            group=self.gid if as_root else None,
+            extra_groups=[] if as_root else None,
         )
         log.close()
         deadline = time.monotonic() + wait

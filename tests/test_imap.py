@@ -11,19 +11,21 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from imapclient import SEEN
+from imapclient import SEEN  # type: ignore[import-untyped]
 
 from mailgate import config as config_mod
 from mailgate.cli import main as cli_main
 from mailgate.config import Config, ConfigError
 from mailgate.daemon import Running, started
 from mailgate.sources.imap import AccountWorker
+from mailgate.sources.imap_auth import CredentialsUnavailable, credentials
 from mailgate.sources.imap_session import fetched_bodies, uid_set
+from mailgate.store import store_for
 
 from .conftest import REPO, SUPPORT, mail, send, settle, write_config
 from .dovecot import Dovecot, find_dovecot
@@ -120,6 +122,32 @@ def test_config_accepts_every_way_of_logging_in(tmp_path: Path) -> None:
     assert config.imap[4].oauth2_token_command == ("/bin/echo", "a token")
 
 
+def test_login_secrets_are_read_at_login_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pw").write_text("from-file\n")
+    (tmp_path / "token").write_text("tok-123\n")
+    monkeypatch.setenv("MG_TEST_IMAP_PW", "from-env")
+    logins = {
+        "password_file": '"pw"', "password_env": '"MG_TEST_IMAP_PW"', "oauth2_token_file": '"token"',
+        "oauth2_token_command": '["/bin/echo", "tok-456"]',
+    }
+    tables = "".join(
+        f'\n[[imap]]\nname = "a{i}"\nhost = "imap.example.com"\nusername = "u"\n{key} = {value}\n'
+        for i, (key, value) in enumerate(logins.items())
+    )
+    config = config_mod.load(write_config(tmp_path, tables))
+    got = [(c.mechanism, c.secret) for c in map(credentials, config.imap)]
+    assert got == [("password", "from-file"), ("password", "from-env"), ("xoauth2", "tok-123"), ("xoauth2", "tok-456")]
+    assert "from-file" not in repr(credentials(config.imap[0]))
+    monkeypatch.delenv("MG_TEST_IMAP_PW")
+    (tmp_path / "pw").unlink()
+    for account, message in ((config.imap[0], "cannot read password_file"), (config.imap[1], "MG_TEST_IMAP_PW is not set")):
+        with pytest.raises(CredentialsUnavailable, match=message):
+            credentials(account)
+    failing = config.imap[3].model_copy(update={"oauth2_token_command": ("/bin/false",)})
+    with pytest.raises(CredentialsUnavailable, match="exited 1"):
+        credentials(failing)
+
+
 def test_uid_sets_are_compact() -> None:
     assert uid_set([7, 1, 2, 3, 9, 8, 20]) == "1:3,7:9,20"
 
@@ -163,9 +191,7 @@ async def test_appended_mail_becomes_tickets_then_seen(dovecot: Dovecot, make_co
 @pytest.mark.parametrize("action", ["move", "delete"])
 async def test_move_and_delete_after_store(dovecot: Dovecot, make_config: Callable[..., Config], action: str) -> None:
     await asyncio.to_thread(dovecot.append, [customer_mail(n) for n in range(3)])
-    options: dict[str, object] = {"after_store": action}
-    if action == "move":
-        options["move_to"] = "Done"
+    options = {"after_store": action, **({"move_to": "Done"} if action == "move" else {})}
     async with started(make_config(account(dovecot, **options))) as running:
         worker = await worker_of(running)
         await worker.wait_until(lambda w: w.stored == 3 and w.state == "idle", timeout=30)
@@ -186,7 +212,7 @@ async def test_action_interrupted_after_commit_is_finished_on_reconnect(
         real = worker.session.after_store
         calls: list[list[int]] = []
 
-        def drop_first(uids: list[int]) -> None:
+        def drop_first(uids: Sequence[int]) -> None:
             calls.append(list(uids))
             if len(calls) == 1:
                 raise ConnectionResetError("simulated loss after the commit")
@@ -257,6 +283,7 @@ async def test_uidvalidity_change_rereads_without_repeating(dovecot: Dovecot, ma
         await worker.wait_until(lambda w: w.stored == 5, timeout=30)  # the copy (new bytes) and the new mail
         async with running.store.read() as tx:
             after = await tx.one("SELECT uidvalidity, last_uid FROM imap_folders")
+        assert before is not None and after is not None
         assert after["uidvalidity"] != before["uidvalidity"] and after["last_uid"] == 4
         await settle(running)
         assert await count(running, "SELECT COUNT(*) FROM messages") == 4
@@ -323,6 +350,26 @@ async def test_too_big_mail_is_left_on_the_server_and_reported(dovecot: Dovecot,
     assert "left on server: INBOX uid 1" in result.output
 
 
+@pytest.mark.asyncio
+async def test_a_30_mb_message_is_fetched_whole(dovecot: Dovecot, make_config: Callable[..., Config]) -> None:
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ab\r\n"
+    big = customer_mail(1) + line * (30 * 1024 * 1024 // len(line))
+    await asyncio.to_thread(dovecot.append, [customer_mail(0), big, customer_mail(2)])
+    config = make_config(account(dovecot, max_message_size=40 * 1024 * 1024))
+    # The fetcher alone: this is about intake (threading a 30 MB body is the processor's business).
+    async with store_for(config) as store:
+        worker = AccountWorker(config, config.imap[0], store)
+        task = asyncio.create_task(worker.run())
+        try:
+            await worker.wait_until(lambda w: w.stored == 3, timeout=60)
+        finally:
+            worker.stop()
+            await task
+        async with store.read() as tx:
+            rows = await tx.all("SELECT raw FROM spool ORDER BY id")
+    assert bytes(rows[1]["raw"]) == big and len(big) > 30_000_000
+
+
 # -- kill -9 --------------------------------------------------------------------------------
 
 
@@ -334,9 +381,13 @@ def _spooled(database: Path) -> int:
         return 0
 
 
-def _wait(condition: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+def _wait(
+    condition: Callable[[], bool], timeout: float, what: str, log: Path, daemon: subprocess.Popen[bytes]
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
+        if daemon.poll() is not None:
+            raise AssertionError(f"the daemon exited ({daemon.returncode}) before {what}; log:\n{log.read_text()[-3000:]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log.read_text()[-3000:]}")
         time.sleep(0.01)
@@ -359,7 +410,7 @@ def test_kill_9_mid_batch_then_restart_stores_every_message_once(dovecot: Doveco
     log = tmp_path / "daemon.log"
     daemon = _daemon(path, log)
     try:
-        _wait(lambda: _spooled(database) >= 10, 60, "the first spooled rows", log)
+        _wait(lambda: _spooled(database) >= 10, 60, "the first spooled rows", log, daemon)
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait(timeout=10)
         killed_at = _spooled(database)
@@ -370,7 +421,7 @@ def test_kill_9_mid_batch_then_restart_stores_every_message_once(dovecot: Doveco
             with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
                 return db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] >= total
 
-        _wait(all_threaded, 120, f"{total} messages", log)
+        _wait(all_threaded, 120, f"{total} messages", log, daemon)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
     finally:

@@ -13,14 +13,20 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from mailgate import spool
 from mailgate.config import Config, ImapAccount
 from mailgate.models import Source
 from mailgate.sources.imap_auth import CredentialsUnavailable
-from mailgate.sources.imap_session import AuthFailed, Disconnected, Fetched, FolderInfo, FolderMissing, Session
-from mailgate.spool import Envelope
+from mailgate.sources.imap_session import (
+    AuthFailed,
+    Disconnected,
+    Fetched,
+    FolderInfo,
+    FolderMissing,
+    Session,
+)
 from mailgate.sources.imap_state import (
     Checkpoint,
     load_checkpoint,
@@ -29,6 +35,7 @@ from mailgate.sources.imap_state import (
     save_state,
     skipped_uids,
 )
+from mailgate.spool import Envelope
 from mailgate.store import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.imap")
@@ -326,10 +333,12 @@ class AccountWorker:
         finally:
             # After an error: let queued fetches and actions end quietly; the checkpoint's done_uid
             # says which actions the next session must repeat.
-            for pending in [*(f for _, f in fetches), *([action] if action is not None else [])]:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
+            pending: list[asyncio.Future[Any]] = [f for _, f in fetches]
+            if action is not None:
+                pending.append(action)
+            for future in pending:
+                future.cancel()
+                future.add_done_callback(_quiet)
         return await self._mark_done(folder, cp, cp.done_uid)
 
     async def _commit(self, folder: str, cp: Checkpoint, group: list[tuple[_Batch, list[Fetched]]]) -> Checkpoint:
@@ -375,6 +384,12 @@ class _Batch:
     uids: list[int]  # to fetch and store
     too_big: list[tuple[int, int]]  # (uid, size) left on the server
     upto: int  # the checkpoint after this batch
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    """Collect an abandoned future's outcome so asyncio does not log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _describe(exc: BaseException) -> str:

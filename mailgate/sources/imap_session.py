@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import imaplib
 import logging
 import re
+import socket
 import ssl
 import threading
 import time
@@ -14,9 +16,9 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from imapclient import DELETED, SEEN, IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
-from imapclient.response_parser import parse_fetch_response
+from imapclient import DELETED, SEEN, IMAPClient  # type: ignore[import-untyped]
+from imapclient.exceptions import IMAPClientError, LoginError  # type: ignore[import-untyped]
+from imapclient.response_parser import parse_fetch_response  # type: ignore[import-untyped]
 
 from mailgate.config import ImapAccount
 from mailgate.parse import header
@@ -84,16 +86,18 @@ def _addr(value: str | None) -> str:
     return (value or "").strip().strip("<>").strip()
 
 
-def fetched_bodies(data: list[object], wanted: set[int]) -> dict[int, bytes]:
+def fetched_bodies(data: Sequence[object], wanted: set[int]) -> dict[int, bytes]:
     """UID → BODY[] bytes from imaplib's FETCH data: the plain shape read directly, any other by imapclient."""
     out: dict[int, bytes] = {}
     items = iter(data)
     for item in items:
         if item is None:
             continue
-        match = _FETCH_BODY.match(item[0]) if isinstance(item, tuple) and isinstance(item[0], bytes) else None
-        if match is None or len(item[1]) != int(match.group(2)) or next(items, None) != b")":
-            parsed = parse_fetch_response(data, True, True)  # type: ignore[arg-type]
+        match = None
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bytes) and isinstance(item[1], bytes):
+            match = _FETCH_BODY.match(item[0])
+        if match is None or len(item[1]) != int(match.group(2)) or next(items, None) != b")":  # type: ignore[index]
+            parsed = parse_fetch_response(data)
             return {
                 uid: bytes(fields[b"BODY[]"])
                 for uid, fields in parsed.items()
@@ -101,7 +105,7 @@ def fetched_bodies(data: list[object], wanted: set[int]) -> dict[int, bytes]:
             }
         uid = int(match.group(1))
         if uid in wanted:
-            out[uid] = item[1]
+            out[uid] = item[1]  # type: ignore[index]
     return out
 
 
@@ -141,7 +145,11 @@ class Session:
                 else:
                     client.login(account.username, secret.secret)
             except LoginError as exc:
-                raise AuthFailed(str(exc)) from None  # the chained imaplib error adds nothing
+                text = str(exc)
+                # RFC 5530: the server is busy or the account is in use elsewhere; not our password.
+                if any(code in text.upper() for code in ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]")):
+                    raise Disconnected(f"login refused for now: {text}") from None
+                raise AuthFailed(text) from None  # the chained imaplib error adds nothing
             self.capabilities = frozenset(c.upper() for c in client.capabilities())
         except BaseException:
             self._drop(client)
@@ -165,17 +173,13 @@ class Session:
         """Break a blocking call from another thread (daemon shutdown); the owner thread then fails fast."""
         client = self.client
         if client is not None:
-            try:
-                client.socket().shutdown(2)
-            except Exception:  # noqa: BLE001
-                pass
+            with contextlib.suppress(Exception):
+                client.socket().shutdown(socket.SHUT_RDWR)
 
     @staticmethod
     def _drop(client: IMAPClient) -> None:
-        try:
+        with contextlib.suppress(Exception):  # already gone is fine
             client.shutdown()
-        except Exception:  # noqa: BLE001
-            pass
 
     def _client(self) -> IMAPClient:
         if self.client is None:
