@@ -374,3 +374,14 @@ def test_phrase_table_is_well_formed(lang: str) -> None:
         assert phrase == phrase.strip() and not phrase.endswith(":"), phrase
     for pattern in table.mobile:
         re.compile(pattern)
+
+
+def test_huge_mail_keeps_all_new_text_and_cuts_quotes_in_the_head() -> None:
+    # Past the classified window: no boundary in the head means the whole mail is new text.
+    log = "\n".join(f"log line {i}" for i in range(40_000))
+    assert reply_text(log) == log
+    # A boundary inside the window still cuts the long quoted history below it.
+    quoted = "Thanks, fixed.\n\nOn Mon, 5 Jan 2015 at 10:00, Ann <ann@example.test> wrote:\n" + "\n".join(
+        f"> quoted {i}" for i in range(40_000)
+    )
+    assert reply_text(quoted) == "Thanks, fixed."
