@@ -404,3 +404,9 @@ def spool_replay(ctx: click.Context, into: Path) -> None:
         click.echo(str(exc), err=True)
         ctx.exit(1)
     click.echo(f"replayed {spooled} spooled messages into {into}: {messages} messages")
+
+
+# Ticket life and contacts (issue 7): `tickets snooze|wake|sla|links`, `contacts …`.
+from mailgate import cli_life  # after the groups it extends
+
+cli_life.attach(main, tickets)

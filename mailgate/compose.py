@@ -55,6 +55,7 @@ class Outgoing:
     auto_kind: str = "auto-replied"  # auto-replied (an answer to a mail) | auto-generated
     language: str = "en"
     date: datetime | None = None
+    cc: tuple[tuple[str, str], ...] = ()  # (name, address): the other people an agent's reply goes to
 
 
 def _address(name: str, address: str) -> HeaderAddress:
@@ -67,6 +68,8 @@ def compose(out: Outgoing) -> EmailMessage:
     msg = EmailMessage(policy=policy.default)
     msg["From"] = _address(out.from_name, out.from_address)
     msg["To"] = _address(out.to_name, out.to_address)
+    if out.cc:
+        msg["Cc"] = [_address(name, address) for name, address in out.cc]
     msg["Reply-To"] = _address(out.from_name, out.reply_to)
     msg["Subject"] = clean(out.subject, 400)
     msg["Date"] = format_datetime(out.date or datetime.now(UTC))

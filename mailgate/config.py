@@ -8,6 +8,7 @@ import re
 import shlex
 import tomllib
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -88,6 +89,25 @@ class GatewayConfig(_Model):
     first_ticket_number: int = Field(default=1000, ge=1)
     default_language: Language = "en"
     default_queue: str | None = None  # for mail whose recipient address feeds no queue (rules may override)
+    # Agent identity (issue 6): Authentication-Results from these authserv-ids (the operator's own MTA) are trusted.
+    authserv_id: tuple[str, ...] = ()
+    timezone: str = "UTC"  # agents' local time: "[snooze:monday]" wakes at 09:00 here
+
+    @field_validator("authserv_id", mode="before")
+    @classmethod
+    def _authserv_ids(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Helsinki', 'UTC')") from exc
+        return value
 
     @model_validator(mode="after")
     def _one_secret(self) -> GatewayConfig:
@@ -132,6 +152,45 @@ class SlaTimes(_Model):
     resolution: int | None = Field(default=None, gt=0)
 
 
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class BusinessHoursConfig(_Model):
+    """When a queue works (issue 7): SLA deadlines count only these minutes."""
+
+    days: tuple[Weekday, ...] = Field(default=("mon", "tue", "wed", "thu", "fri"), min_length=1)
+    start: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    timezone: str = "UTC"
+    holidays: tuple[date, ...] = ()  # whole days off, in the queue's time zone
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Helsinki', 'UTC')") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> BusinessHoursConfig:
+        if self.end > "24:00" or self.end <= self.start:
+            raise ValueError(f"end {self.end!r} must be after start {self.start!r} (overnight shifts: not supported)")
+        return self
+
+
+class TicketsConfig(_Model):
+    """Ticket life (issue 7): reopening, SLA warnings."""
+
+    # A customer reply to a ticket resolved longer ago than this opens a new, linked ticket.
+    reopen_days: float = Field(default=14, ge=0)
+    sla_warning_percent: int = Field(default=80, ge=1, le=99)  # warn the assignee at this share of a deadline
+
+
 class QueueConfig(_Model):
     """A queue (department): the support addresses that feed it and the agents who work it."""
 
@@ -145,6 +204,7 @@ class QueueConfig(_Model):
     resolution_notice: bool = True  # a notice to the customer when the ticket is resolved
     sla: dict[Priority, SlaTimes] = Field(default_factory=dict)
     assignment: Literal["none", "round-robin", "least-open"] = "none"
+    business_hours: BusinessHoursConfig | None = None  # SLA clocks count only these (issue 7)
 
 
 class AgentConfig(_Model):
@@ -473,6 +533,7 @@ class Config(_Model):
     relay: RelayConfig = RelayConfig()
     outbox: OutboxConfig = OutboxConfig()
     imap: tuple[ImapAccount, ...] = ()
+    tickets: TicketsConfig = TicketsConfig()  # ticket life: reopen, SLA (issue 7)
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None

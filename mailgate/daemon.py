@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from mailgate import config as config_mod
+from mailgate import lifecycle
 from mailgate.config import Config, ConfigError
 from mailgate.obs import sd_notify
 from mailgate.outgoing import Outgoing
@@ -49,6 +50,8 @@ async def started(config: Config) -> AsyncIterator[Running]:
         worker = Worker(Processor(config, store))
         worker_task = asyncio.create_task(worker.run(), name="spool-worker")
         outgoing = Outgoing(config, store)  # the outbox sender and the timers (issue 4)
+        # Ticket life (issue 7): wake-ups and SLA warnings, under the config in force when they fire.
+        lifecycle.register_timers(outgoing.timers, lambda: worker.processor.config)
         await outgoing.start()
         handler = smtp.SpoolHandler(config, store, on_accept=worker.wake)
         server = await smtp.serve(config, handler)

@@ -75,7 +75,7 @@ class Mailer:
         ) if row["contact_id"] else None)
         messages = await tx.all(
             "SELECT m.message_id, m.direction, s.rcpt_to FROM messages m LEFT JOIN spool s ON s.id = m.spool_id"
-            " WHERE m.ticket_id = ? ORDER BY m.id", (ticket_id,)
+            " WHERE m.ticket_id = ? AND m.direction IN ('in', 'out') ORDER BY m.id", (ticket_id,)
         )
         queue = self.config.queue(row["queue"]) if row["queue"] else None
         written_to = self._support_address(messages)
@@ -130,7 +130,7 @@ class Mailer:
             gateway=self.config.gateway.name, number=info.number, tag=self.config.gateway.ticket_tag,
             subject=info.subject, status=info.status, priority=info.priority,
             queue=info.queue.name if info.queue else None, customer_name=info.customer_name,
-            customer_address=info.customer_address, **extra,
+            customer_address=info.customer_address, assignee=info.assignee or "", **extra,
         )
 
     # -- one mail -------------------------------------------------------------------------------
@@ -150,25 +150,34 @@ class Mailer:
         auto_kind: str = "auto-replied",
         agent: str | None = None,
         not_before: datetime | None = None,
+        reply_token: tokens.Token | None = None,
+        from_name: str | None = None,
+        cc: tuple[tuple[str, str], ...] = (),
+        envelope_to: str | None = None,
     ) -> int:
-        """Render, insert, compose with the VERP return path, and schedule; returns the outbox id."""
+        """Render, insert, compose with the VERP return path, and schedule; returns the outbox id.
+
+        reply_token: the Reply-To (default: the customer's 'r' address); mail to an agent carries that
+        agent's 'a' (answers the customer) or 'n' (adds a note) address instead.
+        """
         rendered = self.templates.render(template, language if language in LANGUAGES else "en", data)
         token = tokens.Token("r", info.number)
+        shown_name = from_name or self.config.gateway.name
         message_id = tokens.message_id(self.secret, self.domain, token)
         subject = compose.tagged_subject(rendered.subject, self.config.gateway.ticket_tag, info.number)
         when = not_before or datetime.now(UTC)
         outbox_id = await outbox.insert(tx, outbox.NewMail(
             ticket_id=info.id, kind=kind, automatic=automatic, agent=agent, message_id=message_id,
-            from_name=self.config.gateway.name, from_address=info.from_address, in_reply_to=info.last_inbound,
-            rcpt_to=to_address, subject=subject, text=rendered.text, not_before=when,
+            from_name=shown_name, from_address=info.from_address, in_reply_to=info.last_inbound,
+            rcpt_to=envelope_to or to_address, subject=subject, text=rendered.text, not_before=when,
         ))
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", outbox_id))
         message = compose.compose(compose.Outgoing(
-            from_name=self.config.gateway.name, from_address=info.from_address, to_name=to_name,
-            to_address=to_address, reply_to=tokens.reply_address(self.secret, info.from_address, token),
+            from_name=shown_name, from_address=info.from_address, to_name=to_name,
+            to_address=to_address, reply_to=tokens.reply_address(self.secret, info.from_address, reply_token or token),
             subject=subject, message_id=message_id, text=rendered.text, html=rendered.html,
             marker=tokens.body_marker(self.secret, token), in_reply_to=info.last_inbound,
-            references=info.references, automatic=automatic, auto_kind=auto_kind, language=language,
+            references=info.references, automatic=automatic, auto_kind=auto_kind, language=language, cc=cc,
         ))
         await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), when)
         # Before commit is fine: the store's single writer makes the sender's claim wait for ours.
@@ -194,8 +203,24 @@ class Mailer:
             ids.append(await self.queue_mail(
                 tx, info, kind="notify", template=template, to_name=agent.name, to_address=agent.addresses[0],
                 language=self.agent_language(info, agent), auto_kind="auto-generated",
+                reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
                 data=self.data(info, agent_name=agent.name, agent_id=agent.id,
                                message_text=mail.reply_text or mail.text, message_from=shown),
+            ))
+        return ids
+
+    async def notify_note(self, tx: Txn, info: TicketInfo, author: AgentConfig, text: str) -> list[int]:
+        """An internal note, to the agents of the ticket but its author; Reply-To adds a note, never a reply."""
+        ids = []
+        for agent in self.agents_to_tell(info):
+            if agent.id == author.id:
+                continue
+            ids.append(await self.queue_mail(
+                tx, info, kind="notify", template="notify_note", to_name=agent.name, to_address=agent.addresses[0],
+                language=self.agent_language(info, agent), auto_kind="auto-generated",
+                reply_token=tokens.Token(tokens.AGENT_NOTE, info.number, agent.id),
+                data=self.data(info, agent_name=agent.name, agent_id=agent.id, message_text=text,
+                               message_from=author.name),
             ))
         return ids
 
@@ -204,14 +229,38 @@ class Mailer:
         if not info.customer_address:
             raise ValueError(f"ticket #{info.number} has no customer address to answer")
         agent = self.config.agent(agent_id)
+        cc = await self.reply_cc(tx, info)
+        shown = f"{agent.name if agent else agent_id} ({self.config.gateway.name})"
+        data = self.data(info, agent_name=agent.name if agent else agent_id, agent_id=agent_id, reply_text=text)
         outbox_id = await self.queue_mail(
             tx, info, kind="reply", template="reply", to_name=info.customer_name, to_address=info.customer_address,
             language=self.customer_language(info), automatic=False, agent=agent_id, not_before=not_before,
-            data=self.data(info, agent_name=agent.name if agent else agent_id, agent_id=agent_id, reply_text=text),
+            data=data, from_name=shown, cc=tuple(("", a) for a in cc),
         )
+        # One row per envelope recipient (the outbox's unit); each copy shows the same To and Cc.
+        for address in cc:
+            await self.queue_mail(
+                tx, info, kind="reply", template="reply", to_name=info.customer_name,
+                to_address=info.customer_address, language=self.customer_language(info), automatic=False,
+                agent=agent_id, not_before=not_before, data=data, from_name=shown,
+                cc=tuple(("", a) for a in cc), envelope_to=address,
+            )
         await tickets.event(tx, ticket_id, f"agent:{agent_id}", "reply.queued",
                             {"outbox": outbox_id, "not_before": not_before.isoformat()})
         return outbox_id
+
+    async def reply_cc(self, tx: Txn, info: TicketInfo) -> list[str]:
+        """The ticket's Cc parties an answer goes to: people only, never an agent or mailgate itself."""
+        rows = await tx.all("SELECT address FROM ticket_parties WHERE ticket_id = ? AND role = 'cc' ORDER BY address",
+                            (info.id,))
+        out = []
+        for row in rows:
+            address = row["address"].lower()
+            if (address == info.customer_address.lower() or address in self.guard.agent_addresses
+                    or loops.base(address) in self.guard.own_addresses or loops.is_machine_address(address)):
+                continue
+            out.append(address)
+        return out
 
     async def delivery_failed(self, tx: Txn, row: Row, reason: str) -> None:
         """A mail could not be delivered: an event on the ticket, and a notice to the agent or queue."""
@@ -328,6 +377,7 @@ class Mailer:
         await self.queue_mail(
             tx, info, kind="held", template="held", to_name=agent.name, to_address=agent.addresses[0],
             language=self.agent_language(info, agent), auto_kind="auto-generated",
+            reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),  # "#send" / "#cancel" work
             data=self.data(info, agent_name=agent.name, agent_id=agent.id, reply_text=_body(row["text"]),
                            message_text=mail.reply_text or mail.text),
         )
@@ -379,6 +429,14 @@ class Listener:
 
 # Module-level, so a Mailer made for a reloaded config (mailer_for) reaches the same sender.
 _LISTENERS: list[Listener] = []
+
+
+def wake(later: bool = False) -> None:
+    """Mail or a timer row was queued outside queue_mail: wake the sender (and the timers, when later)."""
+    for listener in _LISTENERS:
+        listener.wake_sender()
+        if later:
+            listener.poke_timers()
 
 
 def add_listener(listener: Listener) -> None:

@@ -289,6 +289,11 @@ class Sender:
             "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL, message_row = ? WHERE id = ?",
             (timers.iso(now), message_row, row["id"]),
         )
+        if row["ticket_id"] is not None and row["kind"] == "reply":
+            # SLA (issue 7): an agent's answer reached the relay. Imported here: sla → outbound → outbox.
+            from mailgate import sla
+
+            await sla.first_response_sent(tx, row["ticket_id"], now)
         if row["ticket_id"] is not None:
             await tickets.event(
                 tx, row["ticket_id"], "system", "mail.sent",

@@ -7,7 +7,16 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
-from mailgate import assign, correlate, outbound, rules, spool, tickets
+from mailgate import (
+    agent_mail,
+    assign,
+    correlate,
+    lifecycle,
+    outbound,
+    rules,
+    spool,
+    tickets,
+)
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
 from mailgate.models import ParsedMail, ThreadRule
@@ -88,8 +97,23 @@ class Processor:
             )
             mailer = outbound.mailer_for(self.config)  # outgoing mail (issue 4)
             found = await mailer.rethread_bounce(tx, mail, entry.envelope.rcpt_to, found)
+            # --- issue 6: a proven agent's mail is handled (commands, reply, note) in agent_mail ---
+            agent = await agent_mail.dispatch(tx, self.config, mail, entry, key, found)
+            if agent.handled:
+                await tx.execute(
+                    "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
+                    (agent.message_row, entry.id),
+                )
+                return Outcome(entry.id, "done", agent.ticket_number, agent.message_row, agent.found.rule)
+            found = agent.found  # mail to an agent's token address threads by it, whoever sent it
+            # --- end issue 6 ---
             sender = mail.from_[0] if mail.from_ else None
             actor = f"customer:{sender.address.lower()}" if sender else "system"
+            # Ticket life (issue 7): a customer reply wakes a waiting ticket, reopens a resolved one,
+            # or (closed, or resolved long ago) becomes a new ticket linked to the old (`follows`).
+            found, follows = await lifecycle.customer_reply(
+                tx, self.config, found, mail, actor=actor, imported=entry.envelope.imported
+            )
             new_ticket = found.ticket_id is None
             if found.ticket_id is None:
                 contact_id = await tickets.contact_for(tx, sender) if sender and sender.address else None
@@ -107,6 +131,7 @@ class Processor:
                 ruleset = self._ruleset
                 routing = rules.route(ruleset, mail, entry.envelope.rcpt_to)
                 await assign.apply(tx, ruleset.config, ticket_id, routing)
+                await lifecycle.opened(tx, ruleset.config, ticket_id, follows=follows, actor=actor)  # SLA, link (issue 7)
             else:
                 ticket_id = found.ticket_id
                 number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
@@ -127,6 +152,8 @@ class Processor:
             )
             # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
             await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket)
+            if agent.unproven:  # issue 6: an agent's From without proof: stored as an outside party's; agent told
+                await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail, imported=entry.envelope.imported)
             await tx.execute(
                 "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
                 (message_row, entry.id),

@@ -22,7 +22,10 @@ from mailgate.config import LANGUAGES, Config
 
 SHIPPED = Path(__file__).resolve().parent.parent / "templates"
 # Every mail mailgate writes; each is <lang>/<name>.txt (first line: the subject) and optionally .html.
-NAMES: tuple[str, ...] = ("ack", "notify_new", "notify_reply", "resolved", "reply", "delivery_failed", "held")
+NAMES: tuple[str, ...] = ("ack", "notify_new", "notify_reply", "resolved", "reply", "delivery_failed", "held",
+                          # Agents working by mail (issue 6).
+                          "notify_note", "agent_done", "agent_refused", "agent_unproven")
+NAMES += ("sla_warning", "sla_breach", "waiting_over")  # ticket life (issue 7)
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 
 
@@ -60,6 +63,11 @@ def context(
     error_recipient: str = "",
     error_kind: str = "",
     error_reason: str = "",
+    assignee: str = "",
+    outcome: Mapping[str, Any] | None = None,
+    deadline_kind: str = "",  # SLA (issue 7): first_response | resolution
+    deadline_due: str = "",
+    deadline_minutes: int = 0,
 ) -> dict[str, Any]:
     """The one shape every template sees: all keys always present, so a typo fails check-config."""
     text = message_text.strip()
@@ -74,6 +82,7 @@ def context(
             "status": status,
             "priority": priority,
             "queue": queue or "",
+            "assignee": assignee,
         },
         "customer": {"name": customer_name or customer_address, "address": customer_address},
         "agent": {"name": agent_name or agent_id, "id": agent_id},
@@ -83,7 +92,24 @@ def context(
         },
         "reply_text": reply_text,
         "error": {"recipient": error_recipient, "kind": error_kind, "reason": error_reason},
+        # What an agent's mail did (agent_done / agent_refused / agent_unproven): every key always there.
+        "outcome": {**_OUTCOME, **(outcome or {})},
+        "deadline": {"kind": deadline_kind, "due": deadline_due, "minutes": deadline_minutes},  # SLA (issue 7)
     }
+
+
+_OUTCOME: dict[str, Any] = {
+    "changes": [],  # lines like "[status:resolved] open → resolved"
+    "errors": [],  # lines like "[queue:nope]: unknown queue 'nope'"
+    "reply_to": [],  # who the agent's reply goes to
+    "reply_at": "",  # when it goes (UTC)
+    "note": False,  # the mail was stored as an internal note
+    "already_sent": False,  # the agent wrote to the customer directly as well: not sent again
+    "listing": "",  # which list ([list:mine])
+    "tickets": [],  # {number, subject, status, priority, queue, assignee} for a listing
+    "why": "",  # why a mail was not taken as the agent's
+    "ticketless": False,  # no ticket: a mail to the command address
+}
 
 
 def sample_context() -> dict[str, Any]:
@@ -101,9 +127,20 @@ def sample_context() -> dict[str, Any]:
         message_text="Hello,\n\nthe printer is <b>on fire</b>.\n",
         message_from="Zoë <zoe@customer.example>",
         reply_text="We are on it.",
+        assignee="aino",
+        outcome={
+            "changes": ["[status:resolved] open → resolved"], "errors": ["[queue:nope]: unknown queue 'nope'"],
+            "reply_to": ["zoe@customer.example"], "reply_at": "2026-11-23 10:00 UTC", "listing": "mine",
+            "tickets": [{"number": 1042, "subject": "Printer <on> fire", "status": "open", "priority": "high",
+                         "queue": "support", "assignee": "aino"}],
+            "why": "neither a signed address nor DKIM",
+        },
         error_recipient="zoe@customer.example",
         error_kind="ack",
         error_reason="550 5.1.1 no such user",
+        deadline_kind="first_response",
+        deadline_due="2026-11-24 10:00 (Europe/Helsinki)",
+        deadline_minutes=240,
     )
 
 

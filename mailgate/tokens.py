@@ -13,12 +13,18 @@ from dataclasses import dataclass
 _TOKEN = re.compile(r"(?<![a-z0-9])([a-z])-(\d{1,12})(?:-([a-z0-9_]{1,40}))?-([a-z2-7]{16})(?![a-z0-9])")
 _MARKER = "ref:"
 
+# Purposes. An agent's addresses carry the agent's id, so the token is that agent's proof of identity.
+REPLY = "r"  # a customer's reply address: threads into the ticket
+BOUNCE = "b"  # the VERP return path of one outbox row
+AGENT_REPLY = "a"  # agent X answers the customer on this ticket (ticket 0: X's command address)
+AGENT_NOTE = "n"  # agent X adds an internal note to this ticket: never reaches the customer
+
 
 @dataclass(frozen=True, slots=True)
 class Token:
     """What a verified token says: which ticket, what for, and (for agents) whose."""
 
-    purpose: str  # 'r' reply to the ticket; 'b' VERP bounce address; later purposes add letters ('c' comment ...)
+    purpose: str  # 'r' reply to the ticket; 'b' VERP bounce address; 'a'/'n' an agent's reply/note address
     ticket: int  # the ticket number; for 'b' the outbox row the bounce reports on
     agent: str | None = None
 

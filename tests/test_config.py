@@ -104,3 +104,10 @@ def test_secret_file(tmp_path: Path) -> None:
     (tmp_path / "secret").unlink()
     (issue,) = issues_of(path)
     assert issue.startswith(f"{path}:3: gateway.secret_file: cannot read")
+
+
+def test_migrations_have_unique_numbers() -> None:
+    from mailgate.store import migrations
+
+    numbers = [version for version, _, _ in migrations()]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 1

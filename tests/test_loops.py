@@ -220,15 +220,21 @@ def auto_responder(port: int, *, rfc3834: bool) -> Callable[[Received], object]:
 async def test_auto_responder_exchange_stops_after_one_answer(
     sink: Sink, loopconfig: Callable[..., Config], rfc3834: bool
 ) -> None:
-    async with started(loopconfig()) as running:
+    # send_delay short: a naive agent responder's answer may be an agent's reply (issue 6) and must go or be held.
+    async with started(loopconfig(send_delay=0.2)) as running:
         sink.on_message = auto_responder(running.smtp_port, rfc3834=rfc3834)  # type: ignore[assignment]
         await send(running.smtp_port, raw_with({}))
         await sink.wait_for(lambda r: len(sink.to(CUSTOMER)) >= 1)
         await quiet(running, sink)
-        assert len(sink.to(CUSTOMER)) == 1, [r.header("Subject") for r in sink.to(CUSTOMER)]
+        assert len(sink.to(CUSTOMER)) <= (1 if rfc3834 else 2), [r.header("Subject") for r in sink.to(CUSTOMER)]
         # Agents hear of the ticket, and (naive case) of the customer's "reply", never of their own
         # out-of-office: the exchange is finite.
-        assert 1 <= len(sink.to("aino@agents.test")) <= 2
+        # Issue 6: a naive agent responder answers the notification's Reply-To (the agent's signed
+        # address), which no header tells from the agent: its text may reach the customer once (or be
+        # held when the customer wrote meanwhile); a repeat is refused and answers to confirmations
+        # are ignored, so the exchange still ends after a few mails.
+        assert 1 <= len(sink.to("aino@agents.test")) <= (2 if rfc3834 else 6)
+        assert sum("I am away" in r.text() for r in sink.to(CUSTOMER)) <= (0 if rfc3834 else 1)
         async with running.store.read() as tx:
             assert await tx.value("SELECT COUNT(*) FROM tickets") == 1
             inbound = await tx.value("SELECT COUNT(*) FROM messages WHERE direction = 'in'")

@@ -158,7 +158,8 @@ async def test_agents_are_notified_of_new_tickets_and_follow_ups(sink: Sink, out
         assert new.msg["Subject"] == "New request [#1000]: Printer on fire"
         assert new.msg["Auto-Submitted"] == "auto-generated"
         assert "The printer is on fire." in new.text() and "Alice Customer <alice@customer.test>" in new.text()
-        assert new.msg["Reply-To"].addresses[0].addr_spec.startswith("support+r-1000-")
+        # Issue 6: an agent's Reply-To is that agent's signed reply address (answers the customer).
+        assert new.msg["Reply-To"].addresses[0].addr_spec.startswith("support+a-1000-aino-")
         assert not sink.to("bartek@agents.test")
         # The customer writes again: the queue hears of it.
         await send(running.smtp_port, mail(subject="Re: more", body="Now it smokes too.\n",

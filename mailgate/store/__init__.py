@@ -35,7 +35,11 @@ def migrations() -> list[tuple[int, str, str]]:
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    found.sort()
+    for (a, first, _), (b, second, _) in zip(found, found[1:]):
+        if a == b:  # one of the two would silently never run
+            raise RuntimeError(f"two migrations share number {a:04d}: {first} and {second}")
+    return found
 
 
 class Txn:

@@ -1,0 +1,370 @@
+"""An agent's mail: prove who sent it, run its commands all-or-nothing, pass its reply on or keep it as a note."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from mailgate import (
+    agent_ops,
+    commands,
+    compose,
+    correlate,
+    identity,
+    outbound,
+    outbox,
+    quotes,
+    tickets,
+    tokens,
+)
+from mailgate.agent_ops import OpError
+from mailgate.commands import TagError
+from mailgate.config import AgentConfig, Config
+from mailgate.correlate import Correlation
+from mailgate.identity import Identity
+from mailgate.models import MailKind, ParsedMail, ThreadRule
+from mailgate.spool import SpoolEntry
+from mailgate.store import Txn
+from mailgate.templates import context
+
+log = logging.getLogger("mailgate.agent_mail")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What process.py does next: nothing more (handled), or its usual path with this threading."""
+
+    handled: bool
+    found: Correlation
+    identity: Identity | None = None
+    ticket_number: int | None = None
+    message_row: int | None = None
+
+    @property
+    def unproven(self) -> bool:
+        return self.identity is not None and self.identity.unproven_agent
+
+
+@dataclass
+class _Outcome:
+    changes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    reply_at: str = ""
+    note: bool = False
+    already_sent: bool = False
+    listing: str = ""
+    tickets: list[dict[str, Any]] = field(default_factory=list)
+    why: str = ""
+    ticketless: bool = False
+
+
+async def dispatch(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, found: Correlation) -> Decision:
+    """Decide inside the intake transaction; a proven agent's mail is handled here completely."""
+    secret = config.secret_bytes()
+    ident = identity.resolve(config, mail, entry.envelope.rcpt_to, secret)
+    found = await _thread_by_agent_token(tx, mail, entry.envelope.rcpt_to, secret, found)
+    if ident.agent is None:
+        if ident.claimed is not None:
+            log.warning("agent_mail.unproven agent=%s why=%s", ident.claimed.id, ident.why)
+        return Decision(False, found, ident)
+    return await _proven(tx, config, mail, entry, key, found, ident, ident.agent)
+
+
+async def _thread_by_agent_token(
+    tx: Txn, mail: ParsedMail, rcpt_to: tuple[str, ...], secret: bytes, found: Correlation
+) -> Correlation:
+    """Mail to an agent's reply or note address belongs to that ticket, whoever sent it."""
+    if found.ticket_id is not None:
+        return found
+    recipients = " ".join([*rcpt_to, *(a.address for a in (*mail.to, *mail.cc))])
+    for token in tokens.find(secret, recipients):
+        if token.purpose in (tokens.AGENT_REPLY, tokens.AGENT_NOTE) and token.ticket:
+            ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (token.ticket,))
+            if ticket_id is not None:
+                return Correlation(ticket_id, ThreadRule.TOKEN, f"agent token for #{token.ticket} in recipient")
+    return found
+
+
+async def _ticket_of(tx: Txn, config: Config, mail: ParsedMail, found: Correlation, ident: Identity) -> int | None:
+    if ident.ticket:
+        found_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (ident.ticket,))
+        return int(found_id) if found_id is not None else None
+    if ident.ticket == 0:
+        return None  # the agent's command address
+    if found.ticket_id is not None:
+        return found.ticket_id
+    # A proven agent may name any ticket by its subject tag (customers only their own).
+    for number in correlate.subject_tags(mail.subject, config.gateway.ticket_tag):
+        ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
+        if ticket_id is not None:
+            return int(ticket_id)
+    return None
+
+
+async def _proven(
+    tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, found: Correlation,
+    ident: Identity, agent: AgentConfig,
+) -> Decision:
+    mailer = outbound.mailer_for(config)
+    ticket_id = await _ticket_of(tx, config, mail, found, ident)
+    parsed = commands.parse(mail.subject, new_text(mail.text), now=datetime.now(UTC), tz=config.gateway.timezone)
+    text = parsed.body.strip()
+    is_note = ident.note or parsed.has("note")
+    ticketless = ticket_id is None
+    if ticketless and ident.ticket is None and not parsed.commands and not parsed.errors:
+        return Decision(False, found, ident)  # an agent writing to support like anyone: a ticket as usual
+    if mail.kind is not MailKind.MESSAGE:
+        # An agent's out-of-office answering a notification must never reach the customer.
+        row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent") if ticket_id else None
+        if ticket_id:
+            await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored", {"kind": str(mail.kind)})
+        return Decision(True, found, ident, await _number(tx, ticket_id), row)
+    if not parsed.commands and not parsed.errors and await _answers_our_automatic_mail(tx, mail):
+        # A confirmation or notice answered without a command: an out-of-office that ignores
+        # Auto-Submitted, most likely. Kept, never passed on, never confirmed (that would loop).
+        row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent") if ticket_id else None
+        if ticket_id:
+            await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored",
+                                {"reason": "answer to an automatic mail, without a command"})
+        return Decision(True, found, ident, await _number(tx, ticket_id), row)
+    outcome = _Outcome(note=is_note, ticketless=ticketless)
+    ticket = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,)) if ticket_id else None
+    errors = [*parsed.errors, *agent_ops.check(config, agent, ticket, parsed.commands)]
+    if ident.ticket and ticket is None:
+        errors.append(TagError(f"#{ident.ticket}", "no such ticket"))
+    if ticketless and not parsed.commands and not parsed.errors:
+        errors.append(TagError("(mail)", "nothing to do: no command, and no ticket to answer"))
+    if ticket is not None and text and not is_note:
+        info = await mailer.ticket(tx, ticket["id"])
+        if not info.customer_address:
+            errors.append(TagError("(reply)", "the ticket has no customer address to answer"))
+        elif tokens.find(config.secret_bytes(), text):
+            # Our own reference is still in it: quoted history the cut missed; never send that on.
+            errors.append(TagError("(reply)", "your text still holds the quoted mailgate mail; write above the quote"))
+        elif await _said_already(tx, ticket["id"], agent, text):
+            # The same words again within a day: an automatic answer caught in a loop, not a person.
+            errors.append(TagError("(reply)", "the same text went to this ticket in the last 24 hours; not sent again"))
+    message_row = None
+    if not errors:
+        await tx.execute("SAVEPOINT agent_mail")
+        try:
+            message_row = await _apply(tx, config, mailer, mail, entry, key, parsed, ticket_id, agent, outcome)
+        except (OpError, ValueError) as exc:
+            # Checks come first, so this is a race or a bug; either way nothing of the mail stays applied.
+            await tx.execute("ROLLBACK TO agent_mail")
+            errors.append(TagError("(mail)", str(exc)))
+        await tx.execute("RELEASE agent_mail")
+    if errors:
+        outcome = _Outcome(errors=[str(e) for e in errors], note=is_note, ticketless=ticketless)
+        if ticket_id is not None:
+            # Kept (not lost), but nothing of it applied and nothing sent on.
+            message_row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
+            await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.refused", {"errors": outcome.errors})
+        await _tell(tx, config, agent, ticket_id, "agent_refused", outcome, is_note)
+        return Decision(True, found, ident, await _number(tx, ticket_id), message_row)
+    await _tell(tx, config, agent, ticket_id, "agent_done", outcome, is_note,
+                excerpt=(agent.name, text) if text and ticket_id else None)
+    return Decision(True, found, ident, await _number(tx, ticket_id), message_row)
+
+
+async def _apply(
+    tx: Txn, config: Config, mailer: outbound.Mailer, mail: ParsedMail, entry: SpoolEntry, key: str,
+    parsed: commands.Parsed, ticket_id: int | None, agent: AgentConfig, outcome: _Outcome,
+) -> int | None:
+    """Every command, then the note or the reply; raises on the first failure (the caller rolls back)."""
+    changes = await agent_ops.apply(tx, config, ticket_id, parsed.commands, agent)
+    for command, change in zip(_applied_order(parsed.commands), changes, strict=False):
+        outcome.changes.append(f"{command.render()} {change.summary}")
+    listing = parsed.get("list")
+    if listing is not None:
+        outcome.listing = listing.value
+        outcome.tickets = await agent_ops.list_tickets(tx, config, agent, listing.value)
+    picked = next((c.ticket for c in changes if c.ticket), None)
+    if picked is not None:
+        await _send_ticket(tx, config, agent, picked)
+    if ticket_id is None:
+        return None
+    text = parsed.body.strip()
+    if outcome.note:
+        row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "note")
+        if text:
+            await mailer.notify_note(tx, await mailer.ticket(tx, ticket_id), agent, text)
+        return row
+    row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
+    if not text:
+        return row
+    info = await mailer.ticket(tx, ticket_id)
+    people = {info.customer_address.lower(), *await mailer.reply_cc(tx, info)}
+    if people & {a.address.lower() for a in (*mail.to, *mail.cc)}:
+        # The agent wrote to the customer directly too: sending it again would double it.
+        outcome.already_sent = True
+        await tickets.event(tx, ticket_id, agent_ops.actor(agent), "reply.already_sent", {"message": row})
+        return row
+    outbox_id = await outbox.queue_agent_reply(tx, mailer, ticket_id, agent.id, text)
+    due = await tx.value("SELECT not_before FROM outbox WHERE id = ?", (outbox_id,))
+    outcome.reply_to = sorted(people)
+    outcome.reply_at = _local_time(config, datetime.fromisoformat(due))
+    return row
+
+
+_START = "mailgate-new-text-starts-here"
+
+
+def new_text(text: str) -> str:
+    """What the agent wrote above the quote: empty when only tags and the quoted mail are there.
+
+    quotes.reply_text never returns empty for a non-empty mail (for customers, a mail of only a
+    quote is kept whole). For an agent that would pass our own notification on to the customer, so
+    a first line of new text is put in front and taken off again.
+    """
+    cut = quotes.reply_text(f"{_START}\n{text}")
+    return cut[len(_START):].strip("\n") if cut.startswith(_START) else cut
+
+
+async def _answers_our_automatic_mail(tx: Txn, mail: ParsedMail) -> bool:
+    """Whether the mail answers a confirmation, refusal or notice mailgate sent to an agent."""
+    parents = [m for m in (mail.in_reply_to, *mail.references[-3:]) if m]
+    if not parents:
+        return False
+    marks = ", ".join("?" for _ in parents)
+    return bool(await tx.value(
+        f"SELECT 1 FROM outbox WHERE message_id IN ({marks}) AND kind IN ('agent', 'unproven', 'held', 'failed') LIMIT 1", parents,
+    ))
+
+
+async def _said_already(tx: Txn, ticket_id: int, agent: AgentConfig, text: str) -> bool:
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="microseconds")
+    return bool(await tx.value(
+        "SELECT 1 FROM messages WHERE ticket_id = ? AND direction = 'agent' AND from_address = ? AND reply_text = ?"
+        " AND created_at > ? LIMIT 1", (ticket_id, agent.addresses[0], text, since),
+    ))
+
+
+def _applied_order(cmds: tuple[commands.Command, ...]) -> list[commands.Command]:
+    order = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send", "next")
+    return sorted((c for c in cmds if c.name in order), key=lambda c: order.index(c.name))
+
+
+def _local_time(config: Config, moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(config.gateway.timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+async def _number(tx: Txn, ticket_id: int | None) -> int | None:
+    if ticket_id is None:
+        return None
+    return int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
+
+
+async def _store(
+    tx: Txn, ticket_id: int, agent: AgentConfig, mail: ParsedMail, entry: SpoolEntry, key: str,
+    parsed: commands.Parsed, direction: str,
+) -> int:
+    """The agent's mail on the ticket, tags removed; the raw bytes stay in the spool."""
+    return await agent_ops.add_message(
+        tx, ticket_id, agent, direction=direction, subject=parsed.subject,
+        text=commands.strip_body(mail.text), reply_text=parsed.body.strip(), message_id=mail.message_id,
+        spool_id=entry.id, content_key=key, attachments=mail.attachments,
+        sent_at=mail.date.isoformat() if mail.date else None,
+    )
+
+
+async def _send_ticket(tx: Txn, config: Config, agent: AgentConfig, ticket_id: int) -> None:
+    """[next]: the picked ticket, with the customer's latest words, Reply-To answering it."""
+    mailer = outbound.mailer_for(config)
+    info = await mailer.ticket(tx, ticket_id)
+    last = await tx.one(
+        "SELECT from_name, from_address, reply_text, text FROM messages WHERE ticket_id = ? AND direction = 'in'"
+        " ORDER BY id DESC LIMIT 1", (ticket_id,),
+    )
+    shown = (f"{last['from_name']} <{last['from_address']}>" if last["from_name"] else last["from_address"]) if last else ""
+    await mailer.queue_mail(
+        tx, info, kind="agent", template="agent_done", to_name=agent.name, to_address=agent.addresses[0],
+        language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+        reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
+        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, message_from=shown,
+                         message_text=(last["reply_text"] or last["text"]) if last else "",
+                         outcome={"changes": [f"[next] #{info.number}"]}),
+    )
+
+
+async def _tell(
+    tx: Txn, config: Config, agent: AgentConfig, ticket_id: int | None, template: str, outcome: _Outcome,
+    is_note: bool, excerpt: tuple[str, str] | None = None,
+) -> None:
+    """One mail to the agent: the confirmation or the refusal; its Reply-To keeps a note a note."""
+    mailer = outbound.mailer_for(config)
+    data = {k: getattr(outcome, k) for k in outcome.__dataclass_fields__}
+    who, words = excerpt or ("", "")
+    if ticket_id is None:
+        await _tell_ticketless(tx, config, agent, template, data)
+        return
+    info = await mailer.ticket(tx, ticket_id)
+    purpose = tokens.AGENT_NOTE if is_note else tokens.AGENT_REPLY
+    await mailer.queue_mail(
+        tx, info, kind="agent", template=template, to_name=agent.name, to_address=agent.addresses[0],
+        language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+        reply_token=tokens.Token(purpose, info.number, agent.id),
+        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, message_from=who, message_text=words,
+                         outcome=data),
+    )
+
+
+async def _tell_ticketless(tx: Txn, config: Config, agent: AgentConfig, template: str, data: dict[str, Any]) -> None:
+    """A mail to an agent about no ticket ([list], a refused command mail); Reply-To is the command address."""
+    mailer = outbound.mailer_for(config)
+    language = agent.language or config.gateway.default_language
+    rendered = mailer.templates.render(template, language, context(
+        gateway=config.gateway.name, number=0, tag=config.gateway.ticket_tag, subject="",
+        agent_name=agent.name, agent_id=agent.id, outcome=data,
+    ))
+    token = tokens.Token(tokens.AGENT_REPLY, 0, agent.id)
+    sender = config.gateway.addresses[0]
+    message_id = tokens.message_id(mailer.secret, mailer.domain, token)
+    now = datetime.now(UTC)
+    outbox_id = await outbox.insert(tx, outbox.NewMail(
+        ticket_id=None, kind="agent", automatic=True, agent=agent.id, message_id=message_id,
+        from_name=config.gateway.name, from_address=sender, in_reply_to=None, rcpt_to=agent.addresses[0],
+        subject=rendered.subject, text=rendered.text, not_before=now,
+    ))
+    message = compose.compose(compose.Outgoing(
+        from_name=config.gateway.name, from_address=sender, to_name=agent.name, to_address=agent.addresses[0],
+        reply_to=tokens.reply_address(mailer.secret, sender, token), subject=rendered.subject,
+        message_id=message_id, text=rendered.text, html=rendered.html, marker="", automatic=True,
+        auto_kind="auto-generated", language=language,
+    ))
+    mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
+    await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
+    outbound.wake()
+
+
+UNPROVEN_NOTICES_PER_HOUR = 5
+
+
+async def tell_unproven(
+    tx: Txn, config: Config, decision: Decision, ticket_id: int, mail: ParsedMail, *, imported: bool
+) -> None:
+    """The real agent hears that a mail in their name was not taken as theirs, and why."""
+    ident = decision.identity
+    if ident is None or ident.claimed is None:
+        return
+    agent = ident.claimed
+    await tickets.event(tx, ticket_id, "system", "agent_mail.unproven", {"agent": agent.id, "why": ident.why})
+    mailer = outbound.mailer_for(config)
+    if mail.kind is not MailKind.MESSAGE or imported:
+        return  # an out-of-office in the agent's name: a notice would be answered by the next one
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="microseconds")
+    sent = await tx.value("SELECT COUNT(*) FROM outbox WHERE kind = 'unproven' AND rcpt_to = ? AND created_at > ?",
+                          (agent.addresses[0], since))
+    if int(sent or 0) >= UNPROVEN_NOTICES_PER_HOUR:
+        return  # a flood of forgeries: the agent has been told
+    info = await mailer.ticket(tx, ticket_id)
+    await mailer.queue_mail(
+        tx, info, kind="unproven", template="agent_unproven", to_name=agent.name, to_address=agent.addresses[0],
+        language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+        reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
+        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, outcome={"why": ident.why}),
+    )

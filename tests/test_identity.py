@@ -1,0 +1,133 @@
+"""Who is acting: agent From + (signed token or trusted Authentication-Results); forgeries are outside parties."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from mailgate import identity, tokens
+from mailgate.config import Config
+from mailgate.parse import parse
+
+from .conftest import SECRET, SUPPORT, mail
+from .sink import AGENTS
+
+KEY = SECRET.encode()
+AR = "Authentication-Results"
+
+
+@pytest.fixture
+def cfg(make_config: Callable[..., Config]) -> Config:
+    return make_config(AGENTS, gateway='authserv_id = "mx.example.test"')
+
+
+def token_address(purpose: str, ticket: int, agent: str) -> str:
+    return tokens.reply_address(KEY, SUPPORT, tokens.Token(purpose, ticket, agent))
+
+
+def raw_with(headers_on_top: list[tuple[str, str]], sender: str = "Aino Agent <aino@agents.test>", to: str = SUPPORT) -> bytes:
+    """A mail with headers prepended the way an MTA adds them (above everything the sender wrote)."""
+    body = mail(sender=sender, to=to, subject="Re: [#1000] x", body="Done.\n")
+    top = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers_on_top)
+    return top + body
+
+
+def resolve(cfg: Config, raw: bytes, rcpt: tuple[str, ...] = (SUPPORT,)) -> identity.Identity:
+    return identity.resolve(cfg, parse(raw), rcpt, KEY)
+
+
+def test_token_proves_the_agent_it_names_and_only_that_agent(cfg: Config) -> None:
+    addr = token_address("a", 1000, "aino")
+    ident = resolve(cfg, raw_with([], to=addr), (addr,))
+    assert ident.agent is not None and ident.agent.id == "aino" and ident.proof == "token"
+    assert ident.ticket == 1000 and not ident.note
+    # Bartek's From with Aino's token: no proof for Bartek.
+    ident = resolve(cfg, raw_with([], sender="bartek@agents.test", to=addr), (addr,))
+    assert ident.agent is None and ident.claimed is not None and ident.claimed.id == "bartek"
+    # A token signed with another secret is no token.
+    forged = tokens.reply_address(b"another-secret-0123456789", SUPPORT, tokens.Token("a", 1000, "aino"))
+    assert resolve(cfg, raw_with([], to=forged), (forged,)).agent is None
+    # The old purposes do not prove an agent: 'r' is the customer's address.
+    r_addr = token_address("r", 1000, "aino")
+    assert resolve(cfg, raw_with([], to=r_addr), (r_addr,)).agent is None
+
+
+def test_note_address_wins_over_reply_address(cfg: Config) -> None:
+    a, n = token_address("a", 1000, "aino"), token_address("n", 1000, "aino")
+    ident = resolve(cfg, raw_with([], to=f"{a}, {n}"), (a, n))
+    assert ident.agent is not None and ident.note and ident.ticket == 1000
+
+
+@pytest.mark.parametrize(
+    ("results", "proof"),
+    [
+        ("mx.example.test; dkim=pass header.d=agents.test header.s=s1", "dkim"),
+        ("mx.example.test; dkim=pass (good signature) header.i=@agents.test", "dkim"),
+        ("MX.Example.Test; dkim=pass header.d=agents.test", "dkim"),  # authserv-id is case-insensitive
+        ("mx.example.test; spf=pass smtp.mailfrom=aino@agents.test", "spf"),
+        ("mx.example.test; spf=pass smtp.mailfrom=agents.test", "spf"),
+        ("mx.example.test; dkim=fail header.d=agents.test", None),
+        ("mx.example.test; dkim=pass header.d=evil.test", None),  # signed, but by someone else
+        ("mx.example.test; dkim=pass header.d=test", None),  # a bare TLD aligns with nothing
+        ("mx.example.test; spf=pass smtp.mailfrom=mallory@evil.test", None),
+        ("mx.example.test; spf=softfail smtp.mailfrom=aino@agents.test", None),
+        ("mx.evil.test; dkim=pass header.d=agents.test", None),  # another authserv-id: not ours
+        ("mx.example.test; none", None),
+        ("garbage without structure", None),
+    ],
+)
+def test_authentication_results_from_the_trusted_mta(cfg: Config, results: str, proof: str | None) -> None:
+    ident = resolve(cfg, raw_with([(AR, results)]))
+    assert ident.proof == proof
+    assert (ident.agent is not None) == (proof is not None)
+
+
+def test_only_the_topmost_run_of_trusted_results_counts(cfg: Config) -> None:
+    good = "mx.example.test; dkim=pass header.d=agents.test"
+    # The sender wrote a "pass" below the MTA's Received header: the MTA's own result (fail) is read.
+    raw = raw_with([(AR, "mx.example.test; dkim=fail header.d=agents.test"),
+                    ("Received", "from a by b; Mon, 23 Nov 2026 10:00:00 +0000"), (AR, good)])
+    assert resolve(cfg, raw).agent is None
+    # A foreign authserv-id on top ends the run: what is below it is not trusted.
+    raw = raw_with([(AR, "mx.evil.test; dkim=pass header.d=agents.test"), (AR, good)])
+    assert resolve(cfg, raw).agent is None
+    # Two adjacent results of ours (e.g. OpenDKIM and SPF) both count.
+    raw = raw_with([(AR, "mx.example.test; spf=fail smtp.mailfrom=agents.test"), (AR, good)])
+    assert resolve(cfg, raw).proof == "dkim"
+    # No authserv_id configured: no Authentication-Results is trusted at all.
+
+
+def test_nothing_trusted_without_a_configured_authserv_id(make_config: Callable[..., Config]) -> None:
+    cfg = make_config(AGENTS)
+    raw = raw_with([(AR, "mx.example.test; dkim=pass header.d=agents.test")])
+    ident = identity.resolve(cfg, parse(raw), (SUPPORT,), KEY)
+    assert ident.agent is None and ident.claimed is not None
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        "anna@x.example)<aino@agents.test>",
+        "aino@agents.test)<mallory@evil.test>",
+        "Aino <aino@agents.test>, Mallory <mallory@evil.test>",
+        '"aino@agents.test" <mallory@evil.test>',
+    ],
+)
+def test_a_from_that_is_not_one_clean_address_is_never_an_agent(cfg: Config, from_header: str) -> None:
+    addr = token_address("a", 1000, "aino")
+    raw = (f"From: {from_header}\r\nTo: {addr}\r\nSubject: x\r\nMessage-ID: <f@x>\r\n"
+           f"{AR}: mx.example.test; dkim=pass header.d=agents.test\r\n\r\nhi\r\n").encode()
+    ident = resolve(cfg, raw, (addr,))
+    assert ident.agent is None
+
+
+def test_second_from_header_is_not_clean(cfg: Config) -> None:
+    addr = token_address("a", 1000, "aino")
+    raw = (f"From: aino@agents.test\r\nFrom: mallory@evil.test\r\nTo: {addr}\r\nSubject: x\r\n\r\nhi\r\n").encode()
+    assert resolve(cfg, raw, (addr,)).agent is None
+
+
+def test_customers_are_nobody_in_particular(cfg: Config) -> None:
+    ident = resolve(cfg, mail())
+    assert ident.agent is None and ident.claimed is None and not ident.unproven_agent

@@ -1,0 +1,397 @@
+"""SLA: business-minute math, clocks that pause and resume, warnings and escalations once, through a real daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_asyncio
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailgate import config as config_mod
+from mailgate import lifecycle, outbound, outbox, sla, tickets, timers
+from mailgate.business_hours import Hours, add_minutes, minutes_between
+from mailgate.cli import main
+from mailgate.config import BusinessHoursConfig, Config, ConfigError
+from mailgate.daemon import Running, started
+from mailgate.store import Store, open_store
+
+from .conftest import mail, send, settle, write_config
+from .sink import Sink, relay_section, running_sink
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+WEEKDAYS = Hours.from_config(BusinessHoursConfig(timezone="Europe/Helsinki"))  # mon-fri 08-17
+
+SLA_CONFIG = """
+[tickets]
+sla_warning_percent = 80
+
+[[queues]]
+name = "support"
+addresses = ["support@example.test"]
+members = ["aino", "pekka"]
+sla = { normal = { first_response = 60, resolution = 480 }, urgent = { first_response = 15, resolution = 120 } }
+
+[[queues]]
+name = "office"
+addresses = ["billing@example.test"]
+members = ["pekka"]
+language = "fi"
+sla = { normal = { first_response = 120 } }
+business_hours = { days = ["mon", "tue", "wed", "thu", "fri"], start = "08:00", end = "17:00", timezone = "Europe/Helsinki" }
+
+[[agents]]
+id = "aino"
+name = "Aino Agent"
+addresses = ["aino@agents.test"]
+
+[[agents]]
+id = "pekka"
+name = "Pekka Agent"
+addresses = ["pekka@agents.test"]
+"""
+
+
+def local(*args: int) -> datetime:
+    return datetime(*args, tzinfo=HELSINKI)  # type: ignore[misc]
+
+
+# -- business-hours arithmetic (pure) -------------------------------------------------------------
+
+
+def test_without_business_hours_every_minute_counts() -> None:
+    start = datetime(2026, 11, 21, 23, 30, tzinfo=UTC)  # a Saturday night
+    assert add_minutes(start, 90, None) == start + timedelta(minutes=90)
+    assert minutes_between(start, start + timedelta(hours=2), None) == 120
+    assert minutes_between(start, start - timedelta(hours=2), None) == 0
+
+
+def test_friday_afternoon_deadline_moves_to_monday_morning() -> None:
+    # 60 minutes left on Friday, the other 60 on Monday from 08:00.
+    assert add_minutes(local(2026, 11, 20, 16, 0), 120, WEEKDAYS) == local(2026, 11, 23, 9, 0)
+    assert minutes_between(local(2026, 11, 20, 16, 0), local(2026, 11, 23, 9, 0), WEEKDAYS) == 120
+
+
+def test_clock_started_at_weekend_or_night_counts_from_the_next_opening() -> None:
+    assert add_minutes(local(2026, 11, 21, 12, 0), 30, WEEKDAYS) == local(2026, 11, 23, 8, 30)  # Saturday
+    assert add_minutes(local(2026, 11, 24, 22, 0), 30, WEEKDAYS) == local(2026, 11, 25, 8, 30)  # Tuesday night
+    assert minutes_between(local(2026, 11, 21, 0, 0), local(2026, 11, 22, 23, 59), WEEKDAYS) == 0
+
+
+def test_deadline_reached_at_closing_time_stays_there() -> None:
+    assert add_minutes(local(2026, 11, 23, 16, 0), 60, WEEKDAYS) == local(2026, 11, 23, 17, 0)
+
+
+def test_daylight_saving_change_keeps_local_opening_hours() -> None:
+    # Helsinki leaves summer time on Sunday 25 October 2026: Friday is UTC+3, Monday UTC+2.
+    due = add_minutes(local(2026, 10, 23, 16, 0), 120, WEEKDAYS)
+    assert due == local(2026, 10, 26, 9, 0)
+    assert due.astimezone(UTC) == datetime(2026, 10, 26, 7, 0, tzinfo=UTC)
+
+
+def test_holidays_and_full_days() -> None:
+    hours = Hours.from_config(BusinessHoursConfig(
+        days=("mon", "tue", "wed", "thu", "fri", "sat", "sun"), start="00:00", end="24:00", timezone="Europe/Helsinki",
+        holidays=(date(2026, 12, 24), date(2026, 12, 25)),
+    ))
+    assert add_minutes(local(2026, 12, 23, 23, 0), 120, hours) == local(2026, 12, 26, 1, 0)
+    assert minutes_between(local(2026, 12, 23, 0, 0), local(2026, 12, 27, 0, 0), hours) == 2 * 24 * 60
+
+
+def test_naive_times_are_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        add_minutes(datetime(2026, 11, 23, 9, 0), 10, WEEKDAYS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)),
+    minutes=st.integers(min_value=1, max_value=20_000),
+)
+def test_adding_then_counting_gives_the_same_minutes(start: datetime, minutes: int) -> None:
+    due = add_minutes(start, minutes, WEEKDAYS)
+    assert abs(minutes_between(start, due, WEEKDAYS) - minutes) < 1e-6
+    # Nothing earlier would do: one working minute before the deadline, the target is not reached.
+    assert minutes_between(start, due - timedelta(minutes=1), WEEKDAYS) < minutes
+
+
+def test_business_hours_config_errors_name_the_line(tmp_path: Path) -> None:
+    extra = '\n[[queues]]\nname = "x"\nbusiness_hours = { start = "17:00", end = "08:00", timezone = "Mars/Olympus" }\n'
+    with pytest.raises(ConfigError) as caught:
+        config_mod.load(write_config(tmp_path, extra))
+    text = str(caught.value)
+    assert "queues.0.business_hours.timezone" in text and "unknown time zone 'Mars/Olympus'" in text
+    extra = '\n[[queues]]\nname = "x"\nbusiness_hours = { start = "17:00", end = "08:00" }\n'
+    with pytest.raises(ConfigError, match="must be after start"):
+        config_mod.load(write_config(tmp_path, extra))
+    extra = "\n[tickets]\nreopen_days = -1\n"
+    with pytest.raises(ConfigError, match="tickets.reopen_days"):
+        config_mod.load(write_config(tmp_path, extra))
+
+
+# -- the clock in the store, with an injected time ------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path) -> AsyncIterator[tuple[Config, Store]]:
+    config = config_mod.load(write_config(tmp_path, SLA_CONFIG))
+    s = await open_store(config)
+    try:
+        yield config, s
+    finally:
+        await s.close()
+
+
+T0 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 09:00 in Helsinki
+
+
+async def new_ticket(s: Store, config: Config, *, queue: str = "support", priority: str = "normal",
+                     assignee: str | None = "aino", now: datetime = T0) -> int:
+    async with s.txn() as tx:
+        ref = await tickets.open_ticket(tx, subject="Printer", contact_id=None, first_number=1000, actor="test")
+        await tx.execute("UPDATE tickets SET queue = ?, priority = ?, assignee = ?, status = 'open' WHERE id = ?",
+                         (queue, priority, assignee, ref.id))
+        await tickets.add_party(tx, ref.id, "alice@customer.test", "requester")
+        await lifecycle.opened(tx, config, ref.id, follows=None, actor="test", now=now)
+        return ref.id
+
+
+async def one(s: Store, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    async with s.read() as tx:
+        return await tx.one(sql, params)
+
+
+async def timer_rows(s: Store, ticket_id: int) -> dict[str, datetime]:
+    async with s.read() as tx:
+        rows = await tx.all("SELECT kind, due_at FROM timers WHERE ref = ? AND kind LIKE 'sla.%'", (ticket_id,))
+    return {r["kind"]: datetime.fromisoformat(r["due_at"]) for r in rows}
+
+
+@pytest.mark.asyncio
+async def test_deadlines_and_timers_from_the_queue_targets(store: tuple[Config, Store]) -> None:
+    config, s = store
+    ticket = await new_ticket(s, config)
+    row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert (row["first_response_minutes"], row["resolution_minutes"]) == (60, 480)
+    assert datetime.fromisoformat(row["first_response_due"]) == T0 + timedelta(minutes=60)
+    assert datetime.fromisoformat(row["resolution_due"]) == T0 + timedelta(minutes=480)
+    assert await timer_rows(s, ticket) == {
+        "sla.first_response.warning": T0 + timedelta(minutes=48),
+        "sla.first_response.breach": T0 + timedelta(minutes=60),
+        "sla.resolution.warning": T0 + timedelta(minutes=384),
+        "sla.resolution.breach": T0 + timedelta(minutes=480),
+    }
+    # A queue without targets for the priority: no clock at all.
+    other = await new_ticket(s, config, priority="low")
+    assert await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (other,)) is None
+    # Quarantined mail is kept, not worked on: no clock either.
+    async with s.txn() as tx:
+        ref = await tickets.open_ticket(tx, subject="Spam", contact_id=None, first_number=1000, actor="test")
+        await tx.execute("UPDATE tickets SET queue = 'support', quarantined = 1 WHERE id = ?", (ref.id,))
+        assert await sla.start(tx, config, ref.id, now=T0) is False
+
+
+@pytest.mark.asyncio
+async def test_business_hours_deadline_and_pause_while_waiting_on_the_customer(store: tuple[Config, Store]) -> None:
+    config, s = store
+    friday = local(2026, 11, 20, 16, 0)
+    ticket = await new_ticket(s, config, queue="office", assignee=None, now=friday)
+    row = await one(s, "SELECT first_response_due FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert datetime.fromisoformat(row["first_response_due"]) == local(2026, 11, 23, 9, 0)
+    # 30 working minutes pass, then the ticket waits on the customer over the weekend and Monday.
+    async with s.txn() as tx:
+        await lifecycle.set_status(tx, config, ticket, "pending", actor="test", now=friday + timedelta(minutes=30))
+    paused = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert paused["running_since"] is None and paused["used_minutes"] == 30 and paused["first_response_due"] is None
+    assert await timer_rows(s, ticket) == {}
+    async with s.txn() as tx:
+        await lifecycle.set_status(tx, config, ticket, "open", actor="test", now=local(2026, 11, 24, 10, 0))
+    resumed = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    # 90 working minutes left from Tuesday 10:00.
+    assert datetime.fromisoformat(resumed["first_response_due"]) == local(2026, 11, 24, 11, 30)
+    assert await timer_rows(s, ticket) == {
+        "sla.first_response.warning": local(2026, 11, 24, 11, 6).astimezone(UTC),
+        "sla.first_response.breach": local(2026, 11, 24, 11, 30).astimezone(UTC),
+    }
+    async with s.read() as tx:
+        kinds = [r["kind"] for r in await tx.all("SELECT kind FROM events WHERE ticket_id = ? ORDER BY id", (ticket,))]
+    assert "sla.paused" in kinds and "sla.resumed" in kinds
+
+
+@pytest.mark.asyncio
+async def test_priority_change_recomputes_and_keeps_the_time_used(store: tuple[Config, Store]) -> None:
+    config, s = store
+    ticket = await new_ticket(s, config)
+    async with s.txn() as tx:
+        await tx.execute("UPDATE tickets SET priority = 'urgent' WHERE id = ?", (ticket,))
+        await sla.recompute(tx, config, ticket, now=T0 + timedelta(minutes=10), actor="agent:aino")
+    row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert (row["priority"], row["first_response_minutes"], row["resolution_minutes"]) == ("urgent", 15, 120)
+    assert datetime.fromisoformat(row["first_response_due"]) == T0 + timedelta(minutes=15)
+    due = await timer_rows(s, ticket)
+    assert due["sla.first_response.warning"] == T0 + timedelta(minutes=12)
+    # Lowering it to one without targets keeps the row, with no deadlines and no timers.
+    async with s.txn() as tx:
+        await tx.execute("UPDATE tickets SET priority = 'low' WHERE id = ?", (ticket,))
+        await sla.recompute(tx, config, ticket, now=T0 + timedelta(minutes=11))
+    row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert row["first_response_due"] is None and row["resolution_due"] is None
+    assert await timer_rows(s, ticket) == {}
+
+
+@pytest.mark.asyncio
+async def test_warning_and_breach_go_once_to_the_right_people(store: tuple[Config, Store]) -> None:
+    config, s = store
+    ticket = await new_ticket(s, config)
+
+    async def fire(kind: str, minutes: float) -> None:
+        async with s.txn() as tx:
+            await sla.fire(tx, config, timers.Timer(0, kind, ticket, T0), now=T0 + timedelta(minutes=minutes))
+
+    async def mails() -> list[tuple[str, str]]:
+        async with s.read() as tx:
+            rows = await tx.all("SELECT rcpt_to, subject FROM outbox WHERE kind = 'sla' ORDER BY id")
+        return [(r["rcpt_to"], r["subject"]) for r in rows]
+
+    await fire("sla.first_response.warning", 40)  # early (config changed?): nothing yet, comes back later
+    assert await mails() == []
+    assert (await timer_rows(s, ticket))["sla.first_response.warning"] == T0 + timedelta(minutes=48)
+    await fire("sla.first_response.warning", 48)
+    await fire("sla.first_response.warning", 49)  # a second firing changes nothing
+    assert await mails() == [("aino@agents.test", "SLA deadline approaching [#1000]: Printer")]
+    await fire("sla.first_response.breach", 61)
+    await fire("sla.first_response.breach", 62)
+    assert (await mails())[1:] == [
+        ("aino@agents.test", "SLA deadline missed [#1000]: Printer"),
+        ("pekka@agents.test", "SLA deadline missed [#1000]: Printer"),
+    ]
+    # Resolution: both stages due at once; the warning steps aside for the breach notice.
+    await fire("sla.resolution.warning", 500)
+    await fire("sla.resolution.breach", 500)
+    assert len(await mails()) == 5
+    row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert row["resolution_warned"] and row["resolution_breached"]
+    async with s.read() as tx:
+        kinds = [r["kind"] for r in await tx.all("SELECT kind FROM events WHERE ticket_id = ? ORDER BY id", (ticket,))]
+    assert kinds.count("sla.warning") == 1 and kinds.count("sla.breached") == 2 and "sla.warning_skipped" in kinds
+    # Once means once, even when the clock is recomputed later.
+    async with s.txn() as tx:
+        await sla.recompute(tx, config, ticket, now=T0 + timedelta(minutes=600))
+    assert await timer_rows(s, ticket) == {}
+
+
+@pytest.mark.asyncio
+async def test_resolution_met_on_resolve_and_clock_resumes_on_reopen(store: tuple[Config, Store]) -> None:
+    config, s = store
+    ticket = await new_ticket(s, config)
+    async with s.txn() as tx:
+        await sla.first_response_sent(tx, ticket, T0 + timedelta(minutes=70))  # late
+        await lifecycle.set_status(tx, config, ticket, "resolved", actor="test", now=T0 + timedelta(minutes=100))
+    row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert row["first_response_late"] == 1 and row["resolution_late"] == 0 and row["resolved_at"]
+    assert row["used_minutes"] == 100 and await timer_rows(s, ticket) == {}
+    async with s.txn() as tx:
+        await lifecycle.set_status(tx, config, ticket, "open", actor="test", now=T0 + timedelta(days=1))
+    row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+    assert row["resolved_at"] is None
+    assert datetime.fromisoformat(row["resolution_due"]) == T0 + timedelta(days=1, minutes=380)
+    assert set(await timer_rows(s, ticket)) == {"sla.resolution.warning", "sla.resolution.breach"}
+
+
+# -- end to end: real SMTP in, the daemon's timers, the relay sink out ----------------------------
+
+
+@pytest_asyncio.fixture
+async def sink() -> AsyncIterator[Sink]:
+    async with running_sink() as s:
+        yield s
+
+
+@pytest.fixture
+def slaconfig(tmp_path: Path, sink: Sink) -> Callable[[], Config]:
+    return lambda: config_mod.load(write_config(tmp_path, relay_section(sink.port) + SLA_CONFIG))
+
+
+async def shift_clock(running: Running, ticket_id: int, minutes: float) -> None:
+    """Pretend `minutes` have passed on the clock: its start moves back, the deadlines are recomputed."""
+    async with running.store.txn() as tx:
+        since = await tx.value("SELECT running_since FROM ticket_sla WHERE ticket_id = ?", (ticket_id,))
+        earlier = datetime.fromisoformat(since) - timedelta(minutes=minutes)
+        await tx.execute("UPDATE ticket_sla SET running_since = ? WHERE ticket_id = ?", (timers.iso(earlier), ticket_id))
+        await sla.recompute(tx, running.config, ticket_id)
+
+
+@pytest.mark.asyncio
+async def test_sla_escalation_end_to_end(sink: Sink, slaconfig: Callable[[], Config]) -> None:
+    async with started(slaconfig()) as running:
+        await send(running.smtp_port, mail(message_id="<s1@customer.test>", subject="Down again"))
+        await settle(running)
+        async with running.store.read() as tx:
+            ticket = await tx.one("SELECT id, number FROM tickets")
+            assert await tx.value("SELECT COUNT(*) FROM timers WHERE kind LIKE 'sla.%' AND ref = ?", (ticket["id"],)) == 4
+        async with running.store.txn() as tx:
+            await tx.execute("UPDATE tickets SET assignee = 'aino' WHERE id = ?", (ticket["id"],))
+        await shift_clock(running, ticket["id"], 50)  # past 80% of the 60-minute first response
+        [warning] = await sink.wait_for(lambda r: any("approaching" in x.header("Subject") for x in r)) and [
+            x for x in sink.received if "approaching" in x.header("Subject")]
+        assert warning.rcpt_tos == ["aino@agents.test"]
+        assert "first response deadline of [#1000] Down again is near" in warning.text()
+        assert warning.msg["Auto-Submitted"] == "auto-generated"
+        await shift_clock(running, ticket["id"], 15)
+        breach = await sink.wait_for(lambda r: sum("missed" in x.header("Subject") for x in r) >= 2)
+        assert sorted(x.rcpt_tos[0] for x in breach if "missed" in x.header("Subject")) == [
+            "aino@agents.test", "pekka@agents.test"]
+        # An agent's answer reaches the relay: first response met (late), its timers gone.
+        async with running.store.txn() as tx:
+            await outbox.queue_agent_reply(tx, outbound.mailer_for(running.config), ticket["id"], "aino",
+                                           "We are on it.", delay=0)
+        await sink.wait_for(lambda r: any(x.rcpt_tos == ["alice@customer.test"] and "We are on it." in x.text()
+                                          for x in r))
+        async with asyncio.timeout(20):
+            while True:
+                async with running.store.read() as tx:
+                    row = await tx.one("SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket["id"],))
+                if row["first_response_at"]:
+                    break
+                await asyncio.sleep(0.02)
+        assert row["first_response_late"] == 1
+        async with running.store.read() as tx:
+            kinds = {r["kind"] for r in await tx.all("SELECT kind FROM timers WHERE ref = ?", (ticket["id"],))}
+        assert kinds == {"sla.resolution.warning", "sla.resolution.breach"}
+        # Mail count: once each, however often the clock is looked at again.
+        await shift_clock(running, ticket["id"], 0)
+        await settle(running)
+        assert sum("approaching" in x.header("Subject") or "missed" in x.header("Subject") for x in sink.received) == 3
+
+        result = await asyncio.to_thread(CliRunner().invoke, main,
+                                         ["--config", str(running.config.source), "tickets", "sla", "1000", "--json"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)["sla"]
+        assert data["first_response"]["late"] is True and data["first_response"]["breached_at"]
+        assert data["resolution"]["minutes"] == 480 and data["running"] is True
+
+
+@pytest.mark.asyncio
+async def test_breach_notice_in_the_queue_language(sink: Sink, slaconfig: Callable[[], Config]) -> None:
+    async with started(slaconfig()) as running:
+        await send(running.smtp_port, mail(to="billing@example.test", message_id="<f1@customer.test>",
+                                           subject="Lasku"), ["billing@example.test"])
+        await settle(running)
+        async with running.store.txn() as tx:
+            ticket_id = await tx.value("SELECT id FROM tickets")
+            # Forget the business hours for this check: mark the clock as long overdue instead.
+            await tx.execute("UPDATE ticket_sla SET used_minutes = 200 WHERE ticket_id = ?", (ticket_id,))
+            await sla.recompute(tx, running.config, ticket_id)
+        [notice] = await sink.wait_for(lambda r: any("ylittyi" in x.header("Subject") for x in r)) and [
+            x for x in sink.received if "ylittyi" in x.header("Subject")]
+        assert notice.rcpt_tos == ["pekka@agents.test"]
+        assert "ensimmäisen vastauksen määräaika on ylittynyt" in notice.text()
+        assert "(Europe/Helsinki)" in notice.text()
