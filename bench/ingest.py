@@ -1,6 +1,7 @@
-"""Ingest throughput: `ingest` path, SMTP path (p50/p99 to 250), a bare-stdlib baseline, and 100k tickets.
+"""Ingest throughput: `ingest` path, SMTP path (p50/p99 to 250), a bare-stdlib baseline, 100k tickets, 200 rules.
 
-Run: python bench/ingest.py [--limit N] [--clients C]
+Run: python bench/ingest.py [--limit N] [--clients C] [--rules-limit N] [--rules-rounds R]
+The routing figures come from bench/rules.py's functions (200 rules matching nothing beside none).
 Prints figures as it goes; the last line is one JSON object with the figures and ratios.
 """
 
@@ -31,6 +32,9 @@ from mailgate.models import Source  # noqa: E402
 from mailgate.process import Processor  # noqa: E402
 from mailgate.sources import pipe  # noqa: E402
 from mailgate.store import store_for  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rules as routing_bench  # noqa: E402  (bench/rules.py)
 
 CORPUS = REPO.parent / "shared" / "corpus"
 SKIP_SUFFIXES = {".json", ".yml", ".xml", ".md", ".out", ".html", ".bin"}
@@ -188,6 +192,24 @@ def fill_100k(db_path: Path, tickets: int) -> None:
     db.close()
 
 
+def routing(limit: int, rounds: int) -> dict[str, float]:
+    """bench/rules.py's measurement: best-of-rounds drain rate with none and with 200 rules."""
+    mails = routing_bench.corpus_mails(limit) or routing_bench.generated_mails(limit)
+    extra = routing_bench.two_hundred_rules()
+    best = {"none": 0.0, "200": 0.0}
+    for _ in range(rounds):
+        for label, rules_toml in (("none", ""), ("200", extra)):  # interleaved: drift hits both sides
+            best[label] = max(best[label], asyncio.run(routing_bench.ingest_rate(rules_toml, mails)))
+    return {
+        "rules_mails": len(mails),
+        "rate_no_rules": round(best["none"], 1),
+        "rate_200_rules": round(best["200"], 1),
+        "rules_200_vs_none": round(best["200"] / best["none"], 3),
+        "route_us_no_rules": round(routing_bench.route_cost_us("", mails), 1),
+        "route_us_200_rules": round(routing_bench.route_cost_us(extra, mails), 1),
+    }
+
+
 async def prepare(config_path: Path) -> None:
     async with store_for(config_mod.load(config_path)):
         pass
@@ -198,6 +220,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1200, help="corpus mails to use")
     parser.add_argument("--clients", type=int, default=4, help="concurrent SMTP connections")
     parser.add_argument("--tickets", type=int, default=100_000, help="tickets in the grown store")
+    parser.add_argument("--rules-limit", type=int, default=600, help="mails per routing round")
+    parser.add_argument("--rules-rounds", type=int, default=2, help="routing rounds (best counts)")
     args = parser.parse_args()
     mails = corpus_mails(args.limit)
     print(f"corpus mails: {len(mails)}, {sum(map(len, mails)) / 1024 / 1024:.1f} MiB")
@@ -241,6 +265,10 @@ def main() -> None:
         ratio_100k = runs["grown"] / runs["empty"]
         print(f"ingest into an empty store: {runs['empty']:.0f} msgs/s; with {args.tickets} tickets: "
               f"{runs['grown']:.0f} msgs/s ({ratio_100k:.2f})")
+        routed = routing(args.rules_limit, args.rules_rounds)
+        print(f"drain with no rules: {routed['rate_no_rules']:.0f} msgs/s; with 200 rules: "
+              f"{routed['rate_200_rules']:.0f} msgs/s ({routed['rules_200_vs_none']:.2f}); rules.route() "
+              f"{routed['route_us_no_rules']:.0f} µs/mail with none, {routed['route_us_200_rules']:.0f} with 200")
         figures = {
             "corpus_mails": len(mails),
             "baseline_msgs_per_s": round(base, 1),
@@ -255,6 +283,7 @@ def main() -> None:
             "rate_empty_msgs_per_s": round(runs["empty"], 1),
             "rate_100k_msgs_per_s": round(runs["grown"], 1),
             "rate_100k_vs_empty": round(ratio_100k, 3),
+            **routed,
         }
         print(json.dumps(figures))
     finally:

@@ -10,15 +10,20 @@ from zoneinfo import ZoneInfo
 
 from mailgate import (
     agent_ops,
+    agent_tickets,
+    case_ops,
     commands,
     compose,
     correlate,
+    forwarding,
     identity,
     outbound,
     outbox,
     quotes,
+    tasks,
     tickets,
     tokens,
+    watchers,
 )
 from mailgate.agent_ops import OpError
 from mailgate.commands import TagError
@@ -65,6 +70,16 @@ class _Outcome:
 async def dispatch(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, found: Correlation) -> Decision:
     """Decide inside the intake transaction; a proven agent's mail is handled here completely."""
     secret = config.secret_bytes()
+    # Issue 7: an answer to a forward or to [help:…] is an internal note, whoever sends it.
+    answered = await forwarding.answer(tx, config, mail, entry, key)
+    if answered is not None:
+        return Decision(True, Correlation(answered.ticket_id, ThreadRule.TOKEN, answered.detail), None,
+                        answered.number, answered.message_row)
+    # Issue 7 part 9: an answer to a task, from the agent it went to, is a note in the task (tasks.py).
+    task_answer = await tasks.on_mail(tx, config, mail, entry, key)
+    if task_answer is not None:
+        return Decision(True, Correlation(task_answer.ticket_id, ThreadRule.TOKEN, task_answer.detail), None,
+                        task_answer.number, task_answer.message_row)
     ident = identity.resolve(config, mail, entry.envelope.rcpt_to, secret)
     found = await _thread_by_agent_token(tx, mail, entry.envelope.rcpt_to, secret, found)
     if ident.agent is None:
@@ -92,7 +107,7 @@ async def _thread_by_agent_token(
 async def _ticket_of(tx: Txn, config: Config, mail: ParsedMail, found: Correlation, ident: Identity) -> int | None:
     if ident.ticket:
         found_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (ident.ticket,))
-        return int(found_id) if found_id is not None else None
+        return await correlate.survivor(tx, int(found_id)) if found_id is not None else None  # merged (issue 7)
     if ident.ticket == 0:
         return None  # the agent's command address
     if found.ticket_id is not None:
@@ -101,7 +116,7 @@ async def _ticket_of(tx: Txn, config: Config, mail: ParsedMail, found: Correlati
     for number in correlate.subject_tags(mail.subject, config.gateway.ticket_tag):
         ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
         if ticket_id is not None:
-            return int(ticket_id)
+            return await correlate.survivor(tx, int(ticket_id))  # merged (issue 7)
     return None
 
 
@@ -112,8 +127,15 @@ async def _proven(
     mailer = outbound.mailer_for(config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     parsed = commands.parse(mail.subject, new_text(mail.text), now=datetime.now(UTC), tz=config.gateway.timezone)
+    parsed = case_ops.prepare(parsed, mail)  # issue 7: words for [forward]/[help], the message [split] answers
+    parsed = agent_tickets.prepare(parsed)  # issue 7: the words of a [task:…]
+    if (parsed.has("new") or parsed.has("behalf")) and mail.kind is MailKind.MESSAGE:
+        # Issue 7 part 7: a ticket the agent opens (agent_tickets.py), all or nothing.
+        return await agent_tickets.open_by_mail(tx, config, mail, entry, key, found, ident, agent, parsed, ticket_id)
     text = parsed.body.strip()
     is_note = ident.note or parsed.has("note")
+    is_note = is_note or any(parsed.has(n) for n in case_ops.NOTE_COMMANDS)  # issue 7: never a reply
+    is_note = is_note or parsed.has("task")  # issue 7 part 9: the words are the task's, never a reply
     ticketless = ticket_id is None
     if ticketless and ident.ticket is None and not parsed.commands and not parsed.errors:
         return Decision(False, found, ident)  # an agent writing to support like anyone: a ticket as usual
@@ -134,6 +156,7 @@ async def _proven(
     outcome = _Outcome(note=is_note, ticketless=ticketless)
     ticket = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,)) if ticket_id else None
     errors = [*parsed.errors, *agent_ops.check(config, agent, ticket, parsed.commands)]
+    errors += agent_tickets.check(config, ticket, parsed.commands)  # issue 7: new-ticket, task, follow tags
     if ident.ticket and ticket is None:
         errors.append(TagError(f"#{ident.ticket}", "no such ticket"))
     if ticketless and not parsed.commands and not parsed.errors:
@@ -177,6 +200,9 @@ async def _apply(
 ) -> int | None:
     """Every command, then the note or the reply; raises on the first failure (the caller rolls back)."""
     changes = await agent_ops.apply(tx, config, ticket_id, parsed.commands, agent)
+    if ticket_id is not None:
+        await forwarding.seen(tx, ticket_id, agent)  # issue 7: they acted, so an answer's flag is cleared
+        await watchers.acted(tx, ticket_id, agent.id)  # issue 7 part 10: acting follows and reads the ticket
     for command, change in zip(_applied_order(parsed.commands), changes, strict=False):
         outcome.changes.append(f"{command.render()} {change.summary}")
     listing = parsed.get("list")
@@ -245,7 +271,9 @@ async def _said_already(tx: Txn, ticket_id: int, agent: AgentConfig, text: str) 
 
 
 def _applied_order(cmds: tuple[commands.Command, ...]) -> list[commands.Command]:
-    order = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send", "next")
+    order: tuple[str, ...] = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send", "next")
+    order += ("task", "follow", "unfollow")  # issue 7 parts 9-10 (agent_tickets); before merge, which ends the ticket
+    order += ("forward", "forward+notes", "help", "split", "merge")  # issue 7 (case_ops)
     return sorted((c for c in cmds if c.name in order), key=lambda c: order.index(c.name))
 
 

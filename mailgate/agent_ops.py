@@ -86,6 +86,12 @@ async def set_status(tx: Txn, config: Config, ticket_id: int, status: str, agent
     old = await lifecycle.set_status(tx, config, ticket_id, status, actor=actor(agent))
     if status == "resolved" and old != "resolved":
         await outbound.notify_resolved(tx, config, ticket_id)
+    if status in CLOSED_STATUSES and old != status:
+        from mailgate import tasks  # issue 7 part 9: tell whoever resolves a ticket that tasks are still open
+
+        warning = await tasks.open_warning(tx, config, ticket_id)
+        if warning:
+            return Change("status", f"{old} → {status}; {warning}")
     return Change("status", f"{old} → {status}")
 
 
@@ -191,17 +197,20 @@ async def list_tickets(tx: Txn, config: Config, agent: AgentConfig, which: str, 
     marks = ", ".join("?" for _ in queues)
     closed = ", ".join("?" for _ in CLOSED_STATUSES)
     mine_or_queue = f"(t.queue IN ({marks}) OR t.assignee = ?)"
+    # Issue 7: an answer to this agent's [help]/[forward] came in: the ticket is in their inbox, on top.
+    flagged = "EXISTS (SELECT 1 FROM ticket_flags f WHERE f.ticket_id = t.id AND f.agent = ?)"
     where, params = {
-        "inbox": (f"t.queue IN ({marks}) AND t.status IN ('new', 'open') AND (t.assignee IS NULL OR t.assignee = ?)",
-                  [*queues, agent.id]),
+        "inbox": (f"((t.queue IN ({marks}) AND t.status IN ('new', 'open') AND (t.assignee IS NULL OR t.assignee = ?))"
+                  f" OR {flagged})", [*queues, agent.id, agent.id]),
         "waiting": (f"{mine_or_queue} AND t.status IN ('pending', 'waiting')", [*queues, agent.id]),
         "mine": (f"t.assignee = ? AND t.status NOT IN ({closed})", [agent.id, *CLOSED_STATUSES]),
         "all": (f"{mine_or_queue} AND t.status NOT IN ({closed})", [*queues, agent.id, *CLOSED_STATUSES]),
     }[which]
     rows = await tx.all(
-        "SELECT t.number, t.subject, t.status, t.priority, t.queue, t.assignee, t.snoozed_until, t.updated_at"
-        f" FROM tickets t WHERE t.quarantined = 0 AND {where} ORDER BY {_RANK}, t.updated_at DESC LIMIT ?",
-        [*params, limit],
+        "SELECT t.number, t.subject, t.status, t.priority, t.queue, t.assignee, t.snoozed_until, t.updated_at,"
+        f" {flagged} AS flagged"
+        f" FROM tickets t WHERE t.quarantined = 0 AND {where} ORDER BY flagged DESC, {_RANK}, t.updated_at DESC LIMIT ?",
+        [agent.id, *params, limit],
     )
     return [dict(r) for r in rows]
 
@@ -255,8 +264,10 @@ async def apply(
     tx: Txn, config: Config, ticket_id: int | None, commands: Sequence[Command], agent: AgentConfig
 ) -> list[Change]:
     """Apply checked commands in a fixed order (queue before assign, so membership is judged after a move)."""
-    order = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send",
+    order: tuple[str, ...] = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send",
              "next", "list", "note")
+    order += ("task", "follow", "unfollow")  # issue 7 parts 9-10 (agent_tickets); before merge, which ends the ticket
+    order += ("forward", "forward+notes", "help", "split", "merge")  # issue 7 (case_ops); merge ends the ticket: last
     changes: list[Change] = []
     for command in sorted(commands, key=lambda c: order.index(c.name)):
         if ticket_id is None and command.name not in TICKETLESS:
@@ -287,6 +298,15 @@ async def apply(
                 changes.append(await send_held(tx, tid, agent))
             case "next":
                 changes.append(await next_ticket(tx, config, agent))
+            case "merge" | "forward" | "forward+notes" | "help" | "split":
+                # Issue 7: in their own modules, which build on this one (so imported here, not on top).
+                from mailgate import case_ops
+
+                changes.append(await case_ops.apply(tx, config, tid, command, agent))
+            case "task" | "follow" | "unfollow":
+                from mailgate import agent_tickets  # issue 7 parts 9-10: builds on this module
+
+                changes.append(await agent_tickets.apply(tx, config, tid, command, agent))
             case "list" | "note":
                 pass  # a listing is read by the caller; a note is the mail itself
     return changes

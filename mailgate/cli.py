@@ -410,3 +410,13 @@ def spool_replay(ctx: click.Context, into: Path) -> None:
 from mailgate import cli_life  # after the groups it extends
 
 cli_life.attach(main, tickets)
+
+# Merge, forward, ask a colleague, split (issue 7): `tickets merge|forward|help|split`.
+from mailgate import cli_cases
+
+cli_cases.attach(tickets)
+
+# Agents' operations, new tickets, tasks, following (issue 7): `tickets status|…|new|task|follow|read`.
+from mailgate import cli_ops
+
+cli_ops.attach(tickets)

@@ -17,6 +17,12 @@ _VALUES: dict[str, bool | None] = {
     "status": True, "priority": True, "queue": True, "assign": True, "tag": True, "category": True,
     "snooze": True, "note": False, "cancel": False, "take": False, "next": False, "list": None, "send": False,
 }
+# Ticket life (issue 7 parts 3-6): merge, forward, ask a colleague, split; values checked in case_command.
+_VALUES.update({"merge": True, "forward": True, "forward+notes": True, "help": True, "split": False})
+# Issue 7 parts 7, 9, 10: a ticket an agent opens, tasks, following; values checked in life_tags.
+_LIFE = {"new": False, "to": True, "behalf": True, "channel": True, "task": True, "done": False,
+         "follow": False, "unfollow": False}
+_VALUES.update(_LIFE)
 _ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}
 NAMES: tuple[str, ...] = (*_VALUES, "comment")
 # Commands that need no ticket: an agent may send them to the command address.
@@ -24,8 +30,8 @@ TICKETLESS = frozenset({"next", "list"})
 
 _IDENT = re.compile(r"[a-z0-9_]{1,40}")
 _TAG = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,39}")
-_SUBJECT_TAG = re.compile(r"\[\s*([A-Za-z]{2,12})\s*(?::\s*([^\[\]\r\n]*?)\s*)?\]")
-_BODY_LINE = re.compile(r"^[ \t]*#([A-Za-z]{2,12})(?:[ \t]*:[ \t]*|[ \t]+|$)(.*?)[ \t]*$")
+_SUBJECT_TAG = re.compile(r"\[\s*([A-Za-z]{2,12}(?:\+[A-Za-z]{2,12})?)\s*(?::\s*([^\[\]\r\n]*?)\s*)?\]")
+_BODY_LINE = re.compile(r"^[ \t]*#([A-Za-z]{2,12}(?:\+[A-Za-z]{2,12})?)(?:[ \t]*:[ \t]*|[ \t]+|$)(.*?)[ \t]*$")
 SNOOZE_HOUR = time(9, 0)
 MAX_SNOOZE = timedelta(days=366 * 2)
 
@@ -40,6 +46,8 @@ class Command:
     add: tuple[str, ...] = ()  # tag: added tags
     remove: tuple[str, ...] = ()  # tag: removed tags
     until: datetime | None = field(default=None, compare=False)  # snooze: when it ends (aware)
+    # The mail around it (issue 7): forward/help the words to the recipients; split the Message-IDs it answers.
+    text: str = field(default="", compare=False)
 
     def render(self) -> str:
         """The subject-tag form, e.g. "[status:closed]"."""
@@ -170,6 +178,12 @@ def _command(name: str, value: str, raw: str, now: datetime, zone: tzinfo) -> Co
         if isinstance(until, str):
             return TagError(raw, until)
         return Command(name, lowered, raw, until=until)
+    if name in _LIFE:
+        from mailgate import life_tags  # imports this module
+
+        return life_tags.command(name, value, raw, now, zone)
+    if name in _CASE:
+        return case_command(name, value, raw)
     if name == "list":
         which = lowered or "inbox"
         if which not in LISTS:
@@ -183,6 +197,37 @@ _EXAMPLES = {
     "assign": "[assign:me]", "tag": "[tag:+vip -spam]", "category": "[category:hardware]",
     "snooze": "[snooze:3d]",
 }
+_EXAMPLES.update({"merge": "[merge:#1042]", "forward": "[forward:a@x.example, b@y.example]",
+                  "forward+notes": "[forward+notes:a@x.example]", "help": "[help:anna, pekka]"})
+_CASE = frozenset({"merge", "forward", "forward+notes", "help"})
+MAX_RECIPIENTS = 10
+# A bare addr-spec (dot-atom local part, a domain with a dot): what an agent types into a tag.
+_ADDRESS = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+
+
+def case_command(name: str, value: str, raw: str) -> Command | TagError:
+    """[merge:#N] → "N"; [forward:a@x, b@y] and [help:anna pekka] → their items, comma-joined."""
+    if name == "merge":
+        match = re.fullmatch(r"#?\s*(\d{1,12})", value)
+        if match is None:
+            return TagError(raw, f"{value!r} is not a ticket number (e.g. [merge:#1042])")
+        return Command(name, match.group(1), raw)
+    items = [i.strip().strip("<>").lower() for i in re.split(r"[,;\s]+", value) if i.strip()]
+    if not items:
+        return TagError(raw, f"needs a value, e.g. {_EXAMPLES[name]}")
+    if len(items) > MAX_RECIPIENTS:
+        return TagError(raw, f"at most {MAX_RECIPIENTS} at once")
+    for item in items:
+        if name == "help" and not _IDENT.fullmatch(item):
+            return TagError(raw, f"{item!r} is not an agent name")
+        if name != "help" and (len(item) > 254 or not _ADDRESS.fullmatch(item)):
+            return TagError(raw, f"{item!r} is not an email address")
+    return Command(name, ", ".join(dict.fromkeys(items)), raw)
+
+
 _UNITS = {"m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hour": 3600,
           "hours": 3600, "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
 _RELATIVE = re.compile(r"(\d{1,4})\s*([a-z]+)")

@@ -40,6 +40,16 @@ def clean_subject(subject: str, prefix: str) -> str:
     return " ".join(subject.split())
 
 
+async def survivor(tx: Txn, ticket_id: int) -> int:
+    """The ticket a merged one lives on in (issue 7): its tokens and tag lead there."""
+    for _ in range(20):  # merges of merged tickets; a bound, never a loop
+        into = await tx.value("SELECT merged_into FROM tickets WHERE id = ?", (ticket_id,))
+        if into is None:
+            break
+        ticket_id = int(into)
+    return ticket_id
+
+
 @dataclass(frozen=True, slots=True)
 class Correlation:
     ticket_id: int | None
@@ -75,7 +85,7 @@ async def find(
                 continue
             ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (token.ticket,))
             if ticket_id is not None:
-                return Correlation(ticket_id, ThreadRule.TOKEN, f"token for #{token.ticket} in {place}")
+                return Correlation(await survivor(tx, ticket_id), ThreadRule.TOKEN, f"token for #{token.ticket} in {place}")
 
     # (b) In-Reply-To, then References newest first, against every Message-ID stored or sent.
     if referenced:
@@ -89,7 +99,7 @@ async def find(
                 found[row["message_id"]] = row["ticket_id"]
         for reference in referenced:
             if reference in found:
-                return Correlation(found[reference], ThreadRule.HEADER, f"references <{reference}>")
+                return Correlation(await survivor(tx, found[reference]), ThreadRule.HEADER, f"references <{reference}>")
 
     # (c) A ticket tag in the subject, only for a sender who already takes part in that ticket:
     # a guessed number must not let a stranger into someone else's ticket.
@@ -104,7 +114,7 @@ async def find(
             (row["id"], sender, row["contact_id"], sender),
         )
         if party:
-            return Correlation(row["id"], ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is a party")
+            return Correlation(await survivor(tx, row["id"]), ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is a party")
         return Correlation(
             None, ThreadRule.NEW, f"subject tag #{number} ignored: {sender} is not a party of that ticket"
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mailgate import compose, loops, outbox, tickets, tokens
+from mailgate import compose, loops, outbox, tickets, tokens, watchers
 from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_address
 from mailgate.correlate import Correlation
 from mailgate.models import MailKind, ParsedMail, ThreadRule
@@ -125,6 +125,10 @@ class Mailer:
             return []
         return [a for a in self.config.queue_members(info.queue) if not a.away]
 
+    async def recipients(self, tx: Txn, info: TicketInfo) -> list[AgentConfig]:
+        """Who hears of a ticket's mail and notes: agents_to_tell and its followers, less who unfollowed (issue 7)."""
+        return await watchers.recipients(tx, self.config, info.id, info.assignee, self.agents_to_tell(info))
+
     def data(self, info: TicketInfo, **extra: Any) -> dict[str, Any]:
         return context(
             gateway=self.config.gateway.name, number=info.number, tag=self.config.gateway.ticket_tag,
@@ -199,7 +203,7 @@ class Mailer:
         sender = mail.from_[0] if mail.from_ else None
         shown = f"{sender.name} <{sender.address}>" if sender and sender.name else (sender.address if sender else "")
         ids = []
-        for agent in self.agents_to_tell(info):
+        for agent in await self.recipients(tx, info):
             ids.append(await self.queue_mail(
                 tx, info, kind="notify", template=template, to_name=agent.name, to_address=agent.addresses[0],
                 language=self.agent_language(info, agent), auto_kind="auto-generated",
@@ -212,7 +216,7 @@ class Mailer:
     async def notify_note(self, tx: Txn, info: TicketInfo, author: AgentConfig, text: str) -> list[int]:
         """An internal note, to the agents of the ticket but its author; Reply-To adds a note, never a reply."""
         ids = []
-        for agent in self.agents_to_tell(info):
+        for agent in await self.recipients(tx, info):
             if agent.id == author.id:
                 continue
             ids.append(await self.queue_mail(
@@ -325,6 +329,7 @@ class Mailer:
         if mail.kind is MailKind.BOUNCE:
             await self._bounce(tx, ticket_id, mail, envelope)
             return
+        await watchers.customer_wrote(tx, ticket_id)  # issue 7 part 10: unread again for every agent
         info = await self.ticket(tx, ticket_id)
         if new_ticket:
             await self._learn_language(tx, info, mail)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from mailgate import (
@@ -22,12 +25,17 @@ from mailgate.config import Config
 from mailgate.models import ParsedMail, ThreadRule
 from mailgate.parse import content_key, parse
 from mailgate.spool import SpoolEntry
-from mailgate.store import Store, StoreUnavailable
+from mailgate.store import Store, StoreUnavailable, Txn
 
 log = logging.getLogger("mailgate.process")
 
 MAX_ATTEMPTS = 5
 _INLINE_PARSE_LIMIT = 256 * 1024
+# A backlog is processed several rows per transaction: each BEGIN/COMMIT is a hop to the store's
+# thread that cost about as much as the statements of a whole message. The batch holds the
+# store's lock, so it is bounded in rows and time: an SMTP session's spool commit waits for it.
+_BATCH_ROWS = 32
+_BATCH_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,7 @@ class Processor:
         self._secret = config.secret_bytes()
         self._support = frozenset(config.gateway.addresses)
         self._ruleset = rules.compile_rules(config)
+        self._batch: Txn | None = None  # drain's open transaction while it runs a batch
 
     def swap_config(self, config: Config) -> None:
         """Put a reloaded (already validated) config in force for the next messages.
@@ -77,7 +86,7 @@ class Processor:
                 await asyncio.to_thread(self.blobs.put, attachment.sha256, attachment.data)
             else:
                 self.blobs.put(attachment.sha256, attachment.data)
-        async with self.store.txn() as tx:
+        async with self._txn() as tx:
             state = await tx.value("SELECT state FROM spool WHERE id = ?", (entry.id,))
             if state != "received":
                 return Outcome(entry.id, "skipped")
@@ -184,6 +193,29 @@ class Processor:
             log.error("spool.marked id=%s state=%s", entry.id, state)
             return None
 
+    @contextlib.asynccontextmanager
+    async def _txn(self) -> AsyncIterator[Txn]:
+        """One message's transaction: its own, or a savepoint inside drain's batch transaction.
+
+        A failing message rolls back to its savepoint only; the others in the batch stay.
+        """
+        batch = self._batch
+        if batch is None:
+            async with self.store.txn() as tx:
+                yield tx
+            return
+        await batch.execute("SAVEPOINT message")
+        try:
+            yield batch
+        except BaseException:
+            try:
+                await batch.execute("ROLLBACK TO message")
+                await batch.execute("RELEASE message")
+            except sqlite3.Error as exc:  # the batch can no longer be trusted: all of it goes back
+                raise StoreUnavailable(f"cannot roll back one message: {exc}") from exc
+            raise
+        await batch.execute("RELEASE message")
+
     async def drain(self, batch: int = 200) -> int:
         """Process everything pending now; return how many rows were handled."""
         handled = 0
@@ -192,10 +224,47 @@ class Processor:
             entries = await spool.pending(self.store, limit=batch, after=after)
             if not entries:
                 return handled
-            for entry in entries:
-                await self.process_one_safely(entry)
-                handled += 1
-                after = entry.id
+            i = 0
+            while i < len(entries):
+                if i + 1 < len(entries) and len(entries[i].raw) <= _INLINE_PARSE_LIMIT:
+                    done = await self._process_batch(entries[i:])
+                else:  # a lone row, or a big one (parsed on a thread, so never inside a batch)
+                    await self.process_one_safely(entries[i])
+                    done = 1
+                handled += done
+                i += done
+                after = entries[i - 1].id
+
+    async def _process_batch(self, entries: list[SpoolEntry]) -> int:
+        """Process leading small rows of entries in one transaction, a savepoint each; return how many.
+
+        Failures are recorded after the commit (spool.fail needs the store's lock the batch holds).
+        A struggling store rolls the whole batch back: every row stays 'received' for a later try.
+        """
+        failed: list[tuple[SpoolEntry, Exception]] = []
+        count = 0
+        deadline = time.monotonic() + _BATCH_SECONDS
+        async with self.store.txn() as tx:
+            self._batch = tx
+            try:
+                for entry in entries:
+                    if count and (count >= _BATCH_ROWS or len(entry.raw) > _INLINE_PARSE_LIMIT or time.monotonic() > deadline):
+                        break
+                    count += 1
+                    try:
+                        await self.process(entry)
+                    except (StoreUnavailable, sqlite3.OperationalError) as exc:
+                        log.warning("spool.process_deferred id=%s error=%s", entry.id, exc)
+                        raise
+                    except Exception as exc:  # a bug on one message must not stop the others
+                        log.exception("spool.process_failed id=%s", entry.id)
+                        failed.append((entry, exc))
+            finally:
+                self._batch = None
+        for entry, exc in failed:
+            state = await spool.fail(self.store, entry.id, f"{type(exc).__name__}: {exc}", MAX_ATTEMPTS)
+            log.error("spool.marked id=%s state=%s", entry.id, state)
+        return count
 
 
 class Worker:

@@ -193,12 +193,25 @@ def _mark_header_blocks(lines: list[str], kinds: list[str]) -> None:
 def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
     """Mark "On <date>, <name> wrote:" lines, also when the client wrapped them over lines."""
     n = len(lines)
-    hint = [kinds[i] in ("t", "q") and len(lines[i]) <= _LONG_LINE and bool(_HINT.search(lines[i])) for i in range(n)]
+    # The phrase hint is the costly test, so it runs last and only on the window of a line that
+    # could end an attribution; eligibility is fixed by the kinds before any line is marked.
+    eligible = [k in ("t", "q") for k in kinds]
+    hint: dict[int, bool] = {}
+
+    def hinted(i: int) -> bool:
+        found = hint.get(i)
+        if found is None:
+            found = hint[i] = eligible[i] and len(lines[i]) <= _LONG_LINE and bool(_HINT.search(lines[i]))
+        return found
+
     for j in range(n):
-        if kinds[j] != "t" or not any(hint[max(0, j - _MAX_WINDOW + 1) : j + 1]):
+        if kinds[j] != "t":
             continue
         end = lines[j].strip().rstrip(" -*")
-        if not end.endswith(":") and not _WROTE_BARE_END.search(_norm(end)):
+        # The phrase must end the line, so its tail is enough (as in _is_attribution).
+        if not end.endswith(":") and not _WROTE_BARE_END.search(_norm(end)[-_TAIL:]):
+            continue
+        if not any(hinted(i) for i in range(max(0, j - _MAX_WINDOW + 1), j + 1)):
             continue
         start = _attribution_start(lines, kinds, j)
         if start is not None:

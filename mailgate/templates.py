@@ -26,6 +26,8 @@ NAMES: tuple[str, ...] = ("ack", "notify_new", "notify_reply", "resolved", "repl
                           # Agents working by mail (issue 6).
                           "notify_note", "agent_done", "agent_refused", "agent_unproven")
 NAMES += ("sla_warning", "sla_breach", "waiting_over")  # ticket life (issue 7)
+NAMES += ("task_new", "task_overdue")  # tasks (issue 7 part 9)
+NAMES += ("merged", "forward", "help_request", "forward_answer")  # merge, forward, ask a colleague (issue 7)
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 
 
@@ -68,6 +70,7 @@ def context(
     deadline_kind: str = "",  # SLA (issue 7): first_response | resolution
     deadline_due: str = "",
     deadline_minutes: int = 0,
+    task: Mapping[str, Any] | None = None,  # tasks (issue 7 part 9): id, queue, due, by, text, status
 ) -> dict[str, Any]:
     """The one shape every template sees: all keys always present, so a typo fails check-config."""
     text = message_text.strip()
@@ -95,6 +98,7 @@ def context(
         # What an agent's mail did (agent_done / agent_refused / agent_unproven): every key always there.
         "outcome": {**_OUTCOME, **(outcome or {})},
         "deadline": {"kind": deadline_kind, "due": deadline_due, "minutes": deadline_minutes},  # SLA (issue 7)
+        "task": {**_TASK, **(task or {})},  # tasks (issue 7 part 9)
     }
 
 
@@ -109,7 +113,13 @@ _OUTCOME: dict[str, Any] = {
     "tickets": [],  # {number, subject, status, priority, queue, assignee} for a listing
     "why": "",  # why a mail was not taken as the agent's
     "ticketless": False,  # no ticket: a mail to the command address
+    # Merge, forward, ask a colleague (issue 7): the other ticket; who asked, their words, the history.
+    "other_number": 0, "other_subject": "", "other_tag": "",
+    "by": "", "question": "", "notes": False,
+    "thread": [],  # {direction (in | out | note), from, at, subject, text, attachments: [names]}
 }
+
+_TASK: dict[str, Any] = {"id": 0, "queue": "", "due": "", "by": "", "text": "", "status": "open"}
 
 
 def sample_context() -> dict[str, Any]:
@@ -134,6 +144,10 @@ def sample_context() -> dict[str, Any]:
             "tickets": [{"number": 1042, "subject": "Printer <on> fire", "status": "open", "priority": "high",
                          "queue": "support", "assignee": "aino"}],
             "why": "neither a signed address nor DKIM",
+            "other_number": 1041, "other_subject": "Printer <smoke>", "other_tag": "[#1041]",
+            "by": "Aino Agent", "question": "Is this <covered> by the warranty?", "notes": True,
+            "thread": [{"direction": "in", "from": "Zoë <zoe@customer.example>", "at": "2026-11-23 10:00",
+                        "subject": "Printer <on> fire", "text": "It smokes & beeps.", "attachments": ["photo.jpg"]}],
         },
         error_recipient="zoe@customer.example",
         error_kind="ack",

@@ -18,6 +18,9 @@ REPLY = "r"  # a customer's reply address: threads into the ticket
 BOUNCE = "b"  # the VERP return path of one outbox row
 AGENT_REPLY = "a"  # agent X answers the customer on this ticket (ticket 0: X's command address)
 AGENT_NOTE = "n"  # agent X adds an internal note to this ticket: never reaches the customer
+FORWARD = "f"  # an outside person the ticket was forwarded to answers: an internal note (agent = forwards row id)
+HELP = "h"  # a colleague asked for help answers: an internal note, the asker is told (agent = forwards row id)
+TASK = "t"  # a member of a task's queue answers the task: a note on its ticket (ticket = task id, agent = the member)
 
 
 @dataclass(frozen=True, slots=True)
