@@ -87,7 +87,8 @@ async def set_status(tx: Txn, config: Config, ticket_id: int, status: str, agent
     if status == "resolved" and old != "resolved":
         await outbound.notify_resolved(tx, config, ticket_id)
     if status in CLOSED_STATUSES and old != status:
-        from mailgate import tasks  # issue 7 part 9: tell whoever resolves a ticket that tasks are still open
+        # Issue 7 part 9: tell whoever resolves a ticket that tasks are still open.
+        from mailgate import tasks
 
         warning = await tasks.open_warning(tx, config, ticket_id)
         if warning:
@@ -206,11 +207,16 @@ async def list_tickets(tx: Txn, config: Config, agent: AgentConfig, which: str, 
         "mine": (f"t.assignee = ? AND t.status NOT IN ({closed})", [agent.id, *CLOSED_STATUSES]),
         "all": (f"{mine_or_queue} AND t.status NOT IN ({closed})", [*queues, agent.id, *CLOSED_STATUSES]),
     }[which]
+    # Issue 7 part 10: what this agent has not read since the customer wrote comes first in the inbox.
+    from mailgate import watchers
+
+    unread_first = "unread DESC, " if which == "inbox" else ""
     rows = await tx.all(
         "SELECT t.number, t.subject, t.status, t.priority, t.queue, t.assignee, t.snoozed_until, t.updated_at,"
-        f" {flagged} AS flagged"
-        f" FROM tickets t WHERE t.quarantined = 0 AND {where} ORDER BY flagged DESC, {_RANK}, t.updated_at DESC LIMIT ?",
-        [agent.id, *params, limit],
+        f" {flagged} AS flagged, {watchers.unread_sql()} AS unread"
+        f" FROM tickets t WHERE t.quarantined = 0 AND {where}"
+        f" ORDER BY flagged DESC, {unread_first}{_RANK}, t.updated_at DESC LIMIT ?",
+        [agent.id, agent.id, *params, limit],
     )
     return [dict(r) for r in rows]
 
@@ -304,7 +310,8 @@ async def apply(
 
                 changes.append(await case_ops.apply(tx, config, tid, command, agent))
             case "task" | "follow" | "unfollow":
-                from mailgate import agent_tickets  # issue 7 parts 9-10: builds on this module
+                # Issue 7 parts 9-10: their own module, which builds on this one.
+                from mailgate import agent_tickets
 
                 changes.append(await agent_tickets.apply(tx, config, tid, command, agent))
             case "list" | "note":

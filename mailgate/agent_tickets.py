@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mailgate import agent_ops, lifecycle, loops, outbound, outbox, tasks, tickets, watchers
+from mailgate import (
+    agent_ops,
+    lifecycle,
+    loops,
+    outbound,
+    outbox,
+    tasks,
+    tickets,
+    watchers,
+)
 from mailgate.agent_ops import Change, OpError, actor
 from mailgate.commands import Command, Parsed, TagError
 from mailgate.config import AgentConfig, Config
@@ -171,7 +180,7 @@ async def open_by_mail(
     for command in parsed.commands:
         if command.name not in NEW_TICKET | {"queue"} | _WITH_NEW:
             errors.append(TagError(command.raw, "cannot be combined with [new] or [behalf:…]"))
-    outcome = agent_mail._Outcome(ticketless=True)  # noqa: SLF001 - the same confirmation as any agent mail
+    outcome = agent_mail._Outcome(ticketless=True)
     opened: Opened | None = None
     if not errors:
         await tx.execute("SAVEPOINT agent_tickets")
@@ -194,15 +203,15 @@ async def open_by_mail(
             opened = None
         await tx.execute("RELEASE agent_tickets")
     if errors or opened is None:
-        outcome = agent_mail._Outcome(errors=[str(e) for e in errors], ticketless=True)  # noqa: SLF001
-        await agent_mail._tell(tx, config, agent, None, "agent_refused", outcome, False)  # noqa: SLF001
+        outcome = agent_mail._Outcome(errors=[str(e) for e in errors], ticketless=True)
+        await agent_mail._tell(tx, config, agent, None, "agent_refused", outcome, False)
         return agent_mail.Decision(True, found, ident, None, None)
-    outcome = agent_mail._Outcome(note=new is None)  # noqa: SLF001
+    outcome = agent_mail._Outcome(note=new is None)
     outcome.changes = [f"[{c.command}] {c.summary}" for c in changes]
     if opened.outbox_id is not None:
         due = await tx.value("SELECT not_before FROM outbox WHERE id = ?", (opened.outbox_id,))
         outcome.reply_to = [(to or Command("to")).value]
-        outcome.reply_at = agent_mail._local_time(config, datetime.fromisoformat(due))  # noqa: SLF001
-    await agent_mail._tell(tx, config, agent, opened.ticket_id, "agent_done", outcome, new is None)  # noqa: SLF001
+        outcome.reply_at = agent_mail._local_time(config, datetime.fromisoformat(due))
+    await agent_mail._tell(tx, config, agent, opened.ticket_id, "agent_done", outcome, new is None)
     return agent_mail.Decision(True, found, ident, opened.number, opened.message_row)
 

@@ -11,7 +11,15 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from mailgate import agent_ops, agent_tickets, commands, lifecycle, outbound, tasks, watchers
+from mailgate import (
+    agent_ops,
+    agent_tickets,
+    commands,
+    lifecycle,
+    outbound,
+    tasks,
+    watchers,
+)
 from mailgate.agent_ops import Change, OpError
 from mailgate.cli_life import EX_TEMPFAIL, _config, _json
 from mailgate.config import AgentConfig, Config

@@ -77,7 +77,8 @@ async def create(
     row = await task_row(tx, task_id)
     members = [a for a in config.queue_members(target) if not a.away]
     await _tell(tx, config, row, "task_new", members)
-    outbound.wake(later=True)  # the reminder's timer row
+    # No poke for the reminder's timer row: deadlines are hours or days away and the daemon's poll
+    # loads new rows within seconds (a poke from the CLI's own event loop would reach the wrong loop).
     told = ", ".join(a.id for a in members) or "nobody (the queue has no members present)"
     return Change("task", f"task {task_id} for {queue}, due {_local(config, due)}; told {told}")
 

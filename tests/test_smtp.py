@@ -10,9 +10,12 @@ from collections.abc import Callable
 
 import pytest
 
+from aiosmtpd.smtp import SMTP
+
 from mailgate import replies
 from mailgate.config import Config
 from mailgate.daemon import started
+from mailgate.sources import smtp as smtp_source
 
 from .conftest import BILLING, SUPPORT, mail, send, settle
 
@@ -161,3 +164,138 @@ async def test_lmtp_size_refusal_is_per_recipient(make_config: Callable[..., Con
 
         assert [code for code, _ in await asyncio.to_thread(session)] == [552, 552]
         assert await spool_rows(running) == []
+
+
+# --- the chunked DATA reader answers exactly as aiosmtpd's line loop (issue 2) ----------------
+# Oracle: stock aiosmtpd on one port, mailgate's reader on another, the same bytes sent to both
+# in the same fragments; the replies and the content each handed over must be identical.
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.contents: list[bytes] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        self.contents.append(getattr(envelope, "original_content"))
+        return "250 OK"
+
+
+class _BulkOnly(smtp_source._BulkData, SMTP):  # the reader without mailgate's 552 wording
+    pass
+
+
+async def _transcript(protocol: type[SMTP], fragments: list[bytes], size_limit: int | None) -> tuple[bytes, list[bytes]]:
+    handler = _Recorder()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: protocol(handler, data_size_limit=size_limit, decode_data=False, hostname="mx.test", loop=loop),
+        host="127.0.0.1", port=0,
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readuntil(b"\r\n")  # greeting
+        for command in (b"EHLO client.test", b"MAIL FROM:<a@customer.test>", b"RCPT TO:<s@example.test>", b"DATA"):
+            writer.write(command + b"\r\n")
+            while not (await reader.readuntil(b"\r\n"))[3:4] == b" ":
+                pass
+        for fragment in fragments:  # separate writes with a pause, so the reads split where the test says
+            writer.write(fragment)
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        writer.write(b"QUIT\r\n")
+        replies_seen = await asyncio.wait_for(reader.read(), timeout=30)  # until the server closes
+        writer.close()
+        return replies_seen, handler.contents
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _lines(count: int, width: int = 70, char: bytes = b"y") -> bytes:
+    return (char * width + b"\r\n") * count
+
+
+NEXT = b"MAIL FROM:<b@customer.test>\r\nRCPT TO:<s@example.test>\r\nDATA\r\nsecond\r\n.\r\n"
+DATA_CASES: dict[str, tuple[list[bytes], int | None]] = {
+    "plain": ([b"Subject: a\r\n\r\nhello\r\n.\r\n"], None),
+    "empty": ([b".\r\n"], None),
+    "dot stuffing (RFC 5321 4.5.2)": ([b".leading\r\n..two\r\nmid.dle\r\nend.\r\n...\r\n. \r\n.\r\n"], None),
+    "bare LF is data": ([b"a\nb\n.\nc\r\nx\n.\r\ny\r\n.\r\n"], None),
+    "bare CR is data": ([b"a\r.\r\nb\r\n.\r\n"], None),
+    "dot split from its CRLF": ([b"a\r\n", b".", b"\r", b"\n"], None),
+    "CRLF split before the dot": ([b"a\r", b"\n.\r\n"], None),
+    "CR of the end split": ([b"a\r\n.\r", b"\n"], None),
+    "line of 999 + CRLF passes": ([b"k" * 999 + b"\r\n.\r\n"], None),
+    "line of 1000 + CRLF is 500": ([b"k" * 1000 + b"\r\n.\r\n"], None),
+    "line of 1500 is 500": ([b"k" * 1500 + b"\r\n.\r\n"], None),
+    "long line split over writes": ([b"k" * 700, b"k" * 700, b"\r\n.\r\n"], None),
+    "over the size limit is 552": ([_lines(40, 100) + b".\r\n"], 3000),
+    "size first, long line later: 552": ([_lines(40, 100) + b"k" * 1500 + b"\r\n.\r\n"], 3000),
+    "long line first, then size: 500": ([b"k" * 1500 + b"\r\n" + _lines(40, 100) + b".\r\n"], 3000),
+    "crossing line of 1000 is 552": ([_lines(25, 78) + b"k" * 1000 + b"\r\n.\r\n"], 2500),
+    "crossing line of 1500 is 500": ([_lines(25, 78) + b"k" * 1500 + b"\r\n.\r\n"], 2500),
+    "exactly the size limit passes": ([_lines(10, 98) + b".\r\n"], 1000),
+    "one byte over is 552": ([_lines(10, 98) + b"\r\n.\r\n"], 1000),
+    "big, no line ending in a dot": ([_lines(6000)] + [b".\r\n"], None),
+    "big with dots, split oddly": ([_lines(3000, 69, b"."), b"..x\r", b"\n" + _lines(3000, 3) + b".", b"\r\n"], None),
+    "huge line is 500": ([b"z" * 300_000 + b"\r\n.\r\n"], None),
+    "pipelined next mail after the dot": ([b"first\r\n.\r\n" + NEXT], None),
+    "pipelined next mail after a refusal": ([b"k" * 1500 + b"\r\n.\r\n" + NEXT], None),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+async def test_data_reader_answers_as_aiosmtpd(case: str) -> None:
+    fragments, size_limit = DATA_CASES[case]
+    stock = await _transcript(SMTP, fragments, size_limit)
+    ours = await _transcript(_BulkOnly, fragments, size_limit)
+    assert ours == stock
+    assert stock[0].startswith((b"250", b"500", b"552"))  # the oracle saw the data end, not a timeout
+
+
+async def test_data_reader_semantics_through_the_daemon(make_config: Callable[..., Config]) -> None:
+    """The same rules end to end: unstuffed bytes in the spool, 500 for a long line, 552 per LMTP recipient."""
+    config = make_config(smtp="lmtp = true\nmax_message_size = 4096")
+    body = b"From: a@customer.test\r\nSubject: dots\r\n\r\n..x\r\nbare\nlf\r\n...\r\n"
+    async with started(config) as running:
+
+        def session() -> list[tuple[int, bytes]]:
+            client = smtplib.LMTP("127.0.0.1", running.smtp_port, timeout=10)
+            try:
+                client.ehlo_or_helo_if_needed()
+                out = []
+                # aiosmtpd answers a long line once, not per recipient (only 552 is made per recipient).
+                for data, answers in ((body, 2), (b"k" * 1200 + b"\r\n", 1), (_lines(80), 2)):
+                    client.mail("alice@customer.test")
+                    client.rcpt(SUPPORT)
+                    client.rcpt(BILLING)
+                    client.docmd("DATA")
+                    client.send(data + b".\r\n")  # sent as is: smtplib.send does no stuffing
+                    out += [client.getreply() for _ in range(answers)]
+                return out
+            finally:
+                client.close()
+
+        codes = [code for code, _ in await asyncio.to_thread(session)]
+        assert codes == [250, 250, 500, 552, 552]
+        rows = await spool_rows(running)
+        assert [bytes(r["raw"]) for r in rows] == [body.replace(b"\r\n..", b"\r\n.")]
+
+
+ADDRESS_ARGS = [
+    "", "<>", "<a@b.test>", "a@b.test", " <a@b.test> SIZE=100", "<a@b.test> BODY=8BITMIME", "<@relay:a@b.test>",
+    '<"quoted local"@b.test>', "<a@[127.0.0.1]>", "<a@b.test", "not an address", "<" + "l" * 65 + "@b.test>",
+    "<" + "l" * 64 + "@b.test>", "<a..b@b.test>", "<üser@b.test>",
+]
+
+
+@pytest.mark.parametrize("arg", ADDRESS_ARGS)
+@pytest.mark.parametrize("local_part_limit", [0, 64])
+async def test_remembered_address_parsing_is_aiosmtpds(arg: str, local_part_limit: int) -> None:
+    handler = _Recorder()
+    stock = SMTP(handler, loop=asyncio.get_running_loop())
+    ours = smtp_source.MailgateSMTP(handler, loop=asyncio.get_running_loop())
+    stock.local_part_limit = ours.local_part_limit = local_part_limit
+    for _ in range(2):  # the second answer comes from the memory
+        assert ours._getaddr(arg) == stock._getaddr(arg)
