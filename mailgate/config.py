@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import tomllib
+import zoneinfo
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -37,6 +38,16 @@ def _address(value: str) -> str:
 
 
 MailAddress = Annotated[str, AfterValidator(_address)]
+
+def _zone_name(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Helsinki', 'UTC')") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_zone_name)]
 
 
 class _Model(BaseModel):
@@ -91,23 +102,12 @@ class GatewayConfig(_Model):
     default_queue: str | None = None  # for mail whose recipient address feeds no queue (rules may override)
     # Agent identity (issue 6): Authentication-Results from these authserv-ids (the operator's own MTA) are trusted.
     authserv_id: tuple[str, ...] = ()
-    timezone: str = "UTC"  # agents' local time: "[snooze:monday]" wakes at 09:00 here
+    timezone: TimeZoneName = "UTC"  # agents' local time: "[snooze:monday]" wakes at 09:00 here
 
     @field_validator("authserv_id", mode="before")
     @classmethod
     def _authserv_ids(cls, value: object) -> object:
         return (value,) if isinstance(value, str) else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        import zoneinfo
-
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Helsinki', 'UTC')") from exc
-        return value
 
     @model_validator(mode="after")
     def _one_secret(self) -> GatewayConfig:
@@ -138,6 +138,7 @@ def _any_address(value: str) -> str:
 
 
 PersonAddress = Annotated[str, AfterValidator(_any_address)]
+
 Priority = Literal["low", "normal", "high", "urgent"]
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 LANGUAGES: tuple[str, ...] = ("en", "fi", "pl", "hu")
@@ -162,19 +163,8 @@ class BusinessHoursConfig(_Model):
     days: tuple[Weekday, ...] = Field(default=("mon", "tue", "wed", "thu", "fri"), min_length=1)
     start: str = Field(default="08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str = Field(default="17:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     holidays: tuple[date, ...] = ()  # whole days off, in the queue's time zone
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        import zoneinfo
-
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (e.g. 'Europe/Helsinki', 'UTC')") from exc
-        return value
 
     @model_validator(mode="after")
     def _order(self) -> BusinessHoursConfig:

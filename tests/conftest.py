@@ -16,6 +16,8 @@ from mailgate import config as config_mod
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
+from .sink import Sink, running_sink
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 SECRET = "test-secret-0123456789abcdef"
@@ -60,6 +62,13 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 @pytest.fixture
 def config(make_config: Callable[..., Config]) -> Config:
     return make_config()
+
+
+@pytest_asyncio.fixture
+async def sink() -> AsyncIterator[Sink]:
+    """An aiosmtpd sink on 127.0.0.1 standing in for the relay."""
+    async with running_sink() as s:
+        yield s
 
 
 @pytest_asyncio.fixture

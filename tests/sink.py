@@ -149,3 +149,15 @@ id = "bartek"
 name = "Bartek Agent"
 addresses = ["bartek@agents.test"]
 """
+
+
+def to(sink: Sink, address: str, subject: str = "") -> list[Received]:
+    return [r for r in sink.to(address) if subject in r.header("Subject")]
+
+
+async def wait_mail(sink: Sink, address: str, subject: str, count: int = 1) -> Received:
+    try:
+        await sink.wait_for(lambda r: len(to(sink, address, subject)) >= count)
+    except TimeoutError:
+        raise AssertionError(f"no {subject!r} for {address}; got {[r.header('Subject') for r in sink.to(address)]}") from None
+    return to(sink, address, subject)[count - 1]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from mailgate import config as config_mod
 from mailgate import tokens
@@ -17,7 +16,7 @@ from mailgate.config import Config
 from mailgate.daemon import Running, started
 
 from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
-from .sink import AGENTS, Received, Sink, relay_section, running_sink
+from .sink import AGENTS, Received, Sink, relay_section, to, wait_mail
 
 pytestmark = pytest.mark.asyncio
 
@@ -34,12 +33,6 @@ addresses = ["cecilia@agents.test"]
 queues = ["support"]
 """
 TRUSTED = "mx.example.test"
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as s:
-        yield s
 
 
 @pytest.fixture
@@ -60,18 +53,6 @@ async def rows(running: Running, sql: str, params: tuple[object, ...] = ()) -> l
 async def ticket(running: Running, number: int = 1000) -> dict:
     [row] = await rows(running, "SELECT * FROM tickets WHERE number = ?", (number,))
     return dict(row)
-
-
-def to(sink: Sink, address: str, subject: str = "") -> list[Received]:
-    return [r for r in sink.to(address) if subject in r.header("Subject")]
-
-
-async def wait_mail(sink: Sink, address: str, subject: str, count: int = 1) -> Received:
-    try:
-        await sink.wait_for(lambda r: len(to(sink, address, subject)) >= count)
-    except TimeoutError:
-        raise AssertionError(f"no {subject!r} for {address}; got {[r.header('Subject') for r in sink.to(address)]}") from None
-    return to(sink, address, subject)[count - 1]
 
 
 async def open_ticket(running: Running, sink: Sink, customer: str = CUSTOMER, n: int = 1, cc: str = "") -> Received:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from click.testing import CliRunner
 
 from mailgate import agent_ops, tokens
@@ -20,7 +19,7 @@ from mailgate.config import Config
 from mailgate.daemon import Running, started
 
 from .conftest import SECRET, SUPPORT, send, settle, write_config
-from .sink import AGENTS, Received, Sink, relay_section, running_sink
+from .sink import AGENTS, Received, Sink, relay_section, to, wait_mail
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,27 +29,9 @@ PARTNER = "ext@partner.example"
 KEY = SECRET.encode()
 
 
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as s:
-        yield s
-
-
 @pytest.fixture
 def caseconfig(tmp_path: Path, sink: Sink) -> Callable[[], Config]:
     return lambda: config_mod.load(write_config(tmp_path, relay_section(sink.port, send_delay=30) + AGENTS))
-
-
-def to(sink: Sink, address: str, subject: str = "") -> list[Received]:
-    return [r for r in sink.to(address) if subject in r.header("Subject")]
-
-
-async def wait_mail(sink: Sink, address: str, subject: str, count: int = 1) -> Received:
-    try:
-        await sink.wait_for(lambda r: len(to(sink, address, subject)) >= count)
-    except TimeoutError:
-        raise AssertionError(f"no {subject!r} for {address}; got {[r.header('Subject') for r in sink.to(address)]}") from None
-    return to(sink, address, subject)[count - 1]
 
 
 def customer_mail(sender: str, subject: str, message_id: str, body: str, *, in_reply_to: str | None = None,

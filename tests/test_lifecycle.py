@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from click.testing import CliRunner
 
 from mailgate import config as config_mod
@@ -20,7 +19,7 @@ from mailgate.config import Config
 from mailgate.daemon import Running, started
 
 from .conftest import mail, send, settle, write_config
-from .sink import AGENTS, Received, Sink, relay_section, running_sink
+from .sink import AGENTS, Received, Sink, relay_section
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,12 +28,6 @@ LIFE = """
 [tickets]
 reopen_days = 14
 """
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as s:
-        yield s
 
 
 @pytest.fixture

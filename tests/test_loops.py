@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from mailgate import config as config_mod
 from mailgate import loops, outbound, tokens
@@ -17,7 +16,7 @@ from mailgate.daemon import Running, started
 from mailgate.parse import parse
 
 from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
-from .sink import AGENTS, Received, Sink, relay_section, running_sink
+from .sink import AGENTS, Received, Sink, relay_section
 
 CUSTOMER = "alice@customer.test"
 
@@ -112,12 +111,6 @@ def test_notifications_only_for_people() -> None:
 
 
 # -- through a running daemon ---------------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as s:
-        yield s
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from mailgate import config as config_mod
 from mailgate import outbound, outbox, tokens
@@ -23,12 +22,6 @@ from .sink import AGENTS, Received, Sink, free_port, relay_section, running_sink
 pytestmark = pytest.mark.asyncio
 
 CUSTOMER = "alice@customer.test"
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as s:
-        yield s
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from mailgate.daemon import Running, started
 from mailgate.store import Store, open_store
 
 from .conftest import mail, send, settle, write_config
-from .sink import Sink, relay_section, running_sink
+from .sink import Sink, relay_section
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 WEEKDAYS = Hours.from_config(BusinessHoursConfig(timezone="Europe/Helsinki"))  # mon-fri 08-17
@@ -307,12 +307,6 @@ async def test_resolution_met_on_resolve_and_clock_resumes_on_reopen(store: tupl
 
 
 # -- end to end: real SMTP in, the daemon's timers, the relay sink out ----------------------------
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with running_sink() as s:
-        yield s
 
 
 @pytest.fixture
