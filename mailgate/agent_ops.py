@@ -13,13 +13,14 @@ from mailgate import lifecycle, outbound, outbox, sla, tickets, timers
 from mailgate.assign import CLOSED_STATUSES
 from mailgate.commands import TICKETLESS, Command, TagError
 from mailgate.config import AgentConfig, Config
+from mailgate.errors import Refused
 from mailgate.store import Row, Txn, now_iso
 
 SNOOZE_WAKE = lifecycle.WAKE  # the timer kind that ends a snooze (fired by lifecycle)
 _RANK = "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
 
 
-class OpError(ValueError):
+class OpError(Refused):
     """An operation that cannot be done as asked; the message says why, for the agent."""
 
 

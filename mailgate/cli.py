@@ -11,29 +11,13 @@ from typing import Any
 
 import click
 
-from mailgate import config as config_mod
-from mailgate.config import Config, ConfigError
+from mailgate.cli_support import emit_json, load_config
 from mailgate.models import Source
 from mailgate.obs import setup_logging
 from mailgate.sources import pipe
 from mailgate.store import StoreUnavailable, store_for
 
 DEFAULT_CONFIG = "/etc/mailgate/config.toml"
-
-
-def _load(ctx: click.Context, exit_code: int = 1) -> Config:
-    path = ctx.obj["config_path"]
-    try:
-        return config_mod.load(path)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(f"config error: {issue}", err=True)
-        ctx.exit(exit_code)
-        raise AssertionError("unreachable") from exc
-
-
-def _json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, default=str))
 
 
 @click.group()
@@ -62,7 +46,7 @@ def run(ctx: click.Context) -> None:
     """Run the daemon: receive mail by SMTP/LMTP and thread it into tickets."""
     from mailgate import daemon
 
-    config = _load(ctx)
+    config = load_config(ctx)
     try:
         asyncio.run(daemon.run(config))
     except StoreUnavailable as exc:
@@ -77,7 +61,7 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
     """Validate the config; exit 0 when it is usable, 1 with every error otherwise."""
-    config = _load(ctx)
+    config = load_config(ctx)
     if config.rule_tests:  # routing (issue 5): the operator's own rule tests must pass too
         from mailgate import rules, rules_cli
 
@@ -87,7 +71,9 @@ def check_config(ctx: click.Context) -> None:
         if failures:
             ctx.exit(1)
         click.echo(f"{ran} rule tests passed")
-    from mailgate import templates  # outgoing mail (issue 4): every template renders with sample data
+    from mailgate import (
+        templates,  # outgoing mail (issue 4): every template renders with sample data
+    )
 
     template_problems = templates.check(config)
     for problem in template_problems:
@@ -126,7 +112,7 @@ def ingest(
     Exit codes follow sysexits: 0 stored, 66 a file is missing, 65 nothing to store,
     75 the store is unavailable or the config unusable (the MTA keeps the mail and retries).
     """
-    config = _load(ctx, exit_code=pipe.EX_TEMPFAIL)
+    config = load_config(ctx, exit_code=pipe.EX_TEMPFAIL)
     sources: list[Iterator[tuple[str, bytes]]] = []
     for path in files:
         try:
@@ -191,7 +177,7 @@ def parse_command(files: tuple[Path, ...], as_json: bool, trace: bool) -> None:
             data["file"] = str(path)
             if trace:
                 data["trace"] = parse_cli.trace(raw)
-            _json(data)
+            emit_json(data)
         else:
             click.echo(f"== {path}")
             click.echo(parse_cli.format_text(parsed))
@@ -205,7 +191,7 @@ def tickets() -> None:
 
 
 def _read(ctx: click.Context, reader: Any) -> Any:
-    config = _load(ctx)
+    config = load_config(ctx)
 
     async def go() -> Any:
         async with store_for(config) as store:
@@ -231,7 +217,7 @@ def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | No
 
     rows = _read(ctx, lambda tx: ops.list_tickets(tx, limit=limit, status=status, quarantined=quarantined))
     if as_json:
-        _json(rows)
+        emit_json(rows)
         return
     for t in rows:
         click.echo(
@@ -253,7 +239,7 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
         click.echo(f"no ticket #{number}", err=True)
         ctx.exit(1)
     if as_json:
-        _json(ticket)
+        emit_json(ticket)
         return
     click.echo(f"#{ticket['number']} {ticket['subject']}")
     for key in ("status", "priority", "queue", "assignee", "channel", "contact_address", "created_at"):
@@ -308,11 +294,11 @@ def rules_test(ctx: click.Context, file: Path, recipients: tuple[str, ...], as_j
     from mailgate import rules, rules_cli
     from mailgate.parse import parse
 
-    config = _load(ctx)
+    config = load_config(ctx)
     ruleset = rules.compile_rules(config)
     data = rules_cli.explain(ruleset, rules.route(ruleset, parse(file.read_bytes()), recipients))
     if as_json:
-        _json(data)
+        emit_json(data)
     else:
         click.echo(rules_cli.format_text(data))
 
@@ -328,13 +314,13 @@ def spool_status(ctx: click.Context) -> None:
     """How many spooled messages are in each state."""
     from mailgate import spool
 
-    config = _load(ctx)
+    config = load_config(ctx)
 
     async def go() -> dict[str, int]:
         async with store_for(config) as store:
             return await spool.counts(store)
 
-    _json(asyncio.run(go()))
+    emit_json(asyncio.run(go()))
 
 
 @spool_group.command("retry")
@@ -344,7 +330,7 @@ def spool_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
     """Put dead spool rows (all, or the given ids) back to be processed."""
     from mailgate import spool
 
-    config = _load(ctx)
+    config = load_config(ctx)
 
     async def go() -> int:
         async with store_for(config) as store:
@@ -365,10 +351,10 @@ def imap_status(ctx: click.Context, as_json: bool) -> None:
     """Each account's state, last error, folder checkpoints and mail left on the server."""
     from mailgate.sources import imap_state
 
-    config = _load(ctx)
+    config = load_config(ctx)
     accounts = _read(ctx, lambda tx: imap_state.status(tx, config))
     if as_json:
-        _json(accounts)
+        emit_json(accounts)
         return
     if not accounts:
         click.echo("no [[imap]] accounts configured")
@@ -397,7 +383,7 @@ def spool_replay(ctx: click.Context, into: Path) -> None:
     """Re-run parsing and threading of every spooled message into a new database."""
     from mailgate.replay import replay
 
-    config = _load(ctx)
+    config = load_config(ctx)
     try:
         spooled, messages = asyncio.run(replay(config, into.resolve()))
     except FileExistsError as exc:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import click
 
 from mailgate import commands, forwarding, lifecycle, merge, split
 from mailgate.agent_ops import Change, OpError
-from mailgate.cli_life import EX_TEMPFAIL, _config, _json
+from mailgate.cli_support import out, run_txn
 from mailgate.config import AgentConfig, Config
-from mailgate.store import StoreUnavailable, Txn, store_for
+from mailgate.store import Txn
 
 
 def _agent(config: Config, agent_id: str | None, *, needed: bool) -> AgentConfig | None:
@@ -36,29 +34,16 @@ def _value(name: str, items: tuple[str, ...]) -> str:
 
 def _run(ctx: click.Context, as_json: bool, number: int, work: Callable[[Config, Txn, int], Awaitable[Change]]) -> None:
     """One write transaction: all of it or (refused, exit 1) none of it."""
-    config = _config(ctx)
 
-    async def go() -> Change:
-        async with store_for(config) as store, store.txn() as tx:
-            return await work(config, tx, await lifecycle.ticket_id_for(tx, number))
+    async def on_ticket(config: Config, tx: Txn) -> Change:
+        return await work(config, tx, await lifecycle.ticket_id_for(tx, number))
 
-    try:
-        change = asyncio.run(go())
-    except StoreUnavailable as exc:
-        click.echo(f"store unavailable: {exc}", err=True)
-        ctx.exit(EX_TEMPFAIL)
-        return
-    except (OpError, lifecycle.LifecycleError) as exc:
-        if as_json:
-            _json({"ok": False, "error": str(exc)})
-        click.echo(f"refused: {exc}", err=True)
-        ctx.exit(1)
-        return
-    data: dict[str, Any] = {"ok": True, "ticket": number, "command": change.command, "summary": change.summary}
-    if as_json:
-        _json(data)
-    else:
-        click.echo(f"#{number} {change.command}: {change.summary}")
+    change = run_txn(ctx, as_json, on_ticket)
+    out(
+        as_json,
+        {"ticket": number, "command": change.command, "summary": change.summary},
+        f"#{number} {change.command}: {change.summary}",
+    )
 
 
 _AGENT = click.option("--agent", "agent_id", default=None, help="The agent id this is done as.")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,60 +9,17 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from mailgate import config as config_mod
 from mailgate import contacts as contact_ops
 from mailgate import lifecycle, sla
-from mailgate.config import Config, ConfigError
-from mailgate.store import StoreUnavailable, Txn, store_for
+from mailgate.cli_support import emit_json, out, run_txn
+from mailgate.config import Config
+from mailgate.store import Txn
 
 T = TypeVar("T")
-EX_TEMPFAIL = 75
-
-
-def _config(ctx: click.Context) -> Config:
-    try:
-        return config_mod.load(ctx.obj["config_path"])
-    except ConfigError as exc:
-        for issue in exc.issues:
-            click.echo(f"config error: {issue}", err=True)
-        ctx.exit(1)
-        raise AssertionError("unreachable") from exc
 
 
 def _run(ctx: click.Context, as_json: bool, work: Callable[[Config, Txn], Awaitable[T]], *, write: bool = True) -> T:
-    """One transaction around `work`; a refusal prints why (and --json an error object) and exits 1."""
-    config = _config(ctx)
-
-    async def go() -> T:
-        async with store_for(config) as store:
-            if write:
-                async with store.txn() as tx:
-                    return await work(config, tx)
-            async with store.read() as tx:
-                return await work(config, tx)
-
-    try:
-        return asyncio.run(go())
-    except StoreUnavailable as exc:
-        click.echo(f"store unavailable: {exc}", err=True)
-        ctx.exit(EX_TEMPFAIL)
-    except (contact_ops.ContactError, lifecycle.LifecycleError) as exc:
-        if as_json:
-            _json({"ok": False, "error": str(exc)})
-        click.echo(f"refused: {exc}", err=True)
-        ctx.exit(1)
-    raise AssertionError("unreachable")
-
-
-def _json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _out(as_json: bool, data: dict[str, Any], text: str) -> None:
-    if as_json:
-        _json({"ok": True, **data})
-    else:
-        click.echo(text)
+    return run_txn(ctx, as_json, work, write=write)
 
 
 # -- tickets --------------------------------------------------------------------------------------
@@ -90,7 +45,7 @@ def tickets_snooze(ctx: click.Context, number: int, until: str, as_json: bool) -
         return moment.isoformat()
 
     moment = _run(ctx, as_json, work)
-    _out(as_json, {"ticket": number, "status": lifecycle.WAITING, "until": moment}, f"#{number} waits until {moment}")
+    out(as_json, {"ticket": number, "status": lifecycle.WAITING, "until": moment}, f"#{number} waits until {moment}")
 
 
 @click.command("wake")
@@ -104,7 +59,7 @@ def tickets_wake(ctx: click.Context, number: int, as_json: bool) -> None:
         return await lifecycle.wake(tx, config, await lifecycle.ticket_id_for(tx, number), actor="cli", reason="cli")
 
     woken = _run(ctx, as_json, work)
-    _out(as_json, {"ticket": number, "woken": woken}, f"#{number} {'is open again' if woken else 'was not waiting'}")
+    out(as_json, {"ticket": number, "woken": woken}, f"#{number} {'is open again' if woken else 'was not waiting'}")
 
 
 @click.command("sla")
@@ -123,7 +78,7 @@ def tickets_sla(ctx: click.Context, number: int, recompute: bool, as_json: bool)
 
     report = _run(ctx, as_json, work, write=recompute)
     if as_json:
-        _json({"ok": True, "ticket": number, "sla": report})
+        emit_json({"ok": True, "ticket": number, "sla": report})
         return
     if report is None:
         click.echo(f"#{number}: no SLA targets for its queue and priority")
@@ -155,7 +110,7 @@ def tickets_links(ctx: click.Context, number: int, as_json: bool) -> None:
 
     found = _run(ctx, as_json, work, write=False)
     if as_json:
-        _json({"ok": True, "ticket": number, "links": found})
+        emit_json({"ok": True, "ticket": number, "links": found})
         return
     for link in found:
         click.echo(f"{link['way']} #{link['number']} ({link['status']}) {link['subject']}")
@@ -178,7 +133,7 @@ def contacts_list(ctx: click.Context, search: str | None, limit: int, as_json: b
     """Contacts, newest first."""
     rows = _run(ctx, as_json, lambda c, tx: contact_ops.list_contacts(tx, search=search, limit=limit), write=False)
     if as_json:
-        _json(rows)
+        emit_json(rows)
         return
     for r in rows:
         org = f" ({r['organization']})" if r["organization"] else ""
@@ -197,7 +152,7 @@ def contacts_show(ctx: click.Context, contact: str, as_json: bool) -> None:
 
     data = _run(ctx, as_json, work, write=False)
     if as_json:
-        _json(data)
+        emit_json(data)
         return
     click.echo(f"contact {data['id']}: {data['name'] or '-'}")
     for key in ("organization", "department", "title"):
@@ -242,7 +197,7 @@ def contacts_edit(ctx: click.Context, contact: str, name: str | None, organizati
         return await contact_ops.show(tx, contact_id)
 
     data = _run(ctx, as_json, work)
-    _out(as_json, {"contact": data}, f"contact {data['id']} updated")
+    out(as_json, {"contact": data}, f"contact {data['id']} updated")
 
 
 @contacts_group.command("add-address")
@@ -259,7 +214,7 @@ def contacts_add_address(ctx: click.Context, contact: str, address: str, as_json
         return contact_id
 
     contact_id = _run(ctx, as_json, work)
-    _out(as_json, {"contact": contact_id, "address": address.strip().lower()},
+    out(as_json, {"contact": contact_id, "address": address.strip().lower()},
          f"{address.strip().lower()} belongs to contact {contact_id}")
 
 
@@ -278,7 +233,7 @@ def contacts_link(ctx: click.Context, address: str, contact: str, move: bool, as
 
     result = _run(ctx, as_json, work)
     moved = ", ".join(f"#{n}" for n in result["moved_tickets"]) or "none"
-    _out(as_json, result, f"{result['address']} → contact {result['contact']}; tickets moved: {moved}")
+    out(as_json, result, f"{result['address']} → contact {result['contact']}; tickets moved: {moved}")
 
 
 @contacts_group.command("detach")
@@ -289,7 +244,7 @@ def contacts_link(ctx: click.Context, address: str, contact: str, move: bool, as
 def contacts_detach(ctx: click.Context, number: int, address: str, as_json: bool) -> None:
     """Take customer ADDRESS off ticket NUMBER."""
     result = _run(ctx, as_json, lambda c, tx: contact_ops.detach(tx, number, address, actor="cli"))
-    _out(as_json, result, f"{result['address']} detached from #{number}")
+    out(as_json, result, f"{result['address']} detached from #{number}")
 
 
 @contacts_group.group("note")
@@ -310,7 +265,7 @@ def contacts_note_add(ctx: click.Context, contact: str, text: str, author: str, 
         return await contact_ops.add_note(tx, config, await contact_ops.resolve(tx, contact), author, text)
 
     note_id = _run(ctx, as_json, work)
-    _out(as_json, {"note": note_id}, f"note {note_id} added")
+    out(as_json, {"note": note_id}, f"note {note_id} added")
 
 
 @contacts_note.command("edit")
@@ -322,7 +277,7 @@ def contacts_note_add(ctx: click.Context, contact: str, text: str, author: str, 
 def contacts_note_edit(ctx: click.Context, note_id: int, text: str, author: str, as_json: bool) -> None:
     """Replace the text of note NOTE_ID."""
     _run(ctx, as_json, lambda c, tx: contact_ops.edit_note(tx, c, note_id, author, text))
-    _out(as_json, {"note": note_id}, f"note {note_id} edited")
+    out(as_json, {"note": note_id}, f"note {note_id} edited")
 
 
 @contacts_note.command("delete")
@@ -333,7 +288,7 @@ def contacts_note_edit(ctx: click.Context, note_id: int, text: str, author: str,
 def contacts_note_delete(ctx: click.Context, note_id: int, author: str, as_json: bool) -> None:
     """Delete note NOTE_ID."""
     _run(ctx, as_json, lambda c, tx: contact_ops.delete_note(tx, c, note_id, author))
-    _out(as_json, {"note": note_id}, f"note {note_id} deleted")
+    out(as_json, {"note": note_id}, f"note {note_id} deleted")
 
 
 def attach(main: click.Group, tickets: click.Group) -> None:

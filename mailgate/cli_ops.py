@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,16 +14,15 @@ from mailgate import (
     agent_ops,
     agent_tickets,
     commands,
-    lifecycle,
     outbound,
     tasks,
     watchers,
 )
 from mailgate.agent_ops import Change, OpError
-from mailgate.cli_life import EX_TEMPFAIL, _config, _json
+from mailgate.cli_support import emit_json, run_txn
 from mailgate.config import AgentConfig, Config
 from mailgate.life_tags import CHANNELS, due_at
-from mailgate.store import StoreUnavailable, Txn, store_for
+from mailgate.store import Txn
 
 T = TypeVar("T")
 Work = Callable[[Config, AgentConfig | None, Txn], Awaitable[T]]
@@ -32,37 +30,21 @@ Work = Callable[[Config, AgentConfig | None, Txn], Awaitable[T]]
 
 def _run(ctx: click.Context, as_json: bool, agent_id: str | None, work: Work[T], *, write: bool = True) -> T:
     """One transaction as agent `agent_id`; a refusal rolls everything back, prints why and exits 1."""
-    config = _config(ctx)
 
-    async def go() -> T:
+    async def as_agent(config: Config, tx: Txn) -> T:
         agent = None
         if agent_id is not None:
             agent = config.agent(agent_id)
             if agent is None:
                 raise OpError(f"unknown agent {agent_id!r} (--as)")
-        async with store_for(config) as store:
-            if write:
-                async with store.txn() as tx:
-                    return await work(config, agent, tx)
-            async with store.read() as tx:
-                return await work(config, agent, tx)
+        return await work(config, agent, tx)
 
-    try:
-        return asyncio.run(go())
-    except StoreUnavailable as exc:
-        click.echo(f"store unavailable: {exc}", err=True)
-        ctx.exit(EX_TEMPFAIL)
-    except (OpError, lifecycle.LifecycleError) as exc:
-        if as_json:
-            _json({"ok": False, "error": str(exc)})
-        click.echo(f"refused: {exc}", err=True)
-        ctx.exit(1)
-    raise AssertionError("unreachable")
+    return run_txn(ctx, as_json, as_agent, write=write)
 
 
 def _done(as_json: bool, number: int | None, changes: list[Change], **extra: Any) -> None:
     if as_json:
-        _json({"ok": True, "ticket": number, **extra,
+        emit_json({"ok": True, "ticket": number, **extra,
                "changes": [{"command": c.command, "summary": c.summary} for c in changes]})
         return
     for change in changes:
@@ -240,7 +222,7 @@ def tickets_tasks(ctx: click.Context, number: int, only_open: bool, as_json: boo
 
     found = _run(ctx, as_json, None, work, write=False)
     if as_json:
-        _json({"ok": True, "ticket": number, "tasks": found})
+        emit_json({"ok": True, "ticket": number, "tasks": found})
         return
     for t in found:
         click.echo(f"task {t['id']} {t['status']} for {t['queue']} due {t['due_local']} by {t['created_by']}: "
@@ -286,7 +268,7 @@ def tickets_read(ctx: click.Context, number: int, unread: bool, show: bool, agen
 
     state = _run(ctx, as_json, agent_id, work, write=not show)
     if as_json:
-        _json({"ok": True, "ticket": number, "agent": agent_id, **state})
+        emit_json({"ok": True, "ticket": number, "agent": agent_id, **state})
         return
     click.echo(f"#{number} for {agent_id}: {'unread' if state['unread'] else 'read'},"
                f" {'following' if state['following'] else 'not following'}")

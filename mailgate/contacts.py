@@ -7,6 +7,7 @@ from typing import Any
 
 from mailgate import tickets
 from mailgate.config import Config
+from mailgate.errors import Refused
 from mailgate.store import Txn, now_iso
 
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\".]+(?:\.[^@\s<>()\[\],;:\".]+)+")
@@ -17,7 +18,7 @@ MAX_FIELD = 200
 MAX_NOTE = 20_000
 
 
-class ContactError(ValueError):
+class ContactError(Refused):
     """A refused contact change; raised before anything is written, so nothing is half-done."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from mailgate import outbound, sla, tickets, timers
 from mailgate.config import Config
 from mailgate.correlate import Correlation
+from mailgate.errors import Refused
 from mailgate.models import MailKind, ParsedMail, ThreadRule
 from mailgate.store import Txn, now_iso
 
@@ -24,7 +25,7 @@ _UNTOUCHED = frozenset({"merged", "spam"})
 _MAX_CHAIN = 20  # follow-ups of follow-ups: a safety bound, not a real limit
 
 
-class LifecycleError(ValueError):
+class LifecycleError(Refused):
     """A refused change (a snooze into the past, of a closed ticket …); nothing was written."""
 
 
