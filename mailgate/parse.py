@@ -6,9 +6,9 @@ import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
+from email._policybase import Compat32
 from email.message import Message
 from email.parser import BytesParser
-from email._policybase import Compat32
 from email.policy import compat32
 from email.utils import decode_params, unquote
 

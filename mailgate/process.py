@@ -35,7 +35,7 @@ _INLINE_PARSE_LIMIT = 256 * 1024
 # thread that cost about as much as the statements of a whole message. The batch holds the
 # store's lock, so it is bounded in rows and time: an SMTP session's spool commit waits for it.
 _BATCH_ROWS = 32
-_BATCH_SECONDS = 0.02
+_BATCH_SECONDS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +198,8 @@ class Processor:
         """One message's transaction: its own, or a savepoint inside drain's batch transaction.
 
         A failing message rolls back to its savepoint only; the others in the batch stay.
+        In a batch the store's lock is already held: code in process() must use this tx and never
+        open store.read()/store.txn() itself (asyncio.Lock is not re-entrant: it would hang).
         """
         batch = self._batch
         if batch is None:
@@ -261,8 +263,8 @@ class Processor:
                         failed.append((entry, exc))
             finally:
                 self._batch = None
-        for entry, exc in failed:
-            state = await spool.fail(self.store, entry.id, f"{type(exc).__name__}: {exc}", MAX_ATTEMPTS)
+        for entry, error in failed:
+            state = await spool.fail(self.store, entry.id, f"{type(error).__name__}: {error}", MAX_ATTEMPTS)
             log.error("spool.marked id=%s state=%s", entry.id, state)
         return count
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import config as config_mod, spool
+from mailgate import config as config_mod
+from mailgate import spool
 from mailgate.config import Config
 from mailgate.models import Source
 from mailgate.parse import _AS_WRITTEN, _PARSER

@@ -9,7 +9,6 @@ import sqlite3
 from collections.abc import Callable
 
 import pytest
-
 from aiosmtpd.smtp import SMTP
 
 from mailgate import replies
@@ -176,7 +175,7 @@ class _Recorder:
         self.contents: list[bytes] = []
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        self.contents.append(getattr(envelope, "original_content"))
+        self.contents.append(envelope.original_content)  # type: ignore[attr-defined]
         return "250 OK"
 
 
@@ -197,7 +196,7 @@ async def _transcript(protocol: type[SMTP], fragments: list[bytes], size_limit: 
         await reader.readuntil(b"\r\n")  # greeting
         for command in (b"EHLO client.test", b"MAIL FROM:<a@customer.test>", b"RCPT TO:<s@example.test>", b"DATA"):
             writer.write(command + b"\r\n")
-            while not (await reader.readuntil(b"\r\n"))[3:4] == b" ":
+            while (await reader.readuntil(b"\r\n"))[3:4] != b" ":
                 pass
         for fragment in fragments:  # separate writes with a pause, so the reads split where the test says
             writer.write(fragment)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from types import SimpleNamespace
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import MISSING, SMTP, Envelope as SMTPEnvelope, Session, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Session, syntax
+from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from mailgate import replies, spool
 from mailgate.config import Config, bounce_address
