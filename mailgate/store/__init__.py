@@ -105,6 +105,7 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         # One connection: writes serialize in SQLite anyway, and one lock keeps transactions whole.
         self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
 
     def _connect(self) -> sqlite3.Connection:
         # Python 3.11's sqlite3 has no autocommit=; isolation_level=None + explicit BEGIN.
@@ -181,9 +182,23 @@ class Store:
             return int(await tx.value("SELECT MAX(version) FROM schema_version") or 0)
 
     @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The store's lock; asking for it again from the task that holds it is a bug, not a wait."""
+        task = asyncio.current_task()
+        if task is not None and task is self._holder:
+            # asyncio.Lock is not re-entrant: this would hang forever. Use the open Txn instead.
+            raise RuntimeError("a transaction is already open in this task; use its Txn")
+        async with self._lock:
+            self._holder = task
+            try:
+                yield
+            finally:
+                self._holder = None
+
+    @contextlib.asynccontextmanager
     async def txn(self) -> AsyncIterator[Txn]:
         """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error."""
-        async with self._lock:
+        async with self._locked():
             db = self._require()
             assert self._conn is not None
             try:
@@ -206,7 +221,7 @@ class Store:
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Txn]:
         """A read transaction: one consistent snapshot (WAL readers never wait for writers)."""
-        async with self._lock:
+        async with self._locked():
             self._require()
             conn = self._conn
             assert conn is not None
