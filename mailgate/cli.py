@@ -187,7 +187,7 @@ def parse_command(files: tuple[Path, ...], as_json: bool, trace: bool) -> None:
 
 @main.group()
 def tickets() -> None:
-    """See tickets."""
+    """Tickets: see them and act on them (the same operations as the mail commands)."""
 
 
 def _read(ctx: click.Context, reader: Any) -> Any:
