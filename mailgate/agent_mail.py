@@ -26,6 +26,7 @@ from mailgate import (
     watchers,
 )
 from mailgate.agent_ops import OpError
+from mailgate.blobs import BlobStore, message_files
 from mailgate.commands import TagError
 from mailgate.config import AgentConfig, Config
 from mailgate.correlate import Correlation
@@ -230,7 +231,11 @@ async def _apply(
         outcome.already_sent = True
         await tickets.event(tx, ticket_id, agent_ops.actor(agent), "reply.already_sent", {"message": row})
         return row
-    outbox_id = await outbox.queue_agent_reply(tx, mailer, ticket_id, agent.id, text)
+    # What the agent attached goes with the words; images their HTML shows inline (signatures) do not.
+    files, names = await message_files(tx, BlobStore(config.attachments_path), row, forwarding.MAX_ATTACHED,
+                                       embedded=False)
+    outcome.changes += [f"(reply) {name}" for name in names if "(not attached:" in name]
+    outbox_id = await outbox.queue_agent_reply(tx, mailer, ticket_id, agent.id, text, files=tuple(files))
     due = await tx.value("SELECT not_before FROM outbox WHERE id = ?", (outbox_id,))
     outcome.reply_to = sorted(people)
     outcome.reply_at = _local_time(config, datetime.fromisoformat(due))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailgate import lifecycle, outbound, outbox, sla, tickets, timers
+from mailgate import lifecycle, outbound, outbox, sla, tickets, timers, tokens
 from mailgate.assign import CLOSED_STATUSES
 from mailgate.commands import TICKETLESS, Command, TagError
 from mailgate.config import AgentConfig, Config
@@ -123,7 +123,30 @@ async def assign(tx: Txn, config: Config, ticket_id: int, assignee: str | None, 
     await tx.execute("UPDATE tickets SET assignee = ?, updated_at = ? WHERE id = ?", (assignee, now_iso(), ticket_id))
     await tickets.event(tx, ticket_id, actor(agent), "ticket.assigned" if assignee else "ticket.unassigned",
                         {"from": row["assignee"], "assignee": assignee, "by": agent.id})
+    if assignee is not None and assignee != agent.id and assignee != row["assignee"]:
+        await _tell_assignee(tx, config, ticket_id, assignee, agent)
     return Change("assign", f"{row['assignee'] or '-'} → {assignee or '-'}")
+
+
+async def _tell_assignee(tx: Txn, config: Config, ticket_id: int, assignee: str, by: AgentConfig) -> None:
+    """The new assignee hears of it, with the customer's latest words; answering the mail answers the customer."""
+    target = config.agent(assignee)
+    if target is None or target.away:
+        return  # away: like every other notification, it would only wait for them (or wake an out-of-office)
+    mailer = outbound.mailer_for(config)
+    info = await mailer.ticket(tx, ticket_id)
+    last = await tx.one(
+        "SELECT from_name, from_address, reply_text, text FROM messages WHERE ticket_id = ? AND direction = 'in'"
+        " ORDER BY id DESC LIMIT 1", (ticket_id,),
+    )
+    shown = (f"{last['from_name']} <{last['from_address']}>" if last["from_name"] else last["from_address"]) if last else ""
+    await mailer.queue_mail(
+        tx, info, kind="notify", template="assigned", to_name=target.name, to_address=target.addresses[0],
+        language=mailer.agent_language(info, target), auto_kind="auto-generated",
+        reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, target.id),
+        data=mailer.data(info, agent_name=target.name, agent_id=target.id, message_from=shown,
+                         message_text=(last["reply_text"] or last["text"]) if last else "", outcome={"by": by.name}),
+    )
 
 
 async def take(tx: Txn, config: Config, ticket_id: int, agent: AgentConfig) -> Change:

@@ -6,6 +6,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailgate.compose import File, clean
+
+if TYPE_CHECKING:
+    from mailgate.store import Txn
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -39,3 +45,31 @@ class BlobStore:
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+
+async def message_files(
+    tx: Txn, blobs: BlobStore, message_row: int, budget: int, *, embedded: bool = True
+) -> tuple[list[File], list[str]]:
+    """A stored message's attachments that fit in budget bytes, and every name (the rest marked why not).
+
+    embedded=False leaves out inline parts an HTML body points at by Content-ID (logos, signature
+    images): without that HTML they are clutter, not something the writer attached.
+    """
+    files: list[File] = []
+    names: list[str] = []
+    for a in await tx.all("SELECT * FROM attachments WHERE message_row = ? ORDER BY id", (message_row,)):
+        if not embedded and a["inline"] and a["content_id"]:
+            continue
+        name = clean(a["filename"] or "", 200) or f"attachment-{a['id']}"
+        if a["size"] > budget:
+            names.append(f"{name} (not attached: too big)")
+            continue
+        try:
+            data = blobs.get(a["sha256"])
+        except (OSError, ValueError):
+            names.append(f"{name} (not attached: missing)")
+            continue
+        budget -= len(data)
+        files.append(File(name, a["content_type"] or "application/octet-stream", data))
+        names.append(name)
+    return files, names

@@ -56,6 +56,16 @@ class Outgoing:
     language: str = "en"
     date: datetime | None = None
     cc: tuple[tuple[str, str], ...] = ()  # (name, address): the other people an agent's reply goes to
+    files: tuple[File, ...] = ()  # attachments, after the text
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """One attachment of an outgoing mail."""
+
+    name: str
+    content_type: str
+    data: bytes
 
 
 def _address(name: str, address: str) -> HeaderAddress:
@@ -96,7 +106,11 @@ def compose(out: Outgoing) -> EmailMessage:
     if out.html is not None:
         html = out.html + f'\n<p style="color:#999999;font-size:10px">{out.marker}</p>\n'
         msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    msg["Content-Language"] = out.language  # after the body: set_content() drops Content-* headers
+    for file in out.files:
+        maintype, _, subtype = file.content_type.partition("/")
+        msg.add_attachment(file.data, maintype=maintype or "application", subtype=subtype or "octet-stream",
+                           filename=file.name)
+    msg["Content-Language"] = out.language  # after the body: set_content() and add_attachment() move Content-* headers
     return msg
 
 

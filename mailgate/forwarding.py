@@ -19,7 +19,7 @@ from mailgate import (
     tokens,
 )
 from mailgate.agent_ops import Change, OpError
-from mailgate.blobs import BlobStore
+from mailgate.blobs import BlobStore, message_files
 from mailgate.config import AgentConfig, Config
 from mailgate.models import MailKind, ParsedMail
 from mailgate.spool import SpoolEntry
@@ -105,12 +105,8 @@ async def _send(
         from_name=sender, from_address=info.from_address, to_name=colleague.name if colleague else "",
         to_address=address, reply_to=tokens.reply_address(mailer.secret, info.from_address, token), subject=subject,
         message_id=message_id, text=rendered.text, html=rendered.html, marker=tokens.body_marker(mailer.secret, token),
-        automatic=False, language=language,
+        automatic=False, language=language, files=tuple(files),
     ))
-    for filename, content_type, data in files:
-        maintype, _, subtype = content_type.partition("/")
-        message.add_attachment(data, maintype=maintype or "application", subtype=subtype or "octet-stream",
-                               filename=filename)
     mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
     await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
     await tx.execute("UPDATE forwards SET outbox_id = ? WHERE id = ?", (outbox_id, forward_id))
@@ -122,7 +118,7 @@ async def _send(
 
 async def _thread(
     tx: Txn, config: Config, ticket_id: int, notes: bool
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, bytes]]]:
+) -> tuple[list[dict[str, Any]], list[compose.File]]:
     """The correspondence oldest first, and the attachment files that fit (the rest are only named)."""
     directions = ("in", "out", "note") if notes else ("in", "out")
     marks = ", ".join("?" for _ in directions)
@@ -130,23 +126,12 @@ async def _thread(
                         (ticket_id, *directions))
     blobs = BlobStore(config.attachments_path)
     thread: list[dict[str, Any]] = []
-    files: list[tuple[str, str, bytes]] = []
+    files: list[compose.File] = []
     budget = MAX_ATTACHED
     for row in rows:
-        names: list[str] = []
-        for a in await tx.all("SELECT * FROM attachments WHERE message_row = ? ORDER BY id", (row["id"],)):
-            name = compose.clean(a["filename"] or "", 200) or f"attachment-{a['id']}"
-            if a["size"] > budget:
-                names.append(f"{name} (not attached: too big)")
-                continue
-            try:
-                data = blobs.get(a["sha256"])
-            except (OSError, ValueError):
-                names.append(f"{name} (not attached: missing)")
-                continue
-            budget -= len(data)
-            files.append((name, a["content_type"] or "application/octet-stream", data))
-            names.append(name)
+        found, names = await message_files(tx, blobs, row["id"], budget)
+        budget -= sum(len(f.data) for f in found)
+        files += found
         words = (row["text"] or row["reply_text"] or "").strip()
         sender = f"{row['from_name']} <{row['from_address']}>" if row["from_name"] and row["from_address"] else (
             row["from_name"] or row["from_address"])

@@ -158,6 +158,7 @@ class Mailer:
         from_name: str | None = None,
         cc: tuple[tuple[str, str], ...] = (),
         envelope_to: str | None = None,
+        files: tuple[compose.File, ...] = (),
     ) -> int:
         """Render, insert, compose with the VERP return path, and schedule; returns the outbox id.
 
@@ -182,6 +183,7 @@ class Mailer:
             subject=subject, message_id=message_id, text=rendered.text, html=rendered.html,
             marker=tokens.body_marker(self.secret, token), in_reply_to=info.last_inbound,
             references=info.references, automatic=automatic, auto_kind=auto_kind, language=language, cc=cc,
+            files=files,
         ))
         await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), when)
         # Before commit is fine: the store's single writer makes the sender's claim wait for ours.
@@ -228,7 +230,10 @@ class Mailer:
             ))
         return ids
 
-    async def agent_reply(self, tx: Txn, ticket_id: int, agent_id: str, text: str, *, not_before: datetime) -> int:
+    async def agent_reply(
+        self, tx: Txn, ticket_id: int, agent_id: str, text: str, *, not_before: datetime,
+        files: tuple[compose.File, ...] = (),
+    ) -> int:
         info = await self.ticket(tx, ticket_id)
         if not info.customer_address:
             raise ValueError(f"ticket #{info.number} has no customer address to answer")
@@ -239,7 +244,7 @@ class Mailer:
         outbox_id = await self.queue_mail(
             tx, info, kind="reply", template="reply", to_name=info.customer_name, to_address=info.customer_address,
             language=self.customer_language(info), automatic=False, agent=agent_id, not_before=not_before,
-            data=data, from_name=shown, cc=tuple(("", a) for a in cc),
+            data=data, from_name=shown, cc=tuple(("", a) for a in cc), files=files,
         )
         # One row per envelope recipient (the outbox's unit); each copy shows the same To and Cc.
         for address in cc:
@@ -247,10 +252,11 @@ class Mailer:
                 tx, info, kind="reply", template="reply", to_name=info.customer_name,
                 to_address=info.customer_address, language=self.customer_language(info), automatic=False,
                 agent=agent_id, not_before=not_before, data=data, from_name=shown,
-                cc=tuple(("", a) for a in cc), envelope_to=address,
+                cc=tuple(("", a) for a in cc), envelope_to=address, files=files,
             )
         await tickets.event(tx, ticket_id, f"agent:{agent_id}", "reply.queued",
-                            {"outbox": outbox_id, "not_before": not_before.isoformat()})
+                            {"outbox": outbox_id, "not_before": not_before.isoformat(),
+                             "attachments": [f.name for f in files]})
         return outbox_id
 
     async def reply_cc(self, tx: Txn, info: TicketInfo) -> list[str]:

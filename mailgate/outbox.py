@@ -18,6 +18,7 @@ from mailgate.relay import Relay, Result
 from mailgate.store import Row, Store, StoreUnavailable, Txn, now_iso
 
 if TYPE_CHECKING:
+    from mailgate.compose import File
     from mailgate.outbound import Mailer
 
 log = logging.getLogger("mailgate.outbox")
@@ -74,11 +75,13 @@ async def set_wire(tx: Txn, outbox_id: int, mail_from: str, raw: bytes, not_befo
 
 
 async def queue_agent_reply(
-    tx: Txn, mailer: Mailer, ticket_id: int, agent: str, text: str, *, delay: float | None = None
+    tx: Txn, mailer: Mailer, ticket_id: int, agent: str, text: str, *, delay: float | None = None,
+    files: tuple[File, ...] = (),
 ) -> int:
-    """An agent's reply to the customer, sent after outbox.send_delay unless cancelled or held."""
+    """An agent's reply to the customer (with the files they attached), sent after outbox.send_delay unless cancelled or held."""
     wait = mailer.config.outbox.send_delay if delay is None else delay
-    return await mailer.agent_reply(tx, ticket_id, agent, text, not_before=datetime.now(UTC) + timedelta(seconds=wait))
+    return await mailer.agent_reply(tx, ticket_id, agent, text, not_before=datetime.now(UTC) + timedelta(seconds=wait),
+                                    files=files)
 
 
 async def cancel_pending(tx: Txn, ticket_id: int, agent: str | None) -> int:

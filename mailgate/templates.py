@@ -28,6 +28,7 @@ NAMES: tuple[str, ...] = ("ack", "notify_new", "notify_reply", "resolved", "repl
 NAMES += ("sla_warning", "sla_breach", "waiting_over")  # ticket life (issue 7)
 NAMES += ("task_new", "task_overdue")  # tasks (issue 7 part 9)
 NAMES += ("merged", "forward", "help_request", "forward_answer")  # merge, forward, ask a colleague (issue 7)
+NAMES += ("assigned",)  # an agent hears a ticket was given to them (issue 6)
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 
 

@@ -81,6 +81,7 @@ def reply(
     subject: str | None = None,
     to: str | None = None,
     headers: dict[str, str] | None = None,
+    files: tuple[tuple[str, bytes], ...] = (),
 ) -> tuple[bytes, str]:
     """An agent's reply to a notification: (wire bytes, envelope recipient = the Reply-To)."""
     original = notice.text()
@@ -108,6 +109,8 @@ def reply(
     else:
         raise ValueError(client)
     msg.set_content(body)
+    for filename, data in files:
+        msg.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
     raw = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     return raw, target
 
@@ -417,3 +420,76 @@ async def test_tags_only_reply_sends_no_quoted_history(sink: Sink, agentconfig: 
         assert (await ticket(running))["priority"] == "low"
         await wait_mail(sink, AINO, "Done [#1000]")
         assert await rows(running, "SELECT 1 FROM outbox WHERE kind = 'reply'") == []
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+
+
+async def test_reply_attachment_reaches_the_customer_and_a_comment_attachment_does_not(
+    sink: Sink, agentconfig: Callable[..., Config]
+) -> None:
+    async with started(agentconfig()) as running:
+        notice = await open_ticket(running, sink, cc="Bob Customer <bob@customer.test>")
+        secret_pdf = PDF.replace(b"Catalog", b"Secrets")
+        raw, rcpt = reply(notice, "INTERNAL: their contract, for us only.", subject="Re: [comment] " + notice.header("Subject"),
+                          files=(("contract.pdf", secret_pdf),))
+        await agent_sends(running, raw, rcpt)
+        await wait_mail(sink, CECILIA, "Internal note [#1000]")
+        raw, rcpt = reply(notice, "Here is your invoice.", files=(("Invoice 2026-11 (copy).pdf", PDF),))
+        await agent_sends(running, raw, rcpt)
+        for address in (CUSTOMER, "bob@customer.test"):
+            answer = await wait_mail(sink, address, "Re: Printer on fire 1")
+            assert "Here is your invoice." in answer.text()
+            [part] = list(answer.msg.iter_attachments())
+            assert part.get_filename() == "Invoice 2026-11 (copy).pdf"
+            assert part.get_content_type() == "application/pdf"
+            assert part.get_content() == PDF
+            assert answer.msg["Content-Language"] == "en"
+            assert_nothing_internal(answer)
+        # The note's file went to no customer: only agents ever saw it.
+        for received in sink.received:
+            if "agents.test" not in " ".join(received.rcpt_tos):
+                assert b"Secrets" not in received.raw and "contract.pdf" not in received.raw.decode("ascii", "replace")
+        [event] = await rows(running, "SELECT data FROM events WHERE kind = 'reply.queued'")
+        assert json.loads(event["data"])["attachments"] == ["Invoice 2026-11 (copy).pdf"]
+
+
+async def test_assign_tells_the_new_assignee_by_mail_and_cli(sink: Sink, agentconfig: Callable[..., Config]) -> None:
+    async with started(agentconfig()) as running:
+        notice = await open_ticket(running, sink)
+        raw, rcpt = reply(notice, "", subject="Re: [assign:cecilia] " + notice.header("Subject"))
+        await agent_sends(running, raw, rcpt)
+        told = await wait_mail(sink, CECILIA, "Assigned to you [#1000]")
+        text = told.text()
+        for needle in ("Aino Agent assigned [#1000] Printer on fire 1 to you", "Assignee: cecilia",
+                       "the printer is on fire (1)", CUSTOMER, "[comment]"):
+            assert needle in text, needle
+        assert tokens.find(KEY, told.msg["Reply-To"].addresses[0].addr_spec) == [tokens.Token("a", 1000, "cecilia")]
+        assert told.msg["Auto-Submitted"] == "auto-generated"
+        await wait_mail(sink, AINO, "Done [#1000]")
+        # Cecilia answers the customer straight from the notice.
+        raw, rcpt = reply(told, "Cecilia here, on it.", sender=f"Cecilia <{CECILIA}>")
+        await agent_sends(running, raw, rcpt, sender=CECILIA)
+        answer = await wait_mail(sink, CUSTOMER, "Re: Printer on fire 1")
+        assert "Cecilia here, on it." in answer.text()
+        # Taking it oneself, or the same assignee again, tells nobody.
+        raw, rcpt = reply(told, "", sender=f"Cecilia <{CECILIA}>", subject="Re: [assign:cecilia] " + told.header("Subject"))
+        await agent_sends(running, raw, rcpt, sender=CECILIA)
+        await wait_mail(sink, CECILIA, "Done [#1000]")
+        # The CLI is the same operation: Bartek (Polish) hears it in Polish.
+        from click.testing import CliRunner
+
+        from mailgate.cli import main
+
+        result = await asyncio.to_thread(CliRunner().invoke, main, [
+            "--config", str(running.config.source), "tickets", "queue", "1000", "billing", "--as", "aino"])
+        assert result.exit_code == 0, result.output
+        result = await asyncio.to_thread(CliRunner().invoke, main, [
+            "--config", str(running.config.source), "tickets", "assign", "1000", "bartek", "--as", "aino"])
+        assert result.exit_code == 0, result.output
+        polish = await wait_mail(sink, "bartek@agents.test", "Przypisano do Ciebie [#1000]")
+        assert "Aino Agent przypisał(a) Ci zgłoszenie [#1000]" in polish.text()
+        assert tokens.find(KEY, polish.msg["Reply-To"].addresses[0].addr_spec) == [tokens.Token("a", 1000, "bartek")]
+        assigned = [r for r in sink.received if "Assigned to you" in r.header("Subject")
+                    or "Przypisano" in r.header("Subject")]
+        assert [r.rcpt_tos for r in assigned] == [[CECILIA], ["bartek@agents.test"]]
