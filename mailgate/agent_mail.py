@@ -307,20 +307,10 @@ async def _store(
 
 async def _send_ticket(tx: Txn, config: Config, agent: AgentConfig, ticket_id: int) -> None:
     """[next]: the picked ticket, with the customer's latest words, Reply-To answering it."""
-    mailer = outbound.mailer_for(config)
-    info = await mailer.ticket(tx, ticket_id)
-    last = await tx.one(
-        "SELECT from_name, from_address, reply_text, text FROM messages WHERE ticket_id = ? AND direction = 'in'"
-        " ORDER BY id DESC LIMIT 1", (ticket_id,),
-    )
-    shown = (f"{last['from_name']} <{last['from_address']}>" if last["from_name"] else last["from_address"]) if last else ""
-    await mailer.queue_mail(
-        tx, info, kind="agent", template="agent_done", to_name=agent.name, to_address=agent.addresses[0],
-        language=mailer.agent_language(info, agent), auto_kind="auto-generated",
-        reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
-        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, message_from=shown,
-                         message_text=(last["reply_text"] or last["text"]) if last else "",
-                         outcome={"changes": [f"[next] #{info.number}"]}),
+    number = await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,))
+    await agent_ops.mail_ticket_to(
+        tx, config, ticket_id, agent, kind="agent", template="agent_done",
+        outcome={"changes": [f"[next] #{number}"]},
     )
 
 

@@ -133,6 +133,14 @@ async def _tell_assignee(tx: Txn, config: Config, ticket_id: int, assignee: str,
     target = config.agent(assignee)
     if target is None or target.away:
         return  # away: like every other notification, it would only wait for them (or wake an out-of-office)
+    await mail_ticket_to(tx, config, ticket_id, target, kind="notify", template="assigned", outcome={"by": by.name})
+
+
+async def mail_ticket_to(
+    tx: Txn, config: Config, ticket_id: int, target: AgentConfig, *, kind: str, template: str,
+    outcome: dict[str, Any],
+) -> None:
+    """Mail an agent a ticket with the customer's latest words; its Reply-To answers the customer."""
     mailer = outbound.mailer_for(config)
     info = await mailer.ticket(tx, ticket_id)
     last = await tx.one(
@@ -141,11 +149,11 @@ async def _tell_assignee(tx: Txn, config: Config, ticket_id: int, assignee: str,
     )
     shown = (f"{last['from_name']} <{last['from_address']}>" if last["from_name"] else last["from_address"]) if last else ""
     await mailer.queue_mail(
-        tx, info, kind="notify", template="assigned", to_name=target.name, to_address=target.addresses[0],
+        tx, info, kind=kind, template=template, to_name=target.name, to_address=target.addresses[0],
         language=mailer.agent_language(info, target), auto_kind="auto-generated",
         reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, target.id),
         data=mailer.data(info, agent_name=target.name, agent_id=target.id, message_from=shown,
-                         message_text=(last["reply_text"] or last["text"]) if last else "", outcome={"by": by.name}),
+                         message_text=(last["reply_text"] or last["text"]) if last else "", outcome=outcome),
     )
 
 
