@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mailgate import compose, loops, outbox, tickets, tokens, watchers
+from mailgate import compose, identity, loops, outbox, tickets, tokens, watchers
 from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_address
 from mailgate.correlate import Correlation
 from mailgate.models import MailKind, ParsedMail, ThreadRule
@@ -204,6 +204,13 @@ class Mailer:
     async def notify_agents(self, tx: Txn, info: TicketInfo, template: str, mail: ParsedMail) -> list[int]:
         sender = mail.from_[0] if mail.from_ else None
         shown = f"{sender.name} <{sender.address}>" if sender and sender.name else (sender.address if sender else "")
+        facts: dict[str, str] = {}
+        posing = identity.sender_warning(sender.name, sender.address) if sender else ""
+        if sender and posing:
+            # '"anna@example.test" <evil@…>' shows as Anna in most clients: the real address, and a warning.
+            shown = sender.address
+            facts = {"sender_warning": posing}
+            log.info("outbound.sender_name_warning ticket=%s shown=%s address=%s", info.number, posing, sender.address)
         ids = []
         for agent in await self.recipients(tx, info):
             ids.append(await self.queue_mail(
@@ -211,7 +218,7 @@ class Mailer:
                 language=self.agent_language(info, agent), auto_kind="auto-generated",
                 reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
                 data=self.data(info, agent_name=agent.name, agent_id=agent.id,
-                               message_text=mail.reply_text or mail.text, message_from=shown),
+                               message_text=mail.reply_text or mail.text, message_from=shown, outcome=facts),
             ))
         return ids
 
