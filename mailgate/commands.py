@@ -95,8 +95,10 @@ def _read_as_tag(match: re.Match[str]) -> bool:
     return _canonical(name) is not None or (value is not None and _near_miss(name) is not None)
 
 
-def _key(raw: str) -> str:
-    return " ".join(raw.lower().split())
+def _key(match: re.Match[str]) -> str:
+    """A tag as a mail client may rewrite it (case, spaces): "[Priority:  urgent]" is "[priority:urgent]"."""
+    value = match.group(2)
+    return match.group(1).lower() + ("" if value is None else ":" + " ".join(value.lower().split()))
 
 
 def neutralise(text: str) -> str:
@@ -124,12 +126,12 @@ def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC", i
     quoted: dict[str, int] = {}
     for match in _SUBJECT_TAG.finditer(inherited):
         if _read_as_tag(match):
-            quoted[_key(match.group(0))] = quoted.get(_key(match.group(0)), 0) + 1
+            quoted[_key(match)] = quoted.get(_key(match), 0) + 1
 
     def subject_tag(match: re.Match[str]) -> str:
         name, value = match.group(1), match.group(2)
-        if quoted.get(_key(match.group(0)), 0) > 0:
-            quoted[_key(match.group(0))] -= 1
+        if quoted.get(_key(match), 0) > 0:
+            quoted[_key(match)] -= 1
             return match.group(0)  # was in the subject answered: someone else's words, kept as text
         if _canonical(name) is not None:
             found.append((name, value, match.group(0)))

@@ -177,3 +177,17 @@ def test_second_from_header_is_not_clean(cfg: Config) -> None:
 def test_customers_are_nobody_in_particular(cfg: Config) -> None:
     ident = resolve(cfg, mail())
     assert ident.agent is None and ident.claimed is None and not ident.unproven_agent
+
+
+@pytest.mark.parametrize(
+    ("name", "address", "shown"),
+    [
+        ("anna@example.test", "mallory@evil.test", "anna@example.test"),
+        ("Anna (anna@example.test)", "mallory@evil.test", "anna@example.test"),
+        ("Anna Example", "anna@example.test", ""),
+        ("ANNA@example.test", "anna@example.test", ""),  # the name repeats the real address
+        ("", "anna@example.test", ""),
+    ],
+)
+def test_a_display_name_that_shows_another_address(name: str, address: str, shown: str) -> None:
+    assert identity.sender_warning(name, address) == shown
