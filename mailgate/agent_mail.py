@@ -130,6 +130,9 @@ async def _proven(
     answered = await answered_subject(tx, mail, ticket_id)
     parsed = commands.parse(mail.subject, new_text(mail.text), now=datetime.now(UTC), tz=config.gateway.timezone,
                             inherited=answered)
+    if parsed.quoted:
+        # Most often a customer's "[…]" coming back in the agent's Re:, or her own mail she answers.
+        log.info("agent_mail.tags_not_hers agent=%s ticket_id=%s tags=%s", agent.id, ticket_id, " ".join(parsed.quoted))
     parsed = case_ops.prepare(parsed, mail)  # issue 7: words for [forward]/[help], the message [split] answers
     parsed = agent_tickets.prepare(parsed)  # issue 7: the words of a [task:…]
     if (parsed.has("new") or parsed.has("behalf")) and mail.kind is MailKind.MESSAGE:

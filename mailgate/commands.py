@@ -69,6 +69,7 @@ class Parsed:
     subject: str  # without the command tags
     body: str  # without the command lines at its top
     errors: tuple[TagError, ...]
+    quoted: tuple[str, ...] = ()  # tags left alone: they were in the subject answered, not written by the sender
 
     def has(self, name: str) -> bool:
         return any(c.name == name for c in self.commands)
@@ -124,6 +125,7 @@ def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC", i
     found: list[tuple[str, str | None, str]] = []
     errors: list[TagError] = []
     quoted: dict[str, int] = {}
+    kept: list[str] = []
     for match in _SUBJECT_TAG.finditer(inherited):
         if _read_as_tag(match):
             quoted[_key(match)] = quoted.get(_key(match), 0) + 1
@@ -132,6 +134,7 @@ def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC", i
         name, value = match.group(1), match.group(2)
         if quoted.get(_key(match), 0) > 0:
             quoted[_key(match)] -= 1
+            kept.append(match.group(0))
             return match.group(0)  # was in the subject answered: someone else's words, kept as text
         if _canonical(name) is not None:
             found.append((name, value, match.group(0)))
@@ -173,7 +176,7 @@ def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC", i
                 errors.append(TagError(raw, f"contradicts {twin.raw}"))
             continue
         commands.append(command)
-    return Parsed(tuple(commands), cleaned_subject, cleaned_body, tuple(errors))
+    return Parsed(tuple(commands), cleaned_subject, cleaned_body, tuple(errors), tuple(kept))
 
 
 def _command(name: str, value: str, raw: str, now: datetime, zone: tzinfo) -> Command | TagError:

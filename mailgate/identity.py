@@ -226,3 +226,38 @@ def sender_warning(name: str, address: str) -> str:
         if shown.strip(".").lower() != address:
             return shown.strip(".")
     return ""
+
+
+def explain(config: Config, mail: ParsedMail, envelope: Envelope, secret: bytes) -> dict[str, object]:
+    """Why a mail is or is not an agent's, for `parse --trace`: the verdict, and each Authentication-Results."""
+    received = trusted_received(config, envelope)
+    untrusted = untrusted_why(config, envelope) if received < 1 else ""
+    ident = resolve(config, mail, envelope.rcpt_to, secret, received=received, untrusted=untrusted)
+    wanted = {a.lower() for a in config.gateway.authserv_id}
+    seen = 0
+    results: list[dict[str, object]] = []
+    for name, value in mail.headers:
+        kind = name.strip().lower()
+        if kind == "received":
+            seen += 1
+            continue
+        if kind != "authentication-results":
+            continue
+        authserv = value.split(";", 1)[0].strip().lower()
+        if received < 1:
+            why = f"not read: {untrusted}"
+        elif authserv not in wanted:
+            why = f"not read: {authserv!r} is not in gateway.authserv_id"
+        elif seen >= received:
+            why = f"not read: below Received header {received}, so written by the sender"
+        else:
+            why = "read: added by the trusted MTA"
+        results.append({"header": " ".join(value.split())[:300], "read": why.startswith("read"), "why": why})
+    return {
+        "agent": ident.agent.id if ident.agent else None,
+        "claimed": ident.claimed.id if ident.claimed else None,
+        "proof": ident.proof,
+        "why": ident.why,
+        "trusted_received": received,
+        "authentication_results": results,
+    }

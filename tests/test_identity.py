@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -191,3 +193,51 @@ def test_customers_are_nobody_in_particular(cfg: Config) -> None:
 )
 def test_a_display_name_that_shows_another_address(name: str, address: str, shown: str) -> None:
     assert identity.sender_warning(name, address) == shown
+
+
+def test_parse_trace_explains_which_results_count(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mailgate.cli import main
+
+    from .conftest import write_config
+
+    path = write_config(tmp_path, AGENTS, gateway='authserv_id = "mx.example.test"',
+                        smtp='trusted_peers = ["10.0.0.1"]')
+    good = "mx.example.test; dkim=pass header.d=agents.test"
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(raw_with([(AR, good)]).replace(b"\r\n\r\n", f"\r\n{AR}: {good}\r\n\r\n".encode(), 1))
+
+    def verdict(*peer: str) -> dict:
+        result = CliRunner().invoke(main, ["--config", str(path), "parse", "--json", "--trace", *peer, str(eml)])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["trace"]["identity"]
+
+    trusted = verdict("--peer", "10.0.0.1")
+    assert trusted["agent"] == "aino" and trusted["proof"] == "dkim"
+    assert [r["read"] for r in trusted["authentication_results"]] == [True, False]
+    assert "written by the sender" in trusted["authentication_results"][1]["why"]
+    stranger = verdict("--peer", "192.0.2.9")
+    assert stranger["agent"] is None and "192.0.2.9 is not in smtp.trusted_peers" in stranger["why"]
+
+
+def test_an_imap_mailbox_opts_in_on_its_own(make_config: Callable[..., Config]) -> None:
+    imap = """
+[[imap]]
+name = "provider"
+host = "imap.example.test"
+username = "support"
+password = "secret-password"
+trusted_received = 1
+
+[[imap]]
+name = "other"
+host = "imap.example.test"
+username = "other"
+password = "secret-password"
+"""
+    cfg = make_config(AGENTS + imap, gateway='authserv_id = "mx.example.test"')
+    fetched = Envelope("", (SUPPORT,), Source.IMAP, source_ref="provider/INBOX/7/42")
+    assert identity.trusted_received(cfg, fetched) == 1
+    assert identity.trusted_received(cfg, replace(fetched, source_ref="other/INBOX/7/42")) == 0
+    assert identity.trusted_received(cfg, replace(fetched, source_ref="gone/INBOX/7/42")) == 0
