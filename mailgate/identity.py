@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import authres  # type: ignore[import-untyped]  # no stubs; read via attributes only
@@ -78,22 +80,13 @@ def trusted_results(
     An MTA writes its results on top, above or among the Received headers it adds (Postfix's milters
     such as OpenDKIM and OpenDMARC insert theirs at the very top); everything below the last Received
     header it added is what the sender wrote, and a sender can write "dkim=pass" under our authserv-id
-    anywhere there. A mail with fewer Received headers than the hop adds did not come through it.
+    anywhere there. A trusted peer that added fewer Received headers (a filter relaying on, not an
+    MTA) vouches only for the results it prepended: the unbroken run of them at the very top.
     """
     wanted = {a.lower() for a in authserv_ids}
     if not wanted or received < 1:
         return []
-    top: list[tuple[str, str]] = []
-    seen = 0
-    for name, value in mail.headers:
-        if name.strip().lower() == "received":
-            seen += 1
-            if seen == received:
-                break
-            continue
-        top.append((name, value))
-    else:
-        return []  # not as many Received headers as the trusted hop adds: it did not pass through it
+    top = _above_received(mail.headers, received)
     out: list[authres.AuthenticationResultsHeader] = []
     for name, value in top:
         if name.strip().lower() != "authentication-results":
@@ -105,6 +98,22 @@ def trusted_results(
         if str(parsed.authserv_id).lower() in wanted:
             out.append(parsed)
     return out
+
+
+def _above_received(headers: Sequence[tuple[str, str]], received: int) -> list[tuple[str, str]]:
+    """The headers above the received-th Received one; without that many, the leading Authentication-Results."""
+    seen = 0
+    for index, (name, _) in enumerate(headers):
+        if name.strip().lower() == "received":
+            seen += 1
+            if seen == received:
+                return [h for h in headers[:index] if h[0].strip().lower() != "received"]
+    leading: list[tuple[str, str]] = []
+    for header in headers:
+        if header[0].strip().lower() != "authentication-results":
+            break
+        leading.append(header)
+    return leading
 
 
 def _aligned(signer: str, from_domain: str) -> bool:
@@ -222,7 +231,8 @@ def sender_warning(name: str, address: str) -> str:
     that the mail is from evil@evil.test.
     """
     address = address.strip().lower()
-    for shown in _ADDRESS_IN_NAME.findall(name or ""):
+    # NFKC: a fullwidth "＠" or small "﹫" reads as "@" to a person, and must to this check too.
+    for shown in _ADDRESS_IN_NAME.findall(unicodedata.normalize("NFKC", name or "")):
         if shown.strip(".").lower() != address:
             return shown.strip(".")
     return ""
@@ -234,22 +244,19 @@ def explain(config: Config, mail: ParsedMail, envelope: Envelope, secret: bytes)
     untrusted = untrusted_why(config, envelope) if received < 1 else ""
     ident = resolve(config, mail, envelope.rcpt_to, secret, received=received, untrusted=untrusted)
     wanted = {a.lower() for a in config.gateway.authserv_id}
-    seen = 0
+    trusted = {id(h) for h in _above_received(mail.headers, received)} if received else set()
     results: list[dict[str, object]] = []
-    for name, value in mail.headers:
-        kind = name.strip().lower()
-        if kind == "received":
-            seen += 1
-            continue
-        if kind != "authentication-results":
+    for header in mail.headers:
+        name, value = header
+        if name.strip().lower() != "authentication-results":
             continue
         authserv = value.split(";", 1)[0].strip().lower()
         if received < 1:
             why = f"not read: {untrusted}"
         elif authserv not in wanted:
             why = f"not read: {authserv!r} is not in gateway.authserv_id"
-        elif seen >= received:
-            why = f"not read: below Received header {received}, so written by the sender"
+        elif id(header) not in trusted:
+            why = f"not read: below the trusted MTA's Received header {received} or its own results, so written by the sender"
         else:
             why = "read: added by the trusted MTA"
         results.append({"header": " ".join(value.split())[:300], "read": why.startswith("read"), "why": why})

@@ -292,8 +292,7 @@ async def test_trusted_dkim_pass_proves_the_agent_without_a_token(sink: Sink, ag
     async with started(agentconfig()) as running:
         notice = await open_ticket(running, sink)
         raw, rcpt = reply(notice, "", to=SUPPORT, subject="Re: [priority:high] " + notice.header("Subject"))
-        raw = (f"Authentication-Results: {TRUSTED}; dkim=pass header.d=agents.test\r\n"
-               f"Received: from mail.agents.test by {TRUSTED} (Postfix); Mon, 23 Nov 2026 10:05:01 +0000\r\n").encode() + raw
+        raw = f"Authentication-Results: {TRUSTED}; dkim=pass header.d=agents.test\r\n".encode() + raw
         await agent_sends(running, raw, rcpt)
         assert (await ticket(running))["priority"] == "high"
         await wait_mail(sink, AINO, "Done [#1000]")

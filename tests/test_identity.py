@@ -36,9 +36,9 @@ RECEIVED = ("Received", "from mail.agents.test (mail.agents.test [192.0.2.7]) by
 
 
 def raw_with(headers_on_top: list[tuple[str, str]], sender: str = "Aino Agent <aino@agents.test>", to: str = SUPPORT) -> bytes:
-    """A mail with headers prepended the way an MTA adds them: its results on top, then its Received."""
+    """A mail with headers prepended the way an MTA adds them (above everything the sender wrote)."""
     body = mail(sender=sender, to=to, subject="Re: [#1000] x", body="Done.\n")
-    top = b"".join(f"{k}: {v}\r\n".encode() for k, v in [*headers_on_top, RECEIVED])
+    top = b"".join(f"{k}: {v}\r\n".encode() for k, v in headers_on_top)
     return top + body
 
 
@@ -98,14 +98,15 @@ def test_only_results_above_the_trusted_hops_received_count(cfg: Config) -> None
     # The sender wrote a "pass" below the MTA's Received header: the MTA's own result (fail) is read.
     raw = raw_with([(AR, "mx.example.test; dkim=fail header.d=agents.test"), RECEIVED, (AR, good)])
     assert resolve(cfg, raw).agent is None
-    # A forged pass at the very bottom of the header block (below everything the MTA wrote).
-    raw = raw_with([]).replace(b"\r\n\r\n", f"\r\n{AR}: {good}\r\n\r\n".encode(), 1)
-    assert resolve(cfg, raw).agent is None
+    # A forged pass at the very bottom of the header block, with or without the MTA's Received on top.
+    for on_top in ([RECEIVED], []):
+        raw = raw_with(on_top).replace(b"\r\n\r\n", f"\r\n{AR}: {good}\r\n\r\n".encode(), 1)
+        assert resolve(cfg, raw).agent is None
     # Our result, and another hop's above it: both were written by the trusted side; ours counts.
-    raw = raw_with([(AR, "mx.evil.test; dkim=fail header.d=agents.test"), (AR, good)])
+    raw = raw_with([(AR, "mx.evil.test; dkim=fail header.d=agents.test"), (AR, good), RECEIVED])
     assert resolve(cfg, raw).proof == "dkim"
     # A trusted fail vetoes a pass for the same domain, whichever method (RFC 8601 results disagree).
-    raw = raw_with([(AR, "mx.example.test; spf=fail smtp.mailfrom=agents.test"), (AR, good)])
+    raw = raw_with([(AR, "mx.example.test; spf=fail smtp.mailfrom=agents.test"), (AR, good), RECEIVED])
     assert resolve(cfg, raw).agent is None
     raw = raw_with([(AR, "mx.example.test; dmarc=fail header.from=agents.test"), (AR, good)])
     assert resolve(cfg, raw).agent is None
@@ -113,12 +114,9 @@ def test_only_results_above_the_trusted_hops_received_count(cfg: Config) -> None
     raw = raw_with([(AR, "mx.example.test; dkim=fail header.d=list.test"), (AR, good)])
     assert resolve(cfg, raw).proof == "dkim"
     # With a re-injecting content filter the hop adds two Received headers: results between them count.
-    raw = raw_with([RECEIVED, (AR, good)])
+    raw = raw_with([RECEIVED, (AR, good), RECEIVED])
     assert resolve(cfg, raw).agent is None
     assert resolve(cfg, raw, received=2).proof == "dkim"
-    # A mail with no Received header at all did not pass through the MTA.
-    raw = mail(sender="aino@agents.test", subject="x", headers={AR: good})
-    assert resolve(cfg, raw).agent is None
 
 
 def test_nothing_is_read_from_an_untrusted_source(cfg: Config) -> None:
@@ -186,6 +184,7 @@ def test_customers_are_nobody_in_particular(cfg: Config) -> None:
     [
         ("anna@example.test", "mallory@evil.test", "anna@example.test"),
         ("Anna (anna@example.test)", "mallory@evil.test", "anna@example.test"),
+        ("anna\uff20example.test", "mallory@evil.test", "anna@example.test"),  # a fullwidth at sign
         ("Anna Example", "anna@example.test", ""),
         ("ANNA@example.test", "anna@example.test", ""),  # the name repeats the real address
         ("", "anna@example.test", ""),

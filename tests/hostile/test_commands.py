@@ -135,8 +135,8 @@ async def test_forged_results_below_the_trusted_mta_give_no_power(
         raw, rcpt = forged(notice, results_on_top=PASS + FAIL + MTA_RECEIVED)
         raw = raw.replace(b"Message-ID: <", b"Message-ID: <third.", 1)
         await assert_no_agent_power(running, sink, raw, rcpt)
-        # No Received at all: the mail never passed through the MTA.
-        raw, rcpt = forged(notice, results_on_top=PASS)
+        # At the bottom, and no Received at all: the peer prepended nothing, so nothing is its own.
+        raw, rcpt = forged(notice, results_at_bottom=PASS)
         raw = raw.replace(b"Message-ID: <", b"Message-ID: <fourth.", 1)
         await assert_no_agent_power(running, sink, raw, rcpt)
         await still_flowing(running, sink)
