@@ -164,7 +164,8 @@ def ingest(
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, one line per file.")
 @click.option("--trace", is_flag=True, help="Add mail-parser's Received-hop analysis and defects, and who sent it.")
-@click.option("--peer", default=None, help="With --trace: the SMTP peer address it came from (default: the local MTA's pipe).")
+@click.option("--peer", default=None,
+              help="With --trace: the SMTP peer address it came from (default: the local MTA's pipe).")
 @click.pass_context
 def parse_command(ctx: click.Context, files: tuple[Path, ...], as_json: bool, trace: bool, peer: str | None) -> None:
     """Show how mailgate understands each message (no daemon, no store)."""

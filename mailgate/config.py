@@ -402,7 +402,9 @@ class SmtpConfig(_Model):
                 try:
                     ipaddress.ip_network(str(item).strip(), strict=False)
                 except ValueError as exc:
-                    raise ValueError(f"{item!r} is not an IP address or network (e.g. '127.0.0.1', '10.0.0.0/24')") from exc
+                    raise ValueError(
+                        f"{item!r} is not an IP address or network (e.g. '127.0.0.1', '10.0.0.0/24')"
+                    ) from exc
         return value
 
     def trusts(self, peer: str | None) -> bool:

@@ -256,7 +256,7 @@ def explain(config: Config, mail: ParsedMail, envelope: Envelope, secret: bytes)
         elif authserv not in wanted:
             why = f"not read: {authserv!r} is not in gateway.authserv_id"
         elif id(header) not in trusted:
-            why = f"not read: below the trusted MTA's Received header {received} or its own results, so written by the sender"
+            why = f"not read: below the trusted MTA's Received header {received} (or its own results): the sender's"
         else:
             why = "read: added by the trusted MTA"
         results.append({"header": " ".join(value.split())[:300], "read": why.startswith("read"), "why": why})
