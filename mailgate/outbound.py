@@ -130,6 +130,12 @@ class Mailer:
         return await watchers.recipients(tx, self.config, info.id, info.assignee, self.agents_to_tell(info))
 
     def data(self, info: TicketInfo, **extra: Any) -> dict[str, Any]:
+        name, _, address = str(extra.get("message_from") or "").rpartition(" <")
+        posing = identity.sender_warning(name, address.removesuffix(">")) if name else ""
+        if posing:
+            # '"anna@example.test" <evil@…>' reads as Anna in most clients: show the real address, and warn.
+            extra["message_from"] = address.removesuffix(">")
+            extra["outcome"] = {**(extra.get("outcome") or {}), "sender_warning": posing}
         return context(
             gateway=self.config.gateway.name, number=info.number, tag=self.config.gateway.ticket_tag,
             subject=info.subject, status=info.status, priority=info.priority,
@@ -204,12 +210,8 @@ class Mailer:
     async def notify_agents(self, tx: Txn, info: TicketInfo, template: str, mail: ParsedMail) -> list[int]:
         sender = mail.from_[0] if mail.from_ else None
         shown = f"{sender.name} <{sender.address}>" if sender and sender.name else (sender.address if sender else "")
-        facts: dict[str, str] = {}
         posing = identity.sender_warning(sender.name, sender.address) if sender else ""
         if sender and posing:
-            # '"anna@example.test" <evil@…>' shows as Anna in most clients: the real address, and a warning.
-            shown = sender.address
-            facts = {"sender_warning": posing}
             log.info("outbound.sender_name_warning ticket=%s shown=%s address=%s", info.number, posing, sender.address)
         ids = []
         for agent in await self.recipients(tx, info):
@@ -218,7 +220,7 @@ class Mailer:
                 language=self.agent_language(info, agent), auto_kind="auto-generated",
                 reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
                 data=self.data(info, agent_name=agent.name, agent_id=agent.id,
-                               message_text=mail.reply_text or mail.text, message_from=shown, outcome=facts),
+                               message_text=mail.reply_text or mail.text, message_from=shown),
             ))
         return ids
 

@@ -156,6 +156,12 @@ async def test_a_name_posing_as_an_address_is_shown_with_a_warning(hostile: Runn
                                    address="mallory@evil.test", subject="Invoice question")
     text = notice.text()
     assert "WARNING" in text and "mallory@evil.test" in text and "anna@example.test" in text
+    assert '"anna@example.test" <mallory@evil.test>' not in text
+    # Handed on to a colleague: the assignment notice shows the real address and warns too (in Polish).
+    raw, rcpt = reply(notice, "", subject=f"Re: [queue:billing] [assign:bartek] {notice.header('Subject')}")
+    await agent_sends(hostile, raw, rcpt)
+    handed = (await wait_mail(sink, "bartek@agents.test", "[#1000]")).text()
+    assert "UWAGA" in handed and "mallory@evil.test" in handed
     # An honest name gets no warning.
     raw = mail(sender=f"Alice Customer <{CUSTOMER}>", subject="Invoice question two", message_id="<c2@customer.test>")
     await send(hostile.smtp_port, raw, [SUPPORT], sender=CUSTOMER)
