@@ -81,7 +81,7 @@ async def dispatch(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry,
     if task_answer is not None:
         return Decision(True, Correlation(task_answer.ticket_id, ThreadRule.TOKEN, task_answer.detail), None,
                         task_answer.number, task_answer.message_row)
-    ident = identity.resolve(config, mail, entry.envelope.rcpt_to, secret)
+    ident = identity.resolve_entry(config, mail, entry.envelope, secret)
     found = await _thread_by_agent_token(tx, mail, entry.envelope.rcpt_to, secret, found)
     if ident.agent is None:
         if ident.claimed is not None:
@@ -127,7 +127,12 @@ async def _proven(
 ) -> Decision:
     mailer = outbound.mailer_for(config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
-    parsed = commands.parse(mail.subject, new_text(mail.text), now=datetime.now(UTC), tz=config.gateway.timezone)
+    answered = await answered_subject(tx, mail, ticket_id)
+    parsed = commands.parse(mail.subject, new_text(mail.text), now=datetime.now(UTC), tz=config.gateway.timezone,
+                            inherited=answered)
+    if parsed.quoted:
+        # Most often a customer's "[…]" coming back in the agent's Re:, or her own mail she answers.
+        log.info("agent_mail.tags_not_hers agent=%s ticket_id=%s tags=%s", agent.id, ticket_id, " ".join(parsed.quoted))
     parsed = case_ops.prepare(parsed, mail)  # issue 7: words for [forward]/[help], the message [split] answers
     parsed = agent_tickets.prepare(parsed)  # issue 7: the words of a [task:…]
     if (parsed.has("new") or parsed.has("behalf")) and mail.kind is MailKind.MESSAGE:
@@ -240,6 +245,26 @@ async def _apply(
     outcome.reply_to = sorted(people)
     outcome.reply_at = _local_time(config, datetime.fromisoformat(due))
     return row
+
+
+async def answered_subject(tx: Txn, mail: ParsedMail, ticket_id: int | None) -> str:
+    """The subject of the mail an agent answers: ours (outbox) or one we received, else the ticket's.
+
+    Tags already in it were not written by the agent (a customer's subject copied into a
+    notification, or a customer's mail the agent was copied on); parse() gives them no power.
+    """
+    for parent in [mail.in_reply_to, *reversed(mail.references)]:
+        key = compose.clean_message_id(parent or "")
+        if not key:
+            continue
+        for sql in ("SELECT subject FROM outbox WHERE message_id IN (?, ?) ORDER BY id DESC LIMIT 1",
+                    "SELECT subject FROM messages WHERE message_id IN (?, ?) ORDER BY id DESC LIMIT 1"):
+            subject = await tx.value(sql, (key, f"<{key}>"))
+            if subject is not None:
+                return str(subject)
+    if ticket_id is None:
+        return ""
+    return str(await tx.value("SELECT subject FROM tickets WHERE id = ?", (ticket_id,)) or "")
 
 
 _START = "mailgate-new-text-starts-here"

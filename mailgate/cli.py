@@ -163,8 +163,11 @@ def ingest(
 @main.command("parse")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, one line per file.")
-@click.option("--trace", is_flag=True, help="Add mail-parser's Received-hop analysis and defects.")
-def parse_command(files: tuple[Path, ...], as_json: bool, trace: bool) -> None:
+@click.option("--trace", is_flag=True, help="Add mail-parser's Received-hop analysis and defects, and who sent it.")
+@click.option("--peer", default=None,
+              help="With --trace: the SMTP peer address it came from (default: the local MTA's pipe).")
+@click.pass_context
+def parse_command(ctx: click.Context, files: tuple[Path, ...], as_json: bool, trace: bool, peer: str | None) -> None:
     """Show how mailgate understands each message (no daemon, no store)."""
     from mailgate import parse_cli
     from mailgate.parse import parse
@@ -172,17 +175,33 @@ def parse_command(files: tuple[Path, ...], as_json: bool, trace: bool) -> None:
     for path in files:
         raw = path.read_bytes()
         parsed = parse(raw)
+        details = {**parse_cli.trace(raw), "identity": _identity_trace(ctx, parsed, peer)} if trace else {}
         if as_json:
             data = parse_cli.parsed_to_json(parsed)
             data["file"] = str(path)
             if trace:
-                data["trace"] = parse_cli.trace(raw)
+                data["trace"] = details
             emit_json(data)
         else:
             click.echo(f"== {path}")
             click.echo(parse_cli.format_text(parsed))
             if trace:
-                click.echo(json.dumps(parse_cli.trace(raw), indent=2, ensure_ascii=False, default=str))
+                click.echo(json.dumps(details, indent=2, ensure_ascii=False, default=str))
+
+
+def _identity_trace(ctx: click.Context, parsed: Any, peer: str | None) -> dict[str, object]:
+    """Whether the mail would be an agent's, and which Authentication-Results count (needs the config)."""
+    from mailgate import config as config_mod
+    from mailgate import identity
+    from mailgate.spool import Envelope
+
+    try:
+        config = config_mod.load((ctx.obj or {})["config_path"])
+        secret = config.secret_bytes()
+    except (config_mod.ConfigError, OSError, KeyError, TypeError, ValueError) as exc:
+        return {"error": f"no config to judge the sender by: {exc}"}
+    envelope = Envelope("", (), Source.SMTP if peer else Source.PIPE, peer=peer)
+    return identity.explain(config, parsed, envelope, secret)
 
 
 @main.group()

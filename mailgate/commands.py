@@ -69,6 +69,7 @@ class Parsed:
     subject: str  # without the command tags
     body: str  # without the command lines at its top
     errors: tuple[TagError, ...]
+    quoted: tuple[str, ...] = ()  # tags left alone: they were in the subject answered, not written by the sender
 
     def has(self, name: str) -> bool:
         return any(c.name == name for c in self.commands)
@@ -89,14 +90,52 @@ def _near_miss(name: str) -> str | None:
     return close[0] if close else None
 
 
-def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC") -> Parsed:
-    """Every command in the subject and at the very top of the body; the cleaned subject and body."""
+def _read_as_tag(match: re.Match[str]) -> bool:
+    """Whether parse() acts on this [name:value]: a command, or a typo of one (an error)."""
+    name, value = match.group(1), match.group(2)
+    return _canonical(name) is not None or (value is not None and _near_miss(name) is not None)
+
+
+def _key(match: re.Match[str]) -> str:
+    """A tag as a mail client may rewrite it (case, spaces): "[Priority:  urgent]" is "[priority:urgent]"."""
+    value = match.group(2)
+    return match.group(1).lower() + ("" if value is None else ":" + " ".join(value.lower().split()))
+
+
+def neutralise(text: str) -> str:
+    """Text from a customer, fit for a subject an agent may answer: "[priority:urgent]" → "(priority:urgent)".
+
+    An agent pressing Reply sends our subject back; a tag in it would run as the agent's command.
+    Repeated, since "[status:[x:y]]" turns into a tag once its inner one is gone.
+    """
+    while True:
+        changed = _SUBJECT_TAG.sub(lambda m: f"({m.group(0)[1:-1]})" if _read_as_tag(m) else m.group(0), text)
+        if changed == text:
+            return text
+        text = changed
+
+
+def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC", inherited: str = "") -> Parsed:
+    """Every command in the subject and at the very top of the body; the cleaned subject and body.
+
+    inherited: the subject of the mail being answered. Its tags are not the sender's commands (a
+    customer's "[forward+notes:…]" comes back in the agent's "Re:"); only tags added to it count.
+    """
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     found: list[tuple[str, str | None, str]] = []
     errors: list[TagError] = []
+    quoted: dict[str, int] = {}
+    kept: list[str] = []
+    for match in _SUBJECT_TAG.finditer(inherited):
+        if _read_as_tag(match):
+            quoted[_key(match)] = quoted.get(_key(match), 0) + 1
 
     def subject_tag(match: re.Match[str]) -> str:
         name, value = match.group(1), match.group(2)
+        if quoted.get(_key(match), 0) > 0:
+            quoted[_key(match)] -= 1
+            kept.append(match.group(0))
+            return match.group(0)  # was in the subject answered: someone else's words, kept as text
         if _canonical(name) is not None:
             found.append((name, value, match.group(0)))
             return " "
@@ -137,7 +176,7 @@ def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC") -
                 errors.append(TagError(raw, f"contradicts {twin.raw}"))
             continue
         commands.append(command)
-    return Parsed(tuple(commands), cleaned_subject, cleaned_body, tuple(errors))
+    return Parsed(tuple(commands), cleaned_subject, cleaned_body, tuple(errors), tuple(kept))
 
 
 def _command(name: str, value: str, raw: str, now: datetime, zone: tzinfo) -> Command | TagError:

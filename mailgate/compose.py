@@ -10,6 +10,8 @@ from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+from mailgate import commands
+
 # Control characters (CR, LF, NUL, ...) end a header or smuggle in a new one: customer data never
 # keeps them. Tabs become spaces too, so a folded subject stays one line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
@@ -29,8 +31,12 @@ def clean_message_id(value: str) -> str | None:
 
 
 def tagged_subject(subject: str, tag: str, number: int) -> str:
-    """"[#1234] subject": the tag lets any client thread the answer, even without headers."""
-    subject = clean(subject, 300)
+    """"[#1234] subject": the tag lets any client thread the answer, even without headers.
+
+    Command tags a customer wrote ("[status:closed]") are rendered as text: whoever answers the
+    mail sends the subject back, and an agent's answer must not carry the customer's commands.
+    """
+    subject = commands.neutralise(clean(subject, 300))
     marker = f"[{tag}{number}]"
     return subject if marker in subject else f"{marker} {subject}".strip()
 
@@ -81,7 +87,7 @@ def compose(out: Outgoing) -> EmailMessage:
     if out.cc:
         msg["Cc"] = [_address(name, address) for name, address in out.cc]
     msg["Reply-To"] = _address(out.from_name, out.reply_to)
-    msg["Subject"] = clean(out.subject, 400)
+    msg["Subject"] = commands.neutralise(clean(out.subject, 400))  # as in tagged_subject, for every composer
     msg["Date"] = format_datetime(out.date or datetime.now(UTC))
     msg["Message-ID"] = f"<{out.message_id}>"
     parent = clean_message_id(out.in_reply_to) if out.in_reply_to else None

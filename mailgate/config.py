@@ -380,11 +380,44 @@ class SmtpConfig(_Model):
     lmtp: bool = False
     hostname: str | None = None
     timeout: float = Field(default=300, gt=0)
+    # Agent identity: which peers' Authentication-Results count. Mail straight from the internet can
+    # carry any header, "dkim=pass" included, so only the MTA in front of mailgate (its addresses or
+    # networks, e.g. "127.0.0.1", "10.0.0.0/24") is believed; empty: no peer is (tokens still prove agents).
+    trusted_peers: tuple[str, ...] = ()
+    # The Received headers that MTA (and any content filter re-injecting the mail) adds on top: only
+    # results above the last of them are its own; below starts what the sender wrote. Also for `ingest`.
+    trusted_received: int = Field(default=1, ge=1, le=10)
 
     @field_validator("listen", mode="before")
     @classmethod
     def _listen(cls, value: object) -> HostPort:
         return parse_listen(value)
+
+    @field_validator("trusted_peers", mode="before")
+    @classmethod
+    def _peers(cls, value: object) -> object:
+        value = (value,) if isinstance(value, str) else value
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item).strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"{item!r} is not an IP address or network (e.g. '127.0.0.1', '10.0.0.0/24')"
+                    ) from exc
+        return value
+
+    def trusts(self, peer: str | None) -> bool:
+        """Whether the SMTP/LMTP peer address is one of trusted_peers."""
+        if not peer:
+            return False
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # "::ffff:127.0.0.1" from a dual-stack listener
+        return any(address in ipaddress.ip_network(n.strip(), strict=False) for n in self.trusted_peers)
 
 
 class ImapAccount(_Model):
@@ -410,6 +443,10 @@ class ImapAccount(_Model):
     batch_size: int = Field(default=50, ge=1, le=1000)
     max_message_size: int | None = Field(default=None, ge=1024)  # default: smtp.max_message_size
     timeout: float = Field(default=60.0, gt=0)  # seconds per network operation
+    # Agent identity: the Received headers this mailbox's provider adds on top, its Authentication-Results
+    # above the last of them (as smtp.trusted_received). 0, the default: none of its results count, since
+    # a provider that keeps a sender's forged results looks the same as one that removes them.
+    trusted_received: int = Field(default=0, ge=0, le=10)
 
     @field_validator("oauth2_token_command", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mailgate import compose, loops, outbox, tickets, tokens, watchers
+from mailgate import compose, identity, loops, outbox, tickets, tokens, watchers
 from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_address
 from mailgate.correlate import Correlation
 from mailgate.models import MailKind, ParsedMail, ThreadRule
@@ -130,6 +130,12 @@ class Mailer:
         return await watchers.recipients(tx, self.config, info.id, info.assignee, self.agents_to_tell(info))
 
     def data(self, info: TicketInfo, **extra: Any) -> dict[str, Any]:
+        name, _, address = str(extra.get("message_from") or "").rpartition(" <")
+        posing = identity.sender_warning(name, address.removesuffix(">")) if name else ""
+        if posing:
+            # '"anna@example.test" <evil@…>' reads as Anna in most clients: show the real address, and warn.
+            extra["message_from"] = address.removesuffix(">")
+            extra["outcome"] = {**(extra.get("outcome") or {}), "sender_warning": posing}
         return context(
             gateway=self.config.gateway.name, number=info.number, tag=self.config.gateway.ticket_tag,
             subject=info.subject, status=info.status, priority=info.priority,
@@ -204,6 +210,9 @@ class Mailer:
     async def notify_agents(self, tx: Txn, info: TicketInfo, template: str, mail: ParsedMail) -> list[int]:
         sender = mail.from_[0] if mail.from_ else None
         shown = f"{sender.name} <{sender.address}>" if sender and sender.name else (sender.address if sender else "")
+        posing = identity.sender_warning(sender.name, sender.address) if sender else ""
+        if sender and posing:
+            log.info("outbound.sender_name_warning ticket=%s shown=%s address=%s", info.number, posing, sender.address)
         ids = []
         for agent in await self.recipients(tx, info):
             ids.append(await self.queue_mail(

@@ -31,7 +31,7 @@ async def replay(config: Config, into: Path) -> tuple[int, int]:
         while True:
             async with source.read() as tx:
                 rows = await tx.all(
-                    "SELECT id, sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at"
+                    "SELECT id, sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, peer"
                     " FROM spool WHERE id > ? ORDER BY id LIMIT ?",
                     (after, _BATCH),
                 )
@@ -40,7 +40,7 @@ async def replay(config: Config, into: Path) -> tuple[int, int]:
             async with target.txn() as tx:
                 await tx.executemany(
                     "INSERT INTO spool (id, sha256, raw, mail_from, rcpt_to, source, source_ref, imported,"
-                    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " received_at, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [tuple(r) for r in rows],
                 )
             copied += len(rows)

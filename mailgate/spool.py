@@ -21,6 +21,7 @@ class Envelope:
     source: Source
     source_ref: str | None = None
     imported: bool = False
+    peer: str | None = None  # the SMTP/LMTP client's IP address (None: IMAP, pipe, import)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,8 @@ async def accept_in(tx: Txn, raw: bytes, digest: str, envelope: Envelope) -> Acc
             )
         return Accepted(existing["id"], duplicate=True)
     spool_id = await tx.execute(
-        "INSERT INTO spool (sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO spool (sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, peer)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             digest,
             raw,
@@ -75,6 +76,7 @@ async def accept_in(tx: Txn, raw: bytes, digest: str, envelope: Envelope) -> Acc
             envelope.source_ref,
             int(envelope.imported),
             now_iso(),
+            envelope.peer,
         ),
     )
     return Accepted(spool_id, duplicate=False)
@@ -102,10 +104,11 @@ async def accept_many_in(tx: Txn, items: Sequence[tuple[bytes, str, Envelope]]) 
             fresh[digest] = (raw, envelope)
     now = now_iso()
     await tx.executemany(
-        "INSERT INTO spool (sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO spool (sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, peer)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (digest, raw, e.mail_from, json.dumps(list(e.rcpt_to)), str(e.source), e.source_ref, int(e.imported), now)
+            (digest, raw, e.mail_from, json.dumps(list(e.rcpt_to)), str(e.source), e.source_ref, int(e.imported), now,
+             e.peer)
             for digest, (raw, e) in fresh.items()
         ],
     )
@@ -136,13 +139,14 @@ def _entry(row: sqlite3.Row) -> SpoolEntry:
             source=Source(row["source"]),
             source_ref=row["source_ref"],
             imported=bool(row["imported"]),
+            peer=row["peer"],
         ),
         received_at=row["received_at"],
         attempts=row["attempts"],
     )
 
 
-_COLUMNS = "id, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, attempts"
+_COLUMNS = "id, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, attempts, peer"
 
 
 async def pending(store: Store, limit: int = 100, after: int = 0) -> list[SpoolEntry]:

@@ -141,7 +141,8 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
     if task is None or agent is None or not mail.from_is_clean:
         return None
     proven = token.agent == agent.id or identity.auth_proof(
-        identity.trusted_results(mail, config.gateway.authserv_id), mail.from_[0].address) is not None
+        identity.trusted_results(mail, config.gateway.authserv_id, identity.trusted_received(config, entry.envelope)),
+        mail.from_[0].address) is not None
     if not proven:
         return None
     from mailgate import agent_mail  # builds on this module

@@ -140,3 +140,30 @@ def test_round_trip_body(cmds: list[Command], text: str) -> None:
     assert parsed.errors == ()
     assert [(c.name, c.value) for c in parsed.commands] == [(c.name, c.value) for c in cmds]
     assert parsed.body == "\n".join(tail.splitlines()).strip("\n") or not tail.strip()
+
+
+# -- customer text in subjects mailgate writes, and tags an agent did not add --------------------------
+
+
+@given(st.text(alphabet="[]:+ abcdefghijklmnopqrstuvwxyzPRIOTY#-@.", max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_neutralised_customer_text_holds_no_tag(text: str) -> None:
+    p = parse(commands.neutralise(text))
+    assert p.commands == () and p.errors == ()
+
+
+def test_neutralise_keeps_what_is_not_a_command() -> None:
+    assert commands.neutralise("[EXTERNAL] [#1000] [JIRA-12] Help [Priority: urgent] [stauts:x] [status:[prio:x]]") == (
+        "[EXTERNAL] [#1000] [JIRA-12] Help (Priority: urgent) (stauts:x) (status:(prio:x))")
+
+
+def test_only_tags_added_to_the_answered_subject_count() -> None:
+    answered = "Invoice [priority:urgent] [forward+notes:attacker@evil.test] [stauts:x]"
+    p = commands.parse(f"RE: [priority:high] {answered}", "", now=NOW, inherited=answered)
+    assert [(c.name, c.value) for c in p.commands] == [("priority", "high")] and p.errors == ()
+    # The same tag once more than in the answered subject: the agent wrote it herself.
+    p = commands.parse(f"Re: [priority:urgent] {answered}", "", now=NOW, inherited=answered)
+    assert [(c.name, c.value) for c in p.commands] == [("priority", "urgent")]
+    # Whitespace and case changed by a mail client: still the same tag.
+    p = commands.parse("Re: Invoice [Priority:  urgent]", "", now=NOW, inherited=answered)
+    assert p.commands == ()

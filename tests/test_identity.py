@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from mailgate import identity, tokens
-from mailgate.config import Config
+from mailgate.config import Config, ConfigError
+from mailgate.models import Source
 from mailgate.parse import parse
+from mailgate.spool import Envelope
 
 from .conftest import SECRET, SUPPORT, mail
 from .sink import AGENTS
@@ -26,6 +31,10 @@ def token_address(purpose: str, ticket: int, agent: str) -> str:
     return tokens.reply_address(KEY, SUPPORT, tokens.Token(purpose, ticket, agent))
 
 
+RECEIVED = ("Received", "from mail.agents.test (mail.agents.test [192.0.2.7]) by mx.example.test (Postfix);"
+            " Mon, 23 Nov 2026 10:00:00 +0000")
+
+
 def raw_with(headers_on_top: list[tuple[str, str]], sender: str = "Aino Agent <aino@agents.test>", to: str = SUPPORT) -> bytes:
     """A mail with headers prepended the way an MTA adds them (above everything the sender wrote)."""
     body = mail(sender=sender, to=to, subject="Re: [#1000] x", body="Done.\n")
@@ -33,8 +42,9 @@ def raw_with(headers_on_top: list[tuple[str, str]], sender: str = "Aino Agent <a
     return top + body
 
 
-def resolve(cfg: Config, raw: bytes, rcpt: tuple[str, ...] = (SUPPORT,)) -> identity.Identity:
-    return identity.resolve(cfg, parse(raw), rcpt, KEY)
+def resolve(cfg: Config, raw: bytes, rcpt: tuple[str, ...] = (SUPPORT,), received: int = 1) -> identity.Identity:
+    """As a mail from the trusted MTA in front (one Received header of its own)."""
+    return identity.resolve(cfg, parse(raw), rcpt, KEY, received=received)
 
 
 def test_token_proves_the_agent_it_names_and_only_that_agent(cfg: Config) -> None:
@@ -83,25 +93,61 @@ def test_authentication_results_from_the_trusted_mta(cfg: Config, results: str, 
     assert (ident.agent is not None) == (proof is not None)
 
 
-def test_only_the_topmost_run_of_trusted_results_counts(cfg: Config) -> None:
+def test_only_results_above_the_trusted_hops_received_count(cfg: Config) -> None:
     good = "mx.example.test; dkim=pass header.d=agents.test"
     # The sender wrote a "pass" below the MTA's Received header: the MTA's own result (fail) is read.
-    raw = raw_with([(AR, "mx.example.test; dkim=fail header.d=agents.test"),
-                    ("Received", "from a by b; Mon, 23 Nov 2026 10:00:00 +0000"), (AR, good)])
+    raw = raw_with([(AR, "mx.example.test; dkim=fail header.d=agents.test"), RECEIVED, (AR, good)])
     assert resolve(cfg, raw).agent is None
-    # A foreign authserv-id on top ends the run: what is below it is not trusted.
-    raw = raw_with([(AR, "mx.evil.test; dkim=pass header.d=agents.test"), (AR, good)])
-    assert resolve(cfg, raw).agent is None
-    # Two adjacent results of ours (e.g. OpenDKIM and SPF) both count.
-    raw = raw_with([(AR, "mx.example.test; spf=fail smtp.mailfrom=agents.test"), (AR, good)])
+    # A forged pass at the very bottom of the header block, with or without the MTA's Received on top.
+    for on_top in ([RECEIVED], []):
+        raw = raw_with(on_top).replace(b"\r\n\r\n", f"\r\n{AR}: {good}\r\n\r\n".encode(), 1)
+        assert resolve(cfg, raw).agent is None
+    # Our result, and another hop's above it: both were written by the trusted side; ours counts.
+    raw = raw_with([(AR, "mx.evil.test; dkim=fail header.d=agents.test"), (AR, good), RECEIVED])
     assert resolve(cfg, raw).proof == "dkim"
-    # No authserv_id configured: no Authentication-Results is trusted at all.
+    # A trusted fail vetoes a pass for the same domain, whichever method (RFC 8601 results disagree).
+    raw = raw_with([(AR, "mx.example.test; spf=fail smtp.mailfrom=agents.test"), (AR, good), RECEIVED])
+    assert resolve(cfg, raw).agent is None
+    raw = raw_with([(AR, "mx.example.test; dmarc=fail header.from=agents.test"), (AR, good)])
+    assert resolve(cfg, raw).agent is None
+    # A fail about another domain (an unaligned signature) does not.
+    raw = raw_with([(AR, "mx.example.test; dkim=fail header.d=list.test"), (AR, good)])
+    assert resolve(cfg, raw).proof == "dkim"
+    # With a re-injecting content filter the hop adds two Received headers: results between them count.
+    raw = raw_with([RECEIVED, (AR, good), RECEIVED])
+    assert resolve(cfg, raw).agent is None
+    assert resolve(cfg, raw, received=2).proof == "dkim"
+
+
+def test_nothing_is_read_from_an_untrusted_source(cfg: Config) -> None:
+    raw = raw_with([(AR, "mx.example.test; dkim=pass header.d=agents.test")])
+    ident = resolve(cfg, raw, received=0)
+    assert ident.agent is None and ident.claimed is not None
+
+
+def test_trust_follows_the_peer_and_the_source(make_config: Callable[..., Config]) -> None:
+    cfg = make_config(AGENTS, gateway='authserv_id = "mx.example.test"',
+                      smtp='trusted_peers = ["127.0.0.1", "10.1.0.0/16"]')
+    smtp = Envelope("a@x.test", (SUPPORT,), Source.SMTP, peer="10.1.2.3")
+    assert identity.trusted_received(cfg, smtp) == 1
+    assert identity.trusted_received(cfg, replace(smtp, peer="::ffff:127.0.0.1")) == 1
+    assert identity.trusted_received(cfg, replace(smtp, peer="192.0.2.1")) == 0
+    assert identity.trusted_received(cfg, replace(smtp, peer=None)) == 0
+    assert identity.trusted_received(cfg, replace(smtp, source=Source.PIPE, peer=None)) == 1
+    assert identity.trusted_received(cfg, replace(smtp, source=Source.PIPE, imported=True)) == 0
+    assert identity.trusted_received(cfg, replace(smtp, source=Source.IMAP, source_ref="box/INBOX/1/2")) == 0
+    assert "192.0.2.1" in identity.untrusted_why(cfg, replace(smtp, peer="192.0.2.1"))
+
+
+def test_a_bad_trusted_peer_is_a_config_error(make_config: Callable[..., Config]) -> None:
+    with pytest.raises(ConfigError, match="trusted_peers"):
+        make_config(AGENTS, smtp='trusted_peers = ["mx.example.test"]')
 
 
 def test_nothing_trusted_without_a_configured_authserv_id(make_config: Callable[..., Config]) -> None:
     cfg = make_config(AGENTS)
     raw = raw_with([(AR, "mx.example.test; dkim=pass header.d=agents.test")])
-    ident = identity.resolve(cfg, parse(raw), (SUPPORT,), KEY)
+    ident = identity.resolve(cfg, parse(raw), (SUPPORT,), KEY, received=1)
     assert ident.agent is None and ident.claimed is not None
 
 
@@ -131,3 +177,66 @@ def test_second_from_header_is_not_clean(cfg: Config) -> None:
 def test_customers_are_nobody_in_particular(cfg: Config) -> None:
     ident = resolve(cfg, mail())
     assert ident.agent is None and ident.claimed is None and not ident.unproven_agent
+
+
+@pytest.mark.parametrize(
+    ("name", "address", "shown"),
+    [
+        ("anna@example.test", "mallory@evil.test", "anna@example.test"),
+        ("Anna (anna@example.test)", "mallory@evil.test", "anna@example.test"),
+        ("anna\uff20example.test", "mallory@evil.test", "anna@example.test"),  # a fullwidth at sign
+        ("Anna Example", "anna@example.test", ""),
+        ("ANNA@example.test", "anna@example.test", ""),  # the name repeats the real address
+        ("", "anna@example.test", ""),
+    ],
+)
+def test_a_display_name_that_shows_another_address(name: str, address: str, shown: str) -> None:
+    assert identity.sender_warning(name, address) == shown
+
+
+def test_parse_trace_explains_which_results_count(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mailgate.cli import main
+
+    from .conftest import write_config
+
+    path = write_config(tmp_path, AGENTS, gateway='authserv_id = "mx.example.test"',
+                        smtp='trusted_peers = ["10.0.0.1"]')
+    good = "mx.example.test; dkim=pass header.d=agents.test"
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(raw_with([(AR, good)]).replace(b"\r\n\r\n", f"\r\n{AR}: {good}\r\n\r\n".encode(), 1))
+
+    def verdict(*peer: str) -> dict:
+        result = CliRunner().invoke(main, ["--config", str(path), "parse", "--json", "--trace", *peer, str(eml)])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["trace"]["identity"]
+
+    trusted = verdict("--peer", "10.0.0.1")
+    assert trusted["agent"] == "aino" and trusted["proof"] == "dkim"
+    assert [r["read"] for r in trusted["authentication_results"]] == [True, False]
+    assert "the sender" in trusted["authentication_results"][1]["why"]
+    stranger = verdict("--peer", "192.0.2.9")
+    assert stranger["agent"] is None and "192.0.2.9 is not in smtp.trusted_peers" in stranger["why"]
+
+
+def test_an_imap_mailbox_opts_in_on_its_own(make_config: Callable[..., Config]) -> None:
+    imap = """
+[[imap]]
+name = "provider"
+host = "imap.example.test"
+username = "support"
+password = "secret-password"
+trusted_received = 1
+
+[[imap]]
+name = "other"
+host = "imap.example.test"
+username = "other"
+password = "secret-password"
+"""
+    cfg = make_config(AGENTS + imap, gateway='authserv_id = "mx.example.test"')
+    fetched = Envelope("", (SUPPORT,), Source.IMAP, source_ref="provider/INBOX/7/42")
+    assert identity.trusted_received(cfg, fetched) == 1
+    assert identity.trusted_received(cfg, replace(fetched, source_ref="other/INBOX/7/42")) == 0
+    assert identity.trusted_received(cfg, replace(fetched, source_ref="gone/INBOX/7/42")) == 0

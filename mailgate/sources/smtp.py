@@ -71,6 +71,7 @@ class SpoolHandler:
                         mail_from=envelope.mail_from or "",
                         rcpt_to=tuple(envelope.rcpt_tos),
                         source=Source.LMTP if self.lmtp else Source.SMTP,
+                        peer=_peer_address(session),
                     ),
                 )
             except (StoreUnavailable, OSError) as exc:
@@ -85,6 +86,12 @@ class SpoolHandler:
             # RFC 2033 4.2: one reply per accepted recipient (aiosmtpd leaves this to us, #517).
             return "\r\n".join(str(reply) for _ in envelope.rcpt_tos)
         return str(reply)
+
+
+def _peer_address(session: Session) -> str | None:
+    """The client's IP address, kept with the mail: only a trusted peer's Authentication-Results count."""
+    peer = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
 
 class _SizeAware:
