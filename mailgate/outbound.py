@@ -251,9 +251,12 @@ class Mailer:
         )
         # One row per envelope recipient (the outbox's unit), all of one composition: a reply with
         # many Cc parties once cost a full render and MIME build per copy on the event loop.
-        for address in cc:
-            await self._copy(tx, info, outbox_id, address)
         if cc:
+            first = await tx.one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
+            if first is None:
+                raise LookupError(f"outbox row {outbox_id} is gone within its own transaction")
+            for address in cc:
+                await self._copy(tx, info, first, address)
             wake(later=not_before > datetime.now(UTC))
         if left_out:
             await tickets.event(tx, ticket_id, f"agent:{agent_id}", "reply.recipients_capped",
@@ -266,10 +269,8 @@ class Mailer:
                              "attachments": [f.name for f in files]})
         return outbox_id
 
-    async def _copy(self, tx: Txn, info: TicketInfo, outbox_id: int, address: str) -> int:
+    async def _copy(self, tx: Txn, info: TicketInfo, row: Row, address: str) -> int:
         """The same mail for one more envelope recipient: its own row, Message-ID and VERP path, not a new build."""
-        row = await tx.one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
-        assert row is not None  # inserted by the caller in this transaction
         message_id = tokens.message_id(self.secret, self.domain, tokens.Token("r", info.number))
         when = datetime.fromisoformat(row["not_before"])
         copy_id = await outbox.insert(tx, outbox.NewMail(
@@ -283,7 +284,7 @@ class Mailer:
         if ours in head:
             raw = head.replace(ours, f"\r\nMessage-ID: <{message_id}>\r\n".encode(), 1) + blank + body
         else:  # compose always writes it so; were it folded, the copy keeps the first one's (threads the same)
-            log.warning("outbound.copy_message_id_kept outbox=%s copy=%s", outbox_id, copy_id)
+            log.warning("outbound.copy_message_id_kept outbox=%s copy=%s", row["id"], copy_id)
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", copy_id))
         await outbox.set_wire(tx, copy_id, mail_from, raw, when)
         return copy_id

@@ -23,7 +23,7 @@ from mailgate import (
 )
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
-from mailgate.models import ParsedMail, ThreadRule
+from mailgate.models import ThreadRule
 from mailgate.parse import content_key, parse
 from mailgate.spool import SpoolEntry
 from mailgate.store import Store, StoreUnavailable, Txn
@@ -57,7 +57,6 @@ class Processor:
         self.store = store
         self.blobs = BlobStore(config.attachments_path)
         self._secret = config.secret_bytes()
-        self._support = frozenset(config.gateway.addresses)
         self._ruleset = rules.compile_rules(config)
         self._batch: Txn | None = None  # drain's open transaction while it runs a batch
 
@@ -70,7 +69,6 @@ class Processor:
         ruleset = rules.compile_rules(config)
         self.config, self._ruleset = config, ruleset
         self._secret = config.secret_bytes()
-        self._support = frozenset(config.gateway.addresses)
 
     async def process(self, entry: SpoolEntry) -> Outcome:
         # The one parse of this message: CPU only, outside the transaction. A big one goes to a

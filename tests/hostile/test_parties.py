@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import smtplib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -82,11 +83,29 @@ def replies(sink: Sink, words: str) -> list[Received]:
 # -- item 5: one mail with 1,000 Cc addresses ----------------------------------------------------------
 
 
+def reply_then_bystander(port: int, reply_raw: bytes, reply_rcpt: str, bystander: str) -> None:
+    """The agent's reply is accepted (the worker takes it up), and before that session ends a whole other one runs.
+
+    A daemon busy on the reply could not greet the second client; smtplib's timeout turns that into a failure.
+    """
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as agent:
+        agent.sendmail(AINO, [reply_rcpt], reply_raw)
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as other:
+            other.sendmail(bystander, [SUPPORT], mail(sender=bystander, subject="Ordinary question",
+                                                      message_id="<bystander@customer.test>"))
+
+
 async def test_thousand_cc_are_capped_and_the_daemon_keeps_answering(
     hostile_config: Callable[..., Config], sink: Sink
 ) -> None:
     async with started(hostile_config()) as running:
-        ack, notice = await customer_writes(running, sink, cc=FLOOD)
+        _, notice = await customer_writes(running, sink, cc=FLOOD)
+        # The agent answers; while that reply is handled, a bystander's whole SMTP session and its
+        # acknowledgement go through (the daemon used to sit 100 s composing 1,001 copies).
+        raw, rcpt = reply(notice, "We are looking into it.")
+        await asyncio.to_thread(reply_then_bystander, running.smtp_port, raw, rcpt, "bea@customer.test")
+        await wait_mail(sink, "bea@customer.test", "Ordinary question")
+
         cap = running.config.tickets.max_cc_parties
         parties = await parties_of(running)
         assert parties[CUSTOMER] == "requester"
@@ -96,11 +115,6 @@ async def test_thousand_cc_are_capped_and_the_daemon_keeps_answering(
         [event] = await rows(running, "SELECT data FROM events WHERE kind = 'party.cc_capped'")
         assert json.loads(event["data"])["left_out"] == 1000 - cap
 
-        # The agent answers; while that reply is processed, a bystander's whole SMTP session and its
-        # acknowledgement go through (the daemon used to sit 100 s composing 1,001 copies).
-        raw, rcpt = reply(notice, "We are looking into it.")
-        await send(running.smtp_port, raw, [rcpt], sender=AINO)
-        await still_flowing(running, sink)
         answer = await wait_mail(sink, CUSTOMER, "Re: Printer on fire")
         await all_sent(running, sink)
         copies = replies(sink, "We are looking into it.")
@@ -111,6 +125,7 @@ async def test_thousand_cc_are_capped_and_the_daemon_keeps_answering(
         # One composition for all of them: the copies differ in their Message-ID line only.
         bodies = {re.sub(rb"\r\nMessage-ID: <[^>]+>\r\n", b"\r\n", r.raw) for r in copies}
         assert len(bodies) == 1 and len({r.header("Message-ID") for r in copies}) == len(copies)
+        await still_flowing(running, sink)
 
 
 async def test_reply_recipients_are_capped_and_the_agent_is_told(
@@ -197,6 +212,25 @@ async def test_a_party_bringing_the_stranger_in_cc_confirms_them(hostile: Runnin
     assert (await parties_of(hostile))[STRANGER] == "pending"
     await answer_to(hostile, ack, CUSTOMER, 2, cc=STRANGER)  # the customer herself asks them in
     assert (await parties_of(hostile))[STRANGER] == "cc"
+
+
+async def test_pending_stranger_cannot_use_the_subject_tag_and_agent_cannot_cc_our_addresses(
+    hostile: Running, sink: Sink
+) -> None:
+    ack, _ = await customer_writes(hostile, sink)
+    await answer_to(hostile, ack, STRANGER, 1)
+    raw = mail(sender=STRANGER, subject="[#1000] let me in", message_id="<tagged@evil.test>")
+    await send(hostile.smtp_port, raw, [SUPPORT], sender=STRANGER)
+    await settle(hostile)
+    [row] = await rows(hostile, "SELECT t.number, m.thread_detail FROM messages m JOIN tickets t ON t.id = m.ticket_id"
+                                " WHERE m.message_id = 'tagged@evil.test'")
+    assert row["number"] != 1000 and "not a party" in row["thread_detail"]
+    notice = await wait_mail(sink, AINO, "Customer replied [#1000]")
+    raw, rcpt = reply(notice, "", subject=f"Re: [cc:add {SUPPORT}] {notice.header('Subject')}")
+    await agent_sends(hostile, raw, rcpt)
+    refused = await wait_mail(sink, AINO, "Not done [#1000]")
+    assert f"{SUPPORT} cannot receive replies" in refused.text()
+    assert SUPPORT not in await parties_of(hostile)
 
 
 # -- the tag, pure -------------------------------------------------------------------------------------
