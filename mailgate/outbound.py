@@ -379,7 +379,9 @@ class Mailer:
             info = await self.ticket(tx, ticket_id)
             await self._maybe_acknowledge(tx, info, mail, envelope)
         notify = loops.may_notify(self.guard, mail, imported=envelope.imported)
-        if notify and not new_ticket:
+        # Someone who is not a party yet does not stop the agent's reply to those who are: anyone
+        # holding a Message-ID of the thread could otherwise hold every answer until [send].
+        if notify and not new_ticket and not (joined and joined.pending):
             for row in await outbox.hold_pending(tx, ticket_id):
                 await self._held_notice(tx, info, row, mail)
         if notify and not info.quarantined and (info.queue is None or info.queue.notify):

@@ -206,6 +206,34 @@ async def test_cc_colleague_and_second_address_of_the_contact_stay_parties(hosti
         await wait_mail(sink, address, "Re: Printer on fire")
 
 
+async def test_a_stranger_does_not_hold_the_agents_waiting_reply(
+    hostile_config: Callable[..., Config], sink: Sink
+) -> None:
+    async with started(hostile_config(send_delay=3)) as running:
+        ack, notice = await customer_writes(running, sink)
+        raw, rcpt = reply(notice, "Your answer, on its way.")
+        await agent_sends(running, raw, rcpt)
+        await answer_to(running, ack, STRANGER, 1)  # while the reply waits out its delay
+        assert not await rows(running, "SELECT id FROM outbox WHERE state = 'held'")
+        answer = await wait_mail(sink, CUSTOMER, "Re: Printer on fire")
+        assert "Your answer, on its way." in answer.text()
+        assert not await rows(running, "SELECT id FROM events WHERE kind = 'reply.held'")
+
+
+async def test_a_mailing_list_in_cc_keeps_getting_replies(hostile: Running, sink: Sink) -> None:
+    """A list copy with the From rewritten to the list (DMARC mitigation) is a party's; a member's own is not."""
+    ack, _ = await customer_writes(hostile, sink, cc=["Team <team@lists.test>"])
+    await answer_to(hostile, ack, "Alice via Team <team@lists.test>", 1)
+    await answer_to(hostile, ack, "Carol Member <carol@member.test>", 2)
+    assert await parties_of(hostile) == {CUSTOMER: "requester", "team@lists.test": "cc", "carol@member.test": "pending"}
+    notice = await wait_mail(sink, AINO, "Customer replied [#1000]", count=2)
+    raw, rcpt = reply(notice, "Answer for the list.")
+    await agent_sends(hostile, raw, rcpt)
+    await wait_mail(sink, "team@lists.test", "Re: Printer on fire")
+    await all_sent(hostile, sink)
+    assert sink.to("carol@member.test") == []
+
+
 async def test_a_party_bringing_the_stranger_in_cc_confirms_them(hostile: Running, sink: Sink) -> None:
     ack, _ = await customer_writes(hostile, sink)
     await answer_to(hostile, ack, STRANGER, 1)
