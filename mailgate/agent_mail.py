@@ -230,8 +230,9 @@ async def _apply(
     if not text:
         return row
     info = await mailer.ticket(tx, ticket_id)
-    people = {info.customer_address.lower(), *await mailer.reply_cc(tx, info)}
-    if people & {a.address.lower() for a in (*mail.to, *mail.cc)}:
+    cc, left_out = await mailer.reply_recipients(tx, info)
+    people = {info.customer_address.lower(), *cc}
+    if (people | set(left_out)) & {a.address.lower() for a in (*mail.to, *mail.cc)}:
         # The agent wrote to the customer directly too: sending it again would double it.
         outcome.already_sent = True
         await tickets.event(tx, ticket_id, agent_ops.actor(agent), "reply.already_sent", {"message": row})
@@ -243,6 +244,9 @@ async def _apply(
     outbox_id = await outbox.queue_agent_reply(tx, mailer, ticket_id, agent.id, text, files=tuple(files))
     due = await tx.value("SELECT not_before FROM outbox WHERE id = ?", (outbox_id,))
     outcome.reply_to = sorted(people)
+    if left_out:
+        outcome.changes.append(f"(reply) not sent to {len(left_out)} more Cc parties (at most"
+                               f" {config.tickets.max_reply_recipients} recipients): {', '.join(left_out[:10])}")
     outcome.reply_at = _local_time(config, datetime.fromisoformat(due))
     return row
 
@@ -303,6 +307,7 @@ async def _said_already(tx: Txn, ticket_id: int, agent: AgentConfig, text: str) 
 def _applied_order(cmds: tuple[commands.Command, ...]) -> list[commands.Command]:
     order: tuple[str, ...] = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send", "next")
     order += ("task", "follow", "unfollow")  # issue 7 parts 9-10 (agent_tickets); before merge, which ends the ticket
+    order += ("cc",)
     order += ("forward", "forward+notes", "help", "split", "merge")  # issue 7 (case_ops)
     return sorted((c for c in cmds if c.name in order), key=lambda c: order.index(c.name))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailgate import lifecycle, outbound, outbox, sla, tickets, timers, tokens
+from mailgate import lifecycle, outbound, outbox, parties, sla, tickets, timers, tokens
 from mailgate.assign import CLOSED_STATUSES
 from mailgate.commands import TICKETLESS, Command, TagError
 from mailgate.config import AgentConfig, Config
@@ -79,6 +79,10 @@ def check(
                 errors.append(TagError(command.raw, f"{who} not a member of queue {queue_after!r}"))
         elif command.name == "next" and not my_queues(config, agent):
             errors.append(TagError(command.raw, "you are not a member of any queue"))
+        elif command.name == "cc":
+            for address in command.add:
+                if not parties.may_be_party(config, address):
+                    errors.append(TagError(command.raw, f"{address} cannot receive replies (ours, an agent, or no-reply)"))
     return errors
 
 
@@ -305,6 +309,7 @@ async def apply(
     order: tuple[str, ...] = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send",
              "next", "list", "note")
     order += ("task", "follow", "unfollow")  # issue 7 parts 9-10 (agent_tickets); before merge, which ends the ticket
+    order += ("cc",)  # who receives replies: before the reply that follows, and before merge
     order += ("forward", "forward+notes", "help", "split", "merge")  # issue 7 (case_ops); merge ends the ticket: last
     changes: list[Change] = []
     for command in sorted(commands, key=lambda c: order.index(c.name)):
@@ -346,6 +351,9 @@ async def apply(
                 from mailgate import agent_tickets
 
                 changes.append(await agent_tickets.apply(tx, config, tid, command, agent))
+            case "cc":
+                summary = await parties.change(tx, config, tid, command.add, command.remove, actor(agent))
+                changes.append(Change("cc", summary))
             case "list" | "note":
                 pass  # a listing is read by the caller; a note is the mail itself
     return changes

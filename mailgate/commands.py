@@ -23,6 +23,8 @@ _VALUES.update({"merge": True, "forward": True, "forward+notes": True, "help": T
 _LIFE = {"new": False, "to": True, "behalf": True, "channel": True, "task": True, "done": False,
          "follow": False, "unfollow": False}
 _VALUES.update(_LIFE)
+# Who receives replies: [cc:add a@x.example] confirms someone who wrote in, [cc:remove …] takes a Cc off.
+_VALUES["cc"] = True
 _ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}
 NAMES: tuple[str, ...] = (*_VALUES, "comment")
 # Commands that need no ticket: an agent may send them to the command address.
@@ -223,6 +225,8 @@ def _command(name: str, value: str, raw: str, now: datetime, zone: tzinfo) -> Co
         return life_tags.command(name, value, raw, now, zone)
     if name in _CASE:
         return case_command(name, value, raw)
+    if name == "cc":
+        return cc_command(value, raw)
     if name == "list":
         which = lowered or "inbox"
         if which not in LISTS:
@@ -234,7 +238,7 @@ def _command(name: str, value: str, raw: str, now: datetime, zone: tzinfo) -> Co
 _EXAMPLES = {
     "status": "[status:resolved]", "priority": "[priority:high]", "queue": "[queue:billing]",
     "assign": "[assign:me]", "tag": "[tag:+vip -spam]", "category": "[category:hardware]",
-    "snooze": "[snooze:3d]",
+    "snooze": "[snooze:3d]", "cc": "[cc:add a@x.example]",
 }
 _EXAMPLES.update({"merge": "[merge:#1042]", "forward": "[forward:a@x.example, b@y.example]",
                   "forward+notes": "[forward+notes:a@x.example]", "help": "[help:anna, pekka]"})
@@ -265,6 +269,31 @@ def case_command(name: str, value: str, raw: str) -> Command | TagError:
         if name != "help" and (len(item) > 254 or not _ADDRESS.fullmatch(item)):
             return TagError(raw, f"{item!r} is not an email address")
     return Command(name, ", ".join(dict.fromkeys(items)), raw)
+
+
+def cc_command(value: str, raw: str) -> Command | TagError:
+    """[cc:add a@x, b@y] (or [cc:a@x] or [cc:+a@x]) and [cc:remove a@x] (or [cc:-a@x]) → add and remove."""
+    add: list[str] = []
+    remove: list[str] = []
+    into = add
+    for word in re.split(r"[,;\s]+", value.strip().lower()):
+        if word in ("add", "remove", "del", "delete"):
+            into = add if word == "add" else remove
+            continue
+        sign, address = (word[0], word[1:]) if word[:1] in "+-" and len(word) > 1 else ("", word)
+        address = address.strip("<>")
+        if not address:
+            continue
+        if len(address) > 254 or not _ADDRESS.fullmatch(address):
+            return TagError(raw, f"{address!r} is not an email address (e.g. [cc:add a@x.example])")
+        (remove if sign == "-" else add if sign == "+" else into).append(address)
+    if not add and not remove:
+        return TagError(raw, "needs an address, e.g. [cc:add a@x.example]")
+    if len(add) + len(remove) > MAX_RECIPIENTS:
+        return TagError(raw, f"at most {MAX_RECIPIENTS} at once")
+    add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
+    normal = " ".join([*(f"+{a}" for a in add), *(f"-{a}" for a in remove)])
+    return Command("cc", normal, raw, add=tuple(add), remove=tuple(remove))
 
 
 _UNITS = {"m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hour": 3600,

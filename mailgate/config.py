@@ -179,6 +179,12 @@ class TicketsConfig(_Model):
     # A customer reply to a ticket resolved longer ago than this opens a new, linked ticket.
     reopen_days: float = Field(default=14, ge=0)
     sla_warning_percent: int = Field(default=80, ge=1, le=99)  # warn the assignee at this share of a deadline
+    # Who a ticket mails. One mail with 1,000 Cc addresses must not make 1,000 parties that every
+    # agent reply then goes to: past this many Cc parties the rest are left out, and the agent is told.
+    max_cc_parties: int = Field(default=20, ge=0, le=1000)
+    # An agent's reply goes to at most this many envelope recipients (the customer and Cc parties),
+    # however the parties grew (merges, the CLI, older data); the agent's confirmation names the rest.
+    max_reply_recipients: int = Field(default=25, ge=1, le=1000)
 
 
 class QueueConfig(_Model):

@@ -109,7 +109,7 @@ async def find(
         if row is None or not sender:
             continue
         party = await tx.value(
-            "SELECT 1 FROM ticket_parties WHERE ticket_id = ? AND address = ?"
+            "SELECT 1 FROM ticket_parties WHERE ticket_id = ? AND address = ? AND role != 'pending'"
             " UNION ALL SELECT 1 FROM contact_addresses WHERE contact_id = ? AND address = ? LIMIT 1",
             (row["id"], sender, row["contact_id"], sender),
         )

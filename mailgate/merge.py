@@ -61,7 +61,9 @@ async def merge(tx: Txn, config: Config, ticket_id: int, into_number: int, agent
                      " WHERE ticket_id = ?", (survivor, ticket_id))
     await tx.execute("DELETE FROM ticket_tags WHERE ticket_id = ?", (ticket_id,))
     # The old ticket's people take part in the survivor (copied: its subject tag keeps working for them).
-    await tx.execute("INSERT OR IGNORE INTO ticket_parties (ticket_id, address, role) SELECT ?, address, 'cc'"
+    # A sender still waiting for an agent's confirmation stays waiting on the survivor too.
+    await tx.execute("INSERT OR IGNORE INTO ticket_parties (ticket_id, address, role) SELECT ?, address,"
+                     " CASE role WHEN 'pending' THEN 'pending' ELSE 'cc' END"
                      " FROM ticket_parties WHERE ticket_id = ?", (survivor, ticket_id))
     await tx.execute("UPDATE forwards SET ticket_id = ? WHERE ticket_id = ?", (survivor, ticket_id))
     await tx.execute("INSERT OR IGNORE INTO ticket_links (ticket_id, other_id, kind, created_at) VALUES (?, ?, ?, ?)",

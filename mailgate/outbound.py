@@ -14,6 +14,7 @@ from mailgate import compose, identity, loops, outbox, tickets, tokens, watchers
 from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_address
 from mailgate.correlate import Correlation
 from mailgate.models import MailKind, ParsedMail, ThreadRule
+from mailgate.parties import Joined
 from mailgate.spool import Envelope
 from mailgate.store import Row, Txn
 from mailgate.templates import Templates, choose_language, context, for_config
@@ -207,7 +208,9 @@ class Mailer:
             language=self.customer_language(info), data=self.data(info),
         )
 
-    async def notify_agents(self, tx: Txn, info: TicketInfo, template: str, mail: ParsedMail) -> list[int]:
+    async def notify_agents(
+        self, tx: Txn, info: TicketInfo, template: str, mail: ParsedMail, parties: dict[str, Any] | None = None
+    ) -> list[int]:
         sender = mail.from_[0] if mail.from_ else None
         shown = f"{sender.name} <{sender.address}>" if sender and sender.name else (sender.address if sender else "")
         posing = identity.sender_warning(sender.name, sender.address) if sender else ""
@@ -220,7 +223,7 @@ class Mailer:
                 language=self.agent_language(info, agent), auto_kind="auto-generated",
                 reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
                 data=self.data(info, agent_name=agent.name, agent_id=agent.id,
-                               message_text=mail.reply_text or mail.text, message_from=shown),
+                               message_text=mail.reply_text or mail.text, message_from=shown, parties=parties),
             ))
         return ids
 
@@ -247,7 +250,7 @@ class Mailer:
         if not info.customer_address:
             raise ValueError(f"ticket #{info.number} has no customer address to answer")
         agent = self.config.agent(agent_id)
-        cc = await self.reply_cc(tx, info)
+        cc, left_out = await self.reply_recipients(tx, info)
         shown = f"{agent.name if agent else agent_id} ({self.config.gateway.name})"
         data = self.data(info, agent_name=agent.name if agent else agent_id, agent_id=agent_id, reply_text=text)
         outbox_id = await self.queue_mail(
@@ -255,18 +258,51 @@ class Mailer:
             language=self.customer_language(info), automatic=False, agent=agent_id, not_before=not_before,
             data=data, from_name=shown, cc=tuple(("", a) for a in cc), files=files,
         )
-        # One row per envelope recipient (the outbox's unit); each copy shows the same To and Cc.
-        for address in cc:
-            await self.queue_mail(
-                tx, info, kind="reply", template="reply", to_name=info.customer_name,
-                to_address=info.customer_address, language=self.customer_language(info), automatic=False,
-                agent=agent_id, not_before=not_before, data=data, from_name=shown,
-                cc=tuple(("", a) for a in cc), envelope_to=address, files=files,
-            )
+        # One row per envelope recipient (the outbox's unit), all of one composition: a reply with
+        # many Cc parties once cost a full render and MIME build per copy on the event loop.
+        if cc:
+            first = await tx.one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
+            if first is None:
+                raise LookupError(f"outbox row {outbox_id} is gone within its own transaction")
+            for address in cc:
+                await self._copy(tx, info, first, address)
+            wake(later=not_before > datetime.now(UTC))
+        if left_out:
+            await tickets.event(tx, ticket_id, f"agent:{agent_id}", "reply.recipients_capped",
+                                {"outbox": outbox_id, "cap": self.config.tickets.max_reply_recipients,
+                                 "left_out": len(left_out), "addresses": left_out[:10]})
+            log.warning("outbound.reply_recipients_capped ticket=%s cap=%s left_out=%s", info.number,
+                        self.config.tickets.max_reply_recipients, len(left_out))
         await tickets.event(tx, ticket_id, f"agent:{agent_id}", "reply.queued",
-                            {"outbox": outbox_id, "not_before": not_before.isoformat(),
+                            {"outbox": outbox_id, "not_before": not_before.isoformat(), "cc": cc,
                              "attachments": [f.name for f in files]})
         return outbox_id
+
+    async def _copy(self, tx: Txn, info: TicketInfo, row: Row, address: str) -> int:
+        """The same mail for one more envelope recipient: its own row, Message-ID and VERP path, not a new build."""
+        message_id = tokens.message_id(self.secret, self.domain, tokens.Token("r", info.number))
+        when = datetime.fromisoformat(row["not_before"])
+        copy_id = await outbox.insert(tx, outbox.NewMail(
+            ticket_id=info.id, kind=row["kind"], automatic=bool(row["automatic"]), agent=row["agent"],
+            message_id=message_id, from_name=row["from_name"], from_address=row["from_address"],
+            in_reply_to=row["in_reply_to"], rcpt_to=address, subject=row["subject"], text=row["text"], not_before=when,
+        ))
+        raw = bytes(row["raw"])
+        head, blank, body = raw.partition(b"\r\n\r\n")
+        ours = f"\r\nMessage-ID: <{row['message_id']}>\r\n".encode()
+        if ours in head:
+            raw = head.replace(ours, f"\r\nMessage-ID: <{message_id}>\r\n".encode(), 1) + blank + body
+        else:  # compose always writes it so; were it folded, the copy keeps the first one's (threads the same)
+            log.warning("outbound.copy_message_id_kept outbox=%s copy=%s", row["id"], copy_id)
+        mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", copy_id))
+        await outbox.set_wire(tx, copy_id, mail_from, raw, when)
+        return copy_id
+
+    async def reply_recipients(self, tx: Txn, info: TicketInfo) -> tuple[list[str], list[str]]:
+        """The Cc parties an answer goes to, and those past tickets.max_reply_recipients (the customer counts one)."""
+        cc = await self.reply_cc(tx, info)
+        room = max(self.config.tickets.max_reply_recipients - 1, 0)
+        return cc[:room], cc[room:]
 
     async def reply_cc(self, tx: Txn, info: TicketInfo) -> list[str]:
         """The ticket's Cc parties an answer goes to: people only, never an agent or mailgate itself."""
@@ -338,7 +374,8 @@ class Mailer:
         return None
 
     async def after_inbound(
-        self, tx: Txn, *, ticket_id: int, mail: ParsedMail, envelope: Envelope, new_ticket: bool
+        self, tx: Txn, *, ticket_id: int, mail: ParsedMail, envelope: Envelope, new_ticket: bool,
+        joined: Joined | None = None,
     ) -> None:
         """Everything a stored inbound mail makes mailgate send, in the same transaction."""
         if mail.kind is MailKind.BOUNCE:
@@ -351,11 +388,14 @@ class Mailer:
             info = await self.ticket(tx, ticket_id)
             await self._maybe_acknowledge(tx, info, mail, envelope)
         notify = loops.may_notify(self.guard, mail, imported=envelope.imported)
-        if notify and not new_ticket:
+        # Someone who is not a party yet does not stop the agent's reply to those who are: anyone
+        # holding a Message-ID of the thread could otherwise hold every answer until [send].
+        if notify and not new_ticket and not (joined and joined.pending):
             for row in await outbox.hold_pending(tx, ticket_id):
                 await self._held_notice(tx, info, row, mail)
         if notify and not info.quarantined and (info.queue is None or info.queue.notify):
-            await self.notify_agents(tx, info, "notify_new" if new_ticket else "notify_reply", mail)
+            await self.notify_agents(tx, info, "notify_new" if new_ticket else "notify_reply", mail,
+                                     joined.for_template() if joined else None)
 
     async def _maybe_acknowledge(self, tx: Txn, info: TicketInfo, mail: ParsedMail, envelope: Envelope) -> None:
         verdict = loops.may_answer(

@@ -16,13 +16,14 @@ from mailgate import (
     correlate,
     lifecycle,
     outbound,
+    parties,
     rules,
     spool,
     tickets,
 )
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
-from mailgate.models import ParsedMail, ThreadRule
+from mailgate.models import ThreadRule
 from mailgate.parse import content_key, parse
 from mailgate.spool import SpoolEntry
 from mailgate.store import Store, StoreUnavailable, Txn
@@ -56,7 +57,6 @@ class Processor:
         self.store = store
         self.blobs = BlobStore(config.attachments_path)
         self._secret = config.secret_bytes()
-        self._support = frozenset(config.gateway.addresses)
         self._ruleset = rules.compile_rules(config)
         self._batch: Txn | None = None  # drain's open transaction while it runs a batch
 
@@ -69,7 +69,6 @@ class Processor:
         ruleset = rules.compile_rules(config)
         self.config, self._ruleset = config, ruleset
         self._secret = config.secret_bytes()
-        self._support = frozenset(config.gateway.addresses)
 
     async def process(self, entry: SpoolEntry) -> Outcome:
         # The one parse of this message: CPU only, outside the transaction. A big one goes to a
@@ -144,10 +143,9 @@ class Processor:
             else:
                 ticket_id = found.ticket_id
                 number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
-                if sender and sender.address and found.rule in (ThreadRule.TOKEN, ThreadRule.HEADER):
-                    await tickets.add_party(tx, ticket_id, sender.address, "cc")
-            for cc in self._parties(mail):
-                await tickets.add_party(tx, ticket_id, cc, "cc")
+            # Who this mail makes a party: its Cc people (capped) when a party wrote it; a sender who
+            # is none yet (threaded by a Message-ID anyone could hold) waits for an agent's [cc:add].
+            joined = await parties.join(tx, self.config, ticket_id, mail, new_ticket=new_ticket)
             message_row = await tickets.add_inbound_message(
                 tx,
                 ticket_id,
@@ -160,7 +158,8 @@ class Processor:
                 actor=actor,
             )
             # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
-            await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket)
+            await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket,
+                                       joined=joined)
             if agent.unproven:  # issue 6: an agent's From without proof: stored as an outside party's; agent told
                 await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail, imported=entry.envelope.imported)
             await tx.execute(
@@ -168,16 +167,6 @@ class Processor:
                 (message_row, entry.id),
             )
         return Outcome(entry.id, "done", number, message_row, found.rule, new_ticket)
-
-    def _parties(self, mail: ParsedMail) -> list[str]:
-        """Cc'd people take part in the conversation; mailgate's own addresses do not."""
-        out = []
-        for address in mail.cc:
-            key = address.address.lower()
-            local, _, domain = key.partition("@")
-            if key and f"{local.split('+', 1)[0]}@{domain}" not in self._support:
-                out.append(key)
-        return out
 
     async def process_one_safely(self, entry: SpoolEntry) -> Outcome | None:
         """Process; on failure record it on the spool row (kept, retried, then dead)."""

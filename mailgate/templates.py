@@ -72,6 +72,7 @@ def context(
     deadline_due: str = "",
     deadline_minutes: int = 0,
     task: Mapping[str, Any] | None = None,  # tasks (issue 7 part 9): id, queue, due, by, text, status
+    parties: Mapping[str, Any] | None = None,  # who a mail brought to the ticket: pending, left_out (a count)
 ) -> dict[str, Any]:
     """The one shape every template sees: all keys always present, so a typo fails check-config."""
     text = message_text.strip()
@@ -100,6 +101,7 @@ def context(
         "outcome": {**_OUTCOME, **(outcome or {})},
         "deadline": {"kind": deadline_kind, "due": deadline_due, "minutes": deadline_minutes},  # SLA (issue 7)
         "task": {**_TASK, **(task or {})},  # tasks (issue 7 part 9)
+        "parties": {**_PARTIES, **(parties or {})},
     }
 
 
@@ -119,6 +121,9 @@ _OUTCOME: dict[str, Any] = {
     "by": "", "question": "", "notes": False,
     "thread": [],  # {direction (in | out | note), from, at, subject, text, attachments: [names]}
 }
+
+# A sender who is not a party (kept out until an agent's [cc:add …]); Cc addresses past the cap.
+_PARTIES: dict[str, Any] = {"pending": [], "left_out": 0, "left_out_sample": [], "cap": 0}
 
 _TASK: dict[str, Any] = {"id": 0, "queue": "", "due": "", "by": "", "text": "", "status": "open"}
 
@@ -156,6 +161,8 @@ def sample_context() -> dict[str, Any]:
         deadline_kind="first_response",
         deadline_due="2026-11-24 10:00 (Europe/Helsinki)",
         deadline_minutes=240,
+        parties={"pending": ["stranger@elsewhere.example"], "left_out": 980, "cap": 20,
+                 "left_out_sample": ["a@list.example", "b@list.example"]},
     )
 
 

@@ -90,13 +90,17 @@ async def test_in_reply_to_and_references_newest_first(daemon) -> None:
         ),
     )
     assert (row["number"], row["thread_rule"]) == (b, "header")
-    # A stranger answering a known Message-ID is threaded too (headers prove they saw the mail).
+    # A stranger answering a known Message-ID is threaded too (their words belong to that thread),
+    # but holding a Message-ID proves nothing: they wait for an agent, and receive no reply.
     row = await deliver(
         daemon,
         mail(sender="other@elsewhere.test", subject="x", in_reply_to="<first@customer.test>", message_id="<t5@x.test>"),
         sender="other@elsewhere.test",
     )
     assert (row["number"], row["thread_rule"]) == (a, "header")
+    async with daemon.store.read() as tx:
+        role = await tx.value("SELECT role FROM ticket_parties WHERE address = 'other@elsewhere.test'")
+    assert role == "pending"
 
 
 async def test_subject_tag_only_for_parties(daemon) -> None:
