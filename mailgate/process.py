@@ -277,11 +277,13 @@ class Worker:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self.idle = asyncio.Event()
+        self.failures = 0  # rounds that raised outside a message's own guard
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        """Process until cancelled; no exception ends the loop (one log line, a pause, go on)."""
         backoff = 1.0
         while True:
             self._wake.clear()
@@ -291,6 +293,15 @@ class Worker:
                 backoff = 1.0
             except (StoreUnavailable, sqlite3.OperationalError) as exc:
                 log.warning("worker.store_unavailable error=%s retry_in=%.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            except Exception as exc:
+                # A bug outside one message's guard (reading the spool, recording a failure): the
+                # rows stay 'received' and the next round takes them again; mail keeps coming in.
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+                log.error("worker.drain_failed error=%s retry_in=%.0fs", reason, backoff)
+                self.failures += 1
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue
