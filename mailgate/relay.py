@@ -150,7 +150,7 @@ class Relay:
                         self._idle.append(client)
                         client = None
                         result = Result(False, True, None, "relay does not offer SMTPUTF8, which this mail needs"
-                                        " (RFC 6531: a non-ASCII address)")
+                                        " (a non-ASCII address or UTF-8 headers, RFC 6531)")
                         log.warning("relay.refused rcpt=%r permanent=True reason=%s", rcpt, result.message)
                         return result
                     options = ["SMTPUTF8"] if utf8 else []
@@ -170,7 +170,7 @@ class Relay:
                 # session may be mid-transaction: drop it. The worker must live on to send the rest.
                 if client is not None:
                     await _close(client)
-                reason = f"{type(exc).__name__}: {exc}"[:500]
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]  # one log line
                 log.error("relay.error rcpt=%r reason=%s", rcpt, reason)
                 return Result(False, isinstance(exc, ValueError), None, reason, unexpected=True)
             self._idle.append(client)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import smtplib
 import sqlite3
 import subprocess
@@ -25,7 +26,9 @@ from aiosmtpd.smtp import SMTP
 from mailgate import config as config_mod
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.process import Outcome, Processor
 from mailgate.relay import Relay, Result
+from mailgate.spool import SpoolEntry
 from mailgate.store import Row
 from mailgate.timers import Timer
 
@@ -296,3 +299,68 @@ async def test_a_failing_timer_ends_dead_and_the_others_still_fire(tmp_path: Pat
         customers = await send_ordinary(running.smtp_port, 1)  # and mail still flows
         await settle(running)
         await wait_mail(sink, customers[0], "Ordinary 0")
+
+
+def cli(config: Config, *args: str) -> subprocess.CompletedProcess[bytes]:
+    assert config.source is not None
+    return subprocess.run(
+        [sys.executable, "-m", "mailgate", "--config", str(config.source), *args],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+    )
+
+
+async def test_failed_mail_is_listed_and_goes_after_the_operator_moves_to_an_smtputf8_relay(tmp_path: Path) -> None:
+    async with relay_sink(utf8=False) as sink:
+        config = outgoing_config(tmp_path, sink.port, 1)
+        async with started(config) as running:
+            await send_raw(running.smtp_port, hostile_mail("Jürgen <jürgen@exämple.test>".encode(), "umlaut"),
+                           "jürgen@exämple.test", utf8=True)
+            await settle(running)
+            found = await wait_rows(running, settled(1))
+    failed = await asyncio.to_thread(cli, config, "outbox", "failed", "--json")
+    listed = json.loads(failed.stdout)
+    assert [(r["id"], r["rcpt_to"]) for r in listed] == [(found[0]["id"], "jürgen@exämple.test")]
+    assert "SMTPUTF8" in listed[0]["last_error"]
+    status = json.loads((await asyncio.to_thread(cli, config, "outbox", "status")).stdout)
+    assert status["outbox"]["failed"] == 1 and status["dead_timers"] == 0
+    async with relay_sink(utf8=True) as sink:
+        moved = outgoing_config(tmp_path, sink.port, 1)
+        async with started(moved):
+            retried = await asyncio.to_thread(cli, moved, "outbox", "retry", str(found[0]["id"]))
+            assert retried.stdout.strip() == b"requeued 1", retried.stderr
+            got = await wait_mail(sink, "jürgen@xn--exmple-cua.test", "umlaut")
+            assert message_from_string(got.raw.decode("utf-8"), policy=policy.SMTPUTF8)["To"].addresses[0].username == "jürgen"
+
+
+class PoisonedProcessor(Processor):
+    """Processing with a bug that one message triggers every time."""
+
+    async def process(self, entry: SpoolEntry) -> Outcome:
+        if b"Subject: poison" in entry.raw:
+            raise RuntimeError("a bug this message triggers")
+        return await super().process(entry)
+
+
+async def test_a_message_that_always_fails_ends_dead_and_visible(tmp_path: Path) -> None:
+    async with relay_sink(utf8=False) as sink:
+        config = outgoing_config(tmp_path, sink.port, 1)
+        async with started(config) as running:
+            running.worker.processor = PoisonedProcessor(config, running.store)
+            await send_raw(running.smtp_port, mail(subject="poison", message_id="<poison@customer.test>"),
+                           "alice@customer.test")
+            async with asyncio.timeout(30):
+                while True:
+                    running.worker.wake()
+                    running.worker.idle.clear()
+                    await running.worker.idle.wait()
+                    async with running.store.read() as tx:
+                        row = await tx.one("SELECT state, attempts, error FROM spool ORDER BY id LIMIT 1")
+                    if row["state"] == "dead":
+                        break
+            assert row["attempts"] == 5 and "RuntimeError: a bug this message triggers" in row["error"]
+            customers = await send_ordinary(running.smtp_port, 1)
+            await settle(running)
+            await wait_mail(sink, customers[0], "Ordinary 0")
+        status = json.loads((await asyncio.to_thread(cli, config, "spool", "status")).stdout)
+        assert status.get("dead") == 1
+
