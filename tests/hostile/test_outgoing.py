@@ -364,3 +364,33 @@ async def test_a_message_that_always_fails_ends_dead_and_visible(tmp_path: Path)
         status = json.loads((await asyncio.to_thread(cli, config, "spool", "status")).stdout)
         assert status.get("dead") == 1
 
+
+
+class StoreRejectsOne(Processor):
+    """The store raising for one message only (a statement its data breaks), every time."""
+
+    async def process(self, entry: SpoolEntry) -> Outcome:
+        if b"Subject: rejected" in entry.raw:
+            raise sqlite3.OperationalError("too many SQL variables")
+        return await super().process(entry)
+
+
+async def test_a_message_the_store_rejects_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    async with relay_sink(utf8=False) as sink:
+        config = outgoing_config(tmp_path, sink.port, 1)
+        async with started(config) as running:
+            running.worker.processor = StoreRejectsOne(config, running.store)
+            await send_raw(running.smtp_port, mail(subject="rejected", message_id="<rejected@customer.test>"),
+                           "alice@customer.test")
+            customers = await send_ordinary(running.smtp_port, 2)
+            for n, customer in enumerate(customers):
+                await wait_mail(sink, customer, f"Ordinary {n}")
+            async with asyncio.timeout(60):
+                while True:
+                    async with running.store.read() as tx:
+                        row = await tx.one("SELECT state, attempts, error FROM spool ORDER BY id LIMIT 1")
+                    if row["state"] == "dead":
+                        break
+                    running.worker.wake()
+                    await asyncio.sleep(0.1)
+            assert row["attempts"] == 5 and "OperationalError: too many SQL variables" in row["error"]
