@@ -425,3 +425,8 @@ cli_cases.attach(tickets)
 from mailgate import cli_ops
 
 cli_ops.attach(tickets)
+
+# Outgoing mail for operators: `outbox status|failed|retry`.
+from mailgate import cli_outbox
+
+cli_outbox.attach(main)

@@ -17,6 +17,8 @@ from mailgate import commands
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _MSGID = re.compile(r"[^\x21-\x7e]|[<>]")
 _SMTP = policy.SMTP.clone(max_line_length=78)
+_SMTPUTF8 = policy.SMTPUTF8.clone(max_line_length=78)
+_ADDRESS_HEADERS = ("From", "To", "Cc", "Reply-To")
 
 
 def clean(value: str, limit: int = 500) -> str:
@@ -75,7 +77,17 @@ class File:
 
 
 def _address(name: str, address: str) -> HeaderAddress:
-    local, _, domain = address.rpartition("@")
+    """A header address that never raises: whatever a customer's From said, the mail can be composed.
+
+    A non-ASCII domain goes as its IDNA A-label, so a mail to an ASCII local part stays 7-bit; a
+    non-ASCII local part (RFC 6531) stays UTF-8 and to_bytes writes the header as RFC 6532 UTF-8.
+    """
+    local, _, domain = clean(address, 400).rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass  # an empty or over-long label: no ASCII form, the mail needs SMTPUTF8 as it is
     return HeaderAddress(display_name=clean(name, 200), username=local, domain=domain)
 
 
@@ -120,10 +132,25 @@ def compose(out: Outgoing) -> EmailMessage:
     return msg
 
 
+def needs_utf8(msg: EmailMessage) -> bool:
+    """Whether an address in the headers is non-ASCII after IDNA: only RFC 6532 UTF-8 headers can carry it."""
+    for name in _ADDRESS_HEADERS:
+        for value in msg.get_all(name, ()):
+            if any(not a.addr_spec.isascii() for a in getattr(value, "addresses", ())):
+                return True
+    return False
+
+
 def to_bytes(msg: EmailMessage) -> bytes:
-    """Wire bytes with CRLF line ends, as the relay will receive them."""
+    """Wire bytes with CRLF line ends, as the relay will receive them.
+
+    The 7-bit policy would put RFC 2047 encoded words inside a non-ASCII address
+    ("<=?utf-8?q?j=C3=BCrgen?=@...>"), which RFC 2047 section 5 forbids and no client reads
+    back as an address; such a mail is written with UTF-8 headers and goes only via SMTPUTF8.
+    """
     try:
+        if needs_utf8(msg):
+            return msg.as_bytes(policy=_SMTPUTF8)
         return msg.as_bytes(policy=_SMTP)
     except UnicodeEncodeError:
-        # A non-ASCII address (RFC 6531) has no 7-bit form; such a mail needs an SMTPUTF8 relay.
-        return msg.as_bytes(policy=policy.SMTPUTF8)
+        return msg.as_bytes(policy=_SMTPUTF8)

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,11 @@ log = logging.getLogger("mailgate.outbox")
 
 # Mail the customer sees: stored as an outgoing message of the ticket once sent.
 CUSTOMER_KINDS = frozenset({"ack", "resolved", "reply"})
+# An error of ours (not the relay's answer) is tried this often, then the row fails with it: a
+# bug that one mail triggers every time must not keep that mail retrying for outbox.max_age.
+UNEXPECTED_TRIES = 3
+# A sender task that died anyway is started again after this pause (never in a tight loop).
+RESTART_PAUSE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +162,7 @@ class Sender:
         self._wake = asyncio.Event()
         self.delivered = asyncio.Event()  # set after every attempt; tests wait on it
         self.attempts = 0
+        self.restarts = 0  # sender tasks started again after dying
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -178,9 +185,26 @@ class Sender:
         if recovered:
             log.warning("outbox.recovered rows=%s (in flight when the daemon stopped)", recovered)
         self._stopping = False
-        self._tasks = [
-            asyncio.create_task(self._work(), name=f"outbox-sender-{i}") for i in range(self.relay.config.connections)
-        ]
+        self._tasks = [self._spawn(i) for i in range(self.relay.config.connections)]
+
+    def _spawn(self, index: int) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._work(), name=f"outbox-sender-{index}")
+        task.add_done_callback(lambda done: self._ended(index, done))
+        return task
+
+    def _ended(self, index: int, task: asyncio.Task[None]) -> None:
+        """A sender task ended while the daemon runs: say so now (not at shutdown) and start another."""
+        if self._stopping or index >= len(self._tasks) or self._tasks[index] is not task:
+            return
+        error = "cancelled" if task.cancelled() else _reason(task.exception()) if task.exception() else "returned"
+        log.error("outbox.worker_died worker=%s error=%s restart_in=%.0fs", index, error, RESTART_PAUSE)
+        self.restarts += 1
+
+        def restart() -> None:
+            if not self._stopping and self._tasks[index] is task:
+                self._tasks[index] = self._spawn(index)
+
+        asyncio.get_running_loop().call_later(RESTART_PAUSE, restart)
 
     async def stop(self) -> None:
         """Stop the workers; a row they were sending stays 'sending' and is sent again at start."""
@@ -193,7 +217,7 @@ class Sender:
                 task.cancel()
                 await asyncio.wait({task}, timeout=1)
             if not task.cancelled() and task.exception() is not None:
-                log.error("outbox.worker_failed", exc_info=task.exception())
+                log.error("outbox.worker_failed error=%s", _reason(task.exception()))
         self._tasks = []
 
     async def _work(self) -> None:
@@ -202,8 +226,8 @@ class Sender:
             self._wake.clear()
             try:
                 row = await self._claim()
-            except StoreUnavailable as exc:
-                log.warning("outbox.claim_failed error=%s retry_in=%.0fs", exc, pause)
+            except Exception as exc:  # the store struggling, or a bug: either way the loop goes on
+                log.warning("outbox.claim_failed error=%s retry_in=%.0fs", _reason(exc), pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 60.0)
                 continue
@@ -231,17 +255,52 @@ class Sender:
             )
 
     async def _deliver(self, row: Row) -> None:
-        result = await self.relay.send(row["mail_from"], row["rcpt_to"], bytes(row["raw"]))
+        try:
+            result = await self.relay.send(row["mail_from"], row["rcpt_to"], bytes(row["raw"]))
+        except Exception as exc:  # Relay.send answers every failure; this is a bug, kept to this row
+            log.error("outbox.send_error id=%s error=%s", row["id"], _reason(exc))
+            result = Result(False, False, None, _reason(exc), unexpected=True)
         self.attempts += 1
+        pause = 1.0
         while True:
             try:
                 await self._record(row, result)
                 break
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, sqlite3.OperationalError) as exc:
                 # The mail went (or not); the row must say so, or a restart sends it again.
-                log.warning("outbox.record_failed id=%s error=%s", row["id"], exc)
-                await asyncio.sleep(1)
+                log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row["id"], exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            except Exception as exc:
+                # A bug after the send (the ticket's event, the agents' notice of a failure): the
+                # row still says what happened, without the rest.
+                log.error("outbox.record_error id=%s error=%s", row["id"], _reason(exc))
+                await self._record_plain(row, result, exc)
+                break
         self.delivered.set()
+
+    async def _record_plain(self, row: Row, result: Result, error: Exception) -> None:
+        """Only the row's state, when recording it in full raised: 'sent', or 'failed' with both reasons."""
+        state = "sent" if result.ok else "failed"
+        note = f"{'sent' if result.ok else result.message}; recording it failed: {_reason(error)}"[:2000]
+        pause = 1.0
+        while True:
+            try:
+                async with self.store.txn() as tx:
+                    await tx.execute(
+                        "UPDATE outbox SET state = ?, last_error = ?, sent_at = CASE WHEN ? = 'sent' THEN ? END"
+                        " WHERE id = ?",
+                        (state, note, state, now_iso(), row["id"]),
+                    )
+                log.warning("outbox.%s id=%s rcpt=%r reason=%s", state, row["id"], row["rcpt_to"], note)
+                return
+            except (StoreUnavailable, sqlite3.OperationalError) as exc:
+                log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row["id"], exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            except Exception as exc:  # left 'sending': the next start sends it again
+                log.error("outbox.record_error id=%s error=%s", row["id"], _reason(exc))
+                return
 
     async def _record(self, row: Row, result: Result) -> None:
         now = datetime.now(UTC)
@@ -252,7 +311,8 @@ class Sender:
                 return
             created = datetime.fromisoformat(row["created_at"])
             retry_at = now + timedelta(seconds=backoff(self.config, row["attempts"]))
-            if not result.permanent and retry_at <= created + timedelta(seconds=self.config.max_age):
+            capped = result.unexpected and row["attempts"] >= UNEXPECTED_TRIES
+            if not result.permanent and not capped and retry_at <= created + timedelta(seconds=self.config.max_age):
                 await tx.execute(
                     "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ? WHERE id = ?",
                     (timers.iso(retry_at), result.message, row["id"]),
@@ -266,7 +326,7 @@ class Sender:
                 await tx.execute(
                     "UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", (reason, row["id"])
                 )
-                log.warning("outbox.failed id=%s rcpt=%s reason=%s", row["id"], row["rcpt_to"], reason)
+                log.warning("outbox.failed id=%s rcpt=%r reason=%s", row["id"], row["rcpt_to"], reason)
                 if self.on_failed is not None:
                     await self.on_failed(tx, row, reason)
         if retry_at is not None and self.on_timer is not None:
@@ -303,3 +363,8 @@ class Sender:
                 {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"], "message_id": row["message_id"],
                  "attempts": row["attempts"]},
             )
+
+
+def _reason(exc: BaseException | None) -> str:
+    """One line for the log and last_error: the exception's type and text, bounded."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]

@@ -37,6 +37,10 @@ _INLINE_PARSE_LIMIT = 256 * 1024
 # store's lock, so it is bounded in rows and time: an SMTP session's spool commit waits for it.
 _BATCH_ROWS = 32
 _BATCH_SECONDS = 0.005
+# After this many failed rounds in a row the worker looks for one message that fails on its own,
+# trying up to _ISOLATE_ROWS pending rows one at a time.
+_SUSPECT_AFTER = 3
+_ISOLATE_ROWS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,20 +270,33 @@ class Worker:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self.idle = asyncio.Event()
+        self.failures = 0  # rounds that raised outside a message's own guard
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
+        """Process until cancelled; no exception ends the loop (one log line, a pause, go on)."""
         backoff = 1.0
+        failed_rounds = 0
         while True:
             self._wake.clear()
             self.idle.clear()
             try:
                 await self.processor.drain()
-                backoff = 1.0
-            except (StoreUnavailable, sqlite3.OperationalError) as exc:
-                log.warning("worker.store_unavailable error=%s retry_in=%.0fs", exc, backoff)
+                backoff, failed_rounds = 1.0, 0
+            except Exception as exc:
+                # The store struggling, or a bug outside one message's guard (reading the spool,
+                # recording a failure): the rows stay 'received' and a later round takes them again.
+                store = isinstance(exc, (StoreUnavailable, sqlite3.OperationalError))
+                log.warning("worker.%s error=%s retry_in=%.0fs", "store_unavailable" if store else "drain_failed",
+                            _reason(exc), backoff)
+                self.failures += 1
+                failed_rounds += 1
+                # Once suspected, every failed round isolates again (without the pause) until a
+                # drain succeeds: a poisoned row reaches its dead state in MAX_ATTEMPTS rounds.
+                if failed_rounds >= _SUSPECT_AFTER and await self._isolate():
+                    continue
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue
@@ -290,3 +307,39 @@ class Worker:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+    async def _isolate(self) -> bool:
+        """Rounds keep failing: find a message that fails on its own, so it cannot hold up the rest.
+
+        An error the store raises for one message only (a statement that message's data breaks)
+        looks like a struggling store, and drain would retry it first, forever. Here rows go one
+        at a time; one that fails while a plain write transaction works is recorded as failing
+        (dead after MAX_ATTEMPTS, as any other). Returns whether draining may go on at once.
+        """
+        store = self.processor.store
+        try:
+            entries = await spool.pending(store, limit=_ISOLATE_ROWS)
+        except Exception as exc:
+            log.warning("worker.isolate_failed error=%s", _reason(exc))
+            return False
+        for entry in entries:
+            try:
+                await self.processor.process(entry)
+                continue
+            except Exception as exc:
+                error = exc
+            try:
+                async with store.txn() as tx:  # the store itself: can it write at all now?
+                    await tx.value("SELECT 1")
+                state = await spool.fail(store, entry.id, _reason(error), MAX_ATTEMPTS)
+            except Exception as exc:
+                log.warning("worker.isolate_failed error=%s", _reason(exc))
+                return False
+            log.error("spool.process_failed id=%s state=%s error=%s (isolated)", entry.id, state, _reason(error))
+            return True
+        return bool(entries)  # all went through one at a time; with none pending, pause as usual
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for the log and the row: the exception's type and text, bounded."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]

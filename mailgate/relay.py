@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 import aiosmtplib
 
@@ -23,9 +25,51 @@ class Result:
     permanent: bool  # a 5xx: trying again will not help
     code: int | None
     message: str
+    unexpected: bool = False  # not the relay's answer but an error of ours: retried a few times only
+
+
+# What ends an address on an SMTP command line or starts a new command (aiosmtplib checks the
+# same); control characters as well, since a garbled From header can carry any of them.
+_UNSAFE = re.compile(r'[\x00-\x20\x7f<>"\u0085\u2028\u2029]')
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """An address as it goes on MAIL FROM or RCPT TO."""
+
+    address: str
+    utf8: bool  # RFC 6531: a non-ASCII local part (or a domain with no ASCII form) needs SMTPUTF8
+
+
+def mailbox(address: str) -> Mailbox | None:
+    """The envelope form of an address, or None when it is no mailbox at all (garbage from a From header).
+
+    A non-ASCII domain with an ASCII local part goes as its IDNA A-label (RFC 5891), which every
+    relay takes; only a non-ASCII local part needs the relay's SMTPUTF8.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or _UNSAFE.search(address):
+        return None
+    if not domain.isascii():
+        with contextlib.suppress(UnicodeError):  # an empty or over-long label has no A-label
+            domain = domain.encode("idna").decode("ascii")
+    spec = f"{local}@{domain}"
+    # parseaddr is what aiosmtplib puts on the wire: it must not read another address out of it
+    # (a comment, a route, "a@x)<b@y>": CVE-2023-27043).
+    if parseaddr(spec)[1] != spec:
+        return None
+    return Mailbox(spec, not spec.isascii())
+
+
+def _headers_utf8(raw: bytes) -> bool:
+    """Whether the header section has raw UTF-8 (RFC 6532): such a mail may only go with SMTPUTF8."""
+    end = raw.find(b"\r\n\r\n")
+    return not (raw if end < 0 else raw[:end]).isascii()
 
 
 def _classify(exc: BaseException) -> Result:
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        return Result(False, True, None, f"relay does not offer what this mail needs: {exc}")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         first = exc.recipients[0]
         return Result(False, 500 <= first.code < 600, first.code, f"{first.code} {first.message}")
@@ -77,26 +121,63 @@ class Relay:
             self.local_hostname = await asyncio.to_thread(socket.getfqdn)
         client = self._client()
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            # Now, not inside sendmail: whether SMTPUTF8 is offered decides how a mail goes.
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                if not client.is_connected:
+                    raise
+                await client.helo()
         return client
 
     async def send(self, mail_from: str, rcpt: str, raw: bytes) -> Result:
-        """Deliver one mail to one recipient; never raises for SMTP or network trouble."""
+        """Deliver one mail to one recipient; never raises (but for cancellation)."""
+        sender, recipient = mailbox(mail_from), mailbox(rcpt)
+        if sender is None or recipient is None:
+            bad = rcpt if recipient is None else mail_from
+            result = Result(False, True, None, f"not a deliverable mailbox: {bad[:200]!r}")
+            log.warning("relay.refused rcpt=%r permanent=True reason=%s", rcpt[:200], result.message)
+            return result
+        utf8 = sender.utf8 or recipient.utf8 or _headers_utf8(raw)
         async with self._slots:
             client: aiosmtplib.SMTP | None = None
             try:
                 async with asyncio.timeout(self.config.timeout * 4):
                     client = await self._session()
-                    refused, response = await client.sendmail(mail_from, [rcpt], raw)
+                    if utf8 and not client.supports_extension("smtputf8"):
+                        # Nothing was sent in this session yet: it stays good for the next mail.
+                        self._idle.append(client)
+                        client = None
+                        result = Result(False, True, None, "relay does not offer SMTPUTF8, which this mail needs"
+                                        " (a non-ASCII address or UTF-8 headers, RFC 6531)")
+                        log.warning("relay.refused rcpt=%r permanent=True reason=%s", rcpt, result.message)
+                        return result
+                    options = ["SMTPUTF8"] if utf8 else []
+                    if not raw.isascii() and client.supports_extension("8bitmime"):
+                        options.append("BODY=8BITMIME")  # RFC 6152: 8-bit data announced, never assumed
+                    refused, response = await client.sendmail(
+                        sender.address, [recipient.address], raw, mail_options=options
+                    )
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if client is not None:
                     await _close(client)
                 result = _classify(exc)
-                log.info("relay.refused rcpt=%s permanent=%s reason=%s", rcpt, result.permanent, result.message)
+                log.info("relay.refused rcpt=%r permanent=%s reason=%s", rcpt, result.permanent, result.message)
                 return result
+            except Exception as exc:
+                # Not the relay's answer: a bug, or a mail aiosmtplib cannot put on the wire. The
+                # session may be mid-transaction: drop it. The worker must live on to send the rest.
+                if client is not None:
+                    await _close(client)
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]  # one log line
+                log.error("relay.error rcpt=%r reason=%s", rcpt, reason)
+                return Result(False, isinstance(exc, ValueError), None, reason, unexpected=True)
             self._idle.append(client)
             if refused:
-                code = refused[rcpt].code if rcpt in refused else 450
-                text = refused[rcpt].message if rcpt in refused else "refused"
+                found = refused.get(recipient.address)
+                code = found.code if found is not None else 450
+                text = found.message if found is not None else "refused"
                 return Result(False, 500 <= code < 600, code, f"{code} {text}")
             return Result(True, False, 250, response)
 
