@@ -15,6 +15,7 @@ from mailgate import (
     assign,
     correlate,
     lifecycle,
+    loops,
     outbound,
     rules,
     spool,
@@ -123,6 +124,15 @@ class Processor:
             found, follows = await lifecycle.customer_reply(
                 tx, self.config, found, mail, actor=actor, imported=entry.envelope.imported
             )
+            # Storm fuse: past the per-sender cap the mail is kept on the sender's latest ticket, and
+            # nobody is told (one summary to the agents, once an hour), so a flood cannot become a
+            # flood of tickets, notifications and acknowledgements.
+            admission = await self._admit(tx, mail, entry)
+            held = admission is not None and admission.held
+            if held and found.ticket_id is None and sender is not None:
+                latest = await tickets.latest_requested_by(tx, sender.address)
+                if latest is not None:
+                    found = correlate.Correlation(latest, ThreadRule.NEW, "held: over the sender's hourly mail cap")
             new_ticket = found.ticket_id is None
             if found.ticket_id is None:
                 contact_id = await tickets.contact_for(tx, sender) if sender and sender.address else None
@@ -141,6 +151,8 @@ class Processor:
                 routing = rules.route(ruleset, mail, entry.envelope.rcpt_to)
                 await assign.apply(tx, ruleset.config, ticket_id, routing)
                 await lifecycle.opened(tx, ruleset.config, ticket_id, follows=follows, actor=actor)  # SLA, link (issue 7)
+                if held:  # a first mail of this sender already over the cap: hidden like a quarantined one
+                    await tx.execute("UPDATE tickets SET quarantined = 1, ack_suppressed = 1 WHERE id = ?", (ticket_id,))
             else:
                 ticket_id = found.ticket_id
                 number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
@@ -159,15 +171,51 @@ class Processor:
                 detail=found.detail,
                 actor=actor,
             )
-            # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
-            await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket)
-            if agent.unproven:  # issue 6: an agent's From without proof: stored as an outside party's; agent told
-                await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail, imported=entry.envelope.imported)
+            if held and admission is not None:
+                await self._held(tx, mailer, ticket_id, number, mail, admission)
+            else:
+                # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
+                await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket)
+                if agent.unproven:  # issue 6: an agent's From without proof: stored as an outside party's; agent told
+                    await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail, imported=entry.envelope.imported)
             await tx.execute(
                 "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
                 (message_row, entry.id),
             )
         return Outcome(entry.id, "done", number, message_row, found.rule, new_ticket)
+
+    async def _admit(self, tx: Txn, mail: ParsedMail, entry: SpoolEntry) -> loops.Admission | None:
+        """Count this mail against its sender's hourly cap; None when the fuse does not apply.
+
+        Imported archives are old mail that tells nobody anyway: one customer's mbox is not a storm.
+        """
+        if entry.envelope.imported or not mail.from_ or not mail.from_[0].address:
+            return None
+        return await loops.admit(tx, mail.from_[0].address, self.config.storms.sender_mails_per_hour)
+
+    async def _held(
+        self, tx: Txn, mailer: outbound.Mailer, ticket_id: int, number: int, mail: ParsedMail, admission: loops.Admission
+    ) -> None:
+        """Held mail: stored, nobody told; the first of a sender's hour is logged and summarised to the agents."""
+        sender = mail.from_[0].address.lower()
+        await tx.execute(
+            "UPDATE sender_hours SET ticket_id = ? WHERE sender = ? AND hour = ?", (ticket_id, sender, admission.hour)
+        )
+        if not admission.first_held:
+            return
+        cap = self.config.storms.sender_mails_per_hour
+        log.warning("storm.sender_capped sender=%s cap=%s ticket=%s", sender, cap, number)
+        await tickets.event(tx, ticket_id, "system", "storm.held", {"sender": sender, "cap": cap})
+        info = await mailer.ticket(tx, ticket_id)
+        shown = mail.from_[0]
+        for agent in await mailer.recipients(tx, info):
+            await mailer.queue_mail(
+                tx, info, kind="notify", template="storm_held", to_name=agent.name, to_address=agent.addresses[0],
+                language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+                data=mailer.data(info, agent_name=agent.name, agent_id=agent.id,
+                                 message_text=mail.reply_text or mail.text,
+                                 message_from=f"{shown.name} <{sender}>" if shown.name else sender),
+            )
 
     def _parties(self, mail: ParsedMail) -> list[str]:
         """Cc'd people take part in the conversation; mailgate's own addresses do not."""

@@ -1,0 +1,164 @@
+"""Storms and backscatter over real SMTP: a flood from one sender, and spam from forged senders.
+
+A flood must not become a flood of tickets, agent notifications or acknowledgements, yet every mail
+is stored; forged senders must not turn mailgate into a backscatter source; ordinary customers
+still get their acknowledgement afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mailgate.cli import main
+from mailgate.config import Config
+from mailgate.daemon import Running, started
+
+from ..conftest import SUPPORT, mail, settle
+from ..sink import Sink, wait_mail
+from .conftest import AINO, TRUSTED, still_flowing
+
+pytestmark = pytest.mark.asyncio
+
+FLOODER = "flood@storm.test"
+
+
+def _send_many(port: int, mails: list[tuple[str, bytes]]) -> None:
+    """One SMTP session, many transactions: how a broken mailer or a bot floods a server."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+        for sender, raw in mails:
+            client.sendmail(sender, [SUPPORT], raw)
+
+
+async def send_many(port: int, mails: list[tuple[str, bytes]]) -> None:
+    await asyncio.to_thread(_send_many, port, mails)
+
+
+async def cli(config: Config, *args: str) -> tuple[int, str]:
+    """The real `mailgate` command against the daemon's database (asyncio.run needs its own thread)."""
+    assert config.source is not None
+    result = await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(config.source), *args])
+    return result.exit_code, result.stdout
+
+
+async def _count(running: Running, sql: str, params: tuple[object, ...] = ()) -> int:
+    async with running.store.read() as tx:
+        return int(await tx.value(sql, params) or 0)
+
+
+async def test_flood_from_one_sender_is_stored_but_capped(hostile_config: Callable[..., Config], sink: Sink) -> None:
+    cap, total = 5, 200
+    config = hostile_config("\n[storms]\nsender_mails_per_hour = 5\n")
+    flood = [(FLOODER, mail(sender=f"Flood Bot <{FLOODER}>", subject=f"Alert {i}", message_id=f"<flood{i}@storm.test>"))
+             for i in range(total)]
+    async with started(config) as running:
+        await send_many(running.smtp_port, flood)
+        await settle(running, timeout=120)
+
+        # Nothing is lost: every mail is a message on a ticket of the flooder.
+        assert await _count(running, "SELECT COUNT(*) FROM spool WHERE state = 'done'") == total
+        assert await _count(running, "SELECT COUNT(*) FROM messages WHERE from_address = ? AND direction = 'in'",
+                            (FLOODER,)) == total
+        # ... but only `cap` of them opened tickets and told the agents; one summary for the rest.
+        tickets = await _count(running, "SELECT COUNT(*) FROM ticket_parties WHERE address = ? AND role = 'requester'",
+                               (FLOODER,))
+        assert 1 <= tickets <= cap
+        summary = await wait_mail(sink, AINO, "Mail storm held")
+        assert FLOODER in summary.text()
+        notices = await _count(running, "SELECT COUNT(*) FROM outbox WHERE kind = 'notify' AND rcpt_to = ?", (AINO,))
+        assert notices <= cap + 1
+        acks = await _count(running, "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND rcpt_to = ?", (FLOODER,))
+        assert acks <= cap
+
+        # The operator sees the count.
+        code, stdout = await cli(config, "storms", "list", "--json")
+        assert code == 0, stdout
+        rows = [r for r in json.loads(stdout) if r["sender"] == FLOODER]
+        assert sum(r["held"] for r in rows) == total - tickets
+        code, stdout = await cli(config, "storms", "list")
+        assert FLOODER in stdout and "held" in stdout
+
+        await still_flowing(running, sink)
+
+
+async def test_release_lets_a_trusted_sender_through(hostile_config: Callable[..., Config], sink: Sink) -> None:
+    config = hostile_config("\n[storms]\nsender_mails_per_hour = 2\n")
+    async with started(config) as running:
+        await send_many(running.smtp_port, [
+            (FLOODER, mail(sender=FLOODER, subject=f"Disk full {i}", message_id=f"<rel{i}@storm.test>")) for i in range(4)
+        ])
+        await settle(running)
+        before = await _count(running, "SELECT COUNT(*) FROM tickets")
+        assert before == 2
+        code, stdout = await cli(config, "storms", "release", FLOODER, "--json")
+        assert code == 0 and json.loads(stdout)["held"] == 2
+        await send_many(running.smtp_port, [(FLOODER, mail(sender=FLOODER, subject="Disk full again",
+                                                           message_id="<rel-after@storm.test>"))])
+        await settle(running)
+        assert await _count(running, "SELECT COUNT(*) FROM tickets") == before + 1
+
+
+async def test_forged_senders_get_at_most_the_global_cap(hostile_config: Callable[..., Config], sink: Sink) -> None:
+    cap = 5
+    config = hostile_config("\n[storms]\nacks_per_minute = 5\n")
+    spam = [(f"victim{i}@forged.test", mail(sender=f"victim{i}@forged.test", subject=f"Cheap pills {i}",
+                                             message_id=f"<spam{i}@forged.test>")) for i in range(50)]
+    async with started(config) as running:
+        await send_many(running.smtp_port, spam)
+        await settle(running, timeout=60)
+        assert await _count(running, "SELECT COUNT(*) FROM tickets") == 50  # every mail is kept
+        acks = await _count(running, "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'")
+        assert acks <= cap
+        await sink.wait_for(lambda r: sum(1 for m in r if "victim" in " ".join(m.rcpt_tos)) >= acks)
+        assert sum(1 for m in sink.received if any("@forged.test" in a for a in m.rcpt_tos)) <= cap
+        code, stdout = await cli(config, "storms", "list", "--json")
+        withheld = [r for r in json.loads(stdout) if r["sender"] is None]
+        assert withheld and withheld[0]["held"] == 50 - acks
+
+        # A customer the trusted MTA vouches for (DKIM pass) is no backscatter risk: answered despite the cap.
+        customer = "carol@customer.test"
+        vouched = mail(sender=f"Carol <{customer}>", subject="Real question", message_id="<carol1@customer.test>",
+                       headers={"Authentication-Results": f"{TRUSTED}; dkim=pass header.d=customer.test"})
+        await send_many(running.smtp_port, [(customer, vouched)])
+        await settle(running)
+        await wait_mail(sink, customer, "Real question")
+
+
+async def test_no_ack_when_trusted_mta_says_forged(hostile: Running, sink: Sink) -> None:
+    spam = []
+    for i in range(30):
+        sender = f"victim{i}@forged.test"
+        verdict = "spf=fail smtp.mailfrom=forged.test" if i % 2 else "dmarc=fail header.from=forged.test"
+        spam.append((sender, mail(sender=sender, subject=f"Win {i}", message_id=f"<auth{i}@forged.test>",
+                                  headers={"Authentication-Results": f"{TRUSTED}; {verdict}"})))
+    spam.append(("spam@spam.test", mail(sender="spam@spam.test", subject="Flagged", message_id="<flag@spam.test>",
+                                         headers={"X-Spam-Flag": "YES"})))
+    await send_many(hostile.smtp_port, spam)
+    await settle(hostile)
+    assert await _count(hostile, "SELECT COUNT(*) FROM tickets") == 31  # stored and visible to agents
+    assert await _count(hostile, "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'") == 0
+    reasons = await _count(hostile, "SELECT COUNT(*) FROM events WHERE kind = 'ack.suppressed'"
+                           " AND (data LIKE '%spf=fail%' OR data LIKE '%dmarc=fail%' OR data LIKE '%spam%')")
+    assert reasons == 31
+    # A forged Authentication-Results from an untrusted authserv-id changes nothing: the customer is answered.
+    raw = mail(sender="dave@customer.test", subject="Untrusted verdict", message_id="<dave@customer.test>",
+               headers={"Authentication-Results": "evil.test; spf=fail smtp.mailfrom=customer.test"})
+    await send_many(hostile.smtp_port, [("dave@customer.test", raw)])
+    await settle(hostile)
+    await wait_mail(sink, "dave@customer.test", "Untrusted verdict")
+    await still_flowing(hostile, sink)
+
+
+async def test_storm_config_defaults_keep_old_configs_working(tmp_path: Path) -> None:
+    from mailgate import config as config_mod
+
+    from ..conftest import write_config
+
+    config = config_mod.load(write_config(tmp_path))
+    assert config.storms.sender_mails_per_hour == 20 and config.storms.acks_per_minute == 60
