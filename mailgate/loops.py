@@ -27,6 +27,11 @@ _MACHINE_LOCAL = re.compile(
 _MACHINE_SUFFIX = re.compile(r"[-_.+](?:bounces?|request|owner|noreply|no-reply)$", re.IGNORECASE)
 
 
+def clock() -> datetime:
+    """Now, in UTC: the one place the caps read the time (a test moves it past a window)."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """May mailgate answer this mail automatically, and if not, why not (shown in the event log)."""
@@ -121,7 +126,7 @@ async def under_hourly_cap(tx: Txn, recipient: str, cap: int, now: datetime | No
     """Fewer than `cap` acknowledgements went to this address in the last hour (a storm fuse)."""
     if cap <= 0:
         return False
-    since = ((now or datetime.now(UTC)) - timedelta(hours=1)).isoformat(timespec="microseconds")
+    since = ((now or clock()) - timedelta(hours=1)).isoformat(timespec="microseconds")
     count = await tx.value(
         "SELECT COUNT(*) FROM outbox WHERE rcpt_to = ? AND kind = 'ack' AND created_at > ? AND state != 'cancelled'",
         (recipient.lower(), since),
@@ -165,7 +170,7 @@ async def _bump(tx: Txn, sender: str, hour: str, column: str, now: str) -> None:
 
 async def admit(tx: Txn, sender: str, cap: int, now: datetime | None = None) -> Admission:
     """Count one mail from `sender`; past `cap` in this clock hour it is held (cap 0: never held)."""
-    now = now or datetime.now(UTC)
+    now = now or clock()
     sender, hour = sender.strip().lower(), hour_of(now)
     row = await tx.one("SELECT passed, held, released FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour))
     passed, held, released = (int(row["passed"]), int(row["held"]), bool(row["released"])) if row else (0, 0, False)
@@ -194,7 +199,7 @@ async def ack_refusal(
     results = identity.trusted_results(mail, authserv_ids)
     if mail.from_ and identity.auth_proof(results, mail.from_[0].address):
         return None  # the trusted MTA vouches for the sender: an answer to it is not backscatter
-    now = now or datetime.now(UTC)
+    now = now or clock()
     for cap, window, name in ((storms.acks_per_minute, timedelta(minutes=1), "minute"),
                               (storms.acks_per_hour, timedelta(hours=1), "hour")):
         if cap <= 0:
@@ -244,7 +249,7 @@ def auth_failed(mail: ParsedMail, authserv_ids: tuple[str, ...]) -> str | None:
 
 async def held_senders(tx: Txn, hours: int, now: datetime | None = None) -> list[dict[str, object]]:
     """Senders whose mail the storm fuse held in the last `hours` clock hours, newest hour first."""
-    since = hour_of((now or datetime.now(UTC)) - timedelta(hours=max(hours - 1, 0)))
+    since = hour_of((now or clock()) - timedelta(hours=max(hours - 1, 0)))
     rows = await tx.all(
         "SELECT h.sender, h.hour, h.passed, h.held, h.released, h.first_held_at, h.last_held_at, t.number"
         " FROM sender_hours h LEFT JOIN tickets t ON t.id = h.ticket_id"
@@ -260,7 +265,7 @@ async def held_senders(tx: Txn, hours: int, now: datetime | None = None) -> list
 
 async def release(tx: Txn, sender: str, now: datetime | None = None) -> dict[str, object]:
     """Lift the cap for `sender` for the rest of this clock hour (a monitoring system the operator trusts)."""
-    sender, hour = sender.strip().lower(), hour_of(now or datetime.now(UTC))
+    sender, hour = sender.strip().lower(), hour_of(now or clock())
     await tx.execute(
         "INSERT INTO sender_hours (sender, hour, released) VALUES (?, ?, 1)"
         " ON CONFLICT (sender, hour) DO UPDATE SET released = 1", (sender, hour),

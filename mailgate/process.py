@@ -23,7 +23,7 @@ from mailgate import (
 )
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
-from mailgate.models import ParsedMail, ThreadRule
+from mailgate.models import MailKind, ParsedMail, ThreadRule
 from mailgate.parse import content_key, parse
 from mailgate.spool import SpoolEntry
 from mailgate.store import Store, StoreUnavailable, Txn
@@ -188,8 +188,9 @@ class Processor:
         """Count this mail against its sender's hourly cap; None when the fuse does not apply.
 
         Imported archives are old mail that tells nobody anyway: one customer's mbox is not a storm.
+        Bounces tell nobody either, and each must still mark its outgoing mail failed.
         """
-        if entry.envelope.imported or not mail.from_ or not mail.from_[0].address:
+        if entry.envelope.imported or mail.kind is MailKind.BOUNCE or not mail.from_ or not mail.from_[0].address:
             return None
         return await loops.admit(tx, mail.from_[0].address, self.config.storms.sender_mails_per_hour)
 

@@ -112,7 +112,7 @@ def test_real_process_prints_json_and_no_traceback(config_path: Path) -> None:
     for bad in (str(2**63), "abc"):
         done = subprocess.run(
             [sys.executable, "-m", "mailgate", "--config", str(config_path), "tickets", "show", bad, "--json"],
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
         )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stdout + done.stderr
