@@ -153,6 +153,7 @@ class Admission:
     passed: int  # mails that went through this hour (this one included when not held)
     held_count: int
     hour: str  # the clock hour it was counted in
+    ticket_id: int | None = None  # where this sender's held mail went earlier in the hour
 
 
 async def _bump(tx: Txn, sender: str, hour: str, column: str, now: str) -> None:
@@ -172,14 +173,16 @@ async def admit(tx: Txn, sender: str, cap: int, now: datetime | None = None) -> 
     """Count one mail from `sender`; past `cap` in this clock hour it is held (cap 0: never held)."""
     now = now or clock()
     sender, hour = sender.strip().lower(), hour_of(now)
-    row = await tx.one("SELECT passed, held, released FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour))
+    row = await tx.one(
+        "SELECT passed, held, released, ticket_id FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour)
+    )
     passed, held, released = (int(row["passed"]), int(row["held"]), bool(row["released"])) if row else (0, 0, False)
     stamp = now.isoformat(timespec="microseconds")
     if cap <= 0 or released or passed < cap:
         await _bump(tx, sender, hour, "passed", stamp)
         return Admission(False, False, passed + 1, held, hour)
     await _bump(tx, sender, hour, "held", stamp)
-    return Admission(True, held == 0, passed, held + 1, hour)
+    return Admission(True, held == 0, passed, held + 1, hour, row["ticket_id"] if row else None)
 
 
 async def ack_refusal(

@@ -49,6 +49,13 @@ class Outcome:
     new_ticket: bool = False
 
 
+def _storm_key(mail: ParsedMail, entry: SpoolEntry) -> str:
+    """Whose hourly count a mail goes to: its From, else its envelope sender, else '<>' (mail from nobody)."""
+    if mail.from_ and mail.from_[0].address:
+        return mail.from_[0].address.strip().lower()
+    return entry.envelope.mail_from.strip().strip("<>").lower() or "<>"
+
+
 class Processor:
     """Processes spool entries; safe to run in several processes at once (claims inside the txn)."""
 
@@ -129,8 +136,9 @@ class Processor:
             # flood of tickets, notifications and acknowledgements.
             admission = await self._admit(tx, mail, entry)
             held = admission is not None and admission.held
-            if held and found.ticket_id is None and sender is not None:
-                latest = await tickets.latest_requested_by(tx, sender.address)
+            if held and admission is not None and found.ticket_id is None:
+                latest = await tickets.latest_requested_by(tx, sender.address) if sender and sender.address else None
+                latest = latest or admission.ticket_id  # no From: where this hour's held mail already went
                 if latest is not None:
                     found = correlate.Correlation(latest, ThreadRule.NEW, "held: over the sender's hourly mail cap")
             new_ticket = found.ticket_id is None
@@ -172,7 +180,7 @@ class Processor:
                 actor=actor,
             )
             if held and admission is not None:
-                await self._held(tx, mailer, ticket_id, number, mail, admission)
+                await self._held(tx, mailer, ticket_id, number, mail, entry, admission)
             else:
                 # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
                 await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket)
@@ -190,15 +198,16 @@ class Processor:
         Imported archives are old mail that tells nobody anyway: one customer's mbox is not a storm.
         Bounces tell nobody either, and each must still mark its outgoing mail failed.
         """
-        if entry.envelope.imported or mail.kind is MailKind.BOUNCE or not mail.from_ or not mail.from_[0].address:
+        if entry.envelope.imported or mail.kind is MailKind.BOUNCE:
             return None
-        return await loops.admit(tx, mail.from_[0].address, self.config.storms.sender_mails_per_hour)
+        return await loops.admit(tx, _storm_key(mail, entry), self.config.storms.sender_mails_per_hour)
 
     async def _held(
-        self, tx: Txn, mailer: outbound.Mailer, ticket_id: int, number: int, mail: ParsedMail, admission: loops.Admission
+        self, tx: Txn, mailer: outbound.Mailer, ticket_id: int, number: int, mail: ParsedMail, entry: SpoolEntry,
+        admission: loops.Admission,
     ) -> None:
         """Held mail: stored, nobody told; the first of a sender's hour is logged and summarised to the agents."""
-        sender = mail.from_[0].address.lower()
+        sender = _storm_key(mail, entry)
         await tx.execute(
             "UPDATE sender_hours SET ticket_id = ? WHERE sender = ? AND hour = ?", (ticket_id, sender, admission.hour)
         )
@@ -208,14 +217,14 @@ class Processor:
         log.warning("storm.sender_capped sender=%s cap=%s ticket=%s", sender, cap, number)
         await tickets.event(tx, ticket_id, "system", "storm.held", {"sender": sender, "cap": cap})
         info = await mailer.ticket(tx, ticket_id)
-        shown = mail.from_[0]
+        shown_name = mail.from_[0].name if mail.from_ else ""
         for agent in await mailer.recipients(tx, info):
             await mailer.queue_mail(
                 tx, info, kind="notify", template="storm_held", to_name=agent.name, to_address=agent.addresses[0],
                 language=mailer.agent_language(info, agent), auto_kind="auto-generated",
                 data=mailer.data(info, agent_name=agent.name, agent_id=agent.id,
                                  message_text=mail.reply_text or mail.text,
-                                 message_from=f"{shown.name} <{sender}>" if shown.name else sender),
+                                 message_from=f"{shown_name} <{sender}>" if shown_name else sender),
             )
 
     def _parties(self, mail: ParsedMail) -> list[str]:

@@ -106,6 +106,24 @@ async def test_release_lets_a_trusted_sender_through(hostile_config: Callable[..
         assert await _count(running, "SELECT COUNT(*) FROM tickets") == before + 1
 
 
+def _no_from(i: int) -> bytes:
+    return (f"To: {SUPPORT}\r\nSubject: no sender {i}\r\nMessage-ID: <nofrom{i}@storm.test>\r\n\r\n"
+            f"who am I {i}\r\n").encode()
+
+
+async def test_flood_without_from_is_capped_by_envelope_sender(
+    hostile_config: Callable[..., Config], sink: Sink
+) -> None:
+    config = hostile_config("\n[storms]\nsender_mails_per_hour = 3\n")
+    async with started(config) as running:
+        await send_many(running.smtp_port, [("bot@storm.test", _no_from(i)) for i in range(30)])
+        await settle(running)
+        assert await _count(running, "SELECT COUNT(*) FROM messages WHERE direction = 'in'") == 30
+        assert await _count(running, "SELECT COUNT(*) FROM tickets") <= 4  # 3, and at most one hidden one
+        assert await _count(running, "SELECT COUNT(*) FROM outbox WHERE kind = 'notify'") <= 4
+        await still_flowing(running, sink)
+
+
 async def test_forged_senders_get_at_most_the_global_cap(
     hostile_config: Callable[..., Config], sink: Sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
