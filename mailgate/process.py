@@ -20,6 +20,7 @@ from mailgate import (
     rules,
     spool,
     tickets,
+    tokens,
 )
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
@@ -222,6 +223,8 @@ class Processor:
             await mailer.queue_mail(
                 tx, info, kind="notify", template="storm_held", to_name=agent.name, to_address=agent.addresses[0],
                 language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+                # Answering the notice adds a note: it must never mail the flooding sender.
+                reply_token=tokens.Token(tokens.AGENT_NOTE, info.number, agent.id),
                 data=mailer.data(info, agent_name=agent.name, agent_id=agent.id,
                                  message_text=mail.reply_text or mail.text,
                                  message_from=f"{shown_name} <{sender}>" if shown_name else sender),

@@ -190,3 +190,21 @@ async def test_storm_config_defaults_keep_old_configs_working(tmp_path: Path) ->
 
     config = config_mod.load(write_config(tmp_path))
     assert config.storms.sender_mails_per_hour == 20 and config.storms.acks_per_minute == 60
+
+
+async def test_verdict_helpers_read_only_what_they_should() -> None:
+    """Unit checks behind the SMTP tests: a DMARC verdict on another domain and an untrusted A-R count for nothing."""
+    from mailgate.models import ParsedMail
+    from mailgate.parse import parse
+
+    def parsed(*headers: str) -> ParsedMail:
+        return parse(mail(sender="eve@forged.test", headers=dict(h.split(": ", 1) for h in headers)))
+
+    assert loops.auth_failed(parsed(f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=forged.test"),
+                             (TRUSTED,)) == "dmarc=fail"
+    assert loops.auth_failed(parsed(f"Authentication-Results: {TRUSTED}; dmarc=fail header.from=other.test"),
+                             (TRUSTED,)) is None
+    assert loops.auth_failed(parsed("Authentication-Results: evil.test; spf=fail smtp.mailfrom=forged.test"),
+                             (TRUSTED,)) is None
+    assert loops.spam_flagged(parsed("X-Spam-Status: Yes, score=12.1"), ("X-Spam-Status",)) == "X-Spam-Status"
+    assert loops.spam_flagged(parsed("X-Spam-Status: No, score=0.1"), ("X-Spam-Status",)) is None
