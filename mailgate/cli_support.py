@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,9 +15,9 @@ from mailgate.config import Config, ConfigError
 from mailgate.errors import Refused
 from mailgate.store import StoreUnavailable, Txn, store_for
 
+log = logging.getLogger("mailgate.cli")
 T = TypeVar("T")
 EX_TEMPFAIL = 75  # sysexits: the store is unavailable now, try again later
-EX_USAGE = 2  # click's own exit code for a usage error
 # SQLite stores INTEGER in 64 signed bits: a larger Python int raises OverflowError in the driver,
 # so every number a user types is checked against this before it reaches a query.
 MAX_ID = 2**63 - 1
@@ -85,6 +86,7 @@ class SafeGroup(click.Group):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
             message = f"{type(exc).__name__}: {exc}"
+            log.debug("cli.failed error=%s", message, exc_info=True)  # the traceback only with --log-level DEBUG
             if _wants_json(ctx):
                 emit_json({"ok": False, "error": message})
             click.echo(f"error: {message}", err=True)

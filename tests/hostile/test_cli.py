@@ -118,3 +118,23 @@ def test_real_process_prints_json_and_no_traceback(config_path: Path) -> None:
         assert "Traceback" not in done.stdout + done.stderr
         assert json.loads(done.stdout)["ok"] is False
         assert "ticket number" in done.stderr
+
+
+def test_an_unexpected_failure_is_one_line_and_json() -> None:
+    """The top-level group's last line of defence, on a command that fails the way a bug would."""
+    from mailgate.cli_support import SafeGroup
+
+    @click.group(cls=SafeGroup)
+    def group() -> None:
+        pass
+
+    @group.command()
+    @click.option("--json", "as_json", is_flag=True)
+    def boom(as_json: bool) -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    result = CliRunner().invoke(group, ["boom", "--json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert json.loads(result.stdout) == {"ok": False, "error": "OverflowError: Python int too large to convert to SQLite INTEGER"}
+    assert result.stderr.strip() == "error: OverflowError: Python int too large to convert to SQLite INTEGER"
+    assert CliRunner().invoke(group, ["boom"]).stdout == ""
