@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from mailgate.cli_support import emit_json, load_config
+from mailgate.cli_support import LIMIT, ROW_ID, TICKET, SafeGroup, emit_json, load_config
 from mailgate.models import Source
 from mailgate.obs import setup_logging
 from mailgate.sources import pipe
@@ -20,7 +20,7 @@ from mailgate.store import StoreUnavailable, store_for
 DEFAULT_CONFIG = "/etc/mailgate/config.toml"
 
 
-@click.group()
+@click.group(cls=SafeGroup)
 @click.option(
     "--config",
     "config_path",
@@ -226,7 +226,7 @@ def _read(ctx: click.Context, reader: Any) -> Any:
 
 @tickets.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=LIMIT)
 @click.option("--status", default=None, help="Only tickets in this status.")
 @click.option("--quarantined", is_flag=True, help="Show the quarantined tickets (hidden otherwise).")
 @click.pass_context
@@ -246,7 +246,7 @@ def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | No
 
 
 @tickets.command("show")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
@@ -255,6 +255,8 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
 
     ticket = _read(ctx, lambda tx: ops.show_ticket(tx, number))
     if ticket is None:
+        if as_json:
+            emit_json({"ok": False, "error": f"no ticket #{number}"})
         click.echo(f"no ticket #{number}", err=True)
         ctx.exit(1)
     if as_json:
@@ -343,7 +345,7 @@ def spool_status(ctx: click.Context) -> None:
 
 
 @spool_group.command("retry")
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1, type=ROW_ID)
 @click.pass_context
 def spool_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
     """Put dead spool rows (all, or the given ids) back to be processed."""
@@ -430,3 +432,8 @@ cli_ops.attach(tickets)
 from mailgate import cli_outbox
 
 cli_outbox.attach(main)
+
+# Mail storms (the storm fuse): `storms list|release`.
+from mailgate import cli_storms
+
+cli_storms.attach(main)

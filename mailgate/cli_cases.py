@@ -8,7 +8,7 @@ import click
 
 from mailgate import commands, forwarding, lifecycle, merge, split
 from mailgate.agent_ops import Change, OpError
-from mailgate.cli_support import out, run_txn
+from mailgate.cli_support import ROW_ID, TICKET, out, run_txn
 from mailgate.config import AgentConfig, Config
 from mailgate.store import Txn
 
@@ -51,8 +51,8 @@ _JSON = click.option("--json", "as_json", is_flag=True)
 
 
 @click.command("merge")
-@click.argument("number", type=int)
-@click.argument("into", type=int)
+@click.argument("number", type=TICKET)
+@click.argument("into", type=TICKET)
 @_AGENT
 @_JSON
 @click.pass_context
@@ -66,7 +66,7 @@ def tickets_merge(ctx: click.Context, number: int, into: int, agent_id: str | No
 
 
 @click.command("forward")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.argument("addresses", nargs=-1, required=True)
 @click.option("--notes", is_flag=True, help="Include the internal notes.")
 @click.option("--text", default="", help="A message to the recipients above the history.")
@@ -87,7 +87,7 @@ def tickets_forward(ctx: click.Context, number: int, addresses: tuple[str, ...],
 
 
 @click.command("help")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.argument("colleagues", nargs=-1, required=True)
 @click.option("--text", default="", help="The question.")
 @_AGENT
@@ -107,8 +107,8 @@ def tickets_help(ctx: click.Context, number: int, colleagues: tuple[str, ...], t
 
 
 @click.command("split")
-@click.argument("number", type=int)
-@click.argument("message", type=int)
+@click.argument("number", type=TICKET)
+@click.argument("message", type=ROW_ID)
 @_AGENT
 @_JSON
 @click.pass_context

@@ -11,7 +11,7 @@ import click
 
 from mailgate import contacts as contact_ops
 from mailgate import lifecycle, sla
-from mailgate.cli_support import emit_json, out, run_txn
+from mailgate.cli_support import CONTACT, LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
 from mailgate.config import Config
 from mailgate.store import Txn
 
@@ -26,7 +26,7 @@ def _run(ctx: click.Context, as_json: bool, work: Callable[[Config, Txn], Awaita
 
 
 @click.command("snooze")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.argument("until")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -49,7 +49,7 @@ def tickets_snooze(ctx: click.Context, number: int, until: str, as_json: bool) -
 
 
 @click.command("wake")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def tickets_wake(ctx: click.Context, number: int, as_json: bool) -> None:
@@ -63,7 +63,7 @@ def tickets_wake(ctx: click.Context, number: int, as_json: bool) -> None:
 
 
 @click.command("sla")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.option("--recompute", is_flag=True, help="Apply the queue's current targets and business hours first.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -99,7 +99,7 @@ def tickets_sla(ctx: click.Context, number: int, recompute: bool, as_json: bool)
 
 
 @click.command("links")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def tickets_links(ctx: click.Context, number: int, as_json: bool) -> None:
@@ -126,7 +126,7 @@ def contacts_group() -> None:
 
 @contacts_group.command("list")
 @click.option("--search", default=None, help="Part of a name, organization or address.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=LIMIT)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def contacts_list(ctx: click.Context, search: str | None, limit: int, as_json: bool) -> None:
@@ -141,7 +141,7 @@ def contacts_list(ctx: click.Context, search: str | None, limit: int, as_json: b
 
 
 @contacts_group.command("show")
-@click.argument("contact")
+@click.argument("contact", type=CONTACT)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def contacts_show(ctx: click.Context, contact: str, as_json: bool) -> None:
@@ -171,7 +171,7 @@ def contacts_show(ctx: click.Context, contact: str, as_json: bool) -> None:
 
 
 @contacts_group.command("edit")
-@click.argument("contact")
+@click.argument("contact", type=CONTACT)
 @click.option("--name")
 @click.option("--organization")
 @click.option("--department")
@@ -201,7 +201,7 @@ def contacts_edit(ctx: click.Context, contact: str, name: str | None, organizati
 
 
 @contacts_group.command("add-address")
-@click.argument("contact")
+@click.argument("contact", type=CONTACT)
 @click.argument("address")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -220,7 +220,7 @@ def contacts_add_address(ctx: click.Context, contact: str, address: str, as_json
 
 @contacts_group.command("link")
 @click.argument("address")
-@click.argument("contact")
+@click.argument("contact", type=CONTACT)
 @click.option("--move", is_flag=True, help="Take the address from its current contact, with its tickets.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -237,7 +237,7 @@ def contacts_link(ctx: click.Context, address: str, contact: str, move: bool, as
 
 
 @contacts_group.command("detach")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.argument("address")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -253,7 +253,7 @@ def contacts_note() -> None:
 
 
 @contacts_note.command("add")
-@click.argument("contact")
+@click.argument("contact", type=CONTACT)
 @click.argument("text")
 @click.option("--as", "author", required=True, help="The writing agent's id.")
 @click.option("--json", "as_json", is_flag=True)
@@ -269,7 +269,7 @@ def contacts_note_add(ctx: click.Context, contact: str, text: str, author: str, 
 
 
 @contacts_note.command("edit")
-@click.argument("note_id", type=int)
+@click.argument("note_id", type=ROW_ID)
 @click.argument("text")
 @click.option("--as", "author", required=True, help="The agent editing (must be the author).")
 @click.option("--json", "as_json", is_flag=True)
@@ -281,7 +281,7 @@ def contacts_note_edit(ctx: click.Context, note_id: int, text: str, author: str,
 
 
 @contacts_note.command("delete")
-@click.argument("note_id", type=int)
+@click.argument("note_id", type=ROW_ID)
 @click.option("--as", "author", required=True, help="The agent deleting (must be the author).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context

@@ -19,7 +19,7 @@ from mailgate import (
     watchers,
 )
 from mailgate.agent_ops import Change, OpError
-from mailgate.cli_support import emit_json, run_txn
+from mailgate.cli_support import ROW_ID, TICKET, emit_json, run_txn
 from mailgate.config import AgentConfig, Config
 from mailgate.life_tags import CHANNELS, due_at
 from mailgate.store import Txn
@@ -83,7 +83,7 @@ async def _apply(tx: Txn, config: Config, agent: AgentConfig, number: int, comma
 
 def _tag_command(name: str, help_text: str) -> click.Command:
     @click.command(name, help=help_text)
-    @click.argument("number", type=int)
+    @click.argument("number", type=TICKET)
     @click.argument("value", nargs=-1, required=True)
     @click.option("--as", "agent_id", required=True, help="The acting agent's id.")
     @click.option("--json", "as_json", is_flag=True)
@@ -113,7 +113,7 @@ def _text(text: str | None) -> str:
 
 
 @click.command("note")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.argument("text")
 @click.option("--as", "agent_id", required=True, help="The writing agent's id.")
 @click.option("--json", "as_json", is_flag=True)
@@ -169,7 +169,7 @@ def tickets_new(ctx: click.Context, to: str | None, behalf: str | None, subject:
 
 
 @click.command("task")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.argument("queue")
 @click.option("--due", required=True, help="2026-12-05 (end of that day), 2026-12-05 14:00, 3d, monday …")
 @click.option("--text", required=True, help="What is to be done; - reads stdin.")
@@ -195,7 +195,7 @@ def tickets_task(ctx: click.Context, number: int, queue: str, due: str, text: st
 
 
 @click.command("task-done")
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=ROW_ID)
 @click.option("--as", "agent_id", required=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -210,7 +210,7 @@ def tickets_task_done(ctx: click.Context, task_id: int, agent_id: str, as_json: 
 
 
 @click.command("tasks")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.option("--open", "only_open", is_flag=True, help="Only the open ones.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -231,7 +231,7 @@ def tickets_tasks(ctx: click.Context, number: int, only_open: bool, as_json: boo
 
 def _follow_command(name: str, following: bool) -> click.Command:
     @click.command(name, help=f"{'Follow' if following else 'Stop following'} ticket NUMBER (its notifications).")
-    @click.argument("number", type=int)
+    @click.argument("number", type=TICKET)
     @click.option("--as", "agent_id", required=True)
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_context
@@ -250,7 +250,7 @@ tickets_unfollow = _follow_command("unfollow", False)
 
 
 @click.command("read")
-@click.argument("number", type=int)
+@click.argument("number", type=TICKET)
 @click.option("--unread", is_flag=True, help="Mark it unread again instead.")
 @click.option("--show", is_flag=True, help="Only show the read state and who follows the ticket.")
 @click.option("--as", "agent_id", required=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from mailgate.cli_support import emit_json, out, run_txn
+from mailgate.cli_support import LIMIT, ROW_ID, emit_json, out, run_txn
 from mailgate.config import Config
 from mailgate.store import Txn, now_iso
 
@@ -30,7 +30,7 @@ def outbox_status(ctx: click.Context) -> None:
 
 
 @outbox_group.command("failed")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=LIMIT, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def outbox_failed(ctx: click.Context, limit: int, as_json: bool) -> None:
@@ -54,7 +54,7 @@ def outbox_failed(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 
 @outbox_group.command("retry")
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=ROW_ID, required=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def outbox_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,8 +15,82 @@ from mailgate.config import Config, ConfigError
 from mailgate.errors import Refused
 from mailgate.store import StoreUnavailable, Txn, store_for
 
+log = logging.getLogger("mailgate.cli")
 T = TypeVar("T")
 EX_TEMPFAIL = 75  # sysexits: the store is unavailable now, try again later
+# SQLite stores INTEGER in 64 signed bits: a larger Python int raises OverflowError in the driver,
+# so every number a user types is checked against this before it reaches a query.
+MAX_ID = 2**63 - 1
+
+
+class RowNumber(click.ParamType):
+    """A ticket number or row id: a plain decimal from 1 to 2**63-1, else a usage error (never a traceback)."""
+
+    name = "number"
+
+    def __init__(self, what: str = "ticket number") -> None:
+        self.what = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            # str.isdigit() accepts "²" and other digits int() refuses; only ASCII decimals are numbers here.
+            if not (text.isascii() and text.isdecimal()) or len(text) > 19:
+                self.fail(f"{value!r} is not a valid {self.what} (a whole number from 1 to {MAX_ID})", param, ctx)
+            number = int(text)
+        if not 1 <= number <= MAX_ID:
+            self.fail(f"{value!r} is not a valid {self.what} (a whole number from 1 to {MAX_ID})", param, ctx)
+        return number
+
+
+class IdOrText(click.ParamType):
+    """An id or a name/address (contacts): all-digit input must be a valid id, the rest passes as text."""
+
+    name = "id-or-address"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if text and text.isdigit():
+            return str(RowNumber("contact id").convert(text, param, ctx))
+        return text
+
+
+TICKET = RowNumber("ticket number")
+ROW_ID = RowNumber("id")
+CONTACT = IdOrText()
+LIMIT = click.IntRange(1, 100_000)  # how many rows a listing shows
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    return "--json" in ctx.meta.get("mailgate.argv", ())
+
+
+class SafeGroup(click.Group):
+    """The top-level group: with --json a usage error or failure is a JSON object too, and no command
+    ever ends in a traceback (scripts parse stdout; a traceback there is unparseable and leaks internals)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["mailgate.argv"] = tuple(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if _wants_json(ctx):
+                emit_json({"ok": False, "error": exc.format_message(), "usage": isinstance(exc, click.UsageError)})
+            raise
+        except (click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+            message = f"{type(exc).__name__}: {exc}"
+            log.debug("cli.failed error=%s", message, exc_info=True)  # the traceback only with --log-level DEBUG
+            if _wants_json(ctx):
+                emit_json({"ok": False, "error": message})
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(1)
 
 
 def load_config(ctx: click.Context, exit_code: int = 1) -> Config:

@@ -546,6 +546,26 @@ class OutboxConfig(_Model):
     bounce_address: MailAddress | None = None  # VERP base; default bounces@<first support domain>
 
 
+class StormConfig(_Model):
+    """Mail storms and backscatter: caps that keep a flood from one sender, or of forged senders, from
+    turning into a flood of tickets, agent notifications and acknowledgements. 0 turns a cap off."""
+
+    # A broken mailer or a grudge sends hundreds of mails an hour; past this many from one From address
+    # in a clock hour (UTC) its mail is still stored, on its latest ticket, but opens no ticket and tells
+    # no agent: they get one summary instead, and `mailgate storms list` shows the count.
+    sender_mails_per_hour: int = Field(default=20, ge=0)
+    # Spam with forged senders makes every acknowledgement backscatter to an innocent address; caps on
+    # all acknowledgements together bound what a flood can make mailgate send (RT/Znuny-style global cap).
+    acks_per_minute: int = Field(default=60, ge=0)
+    acks_per_hour: int = Field(default=1000, ge=0)
+    # No acknowledgement when the trusted MTA's Authentication-Results (gateway.authserv_id) say the
+    # sender's domain failed SPF or DMARC: the From is most likely forged and the answer would be backscatter.
+    no_ack_on_auth_fail: bool = True
+    # Headers a spam filter before mailgate sets to "yes" (SpamAssassin X-Spam-Flag/X-Spam-Status,
+    # rspamd X-Spam): such mail gets no acknowledgement. A sender forging one only silences its own ack.
+    spam_headers: tuple[str, ...] = ("X-Spam-Flag", "X-Spam-Status", "X-Spam")
+
+
 def bounce_address(config: Config) -> str:
     """The VERP return-path base (bounces+<token>@domain); mailgate accepts mail for it."""
     if config.outbox.bounce_address is not None:
@@ -567,6 +587,7 @@ class Config(_Model):
     outbox: OutboxConfig = OutboxConfig()
     imap: tuple[ImapAccount, ...] = ()
     tickets: TicketsConfig = TicketsConfig()  # ticket life: reopen, SLA (issue 7)
+    storms: StormConfig = StormConfig()  # per-sender and installation-wide caps on what a flood can cause
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None

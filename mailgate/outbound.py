@@ -410,8 +410,14 @@ class Mailer:
             reason, allowed = "no customer address", False
         else:
             allowed = verdict.allowed
-        if allowed and not await loops.under_hourly_cap(tx, info.customer_address, self.config.outbox.auto_replies_per_hour):
-            reason, allowed = f"more than {self.config.outbox.auto_replies_per_hour} automatic answers this hour", False
+        if allowed:  # storms and backscatter: spam flag, forged sender, per-recipient and global caps
+            refusal = await loops.ack_refusal(
+                tx, self.config.storms, mail, info.customer_address,
+                per_recipient=self.config.outbox.auto_replies_per_hour, authserv_ids=self.config.gateway.authserv_id,
+                # Only the results the trusted hop in front added: a sender can write any verdict.
+                received=identity.trusted_received(self.config, envelope),
+            )
+            reason, allowed = (refusal, False) if refusal else (reason, True)
         if allowed:
             await self.acknowledge(tx, info)
         else:

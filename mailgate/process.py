@@ -15,15 +15,17 @@ from mailgate import (
     assign,
     correlate,
     lifecycle,
+    loops,
     outbound,
     parties,
     rules,
     spool,
     tickets,
+    tokens,
 )
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
-from mailgate.models import ThreadRule
+from mailgate.models import MailKind, ParsedMail, ThreadRule
 from mailgate.parse import content_key, parse
 from mailgate.spool import SpoolEntry
 from mailgate.store import Store, StoreUnavailable, Txn
@@ -51,6 +53,13 @@ class Outcome:
     message_row: int | None = None
     rule: ThreadRule | None = None
     new_ticket: bool = False
+
+
+def _storm_key(mail: ParsedMail, entry: SpoolEntry) -> str:
+    """Whose hourly count a mail goes to: its From, else its envelope sender, else '<>' (mail from nobody)."""
+    if mail.from_ and mail.from_[0].address:
+        return mail.from_[0].address.strip().lower()
+    return entry.envelope.mail_from.strip().strip("<>").lower() or "<>"
 
 
 class Processor:
@@ -126,6 +135,16 @@ class Processor:
             found, follows = await lifecycle.customer_reply(
                 tx, self.config, found, mail, actor=actor, imported=entry.envelope.imported
             )
+            # Storm fuse: past the per-sender cap the mail is kept on the sender's latest ticket, and
+            # nobody is told (one summary to the agents, once an hour), so a flood cannot become a
+            # flood of tickets, notifications and acknowledgements.
+            admission = await self._admit(tx, mail, entry)
+            held = admission is not None and admission.held
+            if held and admission is not None and found.ticket_id is None:
+                latest = await tickets.latest_requested_by(tx, sender.address) if sender and sender.address else None
+                latest = latest or admission.ticket_id  # no From: where this hour's held mail already went
+                if latest is not None:
+                    found = correlate.Correlation(latest, ThreadRule.NEW, "held: over the sender's hourly mail cap")
             new_ticket = found.ticket_id is None
             if found.ticket_id is None:
                 contact_id = await tickets.contact_for(tx, sender) if sender and sender.address else None
@@ -144,6 +163,8 @@ class Processor:
                 routing = rules.route(ruleset, mail, entry.envelope.rcpt_to)
                 await assign.apply(tx, ruleset.config, ticket_id, routing)
                 await lifecycle.opened(tx, ruleset.config, ticket_id, follows=follows, actor=actor)  # SLA, link (issue 7)
+                if held:  # a first mail of this sender already over the cap: hidden like a quarantined one
+                    await tx.execute("UPDATE tickets SET quarantined = 1, ack_suppressed = 1 WHERE id = ?", (ticket_id,))
             else:
                 ticket_id = found.ticket_id
                 number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
@@ -161,16 +182,56 @@ class Processor:
                 detail=found.detail,
                 actor=actor,
             )
-            # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
-            await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket,
-                                       joined=joined)
-            if agent.unproven:  # issue 6: an agent's From without proof: stored as an outside party's; agent told
-                await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail, imported=entry.envelope.imported)
+            if held and admission is not None:
+                await self._held(tx, mailer, ticket_id, number, mail, entry, admission)
+            else:
+                # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
+                await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket,
+                                           joined=joined)
+                if agent.unproven:  # issue 6: an agent's From without proof: stored as an outside party's; agent told
+                    await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail, imported=entry.envelope.imported)
             await tx.execute(
                 "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
                 (message_row, entry.id),
             )
         return Outcome(entry.id, "done", number, message_row, found.rule, new_ticket)
+
+    async def _admit(self, tx: Txn, mail: ParsedMail, entry: SpoolEntry) -> loops.Admission | None:
+        """Count this mail against its sender's hourly cap; None when the fuse does not apply.
+
+        Imported archives are old mail that tells nobody anyway: one customer's mbox is not a storm.
+        Bounces tell nobody either, and each must still mark its outgoing mail failed.
+        """
+        if entry.envelope.imported or mail.kind is MailKind.BOUNCE:
+            return None
+        return await loops.admit(tx, _storm_key(mail, entry), self.config.storms.sender_mails_per_hour)
+
+    async def _held(
+        self, tx: Txn, mailer: outbound.Mailer, ticket_id: int, number: int, mail: ParsedMail, entry: SpoolEntry,
+        admission: loops.Admission,
+    ) -> None:
+        """Held mail: stored, nobody told; the first of a sender's hour is logged and summarised to the agents."""
+        sender = _storm_key(mail, entry)
+        await tx.execute(
+            "UPDATE sender_hours SET ticket_id = ? WHERE sender = ? AND hour = ?", (ticket_id, sender, admission.hour)
+        )
+        if not admission.first_held:
+            return
+        cap = self.config.storms.sender_mails_per_hour
+        log.warning("storm.sender_capped sender=%s cap=%s ticket=%s", sender, cap, number)
+        await tickets.event(tx, ticket_id, "system", "storm.held", {"sender": sender, "cap": cap})
+        info = await mailer.ticket(tx, ticket_id)
+        shown_name = mail.from_[0].name if mail.from_ else ""
+        for agent in await mailer.recipients(tx, info):
+            await mailer.queue_mail(
+                tx, info, kind="notify", template="storm_held", to_name=agent.name, to_address=agent.addresses[0],
+                language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+                # Answering the notice adds a note: it must never mail the flooding sender.
+                reply_token=tokens.Token(tokens.AGENT_NOTE, info.number, agent.id),
+                data=mailer.data(info, agent_name=agent.name, agent_id=agent.id,
+                                 message_text=mail.reply_text or mail.text,
+                                 message_from=f"{shown_name} <{sender}>" if shown_name else sender),
+            )
 
     async def process_one_safely(self, entry: SpoolEntry) -> Outcome | None:
         """Process; on failure record it on the spool row (kept, retried, then dead)."""

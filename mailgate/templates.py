@@ -29,6 +29,7 @@ NAMES += ("sla_warning", "sla_breach", "waiting_over")  # ticket life (issue 7)
 NAMES += ("task_new", "task_overdue")  # tasks (issue 7 part 9)
 NAMES += ("merged", "forward", "help_request", "forward_answer")  # merge, forward, ask a colleague (issue 7)
 NAMES += ("assigned",)  # an agent hears a ticket was given to them (issue 6)
+NAMES += ("storm_held",)  # one notice that a sender's flood is being held (storm fuse)
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 
 

@@ -73,6 +73,15 @@ async def add_party(tx: Txn, ticket_id: int, address: str, role: str) -> None:
     )
 
 
+async def latest_requested_by(tx: Txn, address: str) -> int | None:
+    """The newest ticket this address opened, if any (where a flood from it is kept, see loops.admit)."""
+    value = await tx.value(
+        "SELECT ticket_id FROM ticket_parties WHERE address = ? AND role = 'requester' ORDER BY ticket_id DESC LIMIT 1",
+        (address.lower(),),
+    )
+    return None if value is None else int(value)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredAttachment:
     sha256: str
