@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,12 @@ from mailgate import addresses, mime_repair, quotes
 from mailgate.charsets import codec_for, decode_bytes, decode_words, fix_surrogates, scrub
 from mailgate.classify import Signals, classify, original_message_id
 from mailgate.models import Address, Attachment, MailKind, ParsedMail
-from mailgate.text import HTML_LAYOUT_LIMIT, html_to_text, sanitize_html, too_deep, visible_name
+from mailgate.text import HTML_LAYOUT_LIMIT, html_to_text, sanitize_html, strip_tags, too_deep, visible_name
+
+log = logging.getLogger("mailgate.parse")
+
+# Defects that mean the sender's bytes were hostile or beyond a budget: worth one log line.
+_DEGRADED = ("UnknownCharset", "CharsetDecodeError", "NestingTooDeep", "HtmlToo", "ParseError", "BodyParseError")
 
 # Entities nested deeper than this (multipart in multipart, message/rfc822 in message/rfc822)
 # are kept as one opaque attachment. The stdlib parser, walker and generator recurse once or
@@ -145,9 +151,17 @@ def parse(raw: bytes) -> ParsedMail:
     except Exception:
         data = b""
     try:
-        return _storable(_parse(data))
+        mail = _storable(_parse(data))
     except Exception as exc:  # the last line of defence: a parse must never sink the worker
-        return _storable(_fallback(data, exc))
+        mail = _storable(_fallback(data, exc))
+    degraded = [d for d in mail.defects if d.startswith(_DEGRADED)]
+    if degraded:
+        sender = mail.from_[0].address if mail.from_ else ""
+        log.warning(
+            "parse.degraded message_id=%s from=%s defects=%s",
+            mail.message_id[:200], sender[:200], ",".join(degraded)[:500],
+        )  # fmt: skip
+    return mail
 
 
 def header(msg: Message, name: str, fallback_charset: str | None = None) -> str | None:
@@ -247,12 +261,16 @@ def _parse(raw: bytes) -> ParsedMail:
 
     html = walk.html
     text = walk.text if walk.text is not None else (walk.named_text or "")
-    if html is not None and too_deep(html):
-        # No client nests elements this deep; such markup is only there to stall parsers.
-        defects.append("HtmlTooDeep")
-    elif html is not None and len(html) > HTML_LAYOUT_LIMIT and not text.strip():
-        defects.append(f"HtmlTextWithoutLayout:{len(html) // 1024}KB")
-    if html is not None and not text.strip():
+    if html is not None and (len(html) > HTML_LAYOUT_LIMIT or too_deep(html)):
+        # Too big to lay out in time (a 20 MB order list held the worker 24-49 s and 1.5 GB) or
+        # nested as no client writes: read as plain text; the HTML itself stays as an attachment.
+        reason = "HtmlTooLarge" if len(html) > HTML_LAYOUT_LIMIT else "HtmlTooDeep"
+        defects.append(f"{reason}:{len(html) // 1024}KB")
+        if not text.strip():
+            text = strip_tags(html)
+        walk.attachments.append(_attachment("message.html", "text/html", html.encode("utf-8", "replace")))
+        html = None
+    elif html is not None and not text.strip():
         # Some senders ship an empty text alternative next to the real HTML body.
         text = html_to_text(html) or text
     if walk.text is not None:
@@ -278,7 +296,7 @@ def _parse(raw: bytes) -> ParsedMail:
         candidates = [i for i in walk.embedded_ids if i != own]
         bounce_of = candidates[0] if candidates else original_message_id(text, own)
 
-    safe_html = sanitize_html(html) if html is not None and "HtmlTooDeep" not in defects else None
+    safe_html = sanitize_html(html) if html is not None else None
     try:
         reply = quotes.reply_text(text, safe_html)
     except Exception as exc:  # another module's bug must not lose the mail
@@ -676,6 +694,18 @@ def _walk(part: Message, ancestors: tuple[Message, ...], walk: _Walk) -> None:
     )
 
 
+def _attachment(filename: str | None, content_type: str, data: bytes) -> Attachment:
+    return Attachment(
+        filename=filename,
+        content_type=content_type,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        inline=False,
+        content_id=None,
+        data=data,
+    )
+
+
 def _report_part(part: Message, ctype: str, walk: _Walk) -> None:
     if ctype in ("message/delivery-status", "message/global-delivery-status"):
         blocks = part.get_payload()
@@ -739,17 +769,7 @@ def _extract_uuencoded(text: str, walk: _Walk) -> str:
         except (binascii.Error, IndexError, ValueError):
             return match.group(0)
         data = b"".join(chunks)
-        walk.attachments.append(
-            Attachment(
-                filename=match.group(1).strip() or None,
-                content_type="application/octet-stream",
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                inline=False,
-                content_id=None,
-                data=data,
-            )
-        )
+        walk.attachments.append(_attachment(match.group(1).strip() or None, "application/octet-stream", data))
         return ""
 
     return _UUENCODED.sub(extract, text)

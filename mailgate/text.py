@@ -42,6 +42,9 @@ _BLOCK = frozenset(
     }
 )  # fmt: skip
 _CELL = frozenset({"td", "th"})
+_BLOCK_TAG = re.compile(rf"</?(?:{'|'.join(sorted(_BLOCK))})\b[^<>]*>?", re.I)
+_CELL_TAG = re.compile(r"<(?:td|th)\b[^<>]*>?", re.I)
+_ANY_TAG = re.compile(r"</?[A-Za-z!?][^<>]*>?")
 _SPACES = re.compile(r"[ \t\f\v\r\u00a0]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -110,18 +113,12 @@ def strip_tags(html: str) -> str:
 
 
 def _text_between(html: str, start: int, stop: int) -> str:
-    parts: list[str] = []
-    pos = start
-    for match in _TAG.finditer(html, start, stop):
-        parts.append(html_lib.unescape(html[pos : match.start()].replace("\n", " ")))
-        name = match.group(2).lower()
-        if name in _BLOCK:
-            parts.append("\n")
-        elif name in _CELL:
-            parts.append(" ")
-        pos = match.end()
-    parts.append(html_lib.unescape(html[pos:stop].replace("\n", " ")))
-    return "".join(parts)
+    # Whole-string substitutions run in C; a Python step per tag cost 3 s on a 20 MB body.
+    chunk = html[start:stop].replace("\n", " ")
+    chunk = _BLOCK_TAG.sub("\n", chunk)
+    chunk = _CELL_TAG.sub(" ", chunk)
+    chunk = _ANY_TAG.sub("", chunk)
+    return html_lib.unescape(chunk) if "&" in chunk else chunk
 
 
 # Characters that change how a name is shown without being part of it: bidi embeddings,
