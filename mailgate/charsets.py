@@ -215,7 +215,9 @@ def fix_surrogates(value: str, fallback: str | None = None) -> str:
     return decode_bytes(raw, None, fallback)[0]
 
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?(.*?)\?=", re.S)
+# Encoded text never holds "?" (RFC 2047 section 5): stopping there keeps a header full of
+# unclosed "=?utf-8?q?" openings linear; ".*?" rescanned to the end from each one (600 KB: 165 s).
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"\s*")
 _QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 

@@ -96,6 +96,12 @@ HOSTILE: dict[str, Callable[[str], tuple[str, bytes]]] = {
     "2000 nested multiparts": lambda c: ("Nested parts", head(c, b"Nested parts", nested_multiparts(2000))),
     "1500 nested messages": lambda c: ("Nested forwards", head(c, b"Nested forwards", nested_messages(1500))),
     "html nested 100000 deep": lambda c: ("Deep markup", head(c, b"Deep markup", deep_html(100_000))),
+    # Each took over two minutes of one worker before: a regex rescanned the rest from every opening.
+    "50000 unclosed encoded words": lambda c: (
+        "Unclosed words",
+        head(c, b"Unclosed words\r\n " + b"\r\n ".join([b"=?utf-8?q?a"] * 50_000)) + CRLF + b"hello\r\n",
+    ),
+    "50000 uuencode begin lines": lambda c: ("Old client", head(c, b"Old client") + CRLF + b"begin 644 a\r\n" * 50_000),
 }
 
 
