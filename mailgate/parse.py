@@ -417,7 +417,8 @@ def _fallback(raw: bytes, exc: BaseException) -> ParsedMail:
     defects = [f"ParseError:{type(exc).__name__}"]
     text = _raw_body_text(raw)
     try:
-        heads = _heads(parse_bytes(raw, headersonly=True), raw, [], defects)
+        # A mail that could not be read is never an agent's proven command: identity needs more.
+        heads = dataclasses.replace(_heads(parse_bytes(raw, headersonly=True), raw, [], defects), from_is_clean=False)
         kind = classify(Signals(heads.headers, heads.subject, heads.from_[0].address if heads.from_ else "",
                                 "text/plain", "", frozenset(), (), text[:4000]))  # fmt: skip
     except Exception as again:

@@ -8,20 +8,23 @@ mail sent afterwards must still be acknowledged.
 from __future__ import annotations
 
 import base64
+import encodings.aliases
 import json
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailgate import tickets
+from mailgate.charsets import codec_for, decode_bytes, decode_words, scrub
+from mailgate.parse import MAX_DEPTH, parse, parse_bytes
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
 from ..conftest import SUPPORT, send, settle
 from ..sink import Sink, wait_mail
 from .conftest import still_flowing
-
-pytestmark = pytest.mark.asyncio
 
 CRLF = b"\r\n"
 
@@ -125,6 +128,7 @@ async def assert_customer_served(running: Running, sink: Sink, customer: str, su
     return dict(message)
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 async def test_hostile_bytes_still_give_the_customer_a_ticket(hostile: Running, sink: Sink, case: str) -> None:
     customer = "carol@customer.test"
@@ -136,6 +140,7 @@ async def test_hostile_bytes_still_give_the_customer_a_ticket(hostile: Running, 
     await still_flowing(hostile, sink)
 
 
+@pytest.mark.asyncio
 async def test_hostile_charset_labels_are_recorded_not_decoded(hostile: Running, sink: Sink) -> None:
     customer = "dora@customer.test"
     subject, raw = HOSTILE["body unicode_escape"](customer)
@@ -146,6 +151,7 @@ async def test_hostile_charset_labels_are_recorded_not_decoded(hostile: Running,
     assert "UnknownCharset:unicode_escape" in json.loads(message["defects"])
 
 
+@pytest.mark.asyncio
 async def test_deep_nesting_is_kept_as_one_attachment(hostile: Running, sink: Sink) -> None:
     customer = "erik@customer.test"
     subject, raw = HOSTILE["2000 nested multiparts"](customer)
@@ -156,6 +162,7 @@ async def test_deep_nesting_is_kept_as_one_attachment(hostile: Running, sink: Si
     assert len(kept) == 1 and kept[0]["size"] > 0  # the unparsed rest is kept, not dropped
 
 
+@pytest.mark.asyncio
 async def test_huge_html_is_read_as_text_and_kept_as_attachment(hostile: Running, sink: Sink) -> None:
     customer = "fiona@customer.test"
     await send(hostile.smtp_port, head(customer, b"Huge order list", big_html(5 * 1024 * 1024)), [SUPPORT], sender=customer)
@@ -170,6 +177,7 @@ async def test_huge_html_is_read_as_text_and_kept_as_attachment(hostile: Running
     assert kept["size"] > 5 * 1024 * 1024
 
 
+@pytest.mark.asyncio
 async def test_bidi_override_in_attachment_name_is_removed(hostile_config: Callable[..., Config], sink: Sink) -> None:
     customer = "gus@customer.test"
     evil = "invoice\u202efdp.exe"
@@ -191,6 +199,7 @@ async def test_bidi_override_in_attachment_name_is_removed(hostile_config: Calla
         assert names == ["invoicefdp.exe", "report.pdf.txt"]
 
 
+@pytest.mark.asyncio
 async def test_deeply_nested_html_keeps_its_words(hostile: Running, sink: Sink) -> None:
     customer = "hanna@customer.test"
     subject, raw = "Deep markup", head(customer, b"Deep markup", deep_html(20_000))
@@ -200,3 +209,60 @@ async def test_deeply_nested_html_keeps_its_words(hostile: Running, sink: Sink) 
     assert "Deep words survive" in message["text"]
     assert message["html"] is None
     assert any(d.startswith("HtmlTooDeep") for d in json.loads(message["defects"]))
+
+
+# --- the pieces, without a daemon -------------------------------------------------------------
+
+HOSTILE_LABELS = ["unicode_escape", "raw_unicode_escape", "undefined", "idna", "punycode", "rot13", "base64",
+                  "zlib", "hex", "uu", "bz2", "quopri", "mbcs", "palmos", "cp037"]  # fmt: skip
+EVERY_LABEL = sorted(set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values()) | set(HOSTILE_LABELS))
+
+
+@pytest.mark.parametrize("label", HOSTILE_LABELS)
+def test_labels_that_are_no_mail_charset_are_refused(label: str) -> None:
+    assert codec_for(label) is None
+    assert decode_bytes(b"caf\xc3\xa9 \\ud800", label) == ("café \\ud800", f"UnknownCharset:{label}")
+
+
+def test_wide_encodings_only_in_bodies() -> None:
+    assert codec_for("utf-16") == "utf-16"
+    assert codec_for("utf-16", header=True) is None
+    assert codec_for("utf-7", header=True) == "utf-7"  # real mail (old Outlook, IMAP folder names)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(data=st.binary(max_size=40), label=st.sampled_from(EVERY_LABEL), header=st.booleans())
+def test_decoding_never_raises_nor_yields_surrogates(data: bytes, label: str, header: bool) -> None:
+    text, _ = decode_bytes(data, label, header=header)
+    text.encode("utf-8")
+    word = "=?" + label + "?B?" + base64.b64encode(data).decode() + "?="
+    decode_words(word).encode("utf-8")
+
+
+def test_scrub_joins_pairs_and_replaces_halves() -> None:
+    assert scrub("a\ud83d\ude00b") == "a😀b"
+    assert scrub("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert scrub("plain") == "plain"
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 2, MAX_DEPTH + 5, 3000])
+def test_nesting_is_bounded_at_parse(depth: int) -> None:
+    raw = head("ida@customer.test", b"Nested") + nested_multiparts(depth)
+    parse_bytes(raw).as_bytes()  # the stdlib generator recurses per level too
+    mail = parse(raw)
+    assert [a.address for a in mail.from_] == ["ida@customer.test"]
+    assert (f"NestingTooDeep:{MAX_DEPTH}" in mail.defects) == (depth > MAX_DEPTH - 1)
+    if depth < MAX_DEPTH:
+        assert "the innermost words" in mail.text
+
+
+def test_a_body_no_parser_reads_still_names_its_sender() -> None:
+    from mailgate.parse import _fallback
+
+    raw = head("jon@customer.test", b"=?utf-8?q?Caf=C3=A9?= broken") + b"Content-Type: multipart/mixed\r\n\r\nbody words\r\n"
+    mail = _fallback(raw, RecursionError("maximum recursion depth exceeded"))
+    assert [a.address for a in mail.from_] == ["jon@customer.test"]
+    assert (mail.subject, mail.message_id) == ("Café broken", "jon@customer.test.1@customer.test")
+    assert "body words" in mail.text
+    assert not mail.from_is_clean  # never an agent's proven command
+    assert "ParseError:RecursionError" in mail.defects

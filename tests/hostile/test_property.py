@@ -32,6 +32,7 @@ from mailgate import config as config_mod
 from mailgate import spool
 from mailgate.daemon import Running, started
 from mailgate.models import Source
+from mailgate.parse import parse
 
 from ..conftest import SUPPORT, settle, write_config
 from ..sink import AGENTS, Sink, relay_section, running_sink
@@ -358,3 +359,16 @@ def test_random_mime_over_smtp(tmp_path: Path) -> None:
         one_mail()
         assert len(sent) >= 30
         check_still_delivering(daemon)
+
+
+@settings(_SETTINGS, max_examples=600)
+@given(samples)
+def test_random_mime_parses_to_storable_mail_with_its_sender(sample: Sample) -> None:
+    """The same mails, many more of them, through parse() alone: what the worker stores."""
+    customer, raw = build(sample)
+    mail = parse(raw)
+    assert [a.address for a in mail.from_] == [customer]
+    for text in (mail.subject, mail.text, mail.reply_text, mail.html or "", *(a.filename or "" for a in mail.attachments)):
+        text.encode("utf-8")
+    for name, value in mail.headers:
+        (name + value).encode("utf-8")
