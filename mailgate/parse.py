@@ -24,13 +24,18 @@ from mailgate.text import HTML_LAYOUT_LIMIT, html_to_text, sanitize_html, strip_
 log = logging.getLogger("mailgate.parse")
 
 # Defects that mean the sender's bytes were hostile or beyond a budget: worth one log line.
-_DEGRADED = ("UnknownCharset", "CharsetDecodeError", "NestingTooDeep", "HtmlToo", "ParseError", "BodyParseError")
+_DEGRADED = (
+    "UnknownCharset", "CharsetDecodeError", "NestingTooDeep", "HtmlToo", "TooManyParts", "ParseError", "BodyParseError",
+)  # fmt: skip
 
 # Entities nested deeper than this (multipart in multipart, message/rfc822 in message/rfc822)
 # are kept as one opaque attachment. The stdlib parser, walker and generator recurse once or
 # more per level: 2,000 nested multiparts or 1,500 nested messages raised RecursionError and
 # the mail lost its sender. Forward-as-attachment chains in real mail stay below 20 levels.
 MAX_DEPTH = 40
+# Attachments taken from one mail. Each becomes a file and a row: 100,000 one-byte parts (an
+# 11 MB mail) held the worker 21 s. Past this the mail itself is kept whole as original.eml.
+MAX_ATTACHMENTS = 1000
 # Text kept from the body of a mail whose MIME structure could not be read at all.
 _FALLBACK_TEXT = 1 << 20
 
@@ -143,6 +148,14 @@ class _Walk:
     part_types: set[str] = field(default_factory=set)
     dsn_actions: list[str] = field(default_factory=list)
     embedded_ids: list[str] = field(default_factory=list)
+    untaken: int = 0  # parts past MAX_ATTACHMENTS, kept only inside the original
+
+    def room(self) -> bool:
+        """Whether one more attachment may be taken; counts the ones that may not."""
+        if len(self.attachments) < MAX_ATTACHMENTS:
+            return True
+        self.untaken += 1
+        return False
 
 
 def parse(raw: bytes) -> ParsedMail:
@@ -276,6 +289,9 @@ def _parse(raw: bytes) -> ParsedMail:
         text = html_to_text(html) or text
     if walk.text is not None:
         text = _extract_uuencoded(text, walk)
+    if walk.untaken:
+        defects.append(f"TooManyParts:{len(walk.attachments) + walk.untaken}")
+        walk.attachments.append(_attachment("original.eml", "message/rfc822", raw))
 
     report_type = _params(msg).get("report-type", "").lower() if top_type == "multipart/report" else ""
     sender = heads.from_[0].address if heads.from_ else ""
@@ -678,6 +694,8 @@ def _walk(part: Message, ancestors: tuple[Message, ...], walk: _Walk) -> None:
         walk.named_text = _decode_text(part, ct_params, ancestors, walk)
     if ctype in ("message/rfc822", "message/global", "text/rfc822-headers"):
         walk.embedded_ids.extend(_embedded_ids(part))
+    if not walk.room():
+        return
     data = _payload_bytes(part)
     content_id = _content_id(part)
     inline = disposition == "inline" or (
@@ -765,7 +783,7 @@ def _extract_uuencoded(text: str, walk: _Walk) -> str:
         end = _UU_END.search(text, begin.end())
         if end is None:
             break  # no end line after this begin, so none after a later one either
-        data = _uudecode(text[begin.end() : end.start()])
+        data = _uudecode(text[begin.end() : end.start()]) if walk.room() else None
         if data is None:
             out.append(text[pos : end.end()])
         else:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from mailgate import tickets
 from mailgate.charsets import codec_for, decode_bytes, decode_words, scrub
-from mailgate.parse import MAX_DEPTH, parse, parse_bytes
+from mailgate.parse import MAX_ATTACHMENTS, MAX_DEPTH, parse, parse_bytes
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
@@ -266,3 +266,22 @@ def test_a_body_no_parser_reads_still_names_its_sender() -> None:
     assert "body words" in mail.text
     assert not mail.from_is_clean  # never an agent's proven command
     assert "ParseError:RecursionError" in mail.defects
+
+
+@pytest.mark.asyncio
+async def test_a_mail_of_many_tiny_parts_is_kept_whole_past_the_limit(hostile: Running, sink: Sink) -> None:
+    customer = "kim@customer.test"
+    parts = b"".join(
+        b"--zz\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=f%d.bin\r\n\r\nx%d\r\n" % (i, i)
+        for i in range(20_000)
+    )
+    raw = head(customer, b"Many parts", b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n" + parts + b"--zz--\r\n")
+    await send(hostile.smtp_port, raw, [SUPPORT], sender=customer)
+    message = await assert_customer_served(hostile, sink, customer, "Many parts")
+    assert "TooManyParts:20000" in json.loads(message["defects"])
+    kept = await rows(hostile, "SELECT filename, size FROM attachments WHERE message_row = ? ORDER BY id", (message["id"],))
+    # Each part was a file and a row: 100,000 of them held the worker 21 s.
+    assert len(kept) == MAX_ATTACHMENTS + 1
+    assert (kept[0]["filename"], kept[-1]["filename"]) == ("f0.bin", "original.eml")
+    assert kept[-1]["size"] >= len(raw)
+    await still_flowing(hostile, sink)
