@@ -15,7 +15,7 @@ from mailgate.charsets import scrub
 _URL_SCHEMES = frozenset(nh3.ALLOWED_URL_SCHEMES) | {"cid"}
 
 # inscriptis builds an lxml tree and a layout model: about 0.6 s and 0.3 GB per MB of HTML, so a
-# 20 MB HTML-only mail held the worker for 24-49 s and 1.5 GB while every other mail waited.
+# 20 MB HTML-only mail held the worker for 24-49 s and about 1 GB while every other mail waited.
 # Real HTML bodies are far below this; bigger ones (order lists, log dumps, pasted spreadsheets)
 # are read by a linear tag stripper instead: every word kept, the table layout lost.
 HTML_LAYOUT_LIMIT = 512 * 1024  # characters
@@ -27,7 +27,7 @@ _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 )
 # A tag never runs past the next "<": a missing ">" cannot make one match scan the rest again.
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*?(/?)>?")
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)([^<>]*)>?")
 _SKIP_OPEN = re.compile(r"<!--|<(script|style|head|title)\b[^<>]*>?", re.I)
 _SKIP_CLOSE = {
     "script": re.compile(r"</script\s*>", re.I),
@@ -65,7 +65,7 @@ def too_deep(html: str, limit: int = HTML_DEPTH_LIMIT) -> bool:
     for match in _TAG.finditer(html):
         if match.group(1):
             depth = max(depth - 1, 0)
-        elif match.group(3) or match.group(2).lower() in _VOID:
+        elif match.group(3).endswith("/") or match.group(2).lower() in _VOID:
             continue
         else:
             depth += 1
