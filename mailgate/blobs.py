@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailgate.compose import File, clean
+from mailgate.text import visible_name
 
 if TYPE_CHECKING:
     from mailgate.store import Txn
@@ -60,7 +61,8 @@ async def message_files(
     for a in await tx.all("SELECT * FROM attachments WHERE message_row = ? ORDER BY id", (message_row,)):
         if not embedded and a["inline"] and a["content_id"]:
             continue
-        name = clean(a["filename"] or "", 200) or f"attachment-{a['id']}"
+        # Rows stored before names were cleaned at parse time may still hold bidi overrides.
+        name = clean(visible_name(a["filename"] or ""), 200) or f"attachment-{a['id']}"
         if a["size"] > budget:
             names.append(f"{name} (not attached: too big)")
             continue

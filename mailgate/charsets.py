@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 
 # Labels seen in real mail that Python's codec registry does not know, or knows as a narrower
@@ -70,8 +71,38 @@ _NO_CHARSET = frozenset(
 _ASCII_LABELS = frozenset({"ascii"})
 
 
-def codec_for(label: str | None) -> str | None:
-    """The Python codec name for a MIME charset label, or None when it is unknown or meaningless."""
+# The codecs mail is really written in. Python's registry also holds codecs that are no mail
+# charset at all, and a sender picks the label: "unicode_escape" and "raw_unicode_escape" turn
+# "\\ud800" into a lone surrogate that SQLite refuses, "undefined" and "idna" raise UnicodeError
+# instead of UnicodeDecodeError, "punycode" and the bytes-to-bytes codecs ("base64", "zlib",
+# "rot13") are transforms, not text. Only these names are decoded with; any other label is read
+# as if it had none, with a recorded defect.
+_MAIL_CODECS = frozenset(
+    {
+        "ascii", "utf-8", "utf-8-sig", "utf-7",
+        "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be",
+        *(f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16)),
+        *(f"cp{n}" for n in range(1250, 1259)),
+        "cp874", "tis-620", "koi8-r", "koi8-u", "koi8-t", "kz1048", "ptcp154",
+        "mac-roman", "mac-cyrillic", "mac-greek", "mac-turkish", "mac-iceland", "mac-latin2",
+        "cp437", "cp850", "cp852", "cp855", "cp857", "cp858", "cp860", "cp861", "cp862", "cp863",
+        "cp865", "cp866", "cp869", "cp1125",
+        "big5", "big5hkscs", "cp950", "gb2312", "gbk", "gb18030", "hz",
+        "euc_jp", "euc_jis_2004", "euc_jisx0213", "shift_jis", "shift_jis_2004", "shift_jisx0213", "cp932",
+        "iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_3", "iso2022_jp_ext", "iso2022_jp_2004",
+        "iso2022_kr", "euc_kr", "cp949", "johab",
+    }
+)  # fmt: skip
+
+# RFC 2047 encoded words must not contain NUL or line breaks once decoded into a header; the
+# 16/32-bit encodings are ASCII-incompatible and only appear in headers to smuggle such text.
+_WIDE = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def codec_for(label: str | None, *, header: bool = False) -> str | None:
+    """The Python codec name for a MIME charset label, or None when it is unknown, meaningless or not a mail charset."""
     if label is None:
         return None
     key = label.strip().strip("\"'").lower()
@@ -79,40 +110,61 @@ def codec_for(label: str | None) -> str | None:
         return None
     # RFC 2231 allows a language suffix: "utf-8*en".
     key = key.split("*", 1)[0]
-    name = _ALIASES.get(key)
-    if name is not None:
-        return name
-    try:
-        name = codecs.lookup(key).name
-    except (LookupError, ValueError):
-        return None
-    # A label that names a codec which is not a text encoding ("base64", "zlib") is no charset.
-    if not _is_text_codec(name):
+    name = _canonical(_ALIASES.get(key, key))
+    if name is None or (header and name in _WIDE):
         return None
     return name
 
 
-def _is_text_codec(name: str) -> bool:
+@functools.lru_cache(maxsize=512)
+def _canonical(key: str) -> str | None:
     try:
-        return bool(codecs.lookup(name)._is_text_encoding)
-    except (LookupError, AttributeError):
-        return False
+        name = codecs.lookup(key).name
+    except (LookupError, ValueError, TypeError):
+        return None
+    return name if name in _MAIL_CODECS else None
 
 
-def decode_bytes(data: bytes, label: str | None, fallback: str | None = None) -> tuple[str, str | None]:
-    """Decode bytes labelled with a MIME charset; never raises. Returns the text and a defect name or None.
+def scrub(text: str) -> str:
+    """The text with lone surrogates replaced by U+FFFD: SQLite and UTF-8 encoders refuse them.
 
-    Unknown or absent labels fall back to utf-8, then to `fallback` (the mail's own charset), then
-    windows-1252: a byte sequence that is valid utf-8 is almost never meant as anything else.
+    A well-formed surrogate pair (what a "\\ud83d\\ude00" escape or UTF-7 yields) becomes its
+    real character; only unpaired halves are replaced.
     """
-    codec = codec_for(label)
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def decode_bytes(
+    data: bytes, label: str | None, fallback: str | None = None, *, header: bool = False
+) -> tuple[str, str | None]:
+    """Decode bytes labelled with a MIME charset; never raises, never yields lone surrogates.
+
+    Returns the text and a defect name or None. Unknown, absent or hostile labels fall back to
+    utf-8, then to `fallback` (the mail's own charset), then windows-1252: a byte sequence that is
+    valid utf-8 is almost never meant as anything else.
+    """
+    try:
+        text, defect = _decode(data, label, fallback, header)
+    except Exception:  # a codec bug must not cost the mail; latin-1 maps every byte
+        text, defect = data.decode("latin-1"), f"CharsetDecodeError:{_short(label)}"
+    return scrub(text), defect
+
+
+def _short(label: str | None) -> str:
+    return (label or "").strip()[:40].encode("ascii", "replace").decode("ascii")
+
+
+def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) -> tuple[str, str | None]:
+    codec = codec_for(label, header=header)
     defect: str | None = None
     if codec is None and label is not None and label.strip().strip("\"'").lower() not in _NO_CHARSET:
-        defect = f"UnknownCharset:{label.strip()[:40]}"
+        defect = f"UnknownCharset:{_short(label)}"
     if codec is not None and codec not in _ASCII_LABELS:
         try:
             return data.decode(codec), None
-        except UnicodeDecodeError:
+        except UnicodeError:
             pass
         except LookupError:
             codec = None
@@ -133,17 +185,17 @@ def decode_bytes(data: bytes, label: str | None, fallback: str | None = None) ->
             if candidate is not None and candidate.startswith("iso2022"):
                 try:
                     return data.decode(candidate), defect
-                except (UnicodeDecodeError, LookupError):
+                except (UnicodeError, LookupError):
                     pass
     try:
         return data.decode("utf-8"), defect
     except UnicodeDecodeError:
         pass
-    other = codec_for(fallback)
+    other = codec_for(fallback, header=header)
     if other is not None and other not in _ASCII_LABELS and other != "utf-8":
         try:
             return data.decode(other), defect
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):
             pass
     try:
         return data.decode("cp1252"), defect
@@ -163,7 +215,9 @@ def fix_surrogates(value: str, fallback: str | None = None) -> str:
     return decode_bytes(raw, None, fallback)[0]
 
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?(.*?)\?=", re.S)
+# Encoded text never holds "?" (RFC 2047 section 5): stopping there keeps a header full of
+# unclosed "=?utf-8?q?" openings linear; ".*?" rescanned to the end from each one (600 KB: 165 s).
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"\s*")
 _QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 
@@ -180,15 +234,16 @@ def _word_bytes(encoding: str, payload: str) -> bytes | None:
     return _QP_HEX.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
 
 
-def decode_words(value: str, fallback: str | None = None) -> str:
+def decode_words(value: str, fallback: str | None = None, defects: list[str] | None = None) -> str:
     """Decode RFC 2047 encoded words in a header value, tolerating the broken forms clients send.
 
     Adjacent words in the same charset are joined before decoding, because some clients split a
     multi-byte character across two encoded words. Whitespace between adjacent words is dropped
-    (RFC 2047 section 6.2); undecodable words are left as written.
+    (RFC 2047 section 6.2); undecodable words are left as written. A word in a charset that is no
+    mail charset is read as utf-8 (else windows-1252) and noted in defects.
     """
     if "=?" not in value:
-        return value
+        return scrub(value)
     out: list[str] = []
     pending: bytearray = bytearray()
     pending_cs: str | None = None
@@ -197,7 +252,10 @@ def decode_words(value: str, fallback: str | None = None) -> str:
     def flush() -> None:
         nonlocal pending, pending_cs
         if pending_cs is not None:
-            out.append(decode_bytes(bytes(pending), pending_cs, fallback)[0])
+            text, defect = decode_bytes(bytes(pending), pending_cs, fallback, header=True)
+            out.append(text)
+            if defect and defects is not None and defect not in defects:
+                defects.append(defect)
         pending = bytearray()
         pending_cs = None
 
@@ -220,4 +278,4 @@ def decode_words(value: str, fallback: str | None = None) -> str:
         pos = match.end()
     flush()
     out.append(value[pos:])
-    return "".join(out)
+    return scrub("".join(out))

@@ -10,6 +10,7 @@ from inscriptis import Inscriptis
 from lxml.html import HtmlElement
 
 from mailgate import quote_phrases as P
+from mailgate.text import HTML_LAYOUT_LIMIT
 
 # How it works: every line gets a kind, then the kinds decide what is kept.
 #   e empty · t text · q quoted (">") · b boundary: attribution ("On … wrote:"), separator
@@ -62,7 +63,7 @@ _NOISE = str.maketrans("", "", P.NOISE_CHARS)
 # A reply's new text sits above its quoted history. Past this many characters only the head is
 # classified: a 30 MB log pasted into a mail took seconds per parse when every line was.
 _WINDOW = 200_000
-_HTML_LIMIT = 2_000_000
+_HTML_LIMIT = HTML_LAYOUT_LIMIT  # larger HTML costs seconds in lxml + inscriptis; the plain text is cut instead
 
 
 def reply_text(text: str, html: str | None = None) -> str:

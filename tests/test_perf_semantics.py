@@ -13,7 +13,7 @@ from mailgate import config as config_mod
 from mailgate import spool
 from mailgate.config import Config
 from mailgate.models import Source
-from mailgate.parse import _AS_WRITTEN, _PARSER
+from mailgate.parse import _AS_WRITTEN, parse_bytes
 from mailgate.process import MAX_ATTEMPTS, Processor
 from mailgate.sources import pipe
 from mailgate.store import Store, store_for
@@ -144,7 +144,7 @@ async def test_attached_messages_flatten_as_compat32_does() -> None:
     for path in sorted(CORPUS.rglob("*")):
         if not path.is_file() or path.stat().st_size > 1_000_000:
             continue
-        for part in _PARSER.parsebytes(path.read_bytes()).walk():
+        for part in parse_bytes(path.read_bytes()).walk():
             inner = part.get_payload()
             if part.get_content_maintype() == "multipart" or not isinstance(inner, list):
                 continue
