@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailgate import commands
+from mailgate.relay import mailbox
 
 # Control characters (CR, LF, NUL, ...) end a header or smuggle in a new one: customer data never
 # keeps them. Tabs become spaces too, so a folded subject stays one line.
@@ -81,24 +82,37 @@ def _address(name: str, address: str) -> HeaderAddress:
 
     A non-ASCII domain goes as its IDNA A-label, so a mail to an ASCII local part stays 7-bit; a
     non-ASCII local part (RFC 6531) stays UTF-8 and to_bytes writes the header as RFC 6532 UTF-8.
+    Something that is no mailbox at all (a garbled From: "000", "x@[", a route) makes the email
+    package raise or fold "@" into an encoded word, so it is written as the reserved
+    "invalid-address@invalid" (RFC 2606); the relay client refuses to send such a mail anyway.
     """
-    local, _, domain = clean(address, 400).rpartition("@")
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            pass  # an empty or over-long label: no ASCII form, the mail needs SMTPUTF8 as it is
-    return HeaderAddress(display_name=clean(name, 200), username=local, domain=domain)
+    display = clean(name, 200)
+    box = mailbox(clean(address, 400))
+    if box is None:
+        return HeaderAddress(display_name=display, username="invalid-address", domain="invalid")
+    local, _, domain = box.address.rpartition("@")
+    try:
+        return HeaderAddress(display_name=display, username=local, domain=domain)
+    except (ValueError, IndexError, AttributeError):  # the email package's own parser on odd input
+        return HeaderAddress(display_name=display, username="invalid-address", domain="invalid")
+
+
+def _set_addresses(msg: EmailMessage, header: str, people: list[tuple[str, str]]) -> None:
+    """Set an address header; a display name the email package still chokes on is left out, never the mail."""
+    try:
+        msg[header] = [_address(name, address) for name, address in people]
+    except (ValueError, IndexError, AttributeError, TypeError):
+        msg[header] = [_address("", address) for _, address in people]
 
 
 def compose(out: Outgoing) -> EmailMessage:
     """The message, headers built by the email package (never pasted), text plus an HTML alternative."""
     msg = EmailMessage(policy=policy.default)
-    msg["From"] = _address(out.from_name, out.from_address)
-    msg["To"] = _address(out.to_name, out.to_address)
+    _set_addresses(msg, "From", [(out.from_name, out.from_address)])
+    _set_addresses(msg, "To", [(out.to_name, out.to_address)])
     if out.cc:
-        msg["Cc"] = [_address(name, address) for name, address in out.cc]
-    msg["Reply-To"] = _address(out.from_name, out.reply_to)
+        _set_addresses(msg, "Cc", list(out.cc))
+    _set_addresses(msg, "Reply-To", [(out.from_name, out.reply_to)])
     msg["Subject"] = commands.neutralise(clean(out.subject, 400))  # as in tagged_subject, for every composer
     msg["Date"] = format_datetime(out.date or datetime.now(UTC))
     msg["Message-ID"] = f"<{out.message_id}>"

@@ -15,6 +15,7 @@ from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_
 from mailgate.correlate import Correlation
 from mailgate.models import MailKind, ParsedMail, ThreadRule
 from mailgate.parties import Joined
+from mailgate.relay import mailbox
 from mailgate.spool import Envelope
 from mailgate.store import Row, Txn
 from mailgate.templates import Templates, choose_language, context, for_config
@@ -408,6 +409,9 @@ class Mailer:
             reason, allowed = "suppressed by routing", False
         elif not info.customer_address:
             reason, allowed = "no customer address", False
+        elif mailbox(info.customer_address) is None:
+            # A garbled From ("000", "x@[", spaces): the relay client would only fail it, and tell the agents.
+            reason, allowed = "the customer's address is not a deliverable mailbox", False
         else:
             allowed = verdict.allowed
         if allowed:  # storms and backscatter: spam flag, forged sender, per-recipient and global caps

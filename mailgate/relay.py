@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import socket
+import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -41,6 +42,13 @@ class Mailbox:
     utf8: bool  # RFC 6531: a non-ASCII local part (or a domain with no ASCII form) needs SMTPUTF8
 
 
+def _invisible(address: str) -> bool:
+    """Unicode spaces, controls and format characters (NBSP, U+202E, zero-width...): no real mailbox has them."""
+    return not address.isascii() and any(
+        ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in address if not ch.isascii()
+    )
+
+
 def mailbox(address: str) -> Mailbox | None:
     """The envelope form of an address, or None when it is no mailbox at all (garbage from a From header).
 
@@ -48,7 +56,7 @@ def mailbox(address: str) -> Mailbox | None:
     relay takes; only a non-ASCII local part needs the relay's SMTPUTF8.
     """
     local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or _UNSAFE.search(address):
+    if not at or not local or not domain or _UNSAFE.search(address) or _invisible(address):
         return None
     if not domain.isascii():
         with contextlib.suppress(UnicodeError):  # an empty or over-long label has no A-label

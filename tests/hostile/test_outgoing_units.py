@@ -16,7 +16,7 @@ from ..conftest import SUPPORT
 _TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(name=_TEXT, address=st.one_of(_TEXT, st.builds(lambda a, b: f"{a}@{b}", _TEXT, _TEXT)))
 def test_any_sender_can_be_answered_without_raising(name: str, address: str) -> None:
     """Whatever a From header parsed to, the answer composes; a non-ASCII local part makes UTF-8 headers."""
@@ -28,6 +28,8 @@ def test_any_sender_can_be_answered_without_raising(name: str, address: str) -> 
     envelope = mailbox(address)
     if envelope is not None and envelope.utf8:
         assert not head.isascii()  # RFC 6532 headers, never encoded words inside the address
+    if envelope is None:
+        return  # not a mailbox: composed without raising, and the relay client never sends it
     to = message_from_string(head.decode("utf-8", "surrogateescape") + "\r\n\r\n", policy=policy.SMTPUTF8)["To"]
     assert to is not None
 
