@@ -201,10 +201,7 @@ class Store:
         async with self._locked():
             db = self._require()
             assert self._conn is not None
-            try:
-                await db.execute("BEGIN IMMEDIATE")  # may wait busy_timeout for another writer
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
+            await self._begin(db)
             try:
                 yield Txn(self._conn)
             except BaseException:
@@ -217,6 +214,25 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
                 raise StoreUnavailable(f"cannot commit: {exc}") from exc
+
+    async def _begin(self, db: aiosqlite.Connection) -> None:
+        """BEGIN IMMEDIATE, which may wait busy_timeout for another process's writer.
+
+        The statement runs in aiosqlite's thread whatever happens to the awaiting task. Cancelled
+        while it waits (a shutdown, an SMTP session's timeout), the BEGIN would still run later and
+        leave the one connection inside a transaction nobody owns: every later BEGIN would fail with
+        "cannot start a transaction within a transaction". So it is awaited to the end and undone.
+        """
+        begin = asyncio.ensure_future(db.execute("BEGIN IMMEDIATE"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await begin
+                await db.execute("ROLLBACK")
+            raise
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Txn]:
