@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from mailgate import outbound, timers
 from mailgate.config import Config
@@ -32,7 +33,7 @@ class Outgoing:
         )
         # A delayed send or a retry fell due: the row is already 'queued', the sender only needs waking.
         self.timers.register(timers.OUTBOX_RELEASE, after=self.sender.wake)
-        self._listener = outbound.Listener(self.sender.wake, self.timers.poke)
+        self._listener: outbound.Listener | None = None
         self.watch_seconds = watch_seconds
         self._watch: asyncio.Task[None] | None = None
         self.others_seen = 0  # commits by other processes noticed (tests wait on it)
@@ -41,6 +42,8 @@ class Outgoing:
         await outbound.mailer_for(self.config).delivery_failed(tx, row, reason)
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._listener = outbound.Listener(_on_loop(loop, self.sender.wake), _on_loop(loop, self.timers.poke))
         outbound.add_listener(self._listener)
         # Before the sender's first look: a commit by another process after it is then seen.
         version = await self._data_version()
@@ -51,7 +54,8 @@ class Outgoing:
                  self.config.relay.security)
 
     async def stop(self) -> None:
-        outbound.remove_listener(self._listener)
+        if self._listener is not None:
+            outbound.remove_listener(self._listener)
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.cancel()
@@ -86,3 +90,25 @@ class Outgoing:
                 self.sender.wake()
                 self.timers.poke()
             last = version
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> Callable[[], None]:
+    """wake() run on the daemon's loop, even when a domain call in another thread queued the mail.
+
+    The sender's event and the timers' lock belong to the daemon's loop; a CLI command run in a
+    thread of the same process (an embedding program, the tests) would otherwise touch them from
+    its own loop ("bound to a different event loop").
+    """
+
+    def call() -> None:
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            wake()
+        else:
+            with contextlib.suppress(RuntimeError):  # the daemon's loop has closed meanwhile
+                loop.call_soon_threadsafe(wake)
+
+    return call
