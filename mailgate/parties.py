@@ -65,6 +65,16 @@ async def _contact_address(tx: Txn, ticket_id: int, address: str) -> bool:
     ))
 
 
+async def speaks_for(tx: Txn, ticket_id: int, address: str) -> bool:
+    """Whether a sender may change the ticket's life (wake, reopen, follow up): a party, or the contact's own address."""
+    address = address.strip().lower()
+    if not address:
+        return False
+    if (await roles(tx, ticket_id)).get(address) in RECEIVING:
+        return True
+    return await _contact_address(tx, ticket_id, address)
+
+
 async def _set(tx: Txn, ticket_id: int, address: str, role: str) -> None:
     """Add a party, or raise a pending one to role; never lower a requester."""
     await tx.execute(

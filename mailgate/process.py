@@ -132,9 +132,16 @@ class Processor:
             actor = f"customer:{sender.address.lower()}" if sender else "system"
             # Ticket life (issue 7): a customer reply wakes a waiting ticket, reopens a resolved one,
             # or (closed, or resolved long ago) becomes a new ticket linked to the old (`follows`).
-            found, follows = await lifecycle.customer_reply(
-                tx, self.config, found, mail, actor=actor, imported=entry.envelope.imported
-            )
+            if found.ticket_id is not None and not await parties.speaks_for(
+                tx, found.ticket_id, sender.address if sender else ""
+            ):
+                # A stranger threaded in by a Message-ID anyone in the thread holds: the mail is kept
+                # on the ticket (and the agents told), but it wakes, reopens or follows up nothing.
+                follows = None
+            else:
+                found, follows = await lifecycle.customer_reply(
+                    tx, self.config, found, mail, actor=actor, imported=entry.envelope.imported
+                )
             # Storm fuse: past the per-sender cap the mail is kept on the sender's latest ticket, and
             # nobody is told (one summary to the agents, once an hour), so a flood cannot become a
             # flood of tickets, notifications and acknowledgements.

@@ -280,3 +280,21 @@ async def test_cc_tag_forms(tag: str, add: tuple[str, ...], remove: tuple[str, .
 async def test_cc_tag_refuses(tag: str) -> None:
     parsed = commands.parse(tag, "", now=datetime.now(UTC))
     assert not parsed.commands and parsed.errors
+
+
+async def test_a_stranger_neither_reopens_nor_follows_up_a_resolved_ticket(hostile: Running, sink: Sink) -> None:
+    """Only the ticket's own people change its life; a Message-ID holder's mail is kept and shown, nothing more."""
+    from mailgate import lifecycle
+
+    ack, _ = await customer_writes(hostile, sink)
+    async with hostile.store.txn() as tx:
+        ticket_id = (await tx.one("SELECT id FROM tickets WHERE number = 1000"))["id"]
+        await lifecycle.set_status(tx, hostile.config, ticket_id, "resolved", actor="agent:aino")
+    await answer_to(hostile, ack, f"Mallory <{STRANGER}>", 1)
+    [ticket] = await rows(hostile, "SELECT status FROM tickets WHERE number = 1000")
+    assert ticket["status"] == "resolved"
+    assert len(await rows(hostile, "SELECT id FROM tickets")) == 1  # no follow-up ticket either
+    assert (await parties_of(hostile))[STRANGER] == "pending"
+    await answer_to(hostile, ack, f"Alice Customer <{CUSTOMER}>", 2)  # the customer herself does reopen it
+    [ticket] = await rows(hostile, "SELECT status FROM tickets WHERE number = 1000")
+    assert ticket["status"] == "open"
