@@ -182,29 +182,50 @@ class Store:
             return int(await tx.value("SELECT MAX(version) FROM schema_version") or 0)
 
     @contextlib.asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
+    async def _locked(self, wait: float | None = None) -> AsyncIterator[None]:
         """The store's lock; asking for it again from the task that holds it is a bug, not a wait."""
         task = asyncio.current_task()
         if task is not None and task is self._holder:
             # asyncio.Lock is not re-entrant: this would hang forever. Use the open Txn instead.
             raise RuntimeError("a transaction is already open in this task; use its Txn")
-        async with self._lock:
+        try:
+            async with asyncio.timeout(wait):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(f"the database is busy (waited {wait:g}s for it)") from None
+        try:
             self._holder = task
-            try:
-                yield
-            finally:
-                self._holder = None
+            yield
+        finally:
+            self._holder = None
+            self._lock.release()
 
     @contextlib.asynccontextmanager
-    async def txn(self) -> AsyncIterator[Txn]:
-        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error."""
-        async with self._locked():
+    async def txn(self, *, wait: float | None = None) -> AsyncIterator[Txn]:
+        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error.
+
+        wait: seconds to get the write lock, instead of busy_timeout, then StoreUnavailable.
+        For intake, whose sender retries: when another process holds the lock, SMTP sessions
+        would otherwise each wait busy_timeout in turn behind one another.
+        """
+        deadline = None if wait is None else asyncio.get_running_loop().time() + wait
+        async with self._locked(wait):
             db = self._require()
             assert self._conn is not None
             try:
-                await db.execute("BEGIN IMMEDIATE")  # may wait busy_timeout for another writer
+                if deadline is None:
+                    await db.execute("BEGIN IMMEDIATE")  # may wait busy_timeout for another writer
+                else:
+                    await self._begin_until(deadline)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
+            except asyncio.CancelledError:
+                # Cancelled while another process held the lock (a shutdown): aiosqlite's thread
+                # still runs the BEGIN. End what it starts, or the next user of the connection
+                # finds a transaction open ("cannot start a transaction within a transaction").
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
             try:
                 yield Txn(self._conn)
             except BaseException:
@@ -217,6 +238,19 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
                 raise StoreUnavailable(f"cannot commit: {exc}") from exc
+
+    async def _begin_until(self, deadline: float) -> None:
+        """BEGIN IMMEDIATE with a busy timeout that ends at the deadline (the store's lock is held)."""
+        db = self._require()
+        assert self._conn is not None
+        left_ms = max(10, int((deadline - asyncio.get_running_loop().time()) * 1000))
+        # Not a timeout around the await: a cancelled BEGIN would still run in aiosqlite's
+        # thread and leave a transaction open that nobody ends.
+        self._conn.execute(f"PRAGMA busy_timeout = {left_ms}").close()
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}").close()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Txn]:
