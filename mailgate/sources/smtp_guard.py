@@ -147,6 +147,7 @@ class GuardedSession:
 
     listener: Listener | None
     transport: asyncio.BaseTransport | None
+    _timeout_handle: asyncio.TimerHandle | None
     envelope: Any
     session: Any
     data_size_limit: int | None
@@ -331,6 +332,7 @@ class GuardedSession:
         finally:
             self._in_data = False
             self._hold(0)
+            self._progress()  # the reply is out: the client's turn again
         await self._counted("DATA")
 
     # --- DATA: the reader's hooks ----------------------------------------------------------
@@ -350,8 +352,10 @@ class GuardedSession:
         return None
 
     def _data_done(self) -> None:
-        """The final dot came: the handler gets a full timeout to store the mail."""
-        self._progress()
+        """The final dot came: no timer while mailgate stores the mail (smtp.busy_timeout bounds that)."""
+        handle = self._timeout_handle
+        if handle is not None:
+            handle.cancel()
 
     def _hold(self, held: int) -> None:
         if self.listener is not None and held != self._held:

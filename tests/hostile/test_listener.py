@@ -321,7 +321,8 @@ async def test_locked_database_gives_prompt_451_to_every_session_and_then_250(
     make_config: Callable[..., Config],
 ) -> None:
     # storage.busy_timeout is long, as in production; smtp.busy_timeout is what a delivery waits.
-    config = make_config(storage="busy_timeout = 120", smtp="busy_timeout = 0.3")
+    # smtp.timeout is shorter still: mailgate's own wait for the database is no client idleness.
+    config = make_config(storage="busy_timeout = 120", smtp="busy_timeout = 2.5\ntimeout = 1.5")
     raws = [mail(subject=f"While locked {n}", message_id=f"<locked{n}@customer.test>") for n in range(4)]
     async with started(config) as running:
         blocker = sqlite3.connect(str(config.database_path), isolation_level=None)
