@@ -39,16 +39,17 @@ class SpoolEntry:
     attempts: int
 
 
-async def accept(store: Store, raw: bytes, envelope: Envelope) -> Accepted:
+async def accept(store: Store, raw: bytes, envelope: Envelope, *, wait: float | None = None) -> Accepted:
     """Store the raw message durably; return once it is committed.
 
     The same bytes again (a retried delivery, an IMAP re-read) add no row; their recipients are
     merged into the first one, so a mail sent to two support addresses in two transactions is
-    kept once with both.
+    kept once with both. wait: give up after this many seconds if the database is busy
+    (StoreUnavailable), for a sender that retries.
     """
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        async with store.txn() as tx:
+        async with store.txn(wait=wait) as tx:
             return await accept_in(tx, raw, digest, envelope)
     except sqlite3.Error as exc:
         raise StoreUnavailable(str(exc)) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope
 from mailgate import replies, spool
 from mailgate.config import Config, bounce_address
 from mailgate.models import Source
+from mailgate.sources.smtp_guard import GuardedSession, Listener, ensure_fd_limit, quiet_accept_errors, register
 from mailgate.spool import Envelope
 from mailgate.store import Store, StoreUnavailable
 
@@ -44,6 +46,7 @@ class SpoolHandler:
         # The VERP return path (bounces+<token>@…) too: DSNs of our outgoing mail come back to it.
         self.support = frozenset(config.gateway.addresses) | {bounce_address(config)}
         self.on_accept = on_accept
+        self.store_wait = config.smtp.busy_timeout  # then 451: the sender retries, no queue forms
 
     def accepts(self, address: str) -> bool:
         return base_address(address) in self.support
@@ -73,6 +76,7 @@ class SpoolHandler:
                         source=Source.LMTP if self.lmtp else Source.SMTP,
                         peer=_peer_address(session),
                     ),
+                    wait=self.store_wait,
                 )
             except (StoreUnavailable, OSError) as exc:
                 # 451: the sending MTA keeps the message and retries; nothing is lost.
@@ -144,6 +148,7 @@ class _BulkData:
             return
         await smtp.push("354 End data with <CR><LF>.<CR><LF>")
         state, content = await self._read_data()
+        self._data_done()
         if state is not None:
             await smtp.push(state)
             smtp._set_post_data_state()
@@ -182,6 +187,9 @@ class _BulkData:
                 block, partial = body[:whole], (b"" if done else body[whole:])
                 if refusal is None:
                     refusal, size = self._take(block, kept, size, limit, line_limit)
+                held = self._data_read(size if refusal is None else 0)
+                if refusal is None:
+                    refusal = held
                 if refusal is None and len(partial) > line_limit + 1:
                     refusal = _AIOSMTPD_TOO_LONG  # aiosmtpd's reader overruns on this line, before counting it
                 if refusal is not None:
@@ -198,6 +206,13 @@ class _BulkData:
         if content[:1] == b".":
             content = content[1:]
         return None, content.replace(b"\r\n.", b"\r\n")
+
+    def _data_read(self, held: int) -> str | None:
+        """After each read: `held` bytes are kept so far; a refusal to answer after the dot, if any."""
+        return None
+
+    def _data_done(self) -> None:
+        """The final dot has come (or the connection is gone)."""
 
     @staticmethod
     def _take(
@@ -242,11 +257,11 @@ class _CachedAddresses:
         return _parsed_address(arg, self.local_part_limit)
 
 
-class MailgateSMTP(_SizeAware, _CachedAddresses, _BulkData, SMTP):
+class MailgateSMTP(GuardedSession, _SizeAware, _CachedAddresses, _BulkData, SMTP):
     pass
 
 
-class MailgateLMTP(_SizeAware, _CachedAddresses, _BulkData, LMTP):
+class MailgateLMTP(GuardedSession, _SizeAware, _CachedAddresses, _BulkData, LMTP):
     per_recipient = True
 
 
@@ -254,18 +269,36 @@ async def serve(config: Config, handler: SpoolHandler) -> asyncio.Server:
     """Listen on smtp.listen in the running loop (aiosmtpd's Controller would start its own)."""
     protocol = MailgateLMTP if config.smtp.lmtp else MailgateSMTP
     loop = asyncio.get_running_loop()
+    listener = Listener(config.smtp)
+    # Without a name aiosmtpd looks one up for every connection: a blocking DNS call on the loop.
+    hostname = config.smtp.hostname or socket.getfqdn()
+    # aiosmtpd logs every connection and command line at INFO; under a flood that is the flood.
+    # mailgate logs its own line for each event that matters.
+    aiosmtpd_log = logging.getLogger("mail.log")
+    if aiosmtpd_log.level == logging.NOTSET:
+        aiosmtpd_log.setLevel(logging.WARNING)
+    quiet_accept_errors(loop)
+    ensure_fd_limit(config.smtp.max_connections)
 
     def factory() -> SMTP:
         return protocol(
             handler,
+            listener=listener,
             data_size_limit=config.smtp.max_message_size,
             enable_SMTPUTF8=True,
             decode_data=False,
-            hostname=config.smtp.hostname,
+            hostname=hostname,
             ident="mailgate",
             timeout=config.smtp.timeout,
             loop=loop,
         )
 
     listen = config.smtp.listen
-    return await loop.create_server(factory, host=listen.host, port=listen.port)
+    server = await loop.create_server(factory, host=listen.host, port=listen.port)
+    register(server, listener)
+    log.info(
+        "smtp.limits max_connections=%d per_peer=%d junk_limit=%d data_memory=%d timeout=%g busy_timeout=%g",
+        listener.max_connections, listener.max_per_peer, listener.junk_limit, listener.data_budget,
+        config.smtp.timeout, config.smtp.busy_timeout,
+    )
+    return server

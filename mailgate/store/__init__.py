@@ -182,26 +182,37 @@ class Store:
             return int(await tx.value("SELECT MAX(version) FROM schema_version") or 0)
 
     @contextlib.asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
+    async def _locked(self, wait: float | None = None) -> AsyncIterator[None]:
         """The store's lock; asking for it again from the task that holds it is a bug, not a wait."""
         task = asyncio.current_task()
         if task is not None and task is self._holder:
             # asyncio.Lock is not re-entrant: this would hang forever. Use the open Txn instead.
             raise RuntimeError("a transaction is already open in this task; use its Txn")
-        async with self._lock:
+        try:
+            async with asyncio.timeout(wait):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise StoreUnavailable(f"the database is busy (waited {wait:g}s for it)") from None
+        try:
             self._holder = task
-            try:
-                yield
-            finally:
-                self._holder = None
+            yield
+        finally:
+            self._holder = None
+            self._lock.release()
 
     @contextlib.asynccontextmanager
-    async def txn(self) -> AsyncIterator[Txn]:
-        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error."""
-        async with self._locked():
+    async def txn(self, *, wait: float | None = None) -> AsyncIterator[Txn]:
+        """A write transaction (BEGIN IMMEDIATE): committed on exit, rolled back on error.
+
+        wait: seconds to get the write lock, instead of busy_timeout, then StoreUnavailable.
+        For intake, whose sender retries: when another process holds the lock, SMTP sessions
+        would otherwise each wait busy_timeout in turn behind one another.
+        """
+        deadline = None if wait is None else asyncio.get_running_loop().time() + wait
+        async with self._locked(wait):
             db = self._require()
             assert self._conn is not None
-            await self._begin(db)
+            await self._begin(db, deadline)
             try:
                 yield Txn(self._conn)
             except BaseException:
@@ -215,14 +226,19 @@ class Store:
                     await db.execute("ROLLBACK")
                 raise StoreUnavailable(f"cannot commit: {exc}") from exc
 
-    async def _begin(self, db: aiosqlite.Connection) -> None:
-        """BEGIN IMMEDIATE, which may wait busy_timeout for another process's writer.
+    async def _begin(self, db: aiosqlite.Connection, deadline: float | None) -> None:
+        """BEGIN IMMEDIATE, which may wait for another process's writer: busy_timeout, or until the deadline.
 
         The statement runs in aiosqlite's thread whatever happens to the awaiting task. Cancelled
         while it waits (a shutdown, an SMTP session's timeout), the BEGIN would still run later and
         leave the one connection inside a transaction nobody owns: every later BEGIN would fail with
-        "cannot start a transaction within a transaction". So it is awaited to the end and undone.
+        "cannot start a transaction within a transaction". So it is awaited to the end and undone;
+        and a deadline is SQLite's own busy timeout, never a timeout around the await.
         """
+        assert self._conn is not None
+        if deadline is not None:
+            left_ms = max(10, int((deadline - asyncio.get_running_loop().time()) * 1000))
+            self._conn.execute(f"PRAGMA busy_timeout = {left_ms}").close()
         begin = asyncio.ensure_future(db.execute("BEGIN IMMEDIATE"))
         try:
             await asyncio.shield(begin)
@@ -233,6 +249,9 @@ class Store:
             raise
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
+        finally:
+            if deadline is not None:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}").close()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Txn]:

@@ -1,0 +1,418 @@
+"""The SMTP/LMTP listener's defences: connection limits, an idle and junk-command watchdog, a memory budget for DATA."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import resource
+import time
+import weakref
+from collections import Counter
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from mailgate import replies
+from mailgate.config import SmtpConfig
+
+log = logging.getLogger("mailgate.smtp")
+
+# MAIL, RCPT, DATA, AUTH and STARTTLS move a mail forward when they succeed. NOOP, RSET, VRFY,
+# EXPN, HELP, HELO/EHLO, or one of the former refused, are junk: they keep a session alive
+# without bringing a message any closer.
+_SIZE = re.compile(r"(?:^|\s)SIZE=(\d{1,15})(?:\s|$)", re.IGNORECASE)
+# RFC 5321 4.5.3.1.8: 100 recipients is the minimum a server must take in one transaction.
+MAX_RECIPIENTS = 100
+# A flood (refused connections, failing accepts) is summed up in one log line per interval.
+LOG_INTERVAL = 10.0
+# File descriptors mailgate needs besides SMTP sessions: database, relay, IMAP, logs, listener.
+FD_RESERVE = 128
+# asyncio reports a failing accept() (EMFILE, ENFILE, ENOBUFS, ENOMEM) with this message.
+_ACCEPT_FAILED = "socket.accept() out of system resource"
+
+
+class Tally:
+    """One log line per interval for an event that can happen thousands of times a second."""
+
+    def __init__(self, event: str, interval: float = LOG_INTERVAL) -> None:
+        self.event = event
+        self.interval = interval
+        self.total = 0
+        self._pending = 0
+        self._fields = ""
+        self._last: float | None = None
+        self._flush: asyncio.TimerHandle | None = None
+
+    def note(self, fields: str) -> None:
+        self.total += 1
+        self._pending += 1
+        self._fields = fields
+        now = time.monotonic()
+        if self._last is None or now - self._last >= self.interval:
+            self._emit(now)
+        elif self._flush is None:
+            # The last events of a burst are still logged, once the interval is over.
+            delay = self._last + self.interval - now
+            self._flush = asyncio.get_running_loop().call_later(delay, self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        self._flush = None
+        if self._pending:
+            self._emit(time.monotonic())
+
+    def _emit(self, now: float) -> None:
+        log.warning("%s %s count=%d total=%d", self.event, self._fields, self._pending, self.total)
+        self._pending = 0
+        self._last = now
+
+
+class Listener:
+    """What the sessions of one listening socket share: who is connected, DATA bytes held in memory."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.max_connections = config.max_connections
+        self.max_per_peer = config.max_connections_per_peer
+        self.junk_limit = config.junk_command_limit
+        self.data_budget = config.data_memory
+        self.connections = 0
+        self.peers: Counter[str] = Counter()
+        self.data_held = 0
+        self.data_refusals = 0
+        self.refused = Tally("smtp.connection_refused")
+        self.changed = asyncio.Event()  # set on every change of the counts (tests wait on it)
+
+    def admit(self, peer: str) -> str | None:
+        """None, and the connection is counted; or why it is refused."""
+        if self.connections >= self.max_connections:
+            reason = "max_connections"
+        elif self.peers[peer] >= self.max_per_peer:
+            reason = "max_connections_per_peer"
+        else:
+            self.connections += 1
+            self.peers[peer] += 1
+            self.changed.set()
+            return None
+        self.refused.note(f"reason={reason} peer={peer} connections={self.connections}")
+        return reason
+
+    def release(self, peer: str) -> None:
+        self.connections -= 1
+        self.peers[peer] -= 1
+        if self.peers[peer] <= 0:
+            del self.peers[peer]
+        self.changed.set()
+
+    def room(self, size: int) -> bool:
+        return self.data_held + size <= self.data_budget
+
+    def hold(self, delta: int) -> None:
+        self.data_held += delta
+        self.changed.set()
+
+
+_listeners: weakref.WeakKeyDictionary[asyncio.Server, Listener] = weakref.WeakKeyDictionary()
+
+
+def listener_of(server: asyncio.Server) -> Listener | None:
+    """The shared state behind a server serve() started (for operators' tools and tests)."""
+    return _listeners.get(server)
+
+
+def register(server: asyncio.Server, listener: Listener) -> None:
+    _listeners[server] = listener
+
+
+def _host(peername: Any) -> str:
+    if isinstance(peername, tuple) and peername:
+        return str(peername[0])
+    return str(peername or "unknown")
+
+
+def _declared_size(options: list[str]) -> int | None:
+    """SIZE= of MAIL FROM (RFC 1870), or None."""
+    match = _SIZE.search(" ".join(options))
+    return int(match.group(1)) if match else None
+
+
+class GuardedSession:
+    """Mixed in before aiosmtpd's SMTP/LMTP class: the session obeys its listener's limits.
+
+    aiosmtpd re-arms its timer on every recognised command, NOOP included, and not at all while
+    DATA is read: a client sending NOOP every few minutes held its connection forever, while a
+    slow but honest upload was cut after `timeout` in total. Here the timer is re-armed only by
+    progress: a successful MAIL/RCPT/DATA/AUTH/STARTTLS, each read of DATA, a reply to DATA.
+    """
+
+    listener: Listener | None
+    transport: asyncio.BaseTransport | None
+    _timeout_handle: asyncio.TimerHandle | None
+    envelope: Any
+    session: Any
+    data_size_limit: int | None
+    per_recipient = False
+
+    def __init__(self, *args: Any, listener: Listener | None = None, **kwargs: Any) -> None:
+        self.listener = listener
+        self._admitted: str | None = None
+        self._refused = False
+        self._armed = False
+        self._junk = 0
+        self._held = 0
+        self._in_data = False
+        self._last_code = ""
+        super().__init__(*args, **kwargs)
+
+    # --- admission -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        listener = self.listener
+        if self.transport is None and listener is not None:  # not the second call after STARTTLS
+            peer = _host(transport.get_extra_info("peername"))
+            if listener.admit(peer) is not None:
+                self._refused = True
+                # Written before aiosmtpd sees the connection: no session, no greeting, no timer.
+                transport.write(f"{replies.S421_TOO_MANY_CONNECTIONS}\r\n".encode())  # type: ignore[attr-defined]
+                transport.close()
+                return
+            self._admitted = peer
+        super().connection_made(transport)  # type: ignore[misc]
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self._admitted is not None and self.listener is not None:
+            self.listener.release(self._admitted)
+            self._admitted = None
+        self._hold(0)
+        super().connection_lost(error)  # type: ignore[misc]
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_data:
+            # Each read of DATA is progress: the reader only wakes at a line ending in a dot or
+            # a full buffer, so a slow sender would look idle between those.
+            self._progress()
+        super().data_received(data)  # type: ignore[misc]
+
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return None
+        return super().eof_received()  # type: ignore[misc, no-any-return]
+
+    # --- the timer: progress only ----------------------------------------------------------
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd calls this for every recognised command; only its first call (the
+        # connection) arms the timer here, progress re-arms it through _progress().
+        if not self._armed:
+            self._armed = True
+            super()._reset_timeout(duration)  # type: ignore[misc]
+
+    def _progress(self) -> None:
+        if self.transport is not None:
+            SMTP._reset_timeout(self)  # type: ignore[arg-type]
+
+    def _timeout_cb(self) -> None:
+        log.info(
+            "smtp.timeout peer=%s in_data=%s junk=%d",
+            self._admitted or _host(getattr(self.session, "peer", None)), self._in_data, self._junk,
+        )
+        super()._timeout_cb()  # type: ignore[misc]
+
+    async def push(self, status: Any) -> None:
+        text = status.decode("ascii", "replace") if isinstance(status, bytes) else str(status)
+        self._last_code = text[:3]
+        await super().push(status)  # type: ignore[misc]
+
+    async def _counted(self, command: str) -> None:
+        """After MAIL/RCPT/DATA/AUTH/STARTTLS: success is progress, a refusal counts as junk."""
+        if self._last_code[:1] in ("2", "3"):
+            self._progress()
+            if command == "DATA":
+                self._junk = 0  # a mail came in: the client is a mailer, not a squatter
+            return
+        await self._junk_over(command)
+
+    async def _junk_over(self, command: str) -> bool:
+        """Count one junk command; past the limit answer 421 and close (True)."""
+        self._junk += 1
+        limit = self.listener.junk_limit if self.listener is not None else None
+        if limit is None or self._junk <= limit or self.transport is None:
+            return False
+        log.warning("smtp.junk_limit peer=%s commands=%d last=%s", self._admitted, self._junk, command)
+        await self.push(str(replies.S421_TOO_MANY_COMMANDS))
+        self.transport.close()
+        return True
+
+    # --- commands --------------------------------------------------------------------------
+
+    @functools.wraps(SMTP.smtp_NOOP)
+    async def smtp_NOOP(self, arg: str) -> None:
+        if not await self._junk_over("NOOP"):
+            await super().smtp_NOOP(arg)  # type: ignore[misc]
+
+    @functools.wraps(SMTP.smtp_RSET)
+    async def smtp_RSET(self, arg: str) -> None:
+        if not await self._junk_over("RSET"):
+            await super().smtp_RSET(arg)  # type: ignore[misc]
+
+    @functools.wraps(SMTP.smtp_VRFY)
+    async def smtp_VRFY(self, arg: str) -> None:
+        if not await self._junk_over("VRFY"):
+            await super().smtp_VRFY(arg)  # type: ignore[misc]
+
+    @functools.wraps(SMTP.smtp_EXPN)
+    async def smtp_EXPN(self, arg: str) -> None:
+        if not await self._junk_over("EXPN"):
+            await super().smtp_EXPN(arg)  # type: ignore[misc]
+
+    @functools.wraps(SMTP.smtp_HELP)
+    async def smtp_HELP(self, arg: str) -> None:
+        if not await self._junk_over("HELP"):
+            await super().smtp_HELP(arg)  # type: ignore[misc]
+
+    @functools.wraps(SMTP.smtp_HELO)
+    async def smtp_HELO(self, hostname: str) -> None:
+        if not await self._junk_over("HELO"):
+            await super().smtp_HELO(hostname)  # type: ignore[misc]
+
+    @functools.wraps(SMTP.smtp_EHLO)
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not await self._junk_over("EHLO"):
+            await super().smtp_EHLO(hostname)  # type: ignore[misc]
+
+    @functools.wraps(SMTP.smtp_AUTH)
+    async def smtp_AUTH(self, arg: str) -> None:
+        await super().smtp_AUTH(arg)  # type: ignore[misc]
+        await self._counted("AUTH")
+
+    @functools.wraps(SMTP.smtp_STARTTLS)
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        await super().smtp_STARTTLS(arg)  # type: ignore[misc]
+        await self._counted("STARTTLS")
+
+    @functools.wraps(SMTP.smtp_MAIL)
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        declared = _declared_size([arg or ""])
+        listener = self.listener
+        fits_limit = declared is None or not self.data_size_limit or declared <= self.data_size_limit
+        if listener is not None and fits_limit and not listener.room(declared or 1):
+            # Refused before any byte of it comes; a larger SIZE= than the limit gets aiosmtpd's 552.
+            self._memory_full(declared or 0)
+            await self.push(str(replies.S452_NO_MEMORY))
+        else:
+            await super().smtp_MAIL(arg)  # type: ignore[misc]
+        await self._counted("MAIL")
+
+    @functools.wraps(SMTP.smtp_RCPT)
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if self.envelope is not None and len(self.envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            # Only support addresses are accepted, but support+anything is one of them: the
+            # list (and the spool row that keeps it) would otherwise grow without end.
+            await self.push(str(replies.S452_TOO_MANY_RECIPIENTS))
+        else:
+            await super().smtp_RCPT(arg)  # type: ignore[misc]
+        await self._counted("RCPT")
+
+    @functools.wraps(SMTP.smtp_DATA)
+    async def smtp_DATA(self, arg: str) -> None:
+        envelope = self.envelope
+        listener = self.listener
+        if listener is not None and envelope is not None and envelope.rcpt_tos and not arg:
+            declared = _declared_size(list(envelope.mail_options))
+            if not listener.room(declared or 1):
+                self._memory_full(declared or 0)
+                await self.push(str(replies.S452_NO_MEMORY))  # one reply: the DATA command itself failed
+                await self._counted("DATA")
+                return
+        self._in_data = True
+        try:
+            await super().smtp_DATA(arg)  # type: ignore[misc]
+        finally:
+            self._in_data = False
+            self._hold(0)
+            self._progress()  # the reply is out: the client's turn again
+        await self._counted("DATA")
+
+    # --- DATA: the reader's hooks ----------------------------------------------------------
+
+    def _data_read(self, held: int) -> str | None:
+        """After each read of DATA: re-arm the timer; hold `held` bytes, or the refusal if they do not fit."""
+        self._progress()
+        listener = self.listener
+        if listener is None:
+            return None
+        if held > self._held and not listener.room(held - self._held):
+            self._memory_full(held)
+            self._hold(0)  # the reader drops what it kept and only looks for the final dot
+            count = len(self.envelope.rcpt_tos) if self.per_recipient and self.envelope is not None else 1
+            return "\r\n".join(str(replies.S452_NO_MEMORY) for _ in range(max(count, 1)))
+        self._hold(held)
+        return None
+
+    def _data_done(self) -> None:
+        """The final dot came: no timer while mailgate stores the mail (smtp.busy_timeout bounds that)."""
+        handle = self._timeout_handle
+        if handle is not None:
+            handle.cancel()
+
+    def _hold(self, held: int) -> None:
+        if self.listener is not None and held != self._held:
+            self.listener.hold(held - self._held)
+        self._held = held
+
+    def _memory_full(self, size: int) -> None:
+        listener = self.listener
+        assert listener is not None
+        listener.data_refusals += 1
+        listener.changed.set()
+        log.warning(
+            "smtp.data_memory_full peer=%s size=%d held=%d budget=%d",
+            self._admitted, size, listener.data_held, listener.data_budget,
+        )
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> Tally:
+    """Log failing accept() calls once per interval with a count, instead of a traceback each.
+
+    Out of file descriptors, asyncio's accept loop reports every failed accept() (up to 100 per
+    wake-up) through the loop's exception handler, which logs a full traceback for each: 43 MB
+    of them in 49 s. It already stops accepting for a second after such an error (its back-off);
+    what remains to do is the log.
+    """
+    tally = Tally("smtp.accept_failed")
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if context.get("message") == _ACCEPT_FAILED:
+            exc = context.get("exception")
+            tally.note(f"error={getattr(exc, 'strerror', None) or exc!s}".replace(" ", "_"))
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    return tally
+
+
+def ensure_fd_limit(max_connections: int) -> int:
+    """Raise the soft RLIMIT_NOFILE to what max_connections needs, if the hard limit allows; log if not."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max_connections + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("smtp.fd_limit_unchanged error=%s", exc)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "smtp.fd_limit_low nofile=%d max_connections=%d needed=%d"
+            " (raise LimitNOFILE or lower smtp.max_connections)",
+            soft, max_connections, needed,
+        )
+    return int(soft)
