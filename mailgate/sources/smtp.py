@@ -82,6 +82,11 @@ class SpoolHandler:
                 # 451: the sending MTA keeps the message and retries; nothing is lost.
                 log.error("smtp.store_unavailable error=%s", exc)
                 reply = replies.S451_TRY_AGAIN
+            except Exception:
+                # A bug of ours must not become aiosmtpd's "500 Error": a 5xx makes the sending MTA
+                # bounce the mail for good. 451 keeps it queued there while the operator looks.
+                log.exception("smtp.accept_failed peer=%s", _peer_address(session))
+                reply = replies.S451_TRY_AGAIN
             else:
                 reply = replies.S250_QUEUED
                 if self.on_accept:

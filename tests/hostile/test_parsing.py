@@ -7,6 +7,7 @@ mail sent afterwards must still be acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import encodings.aliases
 import json
@@ -284,4 +285,41 @@ async def test_a_mail_of_many_tiny_parts_is_kept_whole_past_the_limit(hostile: R
     assert len(kept) == MAX_ATTACHMENTS + 1
     assert (kept[0]["filename"], kept[-1]["filename"]) == ("f0.bin", "original.eml")
     assert kept[-1]["size"] >= len(raw)
+    await still_flowing(hostile, sink)
+
+
+def _raw_session(port: int, mail_from: bytes, rcpt: bytes, body: bytes) -> list[bytes]:
+    """A client that writes bytes, not text: the envelope a broken or hostile MTA really sends."""
+    import socket
+
+    replies: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock, sock.makefile("rb") as reader:
+        def command(line: bytes) -> bytes:
+            sock.sendall(line + b"\r\n")
+            while True:
+                answer = reader.readline()
+                if answer[3:4] != b"-":
+                    return answer
+
+        replies.append(reader.readline())
+        for line in (b"EHLO client.test", b"MAIL FROM:<" + mail_from + b"> SMTPUTF8", b"RCPT TO:<" + rcpt + b">",
+                     b"DATA", body + b"\r\n."):
+            replies.append(command(line))
+        command(b"QUIT")
+    return replies
+
+
+@pytest.mark.asyncio
+async def test_non_utf8_envelope_bytes_are_stored_not_refused(hostile: Running, sink: Sink) -> None:
+    """8-bit junk in MAIL FROM / RCPT TO (aiosmtpd keeps it as lone surrogates) must not turn into a 5xx."""
+    body = (b"From: Ola <ola@customer.test>\r\nTo: support@example.test\r\nSubject: Envelope junk\r\n"
+            b"Message-ID: <junk-envelope@customer.test>\r\n\r\nHello.\r\n")
+    answers = await asyncio.to_thread(_raw_session, hostile.smtp_port, b"\xff\xfe@bad.test",
+                                      b"support+\xff@example.test", body)
+    assert answers[-1].startswith(b"250"), answers
+    await settle(hostile)
+    async with hostile.store.read() as tx:
+        row = await tx.one("SELECT state, mail_from FROM spool ORDER BY id DESC LIMIT 1")
+    assert row["state"] == "done" and row["mail_from"] == "\ufffd\ufffd@bad.test"
+    await wait_mail(sink, "ola@customer.test", "Envelope junk")
     await still_flowing(hostile, sink)
