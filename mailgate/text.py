@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+import textwrap
 import unicodedata
 from urllib.parse import unquote
 
@@ -110,7 +111,10 @@ def _tree(html: str) -> HtmlElement:
 def tree_text(root: HtmlElement) -> str:
     """The text of a parsed HTML tree (changed in place), each link followed by its target."""
     show_link_targets(root)
-    return str(Inscriptis(root).get_text())
+    # inscriptis' relaxed profile indents a <p> inside a <div> by two spaces; Outlook wraps every
+    # paragraph so (div.WordSection1), which shifted whole mails right. Only the common margin goes:
+    # list and table indentation stays.
+    return textwrap.dedent(str(Inscriptis(root).get_text()))
 
 
 # HTML-only mail (Outlook, marketing tools, web forms) says "See the <a>export page</a>." and the
