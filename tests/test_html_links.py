@@ -239,3 +239,22 @@ def test_corpus_html_only_mails_parse_and_show_their_links() -> None:
                 assert href in parsed.text, (path, href)
                 checked += 1
     assert checked >= 20, checked  # 37 links in the corpus when this was written
+
+
+@pytest.mark.parametrize(
+    ("href", "label", "shown"),
+    [
+        ("https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fportal.example.test%2Fexport%3Fid%3D42"
+         "&data=05%7C02%7Caino%40agents.test%7C&sdata=AbC%3D&reserved=0", "export page",
+         "https://portal.example.test/export?id=42"),
+        ("https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fportal.example.test%2F&data=05",
+         "https://portal.example.test/", None),
+        ("https://eur01.safelinks.protection.outlook.com/?url=javascript%3Aalert(1)&data=05", "x", None),
+        ("https://safelinks.protection.outlook.com.evil.test/?url=https%3A%2F%2Fa.test", "x",
+         "https://safelinks.protection.outlook.com.evil.test/?url=https%3A%2F%2Fa.test"),
+        ("https://[::1.safelinks.protection.outlook.com/?url=https%3A%2F%2Fa.test", "broken host", None),  # no raise
+    ],
+)
+def test_outlook_safe_links_show_the_address_meant(href: str, label: str, shown: str | None) -> None:
+    # Microsoft 365 rewrites links in the mail it delivers; an agent's HTML reply carries them.
+    assert link_target(href, label) == shown
