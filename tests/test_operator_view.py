@@ -203,3 +203,51 @@ async def test_event_lines_are_bounded_and_terminal_safe() -> None:
     assert lines[-2].endswith("delivery.failed  reply to x@y.test (outbox 7): 550 no?[2J")
     assert lines[-1] == "        second?line"
     assert event_lines(events, 0) == []
+
+
+def folded_dsn(to: str) -> bytes:
+    """Exchange Online's DSN for a deleted mailbox: the Diagnostic-Code folded over three lines."""
+    return "\r\n".join([
+        "From: Microsoft Outlook <postmaster@customer.test>",
+        f"To: {to}",
+        "Subject: Undeliverable: [#1000] Received: Printer on fire",
+        "Date: Mon, 23 Nov 2026 10:05:00 +0000",
+        "Message-ID: <dsn.exchange.1@customer.test>",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="BOUND"',
+        "",
+        "--BOUND",
+        "Content-Type: text/plain; charset=us-ascii",
+        "",
+        "Your message to alice@customer.test couldn't be delivered.",
+        "",
+        "--BOUND",
+        "Content-Type: message/delivery-status",
+        "",
+        "Reporting-MTA: dns;AM0PR01MB1234.eurprd01.prod.example.test",
+        "",
+        "Final-Recipient: rfc822;alice@customer.test",
+        "Action: failed",
+        "Status: 5.1.10",
+        "Diagnostic-Code: smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient",
+        " alice@customer.test not found by SMTP address lookup; the mailbox was removed",
+        " by the organisation's administrator on 2026-11-20",
+        "",
+        "--BOUND--",
+        "",
+    ]).encode()
+
+
+async def test_bounce_reason_is_unfolded_whole_into_the_notice(sink: Sink, viewconfig: Callable[[], Config]) -> None:
+    async with started(viewconfig()) as running:
+        await send(running.smtp_port, mail(message_id="<b1@customer.test>"), [SUPPORT], sender=CUSTOMER)
+        await settle(running)
+        ack = await wait_mail(sink, CUSTOMER, "Printer on fire")
+        await send(running.smtp_port, folded_dsn(ack.mail_from), [ack.mail_from], sender="")
+        await settle(running)
+        notice = await wait_mail(sink, AINO, "Delivery failed")
+        text = " ".join(notice.text().split())
+        assert f"The acknowledgement to {CUSTOMER} on [#1000]" in text
+        assert ("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient alice@customer.test not found by SMTP"
+                " address lookup; the mailbox was removed by the organisation's administrator on 2026-11-20") in text
