@@ -1,4 +1,4 @@
-"""`tickets show`: a ticket's event log as lines an operator reads (failed deliveries, suppressed acknowledgements …)."""
+"""`tickets show`: a ticket's event log as lines an operator reads (failed deliveries, suppressed acks …)."""
 
 from __future__ import annotations
 
@@ -21,19 +21,21 @@ def _clean(value: Any) -> str:
 def _kv(data: dict[str, Any]) -> str:
     parts = []
     for key, value in data.items():
+        if value is None or value == "" or value == [] or value == {}:
+            continue  # "category=null tags=[]" on every routed ticket hides what was decided
         text = " ".join(_clean(value).split())
         parts.append(f"{key}={text if len(text) <= _SHORT else text[: _SHORT - 1] + '…'}")
     return " ".join(parts)
 
 
+def _mail(data: dict[str, Any]) -> str:
+    """Which outgoing mail: "ack to alice@… (outbox 7)"."""
+    return f"{_clean(data.get('kind', 'mail'))} to {_clean(data.get('to', '?'))} (outbox {_clean(data.get('outbox', '?'))})"
+
+
 def _failed(data: dict[str, Any]) -> str:
     # The whole reason: a relay's multi-line answer or a DSN's diagnostic is what the operator acts on.
-    return f"{_clean(data.get('kind', 'mail'))} to {_clean(data.get('to', '?'))} (outbox {_clean(data.get('outbox', '?'))}): " \
-        f"{_clean(data.get('reason', ''))}"
-
-
-def _bounced(data: dict[str, Any]) -> str:
-    return f"{_clean(data.get('kind', 'mail'))} to {_clean(data.get('to', '?'))} (outbox {_clean(data.get('outbox', '?'))})"
+    return f"{_mail(data)}: {_clean(data.get('reason', ''))}"
 
 
 def _reason(data: dict[str, Any]) -> str:
@@ -43,7 +45,7 @@ def _reason(data: dict[str, Any]) -> str:
 
 _FORMATS: dict[str, Callable[[dict[str, Any]], str]] = {
     "delivery.failed": _failed,
-    "delivery.bounced": _bounced,
+    "delivery.bounced": _mail,
     "ack.suppressed": _reason,
 }
 
@@ -53,9 +55,8 @@ def event_lines(events: Sequence[dict[str, Any]], last: int) -> list[str]:
     if last <= 0 or not events:
         return []
     shown = events[-last:]
-    head = f"  events ({len(shown)} of {len(events)}, newest last; --events N for more):" if len(shown) < len(events) \
-        else f"  events ({len(events)}):"
-    lines = [head]
+    more_note = f"{len(shown)} of {len(events)}, newest last; --events N for more" if len(shown) < len(events) else ""
+    lines = [f"  events ({more_note or len(events)}):"]
     for e in shown:
         data = e.get("data") if isinstance(e.get("data"), dict) else {}
         text = _FORMATS.get(e["kind"], _kv)(data) if data else ""
