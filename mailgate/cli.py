@@ -248,10 +248,13 @@ def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | No
 @tickets.command("show")
 @click.argument("number", type=TICKET)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--events", "last_events", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Show this many of the latest events (0: none). --json always has them all.")
 @click.pass_context
-def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
-    """One ticket with its messages in order."""
+def tickets_show(ctx: click.Context, number: int, as_json: bool, last_events: int) -> None:
+    """One ticket with its messages in order, then its latest events."""
     from mailgate import tickets as ops
+    from mailgate.cli_events import event_lines
 
     ticket = _read(ctx, lambda tx: ops.show_ticket(tx, number))
     if ticket is None:
@@ -274,6 +277,13 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool) -> None:
             click.echo(f"    | {line}")
         for a in m["attachments"]:
             click.echo(f"    + {a['filename'] or '(unnamed)'} {a['content_type']} {a['size']} bytes")
+    lines = event_lines(ticket["events"], last_events)
+    if lines:
+        # Failed deliveries and suppressed acknowledgements live only here: without them a ticket
+        # looks answered when the customer never got a word.
+        click.echo("")
+        for line in lines:
+            click.echo(line)
 
 
 def _echo_routing(ticket: dict[str, Any]) -> None:

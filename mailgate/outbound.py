@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from mailgate import compose, identity, loops, outbox, tickets, tokens, watchers
 from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_address
@@ -327,13 +328,17 @@ class Mailer:
         if row["kind"] not in outbox.CUSTOMER_KINDS:
             return  # a notice to an agent failed: telling agents by mail again would fail the same way
         info = await self.ticket(tx, row["ticket_id"])
-        agents = [a for a in [self.config.agent(row["agent"]) if row["agent"] else None] if a] or self.agents_to_tell(info)
+        author = self.config.agent(row["agent"]) if row["agent"] else None
+        agents = [author] if author else self.agents_to_tell(info)
+        written = _local_time(self.config, row["created_at"])
         for agent in agents:
             await self.queue_mail(
                 tx, info, kind="failed", template="delivery_failed", to_name=agent.name,
                 to_address=agent.addresses[0], language=self.agent_language(info, agent), auto_kind="auto-generated",
                 data=self.data(info, agent_name=agent.name, agent_id=agent.id, error_recipient=row["rcpt_to"],
-                               error_kind=row["kind"], error_reason=reason),
+                               error_kind=row["kind"], error_reason=_reason_text(reason), error_written=written,
+                               error_author=(author.name if author else row["agent"] or ""),
+                               error_yours=author is not None and author.id == agent.id),
             )
 
     async def resolved(self, tx: Txn, ticket_id: int) -> int | None:
@@ -471,18 +476,42 @@ class Mailer:
         await self.delivery_failed(tx, row, reason)
 
 
-_DIAGNOSTIC = re.compile(r"^\s*Diagnostic-Code:\s*(?:smtp;\s*)?(.+)$", re.IGNORECASE | re.MULTILINE)
+# RFC 3464 2.3.6: Diagnostic-Code is a header field, so a long one is folded over lines that
+# start with white space (Gmail's and Exchange's are); the first line alone cut the reason short.
+_DIAGNOSTIC = re.compile(r"^[ \t]*Diagnostic-Code:[ \t]*(?:smtp;[ \t]*)?(.+(?:\r?\n[ \t]+.+)*)", re.IGNORECASE | re.MULTILINE)
 _STATUS = re.compile(r"^\s*Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)
+# A reason is a remote server's words (a relay's multi-line reply, a DSN): kept whole for the
+# agent, but bounded, since a forged bounce can say anything at any length.
+REASON_LIMIT = 4000  # characters
+_REASON_NOISE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def _bounce_reason(mail: ParsedMail, report: str) -> str:
-    """The DSN's Diagnostic-Code (RFC 3464 2.3.6), else its Status, else the first words of its text."""
+    """The DSN's Diagnostic-Code (RFC 3464 2.3.6, unfolded), else its Status, else the first words of its text."""
     for pattern in (_DIAGNOSTIC, _STATUS):
         match = pattern.search(report) or pattern.search(mail.text)
         if match:
-            return match.group(1).strip()[:300]
+            return " ".join(match.group(1).split())[:REASON_LIMIT]
     first = next((line.strip() for line in mail.text.splitlines() if line.strip()), "")
-    return (first or mail.subject)[:300]
+    return (first or mail.subject)[:REASON_LIMIT]
+
+
+def _reason_text(reason: str) -> str:
+    """A failure reason as the notice shows it: every line of it, no control characters, bounded."""
+    lines = (_REASON_NOISE.sub("", line).rstrip() for line in reason.replace("\r\n", "\n").split("\n"))
+    text = "\n".join(line for line in lines if line.strip())
+    return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT] + " [...]"
+
+
+def _local_time(config: Config, created_at: str) -> str:
+    """A stored UTC time as agents read it (gateway.timezone), minutes only."""
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except (TypeError, ValueError):
+        return str(created_at or "")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(config.gateway.timezone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _body(text: str) -> str:

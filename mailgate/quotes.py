@@ -6,11 +6,10 @@ import re
 from collections.abc import Sequence
 
 import lxml.html
-from inscriptis import Inscriptis
 from lxml.html import HtmlElement
 
 from mailgate import quote_phrases as P
-from mailgate.text import HTML_LAYOUT_LIMIT
+from mailgate.text import HTML_LAYOUT_LIMIT, tree_text
 
 # How it works: every line gets a kind, then the kinds decide what is kept.
 #   e empty · t text · q quoted (">") · b boundary: attribution ("On … wrote:"), separator
@@ -383,7 +382,8 @@ def _html_without_quotes(html: str) -> str | None:
                 cut = True
     if not cut:
         return None
-    return Inscriptis(root).get_text()
+    # Targets are added after the cut: a link in the quoted history never reaches the reply text.
+    return tree_text(root)
 
 
 def _remove_from(el: HtmlElement) -> None:

@@ -604,12 +604,20 @@ def route(ruleset: RuleSet, mail: ParsedMail, recipients: Sequence[str] = ()) ->
 
 
 def _default_queue(ruleset: RuleSet, facts: Facts) -> tuple[str | None, str]:
-    """The queue of the support address the mail came to (envelope first, then To, then Cc)."""
+    """The queue of the support address the mail was written to: To first, then Cc, then the envelope."""
     mail = facts.mail
-    for address in [*facts.envelope, *(a.address for a in mail.to), *(a.address for a in mail.cc)]:
-        queue = ruleset.address_queues.get(_base(address)) if address else None
+    # "To: support@, Cc: billing@" is a mail for support that billing may read. The envelope
+    # order says nothing of that: MTAs and clients sort or group recipients (by domain, Bcc
+    # last, alphabetically), so billing@ can come first there. A header address counts only when
+    # the mail really came to it (a Bcc to support@ with "To: billing@" is billing's copy, not
+    # ours); with no envelope (an import) the headers alone decide.
+    received = {_base(a) for a in facts.envelope if a}
+    written = [_base(a.address) for a in (*mail.to, *mail.cc) if a.address]
+    candidates = [a for a in written if not received or a in received] + [_base(a) for a in facts.envelope if a]
+    for address in candidates:
+        queue = ruleset.address_queues.get(address)
         if queue is not None:
-            return queue, f"recipient {_base(address)} feeds queue {queue!r}"
+            return queue, f"recipient {address} feeds queue {queue!r}"
     default = ruleset.config.gateway.default_queue
     if default is not None:
         return default, "gateway.default_queue (no queue is fed by the recipient address)"

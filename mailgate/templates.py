@@ -67,6 +67,9 @@ def context(
     error_recipient: str = "",
     error_kind: str = "",
     error_reason: str = "",
+    error_written: str = "",  # when the undelivered mail was written (gateway.timezone), for "your reply of …"
+    error_author: str = "",  # the agent who wrote an undelivered reply
+    error_yours: bool = False,  # the notice goes to that agent
     assignee: str = "",
     outcome: Mapping[str, Any] | None = None,
     deadline_kind: str = "",  # SLA (issue 7): first_response | resolution
@@ -97,7 +100,8 @@ def context(
             "excerpt": text[:EXCERPT] + ("\n[...]" if len(text) > EXCERPT else ""),
         },
         "reply_text": reply_text,
-        "error": {"recipient": error_recipient, "kind": error_kind, "reason": error_reason},
+        "error": {"recipient": error_recipient, "kind": error_kind, "reason": error_reason,
+                  "written": error_written, "author": error_author, "yours": error_yours},
         # What an agent's mail did (agent_done / agent_refused / agent_unproven): every key always there.
         "outcome": {**_OUTCOME, **(outcome or {})},
         "deadline": {"kind": deadline_kind, "due": deadline_due, "minutes": deadline_minutes},  # SLA (issue 7)
@@ -159,6 +163,8 @@ def sample_context() -> dict[str, Any]:
         error_recipient="zoe@customer.example",
         error_kind="ack",
         error_reason="550 5.1.1 no such user",
+        error_written="2026-11-23 10:00 EET",
+        error_author="Aino Agent",
         deadline_kind="first_response",
         deadline_due="2026-11-24 10:00 (Europe/Helsinki)",
         deadline_minutes=240,

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+import textwrap
 import unicodedata
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import lxml.html
 import nh3
-from inscriptis import get_text
+from inscriptis import Inscriptis
+from lxml.etree import ParserError
+from lxml.html import HtmlElement
 
 from mailgate.charsets import scrub
 
@@ -81,13 +86,103 @@ def html_to_text(html: str) -> str:
     if len(html) > HTML_LAYOUT_LIMIT or too_deep(html):
         return strip_tags(html)
     try:
-        text = get_text(html)
+        text = tree_text(_tree(html))
     except Exception:  # lxml rejects some inputs (NUL bytes, broken encodings declarations)
         try:
-            text = get_text(html.replace("\x00", ""))
+            text = tree_text(_tree(html.replace("\x00", "")))
         except Exception:
             return strip_tags(html)
     return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
+
+
+_XML_DECLARATION = re.compile(r"^<\?xml [^>]+?\?>")
+
+
+def _tree(html: str) -> HtmlElement:
+    # As inscriptis' get_text: a whole document (a fragment's synthetic wrapper would be styled
+    # and indent the text), and unparseable markup read as preformatted text.
+    html = _XML_DECLARATION.sub("", html.strip(), count=1)
+    try:
+        return lxml.html.document_fromstring(html)
+    except ParserError:
+        return lxml.html.document_fromstring("<pre>" + html + "</pre>")
+
+
+def tree_text(root: HtmlElement) -> str:
+    """The text of a parsed HTML tree (changed in place), each link followed by its target."""
+    show_link_targets(root)
+    # inscriptis' relaxed profile indents a <p> inside a <div> by two spaces; Outlook wraps every
+    # paragraph so (div.WordSection1), which shifted whole mails right. Only the common margin goes:
+    # list and table indentation stays.
+    return textwrap.dedent(str(Inscriptis(root).get_text()))
+
+
+# HTML-only mail (Outlook, marketing tools, web forms) says "See the <a>export page</a>." and the
+# address lives only in href: plain text without it loses what the customer pointed at. Targets
+# are written as "export page [https://…]": readable in a notification and in a quoted reply,
+# where markdown's "[text](url)" (inscriptis' display_links) reads as noise and footnotes get
+# separated from their words once an agent cuts the quote.
+_SHOWN_SCHEMES = ("http://", "https://", "ftp://")
+_LINK_NOISE = re.compile(r"[\x00-\x20\x7f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]+")
+_BARE = re.compile(r"^(?:https?://|ftp://|mailto:|tel:)?(?:www\.)?", re.I)
+LINK_TARGET_LIMIT = 2000  # characters; longer hrefs are tracking blobs or data, not addresses to read
+
+
+def link_target(href: str, label: str) -> str | None:
+    """What to show after a link's words: its address, or None (no words, same as the words, not a place)."""
+    # Clients wrap long hrefs over lines and senders hide bidi or zero-width characters in them.
+    target = _LINK_NOISE.sub("", href)
+    lower = target.lower()
+    if lower.startswith("mailto:"):
+        target = _LINK_NOISE.sub("", unquote(target[7:].split("?", 1)[0]))
+    elif lower.startswith("tel:"):
+        target = target[4:]
+    elif not lower.startswith(_SHOWN_SCHEMES):
+        return None  # javascript:, data:, cid:, "#anchor", relative paths: nowhere a reader can go
+    else:
+        target = _unwrap_safelink(target)
+        if target is None:
+            return None
+    if not target or len(target) > LINK_TARGET_LIMIT or "[" in target or "]" in target:
+        return None
+    words = " ".join(label.split())
+    if not words:
+        return None  # an image or an empty anchor: its target alone is newsletter noise
+    bare = _bare(target)
+    if bare and bare in _bare(words):
+        return None  # the words already are the address ("https://x/y", "www.x/y", "alice@x")
+    return target
+
+
+def _unwrap_safelink(target: str) -> str | None:
+    """Microsoft 365 rewrites every link in mail it delivers to a Safe Links redirect (about 300
+    characters of tracking); the address the writer meant is its url= parameter."""
+    if ".safelinks.protection.outlook.com" not in target.lower():
+        return target
+    try:
+        parts = urlsplit(target)
+        if not (parts.hostname or "").endswith(".safelinks.protection.outlook.com"):
+            return target
+        inner = parse_qs(parts.query).get("url", [""])[0]
+    except ValueError:  # "https://[::1" and other broken hosts: shown as written
+        return target
+    inner = _LINK_NOISE.sub("", inner)
+    return inner if inner.lower().startswith(_SHOWN_SCHEMES) else None
+
+
+def _bare(text: str) -> str:
+    return _BARE.sub("", _LINK_NOISE.sub("", text.casefold())).rstrip("/.")
+
+
+def show_link_targets(root: HtmlElement) -> None:
+    """Write each link's target after its words, in the tree itself (only what is left of it is shown)."""
+    for anchor in root.iter("a"):
+        href = anchor.get("href")
+        if not href:
+            continue
+        target = link_target(href, anchor.text_content())
+        if target is not None:
+            anchor.tail = f" [{target}]" + (anchor.tail or "")
 
 
 def strip_tags(html: str) -> str:

@@ -204,7 +204,7 @@ def test_default_queue_is_the_recipient_address_queue(make_config: Callable[...,
     routing = routed(make_config, no_rules, mail(to=BILLING))
     assert routing.queue == "billing" and routing.priority == "high"  # the queue's default priority
     assert routing.because["queue"] == "recipient billing@example.test feeds queue 'billing'"
-    # The envelope recipient goes first: it is the address the mail really came to.
+    # A To address the mail did not come to (a Bcc to support) does not count: the envelope decides.
     assert routed(make_config, no_rules, mail(to=BILLING), ("support+x@example.test",)).queue == "general"
     assert routed(make_config, no_rules, mail(to="someone@else.test", headers={"Cc": BILLING})).queue == "billing"
 
