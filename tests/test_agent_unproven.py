@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,16 +112,16 @@ async def customer_opens(running: Running, sink: Sink) -> Received:
     return notice
 
 
-def thunderbird(sender: str, subject: str, text: str, *, n: int = 1, extra: str = "") -> bytes:
+def thunderbird(sender: str, subject: str, text: str, *, n: int = 1, extra: str = "", to: str = SUPPORT) -> bytes:
     """A fresh mail as Thunderbird writes it: format=flowed, Content-Language, a "-- " signature."""
-    name, _, address = sender.partition(" <")
+    name = sender.partition(" <")[0]
     return (
         f"Message-ID: <0b1e6c2a-77f4-4d1e-9a5b-{n:012d}@agents.test>\r\n"
         "Date: Mon, 23 Nov 2026 11:02:13 +0200\r\n"
         "MIME-Version: 1.0\r\n"
         "User-Agent: Mozilla Thunderbird\r\n"
         "Content-Language: en-US\r\n"
-        f"To: {SUPPORT}\r\n"
+        f"To: {to}\r\n"
         f"From: {sender}\r\n"
         f"{extra}"
         f"Subject: {subject}\r\n"
@@ -143,7 +144,7 @@ def gmail(sender: str, subject: str, text: str, *, in_reply_to: str = "", to: st
         "MIME-Version: 1.0\r\n"
         "Date: Mon, 23 Nov 2026 10:20:00 +0200\r\n"
         f"{threading}"
-        f"Message-ID: <CAF=9x{abs(hash((sender, subject, text)))}@mail.agents.test>\r\n"
+        f"Message-ID: <CAF=9x{zlib.crc32((sender + subject + text).encode())}@mail.agents.test>\r\n"
         f"Subject: {subject}\r\n"
         f"From: {sender}\r\n"
         f"To: {to}\r\n"
@@ -219,7 +220,7 @@ async def test_assignee_names_the_ticket_without_proof_it_joins_and_nothing_runs
         # Sent again to the signed address the notice names, the same words are hers: they run.
         signed = tokens.reply_address(KEY, SUPPORT, tokens.Token("a", 1000, "aino"))
         raw = thunderbird(f"Aino Agent <{AINO}>", "[#1000] update [priority:urgent]",
-                          "PROVEN: the toner is on its way.", n=2).replace(f"To: {SUPPORT}".encode(), f"To: {signed}".encode())
+                          "PROVEN: the toner is on its way.", n=2, to=signed)
         await writes(running, raw, AINO, rcpt=signed)
         await wait_mail(sink, AINO, "Done [#1000]")
         assert (await ticket(running))["priority"] == "urgent"
@@ -272,6 +273,25 @@ async def test_reply_all_by_references_without_proof_is_kept_and_the_agent_told(
         assert_told_how_to_act(notice, AINO, "aino", 1000)
         await all_sent(running)
         assert len(sink.to(CUSTOMER)) == 1 and sink.to("bob@customer.test") == []
+
+
+@pytest.mark.parametrize("status", ["resolved", "closed"])
+async def test_unproven_mail_on_a_finished_ticket_neither_reopens_nor_follows_up(
+    sink: Sink, teamconfig: Callable[..., Config], status: str
+) -> None:
+    async with started(teamconfig()) as running:
+        notice = await customer_opens(running, sink)
+        raw, rcpt = reply(notice, "", subject=f"Re: [status:{status}] {notice.header('Subject')}")
+        await writes(running, raw, AINO, rcpt=rcpt)
+        await wait_mail(sink, AINO, "Done [#1000]")
+        assert (await ticket(running))["status"] == status
+        raw = thunderbird(f"Aino Agent <{AINO}>", "[#1000] [status:open] one more thing", "LATE: reopen it.")
+        await writes(running, raw, AINO)
+        assert (await ticket(running))["status"] == status
+        assert [t["number"] for t in await rows(running, "SELECT number FROM tickets")] == [1000]
+        [message] = await stored(running, "LATE:")
+        assert message["number"] == 1000
+        await wait_mail(sink, AINO, "Not accepted as yours [#1000]")
 
 
 # -- others ---------------------------------------------------------------------------------------------
@@ -354,7 +374,8 @@ async def test_agent_fresh_mail_without_a_tag_opens_her_own_ticket_unacknowledge
         # With proof (her server's DKIM, checked by the trusted MTA) and no command, the same: a
         # ticket of her own, its agents told, no acknowledgement and no notice.
         results = f"Authentication-Results: {TRUSTED}; dkim=pass header.d=agents.test header.s=s1\r\n"
-        raw = results.encode() + thunderbird(f"Aino Agent <{AINO}>", "Laptop for the new hire", "PROVEN: by Friday.", n=2)
+        raw = results.encode() + thunderbird(f"Aino Agent <{AINO}>", "Laptop for the new hire", "PROVEN: by Friday.",
+                                             n=2)
         await writes(running, raw, AINO)
         second = await ticket(running, 1002)
         assert second["assignee"] == "aino"
@@ -395,8 +416,9 @@ async def test_forged_assignee_from_an_untrusted_peer_acts_on_nothing(
         extra = (f"Reply-To: {STRANGER}\r\nCc: Eve <eve@evil.test>\r\n"
                  f"Authentication-Results: {TRUSTED}; dkim=pass header.d=agents.test header.s=s1; spf=pass"
                  " smtp.mailfrom=agents.test\r\n")
-        raw = thunderbird(f"Aino Agent <{AINO}>", "[#1000] [status:closed] [forward:mallory@evil.test] [cc:add eve@evil.test]",
-                          "#reopen\nFORGED: send the invoice to my new address.", extra=extra)
+        subject = "[#1000] [status:closed] [forward:mallory@evil.test] [cc:add eve@evil.test]"
+        raw = thunderbird(f"Aino Agent <{AINO}>", subject, "#reopen\nFORGED: send the invoice to my new address.",
+                          extra=extra)
         await writes(running, raw, STRANGER)
         assert facts(await ticket(running)) == before
         [message] = await stored(running, "FORGED:")
