@@ -53,8 +53,8 @@ def may_be_party(config: Config, address: str) -> bool:
 
 
 async def agent_part(tx: Txn, config: Config, ticket_id: int, address: str) -> str | None:
-    """How a configured agent's address takes part in a ticket (its assignee, an agent of its queue,
-    a follower), or None: a ticket's own agents name it by "[#N]" from any mail client, as its
+    """How a configured agent's address takes part in a ticket (its assignee, an agent of its queue
+    or any agent when it has none, a follower), or None: a ticket's own agents name it by "[#N]" from any mail client, as its
     customer does; another queue's agent who never touched it is a stranger to it like anyone."""
     agent = identity.agent_by_address(config, address)
     if agent is None:
@@ -67,6 +67,8 @@ async def agent_part(tx: Txn, config: Config, ticket_id: int, address: str) -> s
     queue = config.queue(row["queue"]) if row["queue"] else None
     if queue is not None and agent in config.queue_members(queue):
         return f"agent {agent.id} of queue {queue.name}"
+    if queue is None:
+        return f"agent {agent.id} (the ticket is in no queue: every agent works it)"
     if await tx.value("SELECT 1 FROM ticket_watchers WHERE ticket_id = ? AND agent = ? AND following = 1",
                       (ticket_id, agent.id)):
         return f"agent {agent.id}, who follows it"

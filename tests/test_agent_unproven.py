@@ -294,6 +294,21 @@ async def test_unproven_mail_on_a_finished_ticket_neither_reopens_nor_follows_up
         await wait_mail(sink, AINO, "Not accepted as yours [#1000]")
 
 
+async def test_without_queues_every_agent_takes_part(tmp_path: Path, sink: Sink) -> None:
+    agents = TEAM.split("[[agents]]", 1)[1]
+    extra = relay_section(sink.port, send_delay=0.2) + "\n[[agents]]" + agents
+    async with started(config_mod.load(write_config(tmp_path, extra))) as running:
+        raw = mail(sender=f"Alice Customer <{CUSTOMER}>", subject="Printer on fire", message_id="<c1@customer.test>")
+        await writes(running, raw, CUSTOMER)
+        assert (await ticket(running))["queue"] is None
+        raw = thunderbird(f"Bartek Agent <{BARTEK}>", "[#1000] [status:closed] update", "NOQUEUE: done.")
+        await writes(running, raw, BARTEK)
+        [message] = await stored(running, "NOQUEUE:")
+        assert message["number"] == 1000 and "the ticket is in no queue" in str(message["thread_detail"])
+        assert (await ticket(running))["status"] == "new"
+        await wait_mail(sink, BARTEK, "Not accepted as yours [#1000]")
+
+
 # -- others ---------------------------------------------------------------------------------------------
 
 
