@@ -85,9 +85,20 @@ async def dispatch(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry,
     found = await _thread_by_agent_token(tx, mail, entry.envelope.rcpt_to, secret, found)
     if ident.agent is None:
         if ident.claimed is not None:
-            log.warning("agent_mail.unproven agent=%s why=%s", ident.claimed.id, ident.why)
+            found = _unproven_trace(found, ident.claimed)
+            log.warning("agent_mail.unproven agent=%s ticket_id=%s thread=%s why=%s",
+                        ident.claimed.id, found.ticket_id or "new", found.rule, ident.why)
         return Decision(False, found, ident)
     return await _proven(tx, config, mail, entry, key, found, ident, ident.agent)
+
+
+def _unproven_trace(found: Correlation, claimed: AgentConfig) -> Correlation:
+    """The threading trace of an agent's mail without proof says so: it is kept, nothing in it runs."""
+    if found.ticket_id is None:
+        what = "a new ticket with the agent as requester, not acknowledged, nothing run"
+    else:
+        what = "kept on the ticket, nothing run, nothing sent to the customer"
+    return Correlation(found.ticket_id, found.rule, f"{found.detail}; From is agent {claimed.id} without proof: {what}")
 
 
 async def _thread_by_agent_token(
@@ -398,14 +409,20 @@ UNPROVEN_NOTICES_PER_HOUR = 5
 
 
 async def tell_unproven(
-    tx: Txn, config: Config, decision: Decision, ticket_id: int, mail: ParsedMail, *, imported: bool
+    tx: Txn, config: Config, decision: Decision, ticket_id: int, mail: ParsedMail, *, imported: bool,
+    opened: bool = False,
 ) -> None:
-    """The real agent hears that a mail in their name was not taken as theirs, and why."""
+    """The real agent hears that a mail in their name was not taken as theirs, why, and how to act.
+
+    Always at the agent's configured address: a From anyone can forge must never steer the notice
+    (a Reply-To in it is the forger's). opened: the mail opened this ticket (nothing else named one).
+    """
     ident = decision.identity
     if ident is None or ident.claimed is None:
         return
     agent = ident.claimed
-    await tickets.event(tx, ticket_id, "system", "agent_mail.unproven", {"agent": agent.id, "why": ident.why})
+    await tickets.event(tx, ticket_id, "system", "agent_mail.unproven",
+                        {"agent": agent.id, "why": ident.why, "opened": opened})
     mailer = outbound.mailer_for(config)
     if mail.kind is not MailKind.MESSAGE or imported:
         return  # an out-of-office in the agent's name: a notice would be answered by the next one
@@ -415,9 +432,13 @@ async def tell_unproven(
     if int(sent or 0) >= UNPROVEN_NOTICES_PER_HOUR:
         return  # a flood of forgeries: the agent has been told
     info = await mailer.ticket(tx, ticket_id)
+    token = tokens.Token(tokens.AGENT_REPLY, info.number, agent.id)
+    # Spelled out in the text as well as the Reply-To: a mail written to it proves the agent
+    # whatever her mail server does (no DKIM, no SPF, a relay that rewrites the From).
+    address = tokens.reply_address(mailer.secret, info.from_address, token)
     await mailer.queue_mail(
         tx, info, kind="unproven", template="agent_unproven", to_name=agent.name, to_address=agent.addresses[0],
-        language=mailer.agent_language(info, agent), auto_kind="auto-generated",
-        reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
-        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, outcome={"why": ident.why}),
+        language=mailer.agent_language(info, agent), auto_kind="auto-generated", reply_token=token,
+        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id,
+                         outcome={"why": ident.why, "opened": opened, "address": address}),
     )

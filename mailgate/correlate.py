@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mailgate import tokens
+from mailgate import parties, tokens
+from mailgate.config import Config
 from mailgate.models import ParsedMail, ThreadRule
 from mailgate.store import Txn
 
@@ -69,8 +70,12 @@ async def find(
     *,
     secret: bytes,
     tag_prefix: str,
+    config: Config | None = None,
 ) -> Correlation:
-    """Thread a parsed message into an existing ticket, or say it opens a new one."""
+    """Thread a parsed message into an existing ticket, or say it opens a new one.
+
+    config: the agents and queues, so a ticket's own agents may name it by its subject tag.
+    """
     # (a) A signed token: in a recipient address, in one of our Message-IDs it answers, or in a
     # quoted body marker (some providers rewrite Message-IDs; the marker survives that).
     recipients = list(rcpt_to) + [a.address for a in (*mail.to, *mail.cc)]
@@ -115,6 +120,15 @@ async def find(
         )
         if party:
             return Correlation(await survivor(tx, row["id"]), ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is a party")
+        # The ticket's own agents writing "[#N] …" from a plain mail client (no token, no DKIM): the
+        # mail belongs on the ticket. Threading gives no power: without proof it is kept and shown,
+        # never run (agent_mail). A From the parser had to guess at names nobody.
+        if config is not None and mail.from_is_clean:
+            target = await survivor(tx, row["id"])  # merged: the agents of the ticket it lives on count too
+            for ticket_id in dict.fromkeys((row["id"], target)):
+                staff = await parties.agent_part(tx, config, ticket_id, sender)
+                if staff:
+                    return Correlation(target, ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is {staff}")
         return Correlation(
             None, ThreadRule.NEW, f"subject tag #{number} ignored: {sender} is not a party of that ticket"
         )

@@ -393,7 +393,8 @@ class Mailer:
             await self._learn_language(tx, info, mail)
             info = await self.ticket(tx, ticket_id)
             await self._maybe_acknowledge(tx, info, mail, envelope)
-        notify = loops.may_notify(self.guard, mail, imported=envelope.imported)
+        notify = loops.may_notify(self.guard, mail, imported=envelope.imported) or (
+            new_ticket and self._opened_by_agent(mail, envelope))
         # Someone who is not a party yet does not stop the agent's reply to those who are: anyone
         # holding a Message-ID of the thread could otherwise hold every answer until [send].
         if notify and not new_ticket and not (joined and joined.pending):
@@ -402,6 +403,17 @@ class Mailer:
         if notify and not info.quarantined and (info.queue is None or info.queue.notify):
             await self.notify_agents(tx, info, "notify_new" if new_ticket else "notify_reply", mail,
                                      joined.for_template() if joined else None)
+
+    def _opened_by_agent(self, mail: ParsedMail, envelope: Envelope) -> bool:
+        """An agent's own mail opened the ticket (one naming no ticket of hers): its agents must hear of it.
+
+        Mail from agents' addresses tells nobody elsewhere, so that an out-of-office answering a
+        notification cannot start a loop; such an answer threads into the ticket it answers and
+        never opens one, so the assignee of a ticket a colleague opened by mail is still told.
+        """
+        sender = mail.from_[0].address.lower() if mail.from_ else ""
+        return (sender in self.guard.agent_addresses and mail.kind is MailKind.MESSAGE
+                and not envelope.imported)
 
     async def _maybe_acknowledge(self, tx: Txn, info: TicketInfo, mail: ParsedMail, envelope: Envelope) -> None:
         verdict = loops.may_answer(
@@ -412,6 +424,10 @@ class Mailer:
             reason, allowed = "queue.acknowledge = false", False
         elif info.ack_suppressed:
             reason, allowed = "suppressed by routing", False
+        elif identity.agent_by_address(self.config, info.customer_address) is not None:
+            # An agent's own mail to support (a colleague's request, or her From forged) opened it:
+            # "we received your request" is for customers, and an agent is told otherwise.
+            reason, allowed = "the requester is an agent", False
         elif not info.customer_address:
             reason, allowed = "no customer address", False
         elif mailbox(info.customer_address) is None:

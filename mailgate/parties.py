@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mailgate import loops, tickets
+from mailgate import identity, loops, tickets
 from mailgate.config import Config
 from mailgate.models import ParsedMail
 from mailgate.store import Txn
@@ -50,6 +50,29 @@ def may_be_party(config: Config, address: str) -> bool:
     if any(address == a.lower() for agent in config.agents for a in agent.addresses):
         return False
     return not loops.is_machine_address(address)
+
+
+async def agent_part(tx: Txn, config: Config, ticket_id: int, address: str) -> str | None:
+    """How a configured agent's address takes part in a ticket (its assignee, an agent of its queue
+    or any agent when it has none, a follower), or None: a ticket's own agents name it by "[#N]" from any mail client, as its
+    customer does; another queue's agent who never touched it is a stranger to it like anyone."""
+    agent = identity.agent_by_address(config, address)
+    if agent is None:
+        return None
+    row = await tx.one("SELECT queue, assignee FROM tickets WHERE id = ?", (ticket_id,))
+    if row is None:
+        return None
+    if row["assignee"] == agent.id:
+        return f"agent {agent.id}, the assignee"
+    queue = config.queue(row["queue"]) if row["queue"] else None
+    if queue is not None and agent in config.queue_members(queue):
+        return f"agent {agent.id} of queue {queue.name}"
+    if queue is None:
+        return f"agent {agent.id} (the ticket is in no queue: every agent works it)"
+    if await tx.value("SELECT 1 FROM ticket_watchers WHERE ticket_id = ? AND agent = ? AND following = 1",
+                      (ticket_id, agent.id)):
+        return f"agent {agent.id}, who follows it"
+    return None
 
 
 async def roles(tx: Txn, ticket_id: int) -> dict[str, str]:

@@ -114,7 +114,8 @@ class Processor:
                 )
                 return Outcome(entry.id, "duplicate", duplicate["number"], duplicate["id"])
             found = await correlate.find(
-                tx, mail, entry.envelope.rcpt_to, secret=self._secret, tag_prefix=self.config.gateway.ticket_tag
+                tx, mail, entry.envelope.rcpt_to, secret=self._secret, tag_prefix=self.config.gateway.ticket_tag,
+                config=self.config,
             )
             mailer = outbound.mailer_for(self.config)  # outgoing mail (issue 4)
             found = await mailer.rethread_bounce(tx, mail, entry.envelope.rcpt_to, found)
@@ -195,8 +196,9 @@ class Processor:
                 # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
                 await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket,
                                            joined=joined)
-                if agent.unproven:  # issue 6: an agent's From without proof: stored as an outside party's; agent told
-                    await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail, imported=entry.envelope.imported)
+                if agent.unproven:  # an agent's From without proof: stored as an outside party's; agent told
+                    await agent_mail.tell_unproven(tx, self.config, agent, ticket_id, mail,
+                                                   imported=entry.envelope.imported, opened=new_ticket)
             await tx.execute(
                 "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
                 (message_row, entry.id),

@@ -120,6 +120,7 @@ _OUTCOME: dict[str, Any] = {
     "listing": "",  # which list ([list:mine])
     "tickets": [],  # {number, subject, status, priority, queue, assignee} for a listing
     "why": "",  # why a mail was not taken as the agent's
+    "opened": False, "address": "",  # agent_unproven: the mail opened the ticket; where to write with proof
     "ticketless": False,  # no ticket: a mail to the command address
     # Merge, forward, ask a colleague (issue 7): the other ticket; who asked, their words, the history.
     "other_number": 0, "other_subject": "", "other_tag": "",
