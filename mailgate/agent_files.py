@@ -17,6 +17,11 @@ log = logging.getLogger("mailgate.agent_files")
 
 # Why a listed file is not attached; the templates word each in the agent's language.
 ATTACHED, OVER_CAP, TOO_BIG, MISSING = "", "over_cap", "too_big", "missing"
+# A mail may carry up to parse.MAX_ATTACHMENTS (1000) parts: a notification attaching or listing every
+# one of a flood of tiny files is unreadable, and mail clients choke on a thousand parts. Past these the
+# rest are counted ("and 800 more") and still fetchable by number.
+MAX_ATTACHED_FILES = 100
+MAX_LISTED = 200
 
 
 def human_size(size: int) -> str:
@@ -40,7 +45,7 @@ async def attach(config: Config, chosen: Sequence[StoredFile]) -> tuple[tuple[co
     items: list[dict[str, Any]] = []
     for stored in chosen:
         reason = TOO_BIG if stored.size > config.outbox.notify_attachments_max else (
-            OVER_CAP if stored.size > budget else ATTACHED)
+            OVER_CAP if stored.size > budget or len(files) >= MAX_ATTACHED_FILES else ATTACHED)
         if reason == ATTACHED:
             try:
                 data = await asyncio.to_thread(blobs.get, stored.sha256)  # up to the cap: off the event loop
@@ -53,8 +58,8 @@ async def attach(config: Config, chosen: Sequence[StoredFile]) -> tuple[tuple[co
         items.append({"number": stored.number, "name": stored.name, "type": stored.content_type,
                       "size": human_size(stored.size), "bytes": stored.size, "attached": reason == ATTACHED,
                       "reason": reason})
-    listing = {"entries": items, "cap": human_size(config.outbox.notify_attachments_max),
-               "left": sum(1 for i in items if not i["attached"]),
+    listing = {"entries": items[:MAX_LISTED], "more": max(len(items) - MAX_LISTED, 0),
+               "cap": human_size(config.outbox.notify_attachments_max), "left": sum(1 for i in items if not i["attached"]),
                "fetchable": [i["number"] for i in items if i["reason"] == OVER_CAP]}
     return tuple(files), listing
 

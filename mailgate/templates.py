@@ -130,7 +130,7 @@ _OUTCOME: dict[str, Any] = {
 _PARTIES: dict[str, Any] = {"pending": [], "left_out": 0, "left_out_sample": [], "cap": 0}
 
 # entries: {number, name, type, size ("2.3 MB"), bytes, attached, reason (over_cap | too_big | missing)}.
-_FILES: dict[str, Any] = {"entries": [], "cap": "", "left": 0, "fetchable": []}
+_FILES: dict[str, Any] = {"entries": [], "more": 0, "cap": "", "left": 0, "fetchable": []}
 
 _TASK: dict[str, Any] = {"id": 0, "queue": "", "due": "", "by": "", "text": "", "status": "open"}
 
@@ -179,7 +179,7 @@ def sample_context() -> dict[str, Any]:
              "attached": False, "reason": "too_big"},
             {"number": 4, "name": "lost.txt", "type": "text/plain", "size": "12 B", "bytes": 12,
              "attached": False, "reason": "missing"},
-        ], "cap": "10.0 MB", "left": 3, "fetchable": [2]},
+        ], "more": 796, "cap": "10.0 MB", "left": 799, "fetchable": [2]},
     )
 
 

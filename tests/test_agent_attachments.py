@@ -287,7 +287,7 @@ async def test_a_forwarded_mail_and_a_bounce_report_on_the_ticket_reach_the_agen
         assert f"1. {shown} (message/rfc822," in got.text() and "(message/delivery-status," in got.text()
 
 
-def test_files_tag_values_and_a_customers_tag_is_neutralised() -> None:
+async def test_files_tag_values_and_a_customers_tag_is_neutralised() -> None:
     from datetime import UTC, datetime
 
     from mailgate import commands
@@ -301,3 +301,20 @@ def test_files_tag_values_and_a_customers_tag_is_neutralised() -> None:
     assert [str(e) for e in commands.parse("[files:invoice.pdf]", "", now=now).errors] == [
         "[files:invoice.pdf]: write the numbers of the files as listed, e.g. [files:2] or [files:1, 3]"]
     assert commands.neutralise("[files] [files:1] Contract") == "(files) (files:1) Contract"
+
+
+async def test_a_flood_of_tiny_files_is_bounded_in_the_notification(sink: Sink, filesconfig: Callable[..., Config]) -> None:
+    files = tuple((f"part{n:03}.txt", "text/plain", f"file {n}\n".encode()) for n in range(1, 251))
+    async with started(filesconfig()) as running:
+        await customer_sends(running, outlook_mail("Many files", files))
+        notice = await wait_mail(sink, AINO, "New request [#1000]")
+        assert [f[0] for f in attachments(notice)] == [f"part{n:03}.txt" for n in range(1, 101)]
+        text = notice.text()
+        assert "Files (250):" in text and "101. part101.txt (text/plain, 9 B) - not attached: answer [files:101]" in text
+        assert "200. part200.txt" in text and "201. part201.txt" not in text
+        assert "… and 50 more files, not listed here" in text
+        # Any of them, by number, as the listing says.
+        raw, rcpt = agent_reply(notice, "", subject=f"Re: [files:250, 101] {notice.header('Subject')}")
+        await agent_sends(running, raw, rcpt)
+        got = await wait_mail(sink, AINO, "Files of [#1000]")
+        assert [(f[0], f[2]) for f in attachments(got)] == [("part250.txt", b"file 250\n"), ("part101.txt", b"file 101\n")]
