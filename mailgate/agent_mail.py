@@ -319,6 +319,7 @@ def _applied_order(cmds: tuple[commands.Command, ...]) -> list[commands.Command]
     order: tuple[str, ...] = ("queue", "priority", "category", "tag", "assign", "take", "status", "snooze", "cancel", "send", "next")
     order += ("task", "follow", "unfollow")  # issue 7 parts 9-10 (agent_tickets); before merge, which ends the ticket
     order += ("cc",)
+    order += ("files",)  # as agent_ops.apply orders them: one change per command, zipped below
     order += ("forward", "forward+notes", "help", "split", "merge")  # issue 7 (case_ops)
     return sorted((c for c in cmds if c.name in order), key=lambda c: order.index(c.name))
 

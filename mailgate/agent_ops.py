@@ -152,12 +152,18 @@ async def mail_ticket_to(
         " ORDER BY id DESC LIMIT 1", (ticket_id,),
     )
     shown = (f"{last['from_name']} <{last['from_address']}>" if last["from_name"] else last["from_address"]) if last else ""
+    from mailgate import agent_files  # builds on this module
+
+    # Newly responsible, the agent has not seen the ticket's files yet: they come along, as in a notification.
+    files, listing = await agent_files.of_ticket(tx, config, ticket_id)
     await mailer.queue_mail(
         tx, info, kind=kind, template=template, to_name=target.name, to_address=target.addresses[0],
         language=mailer.agent_language(info, target), auto_kind="auto-generated",
         reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, target.id),
         data=mailer.data(info, agent_name=target.name, agent_id=target.id, message_from=shown,
-                         message_text=(last["reply_text"] or last["text"]) if last else "", outcome=outcome),
+                         message_text=(last["reply_text"] or last["text"]) if last else "", outcome=outcome,
+                         files=listing),
+        files=files,
     )
 
 
@@ -310,6 +316,7 @@ async def apply(
              "next", "list", "note")
     order += ("task", "follow", "unfollow")  # issue 7 parts 9-10 (agent_tickets); before merge, which ends the ticket
     order += ("cc",)  # who receives replies: before the reply that follows, and before merge
+    order += ("files",)  # the ticket's files to the asking agent; before merge, which moves them
     order += ("forward", "forward+notes", "help", "split", "merge")  # issue 7 (case_ops); merge ends the ticket: last
     changes: list[Change] = []
     for command in sorted(commands, key=lambda c: order.index(c.name)):
@@ -351,6 +358,10 @@ async def apply(
                 from mailgate import agent_tickets
 
                 changes.append(await agent_tickets.apply(tx, config, tid, command, agent))
+            case "files":
+                from mailgate import agent_files  # builds on this module
+
+                changes.append(await agent_files.send(tx, config, tid, command.value, agent))
             case "cc":
                 summary = await parties.change(tx, config, tid, command.add, command.remove, actor(agent))
                 changes.append(Change("cc", summary))

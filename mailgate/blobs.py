@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailgate.compose import File, clean
 from mailgate.text import visible_name
@@ -59,10 +60,9 @@ async def message_files(
     files: list[File] = []
     names: list[str] = []
     for a in await tx.all("SELECT * FROM attachments WHERE message_row = ? ORDER BY id", (message_row,)):
-        if not embedded and a["inline"] and a["content_id"]:
+        if not embedded and _embedded(a):
             continue
-        # Rows stored before names were cleaned at parse time may still hold bidi overrides.
-        name = clean(visible_name(a["filename"] or ""), 200) or f"attachment-{a['id']}"
+        name = shown_name(a)
         if a["size"] > budget:
             names.append(f"{name} (not attached: too big)")
             continue
@@ -75,3 +75,37 @@ async def message_files(
         files.append(File(name, a["content_type"] or "application/octet-stream", data))
         names.append(name)
     return files, names
+
+
+def _embedded(row: Any) -> bool:
+    """An inline part an HTML body points at by Content-ID: a logo or signature image, not a file someone sent."""
+    return bool(row["inline"] and row["content_id"])
+
+
+def shown_name(row: Any) -> str:
+    """An attachment row's filename as people may see it; a made-up one when the sender gave none."""
+    # Rows stored before names were cleaned at parse time may still hold bidi overrides.
+    return clean(visible_name(row["filename"] or ""), 200) or f"attachment-{row['id']}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One file a ticket holds, numbered as agents see it ([files:N])."""
+
+    number: int  # 1-based, the ticket's files in the order they came
+    message_row: int
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+async def ticket_files(tx: Txn, ticket_id: int) -> list[StoredFile]:
+    """Every file of a ticket's messages, oldest first; images a signature shows inline are left out."""
+    rows = await tx.all(
+        "SELECT a.* FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.ticket_id = ?"
+        " ORDER BY m.id, a.id", (ticket_id,),
+    )
+    kept = [a for a in rows if not _embedded(a)]
+    return [StoredFile(n, a["message_row"], shown_name(a), clean(a["content_type"] or "", 100) or "application/octet-stream",
+                       int(a["size"]), a["sha256"]) for n, a in enumerate(kept, 1)]

@@ -25,6 +25,8 @@ _LIFE = {"new": False, "to": True, "behalf": True, "channel": True, "task": True
 _VALUES.update(_LIFE)
 # Who receives replies: [cc:add a@x.example] confirms someone who wrote in, [cc:remove …] takes a Cc off.
 _VALUES["cc"] = True
+# The ticket's files mailed to the asking agent: [files] all of them, [files:2, 5] those of its listing.
+_VALUES["files"] = None
 _ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}
 NAMES: tuple[str, ...] = (*_VALUES, "comment")
 # Commands that need no ticket: an agent may send them to the command address.
@@ -227,6 +229,8 @@ def _command(name: str, value: str, raw: str, now: datetime, zone: tzinfo) -> Co
         return case_command(name, value, raw)
     if name == "cc":
         return cc_command(value, raw)
+    if name == "files":
+        return files_command(value, raw)
     if name == "list":
         which = lowered or "inbox"
         if which not in LISTS:
@@ -294,6 +298,20 @@ def cc_command(value: str, raw: str) -> Command | TagError:
     add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
     normal = " ".join([*(f"+{a}" for a in add), *(f"-{a}" for a in remove)])
     return Command("cc", normal, raw, add=tuple(add), remove=tuple(remove))
+
+
+_FILE_NUMBER = re.compile(r"#?\d{1,6}")
+
+
+def files_command(value: str, raw: str) -> Command | TagError:
+    """[files] (or [files:all]) → "", every file; [files:2] or [files:#2, 5] → "2, 5", numbers as listed."""
+    words = [w for w in re.split(r"[,;\s]+", value.strip().lower()) if w]
+    if not words or words == ["all"]:
+        return Command("files", "", raw)
+    if len(words) > 50 or not all(_FILE_NUMBER.fullmatch(w) for w in words):
+        return TagError(raw, "write the numbers of the files as listed, e.g. [files:2] or [files:1, 3]")
+    numbers = dict.fromkeys(int(w.lstrip("#")) for w in words)
+    return Command("files", ", ".join(str(n) for n in numbers), raw)
 
 
 _UNITS = {"m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hour": 3600,

@@ -139,11 +139,28 @@ def compose(out: Outgoing) -> EmailMessage:
         html = out.html + f'\n<p style="color:#999999;font-size:10px">{out.marker}</p>\n'
         msg.add_alternative(html, subtype="html", cte="quoted-printable")
     for file in out.files:
-        maintype, _, subtype = file.content_type.partition("/")
-        msg.add_attachment(file.data, maintype=maintype or "application", subtype=subtype or "octet-stream",
-                           filename=file.name)
+        maintype, _, subtype = sendable_type(file.content_type).partition("/")
+        name = file.name + (".eml" if file.content_type == "message/rfc822" and "." not in file.name else "")
+        msg.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=name)
     msg["Content-Language"] = out.language  # after the body: set_content() and add_attachment() move Content-* headers
     return msg
+
+
+_TYPE_NAME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")  # RFC 6838 4.2
+
+
+def sendable_type(content_type: str) -> str:
+    """The type a stored file goes out as: the sender's, unless re-attaching it as bytes could fail.
+
+    A customer's forwarded bounce (message/delivery-status) or any message/* or multipart/* part
+    cannot be attached as bytes (the stdlib wants message objects there, and raises), and a
+    malformed type would land in our header: those go out as application/octet-stream.
+    A forwarded mail (message/rfc822) keeps its meaning through the ".eml" name compose gives it.
+    """
+    maintype, _, subtype = content_type.lower().partition("/")
+    if maintype in ("message", "multipart") or not (_TYPE_NAME.fullmatch(maintype) and _TYPE_NAME.fullmatch(subtype)):
+        return "application/octet-stream"
+    return f"{maintype}/{subtype}"
 
 
 def needs_utf8(msg: EmailMessage) -> bool:

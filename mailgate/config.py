@@ -575,6 +575,11 @@ class OutboxConfig(_Model):
     human_senders: tuple[str, ...] = ()
     templates: Path | None = None  # operator overrides: <folder>/<lang>/<name>.txt|.html
     bounce_address: MailAddress | None = None  # VERP base; default bounces@<first support domain>
+    # Bytes of the customer's files attached to one notification (also the assignment notice and a
+    # [files] mail); the rest are listed with name, type and size. Agents' mailboxes refuse messages
+    # past 10-25 MB (Gmail 25, Exchange Online 10-35 by tenant), and a refused notification loses the words too.
+    # 0 attaches none: every file is only listed.
+    notify_attachments_max: int = Field(default=10 * 1024 * 1024, ge=0)
 
 
 class StormConfig(_Model):

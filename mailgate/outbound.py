@@ -218,16 +218,37 @@ class Mailer:
         posing = identity.sender_warning(sender.name, sender.address) if sender else ""
         if sender and posing:
             log.info("outbound.sender_name_warning ticket=%s shown=%s address=%s", info.number, posing, sender.address)
+        agents = await self.recipients(tx, info)
+        files, listing = await self._files_of(tx, info, mail) if agents else ((), None)
         ids = []
-        for agent in await self.recipients(tx, info):
+        for agent in agents:
             ids.append(await self.queue_mail(
                 tx, info, kind="notify", template=template, to_name=agent.name, to_address=agent.addresses[0],
                 language=self.agent_language(info, agent), auto_kind="auto-generated",
                 reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
-                data=self.data(info, agent_name=agent.name, agent_id=agent.id,
-                               message_text=mail.reply_text or mail.text, message_from=shown, parties=parties),
+                data=self.data(info, agent_name=agent.name, agent_id=agent.id, message_text=mail.reply_text or mail.text,
+                               message_from=shown, parties=parties, files=listing),
+                files=files,
             ))
         return ids
+
+    async def _files_of(
+        self, tx: Txn, info: TicketInfo, mail: ParsedMail
+    ) -> tuple[tuple[compose.File, ...], dict[str, Any] | None]:
+        """The files of the inbound mail just stored, for its notification: attached up to the cap, else listed."""
+        if not mail.attachments:
+            return (), None
+        from mailgate import agent_files  # builds on agent_ops, which imports this module
+
+        # after_inbound runs in the transaction that stored the mail: its row is the ticket's newest inbound one.
+        row = await tx.value("SELECT id FROM messages WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1",
+                             (info.id,))
+        if row is None:
+            return (), None
+        files, listing = await agent_files.of_message(tx, self.config, info.id, int(row))
+        if listing["entries"]:
+            log.info("outbound.notify_files ticket=%s attached=%s listed=%s", info.number, len(files), listing["left"])
+        return files, listing
 
     async def notify_note(self, tx: Txn, info: TicketInfo, author: AgentConfig, text: str) -> list[int]:
         """An internal note, to the agents of the ticket but its author; Reply-To adds a note, never a reply."""

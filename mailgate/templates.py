@@ -30,6 +30,7 @@ NAMES += ("task_new", "task_overdue")  # tasks (issue 7 part 9)
 NAMES += ("merged", "forward", "help_request", "forward_answer")  # merge, forward, ask a colleague (issue 7)
 NAMES += ("assigned",)  # an agent hears a ticket was given to them (issue 6)
 NAMES += ("storm_held",)  # one notice that a sender's flood is being held (storm fuse)
+NAMES += ("files",)  # the ticket's files an agent asked for with [files]
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 
 
@@ -77,6 +78,7 @@ def context(
     deadline_minutes: int = 0,
     task: Mapping[str, Any] | None = None,  # tasks (issue 7 part 9): id, queue, due, by, text, status
     parties: Mapping[str, Any] | None = None,  # who a mail brought to the ticket: pending, left_out (a count)
+    files: Mapping[str, Any] | None = None,  # the customer's files: attached, or listed and why not (_files.txt)
 ) -> dict[str, Any]:
     """The one shape every template sees: all keys always present, so a typo fails check-config."""
     text = message_text.strip()
@@ -107,6 +109,7 @@ def context(
         "deadline": {"kind": deadline_kind, "due": deadline_due, "minutes": deadline_minutes},  # SLA (issue 7)
         "task": {**_TASK, **(task or {})},  # tasks (issue 7 part 9)
         "parties": {**_PARTIES, **(parties or {})},
+        "files": {**_FILES, **(files or {})},
     }
 
 
@@ -130,6 +133,9 @@ _OUTCOME: dict[str, Any] = {
 
 # A sender who is not a party (kept out until an agent's [cc:add …]); Cc addresses past the cap.
 _PARTIES: dict[str, Any] = {"pending": [], "left_out": 0, "left_out_sample": [], "cap": 0}
+
+# entries: {number, name, type, size ("2.3 MB"), bytes, attached, reason (over_cap | too_big | missing)}.
+_FILES: dict[str, Any] = {"entries": [], "more": 0, "cap": "", "left": 0, "fetchable": []}
 
 _TASK: dict[str, Any] = {"id": 0, "queue": "", "due": "", "by": "", "text": "", "status": "open"}
 
@@ -171,6 +177,16 @@ def sample_context() -> dict[str, Any]:
         deadline_minutes=240,
         parties={"pending": ["stranger@elsewhere.example"], "left_out": 980, "cap": 20,
                  "left_out_sample": ["a@list.example", "b@list.example"]},
+        files={"entries": [
+            {"number": 1, "name": "invoice <2026>.pdf", "type": "application/pdf", "size": "84 KB", "bytes": 86016,
+             "attached": True, "reason": ""},
+            {"number": 2, "name": "scan & photo.jpg", "type": "image/jpeg", "size": "9.8 MB", "bytes": 10276044,
+             "attached": False, "reason": "over_cap"},
+            {"number": 3, "name": "video.mp4", "type": "video/mp4", "size": "40.0 MB", "bytes": 41943040,
+             "attached": False, "reason": "too_big"},
+            {"number": 4, "name": "lost.txt", "type": "text/plain", "size": "12 B", "bytes": 12,
+             "attached": False, "reason": "missing"},
+        ], "more": 796, "cap": "10.0 MB", "left": 799, "fetchable": [2]},
     )
 
 
