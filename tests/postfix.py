@@ -105,6 +105,10 @@ class Postfix:
 
     def __init__(self, binary: str, routes: dict[str, str], port: int | None = None) -> None:
         """routes: domain → transport, e.g. {"example.test": "lmtp:inet:127.0.0.1:2424"}."""
+        for domain, transport in routes.items():
+            kind = transport.split(":", 1)[0]
+            if kind in ("smtp", "lmtp") and "[127.0.0.1]" not in transport and ":inet:127.0.0.1:" not in transport:
+                raise ValueError(f"{domain}: {transport!r} would leave loopback or need a name lookup")
         self.binary = binary
         self.routes = routes
         self.host = "127.0.0.1"
@@ -125,10 +129,6 @@ class Postfix:
         data.mkdir(mode=0o700, exist_ok=True)
         entry = pwd.getpwnam("postfix")
         os.chown(data, entry.pw_uid, entry.pw_gid)
-        for domain, transport in self.routes.items():
-            kind = transport.split(":", 1)[0]
-            if kind in ("smtp", "lmtp") and "[127.0.0.1]" not in transport and ":inet:127.0.0.1:" not in transport:
-                raise ValueError(f"{domain}: {transport!r} would need a name lookup; give [127.0.0.1]:port")
         (self.dir / "transport").write_text("".join(f"{d} {t}\n" for d, t in self.routes.items()))
         (self.config / "main.cf").write_text(
             _MAIN_CF.format(dir=self.dir, relay_domains=", ".join(self.routes))

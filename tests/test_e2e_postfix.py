@@ -33,7 +33,8 @@ from .dovecot import Dovecot, find_dovecot, free_port
 from .postfix import Postfix, find_postfix, postfix_missing
 from .sink import AGENTS, relay_section
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One Postfix, Dovecot and mailgate for the whole module: they live on the module's event loop.
+on_chain = pytest.mark.asyncio(loop_scope="module")
 
 AINO = "aino@agents.test"
 PASSWORD = "secret"
@@ -114,7 +115,7 @@ class Chain:
 
 
 def _users() -> dict[str, str]:
-    users = {AINO: PASSWORD, "ghost-owner@customer.test": PASSWORD}
+    users = {AINO: PASSWORD}
     users.update({f"{client}@customer.test": PASSWORD for client in CLIENTS})
     return users
 
@@ -499,6 +500,7 @@ _BOTTOM = pytest.mark.xfail(reason="bottom-posted replies keep the quoted notifi
 _CASES = [pytest.param(c, marks=_BOTTOM) if c.endswith("-bottom") else c for c in CLIENTS]
 
 
+@on_chain
 @pytest.mark.parametrize("client", _CASES)
 async def test_agent_reply_through_postfix_reaches_the_customer_mailbox(chain: Chain, client: str) -> None:
     customer = f"{client}@customer.test"
@@ -535,6 +537,7 @@ async def test_agent_reply_through_postfix_reaches_the_customer_mailbox(chain: C
         assert leak not in whole, f"{client}: {leak!r} reached the customer:\n{text}"
 
 
+@on_chain
 async def test_postfix_bounce_for_an_unknown_customer_lands_on_the_ticket(chain: Chain) -> None:
     """mailgate's acknowledgement to a recipient nobody hosts: Postfix's own DSN to the VERP address."""
     customer = "ghost@gone.test"
@@ -556,3 +559,9 @@ async def test_postfix_bounce_for_an_unknown_customer_lands_on_the_ticket(chain:
     assert ack["state"] == "failed" and "5.1.1" in ack["last_error"]
     # Postfix itself wrote that DSN and sent it to the VERP return path of the acknowledgement.
     assert re.search(r"to=<bounces\+[^>]+@example\.test>.*status=sent", chain.postfix.logs())
+
+
+@pytest.mark.parametrize("transport", ["smtp:mx.customer.test", "smtp:[192.0.2.1]:25", "lmtp:inet:mail.test:24"])
+def test_postfix_fixture_refuses_a_route_off_loopback(transport: str) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        Postfix("/usr/sbin/postfix", {"customer.test": transport})
