@@ -1,4 +1,4 @@
-"""A throwaway Dovecot IMAP server on 127.0.0.1 for tests and benches: passwd-file, Maildir, no systemd."""
+"""A throwaway Dovecot IMAP (and optionally LMTP) server on 127.0.0.1 for tests and benches: passwd-file, Maildir, no systemd."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from imapclient import IMAPClient  # type: ignore[import-untyped]
 # Dovecot 2.3 syntax (Debian 12); 2.4 would need a rewritten config.
 _CONFIG = """\
 instance_name = mailgate-test-{port}
-protocols = imap
+protocols = imap{protocols}
 listen = 127.0.0.1
 base_dir = {dir}/run
 state_dir = {dir}/state
@@ -60,6 +60,21 @@ protocol imap {{
 }}
 """
 
+# An MTA in front (Postfix's lmtp client) delivers into the same Maildirs; the unprivileged master
+# runs the lmtp processes as the mail user itself.
+_LMTP = """\
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+protocol lmtp {{
+  # Full addresses are the passwd-file's user names: keep the domain, lower-cased.
+  auth_username_format = %Lu
+}}
+"""
+
 
 def find_dovecot() -> str | None:
     return shutil.which("dovecot") or next(
@@ -92,10 +107,11 @@ def free_port() -> int:
 class Dovecot:
     """Start, stop and restart one Dovecot on a fixed port and data folder; talk to it with imapclient."""
 
-    def __init__(self, binary: str, users: dict[str, str], port: int | None = None) -> None:
+    def __init__(self, binary: str, users: dict[str, str], port: int | None = None, *, lmtp: bool = False) -> None:
         self.binary = binary
         self.users = users
         self.port = port or free_port()
+        self.lmtp_port = free_port() if lmtp else None
         self.host = "127.0.0.1"
         # Not under pytest's tmp_path: that is mode 0700 for root, and Dovecot runs as nobody then.
         self.dir = Path(tempfile.mkdtemp(prefix="mailgate-dovecot-"))
@@ -110,11 +126,13 @@ class Dovecot:
         for sub in ("run", "state", "mail"):
             (self.dir / sub).mkdir(exist_ok=True)
         (self.dir / "passwd").write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self.users.items()))
+        lmtp = self.lmtp_port is not None
         (self.dir / "dovecot.conf").write_text(
             _CONFIG.format(
                 port=self.port, dir=self.dir, user=self.run_user, group=grp.getgrgid(self.gid).gr_name,
-                uid=self.uid, gid=self.gid,
+                uid=self.uid, gid=self.gid, protocols=" lmtp" if lmtp else "",
             )
+            + (_LMTP.format(lmtp_port=self.lmtp_port) if lmtp else "")
         )
         if os.geteuid() == 0:
             self.dir.chmod(0o755)
@@ -148,11 +166,15 @@ class Dovecot:
         raise RuntimeError(f"dovecot did not answer on {self.host}:{self.port}: {self.logs()}")
 
     def _greets(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1) as sock:
-                return sock.recv(64).startswith(b"* OK")
-        except OSError:
-            return False
+        ports = [(self.port, b"* OK")] + ([(self.lmtp_port, b"220")] if self.lmtp_port else [])
+        for port, greeting in ports:
+            try:
+                with socket.create_connection((self.host, port), timeout=1) as sock:
+                    if not sock.recv(64).startswith(greeting):
+                        return False
+            except OSError:
+                return False
+        return True
 
     def stop(self) -> None:
         """Stop the master and every process it started, as a service restart does.
