@@ -21,7 +21,7 @@ DEFAULT_COMMAND = "/usr/local/bin/mailgate"  # where systemd/mailgate.service ru
 TRANSPORT = "mailgate"  # the master.cf service and transport name the printed lines use
 TRANSPORT_MAP = "/etc/postfix/mailgate_transport"
 # Concurrent `mailgate ingest` processes: each is a Python start-up plus a SQLite write, and
-# writers queue behind one lock, so more than a few only wait (measured on 2 cores).
+# writers queue behind the database's one write lock, so past a few they only wait.
 PIPE_MAXPROC = 4
 
 
@@ -29,8 +29,8 @@ class IngestCommand(click.Command):
     """`ingest` as Postfix's pipe(8) calls it: any number of recipients, and never a usage bounce.
 
     pipe(8) expands an argument holding ${recipient} into one argument per recipient, so
-    `--recipient ${recipient}` arrives as `--recipient a@x b@x`: every argument after --recipient
-    up to the next option is a recipient. A usage error (a master.cf typo) exits 75, so Postfix keeps
+    `--recipient ${recipient}` arrives as `--recipient a@x b@x`: every address after --recipient
+    (up to the next option or a file) is a recipient. A usage error (a master.cf typo) exits 75, so Postfix keeps
     the mail until the line is fixed instead of bouncing it to the customer."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -58,7 +58,7 @@ class IngestCommand(click.Command):
                 if "=" not in arg:
                     out += list(itertools.islice(rest, 1))  # the option's value, whatever it looks like
                 taking = name == "--recipient"
-            elif taking and (not arg.startswith("-") or "@" in arg):
+            elif taking and pipe.is_address(arg):
                 out += ["--recipient", arg]
             else:
                 out.append(arg)

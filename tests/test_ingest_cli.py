@@ -179,6 +179,13 @@ def test_old_readme_pipe_line_with_two_recipients_is_not_a_bounce(tmp_path: Path
         ("", '["support@example.test", "billing@example.test"]'),
         ("", '["support+a@example.test", "billing@example.test"]'),
     ]
+    # A file after the recipients is still a file (an import by hand).
+    (tmp_path / "one.eml").write_bytes(mail(message_id="<file2@customer.test>"))
+    by_hand = mailgate(config, "ingest", "--recipient", "support@example.test", str(tmp_path / "one.eml"))
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert rows(config, "SELECT rcpt_to, source_ref FROM spool ORDER BY id DESC LIMIT 1") == [
+        ('["support@example.test"]', str(tmp_path / "one.eml"))
+    ]
     # A sender is kept as given (angle brackets off); only the null sender's spellings become "".
     assert mailgate(config, "ingest", "--sender", "<bob@customer.test>", stdin=mail(message_id="<b@customer.test>")).returncode == 0
     assert rows(config, "SELECT mail_from FROM spool ORDER BY id DESC LIMIT 1") == [("bob@customer.test",)]
