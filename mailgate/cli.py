@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +12,17 @@ from typing import Any
 
 import click
 
+from mailgate import config as config_mod
+from mailgate.cli_postfix import IngestCommand, held_log
 from mailgate.cli_support import LIMIT, ROW_ID, TICKET, SafeGroup, emit_json, load_config
+from mailgate.config import ConfigError
 from mailgate.models import Source
 from mailgate.obs import setup_logging
 from mailgate.sources import pipe
 from mailgate.store import StoreUnavailable, store_for
 
 DEFAULT_CONFIG = "/etc/mailgate/config.toml"
+log = logging.getLogger("mailgate.cli")
 
 
 @click.group(cls=SafeGroup)
@@ -83,12 +88,13 @@ def check_config(ctx: click.Context) -> None:
     click.echo(f"{ctx.obj['config_path']}: ok ({len(config.gateway.addresses)} support addresses)")
 
 
-@main.command()
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@main.command(cls=IngestCommand)
+@click.argument("files", nargs=-1)
 @click.option("--mbox", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Import an mbox file.")
 @click.option("--maildir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Import a Maildir.")
-@click.option("--sender", default="", help="Envelope sender, as the MTA passes it (e.g. ${sender}).")
-@click.option("--recipient", "recipients", multiple=True, help="Envelope recipient (repeatable).")
+@click.option("--sender", default="", help="Envelope sender, as the MTA passes it (${sender}; MAILER-DAEMON or <> is the null sender).")
+@click.option("--recipient", "recipients", multiple=True,
+              help="Envelope recipient; repeatable, and every address after it counts (Postfix's ${recipient}).")
 @click.option(
     "--import",
     "imported",
@@ -99,7 +105,7 @@ def check_config(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(
     ctx: click.Context,
-    files: tuple[Path, ...],
+    files: tuple[str, ...],
     mbox: Path | None,
     maildir: Path | None,
     sender: str,
@@ -110,16 +116,49 @@ def ingest(
     """Store mail from stdin, FILES, an mbox or a Maildir (for MTA pipes and imports).
 
     Exit codes follow sysexits: 0 stored, 66 a file is missing, 65 nothing to store,
-    75 the store is unavailable or the config unusable (the MTA keeps the mail and retries).
+    75 the store is unavailable, the config or the arguments unusable, or anything else went wrong
+    (the MTA keeps the mail and retries). A failure's first output line is an enhanced status
+    code (4.x.x / 5.x.x), which Postfix's pipe(8) puts in its delivery report. An argument that
+    is an address and names no file is a recipient (`-- ${recipient}`).
     """
-    config = load_config(ctx, exit_code=pipe.EX_TEMPFAIL)
-    sources: list[Iterator[tuple[str, bytes]]] = []
-    for path in files:
+    with held_log():
         try:
-            sources.append(iter([(str(path), path.read_bytes())]))
+            failure = _ingest(ctx, files, mbox, maildir, pipe.envelope_sender(sender), recipients, imported, no_process)
+        except Exception as exc:  # noqa: BLE001 - nothing is lost: whatever broke, the MTA keeps the mail
+            log.error("ingest.failed reason=%s: %s", type(exc).__name__, exc)
+            failure = pipe.Failure(pipe.EX_TEMPFAIL, "4.3.0", "mailgate: temporary failure, try again later")
+        if failure is not None:
+            click.echo(failure.line(), err=True)
+    if failure is not None:
+        ctx.exit(failure.exit_code)
+
+
+def _ingest(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    mbox: Path | None,
+    maildir: Path | None,
+    sender: str,
+    recipients: tuple[str, ...],
+    imported: bool,
+    no_process: bool,
+) -> pipe.Failure | None:
+    try:
+        config = config_mod.load(ctx.obj["config_path"])
+    except ConfigError as exc:
+        # Details go to the log, not the status line: Postfix may quote it in a bounce to a stranger.
+        for issue in exc.issues:
+            log.error("ingest.config_error issue=%s", issue)
+        return pipe.Failure(pipe.EX_TEMPFAIL, "4.3.5", "mailgate: config unusable, try again later")
+    recipients += tuple(a for a in files if pipe.is_address(a))
+    sources: list[Iterator[tuple[str, bytes]]] = []
+    for name in files:
+        if pipe.is_address(name):
+            continue
+        try:
+            sources.append(iter([(name, Path(name).read_bytes())]))
         except OSError as exc:
-            click.echo(f"cannot read {path}: {exc.strerror}", err=True)
-            ctx.exit(pipe.EX_NOINPUT)
+            return pipe.Failure(pipe.EX_NOINPUT, "5.3.0", f"mailgate: cannot read {name}: {exc.strerror}")
     if mbox:
         sources.append(pipe.read_mbox(mbox))
     if maildir:
@@ -145,19 +184,22 @@ def ingest(
                 try:
                     await Processor(config, store).drain()
                 except (StoreUnavailable, Exception) as exc:  # noqa: BLE001
-                    click.echo(f"stored, not yet threaded (the daemon will): {exc}", err=True)
+                    log.warning("ingest.not_threaded reason=%s (the daemon will thread it)", exc)
             return result
 
     try:
         result = asyncio.run(go())
     except StoreUnavailable as exc:
-        click.echo(f"store unavailable, try again later: {exc}", err=True)
-        ctx.exit(pipe.EX_TEMPFAIL)
-    click.echo(
-        f"stored {result.stored}, duplicates {result.duplicates}, empty {result.empty}", err=True
+        log.error("ingest.store_unavailable reason=%s", exc)
+        return pipe.Failure(pipe.EX_TEMPFAIL, "4.3.0", "mailgate: store unavailable, try again later")
+    log.info(
+        "ingest.stored stored=%d duplicates=%d empty=%d sender=%s recipients=%d source=%s",
+        result.stored, result.duplicates, result.empty, sender or "<>", len(recipients), source,
     )
     if result.stored + result.duplicates == 0:
-        ctx.exit(pipe.EX_DATAERR)
+        return pipe.Failure(pipe.EX_DATAERR, "5.6.0", "mailgate: no message to store")
+    click.echo(f"stored {result.stored}, duplicates {result.duplicates}, empty {result.empty}", err=True)
+    return None
 
 
 @main.command("parse")
@@ -447,3 +489,8 @@ cli_outbox.attach(main)
 from mailgate import cli_storms
 
 cli_storms.attach(main)
+
+# Behind Postfix: `postfix-config [--lmtp|--pipe]`.
+from mailgate import cli_postfix
+
+cli_postfix.attach(main)

@@ -20,7 +20,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from mailgate.compose import clean
 from mailgate.config import LANGUAGES, Config
 
-SHIPPED = Path(__file__).resolve().parent.parent / "templates"
+# Inside the package, so a wheel (`pip install .`, not only an editable checkout) carries them.
+SHIPPED = Path(__file__).resolve().parent / "data" / "templates"
 # Every mail mailgate writes; each is <lang>/<name>.txt (first line: the subject) and optionally .html.
 NAMES: tuple[str, ...] = ("ack", "notify_new", "notify_reply", "resolved", "reply", "delivery_failed", "held",
                           # Agents working by mail (issue 6).

@@ -13,7 +13,7 @@ import pytest
 from mailgate.models import MailKind, ParsedMail
 from mailgate.parse import parse
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from .conftest import CORPUS
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 
 from mailgate import quote_phrases
 from mailgate.quotes import reply_text
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from .conftest import CORPUS
 
 REPLY = "Thanks, that fixed it.\n\nBest,\nAnn"
 QUOTE = "> Did you try turning it off and on again?\n>\n> Bob"

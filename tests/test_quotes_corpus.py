@@ -20,7 +20,7 @@ from inscriptis import get_text
 
 from mailgate.quotes import reply_text
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+from .conftest import CORPUS
 
 # Known failures: fixing one turns its xfail into an XPASS, which fails the run (strict).
 KNOWN_FAILURES = {

@@ -25,6 +25,38 @@ EX_NOINPUT = os.EX_NOINPUT
 EX_TEMPFAIL = os.EX_TEMPFAIL
 EX_CONFIG = os.EX_CONFIG
 
+# Postfix's pipe(8) writes the null reverse-path (bounces, DSNs, RFC 3834 responders) as
+# "MAILER-DAEMON" in ${sender} unless the service sets null_sender=; other MTAs pass "<>" or "".
+# All of them mean "never answer this mail" (RFC 5321 4.5.5), so they are stored as "".
+_NULL_SENDERS = frozenset({"", "<>", "mailer-daemon", "<mailer-daemon>"})
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a pipe delivery failed: the sysexits code and the RFC 3463 status the MTA puts in its DSN.
+
+    Postfix's pipe(8) lets an output that begins with "4.X.X" or "5.X.X" take precedence over the
+    exit status, so the two always agree here and the status line is the first thing printed."""
+
+    exit_code: int
+    status: str
+    text: str
+
+    def line(self) -> str:
+        return f"{self.status} {self.text}"
+
+
+def envelope_sender(value: str) -> str:
+    """The envelope sender as an MTA pipe passes it, with every spelling of the null sender as ""."""
+    sender = value.strip()
+    return "" if sender.lower() in _NULL_SENDERS else sender.removeprefix("<").removesuffix(">")
+
+
+def is_address(argument: str) -> bool:
+    """An argument that is a mail address and no file: what an MTA's ${recipient} expands to."""
+    local, at, domain = argument.rpartition("@")
+    return bool(at and local and domain) and not Path(argument).exists()
+
 _BATCH = 200  # messages per transaction on an import: one commit each would make imports crawl
 
 
