@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from mailgate import (
     correlate,
     forwarding,
     identity,
+    lifecycle,
     outbound,
     outbox,
     quotes,
@@ -128,7 +130,11 @@ async def _proven(
     mailer = outbound.mailer_for(config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     answered = await answered_subject(tx, mail, ticket_id)
-    parsed = commands.parse(mail.subject, new_text(mail.text), now=datetime.now(UTC), tz=config.gateway.timezone,
+    seen = await _seen_text(tx, ticket_id)
+    words, pasted = await _before_our_mail(tx, mail, new_text(mail.text, mail.html, keep_signature=agent.keep_signature),
+                                           seen)
+    words = _shown_quotes_only(words, seen)
+    parsed = commands.parse(mail.subject, words, now=datetime.now(UTC), tz=config.gateway.timezone,
                             inherited=answered)
     if parsed.quoted:
         # Most often a customer's "[…]" coming back in the agent's Re:, or her own mail she answers.
@@ -151,14 +157,6 @@ async def _proven(
         if ticket_id:
             await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored", {"kind": str(mail.kind)})
         return Decision(True, found, ident, await _number(tx, ticket_id), row)
-    if not parsed.commands and not parsed.errors and await _answers_our_automatic_mail(tx, mail):
-        # A confirmation or notice answered without a command: an out-of-office that ignores
-        # Auto-Submitted, most likely. Kept, never passed on, never confirmed (that would loop).
-        row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent") if ticket_id else None
-        if ticket_id:
-            await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored",
-                                {"reason": "answer to an automatic mail, without a command"})
-        return Decision(True, found, ident, await _number(tx, ticket_id), row)
     outcome = _Outcome(note=is_note, ticketless=ticketless)
     ticket = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,)) if ticket_id else None
     errors = [*parsed.errors, *agent_ops.check(config, agent, ticket, parsed.commands)]
@@ -167,13 +165,31 @@ async def _proven(
         errors.append(TagError(f"#{ident.ticket}", "no such ticket"))
     if ticketless and not parsed.commands and not parsed.errors:
         errors.append(TagError("(mail)", "nothing to do: no command, and no ticket to answer"))
+    elif not ticketless and not text and pasted and not parsed.commands:
+        errors.append(TagError("(reply)", "your words follow a copy of mailgate's mail that is not marked as a"
+                                          " quote; nothing was sent: answer above the quoted mail, or mark it with \"> \""))
+    elif not ticketless and not text and not parsed.commands and not parsed.errors:
+        # An empty answer (sent too soon, or words the cut took for quoted history): the agent hears
+        # of it, rather than a confirmation of nothing.
+        errors.append(TagError("(mail)", "no words of yours above, below or between the quoted lines, and no"
+                                         " command: nothing was done"))
+    elif not ticketless and text and not is_note and not parsed.commands \
+            and (notice := await _answers_a_notice(tx, mail)) is not None:
+        # Only confirmations ("Done", "Not done") promise "Reply = answer the customer" in their
+        # footer; a reply to a delivery failure, a held reply or a warning about a forged mail
+        # without a command is no answer to the customer, so the agent is told, not ignored.
+        errors.append(TagError("(reply)", f"this mail answers {notice}, whose replies do not reach the customer;"
+                                          " nothing was sent: answer the ticket's notification or a Done mail"))
     if ticket is not None and text and not is_note:
         info = await mailer.ticket(tx, ticket["id"])
         if not info.customer_address:
             errors.append(TagError("(reply)", "the ticket has no customer address to answer"))
         elif tokens.find(config.secret_bytes(), text):
-            # Our own reference is still in it: quoted history the cut missed; never send that on.
-            errors.append(TagError("(reply)", "your text still holds the quoted mailgate mail; write above the quote"))
+            # Our own reference is still in it: quoted history the cut missed (quoted without ">" and
+            # without an attribution line); never send that on.
+            errors.append(TagError("(reply)", "the words for the customer still hold mailgate's own mail"
+                                              " (its [ref:…] line), quoted in a way not recognised; nothing was"
+                                              " sent: answer above or below the quoted mail, or mark it with \"> \""))
         elif await _said_already(tx, ticket["id"], agent, text):
             # The same words again within a day: an automatic answer caught in a loop, not a person.
             errors.append(TagError("(reply)", "the same text went to this ticket in the last 24 hours; not sent again"))
@@ -193,6 +209,7 @@ async def _proven(
             # Kept (not lost), but nothing of it applied and nothing sent on.
             message_row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
             await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.refused", {"errors": outcome.errors})
+        log.info("agent_mail.refused agent=%s ticket_id=%s errors=%s", agent.id, ticket_id, "; ".join(outcome.errors))
         await _tell(tx, config, agent, ticket_id, "agent_refused", outcome, is_note)
         return Decision(True, found, ident, await _number(tx, ticket_id), message_row)
     await _tell(tx, config, agent, ticket_id, "agent_done", outcome, is_note,
@@ -229,6 +246,8 @@ async def _apply(
     row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
     if not text:
         return row
+    # An answer takes the ticket out of "new"; a status the agent's tags set is kept.
+    await lifecycle.answered(tx, config, ticket_id, actor=agent_ops.actor(agent))
     info = await mailer.ticket(tx, ticket_id)
     cc, left_out = await mailer.reply_recipients(tx, info)
     people = {info.customer_address.lower(), *cc}
@@ -271,29 +290,140 @@ async def answered_subject(tx: Txn, mail: ParsedMail, ticket_id: int | None) -> 
     return str(await tx.value("SELECT subject FROM tickets WHERE id = ?", (ticket_id,)) or "")
 
 
-_START = "mailgate-new-text-starts-here"
+def new_text(text: str, html: str | None = None, *, keep_signature: bool = False) -> str:
+    """What the agent wrote above, below or between the quoted lines: empty when only tags and quotes are there."""
+    return quotes.new_text(text, html, keep_signature=keep_signature)
 
 
-def new_text(text: str) -> str:
-    """What the agent wrote above the quote: empty when only tags and the quoted mail are there.
+# Notices whose answer is not an answer to the customer (their text says what to do instead).
+_NOTICES = {"unproven": "the warning about a mail in your name", "held": "the notice of your held reply",
+            "failed": "a delivery failure notice"}
 
-    quotes.reply_text never returns empty for a non-empty mail (for customers, a mail of only a
-    quote is kept whole). For an agent that would pass our own notification on to the customer, so
-    a first line of new text is put in front and taken off again.
+
+async def _answers_a_notice(tx: Txn, mail: ParsedMail) -> str | None:
+    """Which notice (not a confirmation) mailgate sent to an agent the mail answers, in words."""
+    parent = mail.in_reply_to or (mail.references[-1] if mail.references else None)
+    if not parent:
+        return None
+    kind = await tx.value("SELECT kind FROM outbox WHERE message_id = ? LIMIT 1", (parent,))
+    return _NOTICES.get(str(kind)) if kind is not None else None
+
+
+_QUOTED = re.compile(r"^[ \t]*>")
+_SEEN_MESSAGES = 50  # the latest ones: an inline answer quotes the recent mails of a ticket
+
+
+async def _seen_text(tx: Txn, ticket_id: int | None) -> str:
+    """The words the customer's side has seen on the ticket: their messages and the replies that went out."""
+    if ticket_id is None:
+        return " "
+    rows = await tx.all(
+        "SELECT text, reply_text FROM messages WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT ?",
+        (ticket_id, _SEEN_MESSAGES))
+    sent = await tx.all("SELECT text FROM outbox WHERE ticket_id = ? AND kind = 'reply' AND state != 'cancelled'"
+                        " ORDER BY id DESC LIMIT ?", (ticket_id, _SEEN_MESSAGES))
+    seen = " " + " ".join(_plain_words(str(r[k] or "")) for r in rows for k in ("text", "reply_text")) + " "
+    return seen + " ".join(_plain_words(str(r["text"] or "")) for r in sent) + " "
+
+
+_FRAME_LINE = 16  # shorter lines ("Hello,", "Thanks!") are said by anyone; longer ones are our template's
+
+
+async def _before_our_mail(tx: Txn, mail: ParsedMail, words: str, seen: str) -> tuple[str, bool]:
+    """The words above the first unquoted line of the mailgate mail answered, and whether one was found.
+
+    The cut knows quoted history by its attribution or header block; a client or language it does
+    not know (a Czech Outlook's "Od:/Odesláno:") leaves our notification in the words as plain
+    lines. We know what we sent, so a line of it the customer never saw marks where the quote starts.
     """
-    cut = quotes.reply_text(f"{_START}\n{text}")
-    return cut[len(_START):].strip("\n") if cut.startswith(_START) else cut
-
-
-async def _answers_our_automatic_mail(tx: Txn, mail: ParsedMail) -> bool:
-    """Whether the mail answers a confirmation, refusal or notice mailgate sent to an agent."""
     parents = [m for m in (mail.in_reply_to, *mail.references[-3:]) if m]
-    if not parents:
-        return False
+    if not parents or not words:
+        return words, False
     marks = ", ".join("?" for _ in parents)
-    return bool(await tx.value(
-        f"SELECT 1 FROM outbox WHERE message_id IN ({marks}) AND kind IN ('agent', 'unproven', 'held', 'failed') LIMIT 1", parents,
-    ))
+    sent = await tx.all(f"SELECT text, subject, from_address FROM outbox WHERE message_id IN ({marks})"
+                        " AND kind != 'reply'", parents)
+    frame = {said for r in sent for line in str(r["text"] or "").splitlines()
+             if len(said := _plain_words(line)) >= _FRAME_LINE and f" {said} " not in seen}
+    names = {_plain_words(str(r[k])) for r in sent for k in ("subject", "from_address") if r[k]}
+    lines = words.split("\n")
+    for i, line in enumerate(lines):
+        if not _QUOTED.match(line) and _plain_words(line) in frame:
+            cut = _header_above(lines, i, names)
+            log.info("agent_mail.quote_by_content line=%d of=%d", cut + 1, len(lines))
+            return "\n".join(lines[:cut]).strip("\n"), True
+    return words, False
+
+
+def _header_above(lines: list[str], at: int, names: set[str]) -> int:
+    """Where the quote starts: at, or the paragraph above it when that names our mail (its
+    subject or sender: a header block or attribution line the phrase tables do not know)."""
+    end = at - 1
+    while end >= 0 and not lines[end].strip():
+        end -= 1
+    start = end
+    while start >= 0 and lines[start].strip():
+        start -= 1
+    paragraph = lines[start + 1:end + 1]
+    if paragraph and any(name in _plain_words(line) for line in paragraph for name in names):
+        return start + 1
+    return at
+
+
+def _shown_quotes_only(words: str, seen: str) -> str:
+    """The agent's words with only those quoted paragraphs the customer's side has seen.
+
+    An inline answer keeps its questions (quoted lines), but it quotes our notification: its
+    greeting, ticket facts, footer and reference are for agents. A quoted paragraph stays when its
+    words are in a message of the ticket from outside or in a reply that went out.
+    """
+    lines = words.split("\n")
+    if not any(_QUOTED.match(line) for line in lines):
+        return words
+    kept: list[str] = []
+    paragraph: list[str] = []
+
+    def close() -> None:
+        said = _plain_words("\n".join(paragraph))
+        if said and f" {said} " in seen:
+            kept.extend(paragraph)
+        elif kept and kept[-1].strip() != ">":
+            kept.append(">")  # an elided paragraph reads as a gap, never as two glued questions
+        paragraph.clear()
+
+    for line in lines:
+        if _QUOTED.match(line) and line.strip(" \t>"):
+            paragraph.append(line)
+            continue
+        if paragraph:
+            close()
+        if _QUOTED.match(line):
+            if kept and kept[-1].strip() != ">":
+                kept.append(">")
+        else:
+            kept.append(line)
+    if paragraph:
+        close()
+    text = "\n".join(_tidy_quote_gaps(kept))
+    return text.strip("\n")
+
+
+def _plain_words(text: str) -> str:
+    """Words without quote marks, case or line breaks: the same sentence, however a client wrapped it."""
+    return " ".join(w for w in text.replace(">", " ").casefold().split())
+
+
+def _tidy_quote_gaps(lines: list[str]) -> list[str]:
+    """No quote-gap lines at the start, at the end, or next to a blank line."""
+    out: list[str] = []
+    for line in lines:
+        if line.strip() == ">" and (not out or not out[-1].strip() or out[-1].strip() == ">"):
+            continue
+        if not line.strip() and out and out[-1].strip() == ">":
+            out.pop()
+        out.append(line)
+    while out and out[-1].strip() in ("", ">"):
+        out.pop()
+    return out
 
 
 async def _said_already(tx: Txn, ticket_id: int, agent: AgentConfig, text: str) -> bool:
