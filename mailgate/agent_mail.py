@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 from mailgate import (
     agent_ops,
     agent_tickets,
+    agent_words,
     case_ops,
     commands,
     compose,
@@ -130,11 +130,9 @@ async def _proven(
     mailer = outbound.mailer_for(config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     answered = await answered_subject(tx, mail, ticket_id)
-    seen = await _seen_text(tx, ticket_id)
-    words, pasted = await _before_our_mail(tx, mail, new_text(mail.text, mail.html, keep_signature=agent.keep_signature),
-                                           seen)
-    words = _shown_quotes_only(words, seen)
-    parsed = commands.parse(mail.subject, words, now=datetime.now(UTC), tz=config.gateway.timezone,
+    words = await agent_words.for_customer(
+        tx, mail, ticket_id, new_text(mail.text, mail.html, keep_signature=agent.keep_signature), config.secret_bytes())
+    parsed = commands.parse(mail.subject, words.text, now=datetime.now(UTC), tz=config.gateway.timezone,
                             inherited=answered)
     if parsed.quoted:
         # Most often a customer's "[…]" coming back in the agent's Re:, or her own mail she answers.
@@ -165,7 +163,7 @@ async def _proven(
         errors.append(TagError(f"#{ident.ticket}", "no such ticket"))
     if ticketless and not parsed.commands and not parsed.errors:
         errors.append(TagError("(mail)", "nothing to do: no command, and no ticket to answer"))
-    elif not ticketless and not text and pasted and not parsed.commands:
+    elif not ticketless and not text and words.pasted and not parsed.commands:
         errors.append(TagError("(reply)", "your words follow a copy of mailgate's mail that is not marked as a"
                                           " quote; nothing was sent: answer above the quoted mail, or mark it with \"> \""))
     elif not ticketless and not text and not parsed.commands and not parsed.errors:
@@ -307,123 +305,6 @@ async def _answers_a_notice(tx: Txn, mail: ParsedMail) -> str | None:
         return None
     kind = await tx.value("SELECT kind FROM outbox WHERE message_id = ? LIMIT 1", (parent,))
     return _NOTICES.get(str(kind)) if kind is not None else None
-
-
-_QUOTED = re.compile(r"^[ \t]*>")
-_SEEN_MESSAGES = 50  # the latest ones: an inline answer quotes the recent mails of a ticket
-
-
-async def _seen_text(tx: Txn, ticket_id: int | None) -> str:
-    """The words the customer's side has seen on the ticket: their messages and the replies that went out."""
-    if ticket_id is None:
-        return " "
-    rows = await tx.all(
-        "SELECT text, reply_text FROM messages WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT ?",
-        (ticket_id, _SEEN_MESSAGES))
-    sent = await tx.all("SELECT text FROM outbox WHERE ticket_id = ? AND kind = 'reply' AND state != 'cancelled'"
-                        " ORDER BY id DESC LIMIT ?", (ticket_id, _SEEN_MESSAGES))
-    seen = " " + " ".join(_plain_words(str(r[k] or "")) for r in rows for k in ("text", "reply_text")) + " "
-    return seen + " ".join(_plain_words(str(r["text"] or "")) for r in sent) + " "
-
-
-_FRAME_LINE = 16  # shorter lines ("Hello,", "Thanks!") are said by anyone; longer ones are our template's
-
-
-async def _before_our_mail(tx: Txn, mail: ParsedMail, words: str, seen: str) -> tuple[str, bool]:
-    """The words above the first unquoted line of the mailgate mail answered, and whether one was found.
-
-    The cut knows quoted history by its attribution or header block; a client or language it does
-    not know (a Czech Outlook's "Od:/Odesláno:") leaves our notification in the words as plain
-    lines. We know what we sent, so a line of it the customer never saw marks where the quote starts.
-    """
-    parents = [m for m in (mail.in_reply_to, *mail.references[-3:]) if m]
-    if not parents or not words:
-        return words, False
-    marks = ", ".join("?" for _ in parents)
-    sent = await tx.all(f"SELECT text, subject, from_address FROM outbox WHERE message_id IN ({marks})"
-                        " AND kind != 'reply'", parents)
-    frame = {said for r in sent for line in str(r["text"] or "").splitlines()
-             if len(said := _plain_words(line)) >= _FRAME_LINE and f" {said} " not in seen}
-    names = {_plain_words(str(r[k])) for r in sent for k in ("subject", "from_address") if r[k]}
-    lines = words.split("\n")
-    for i, line in enumerate(lines):
-        if not _QUOTED.match(line) and _plain_words(line) in frame:
-            cut = _header_above(lines, i, names)
-            log.info("agent_mail.quote_by_content line=%d of=%d", cut + 1, len(lines))
-            return "\n".join(lines[:cut]).strip("\n"), True
-    return words, False
-
-
-def _header_above(lines: list[str], at: int, names: set[str]) -> int:
-    """Where the quote starts: at, or the paragraph above it when that names our mail (its
-    subject or sender: a header block or attribution line the phrase tables do not know)."""
-    end = at - 1
-    while end >= 0 and not lines[end].strip():
-        end -= 1
-    start = end
-    while start >= 0 and lines[start].strip():
-        start -= 1
-    paragraph = lines[start + 1:end + 1]
-    if paragraph and any(name in _plain_words(line) for line in paragraph for name in names):
-        return start + 1
-    return at
-
-
-def _shown_quotes_only(words: str, seen: str) -> str:
-    """The agent's words with only those quoted paragraphs the customer's side has seen.
-
-    An inline answer keeps its questions (quoted lines), but it quotes our notification: its
-    greeting, ticket facts, footer and reference are for agents. A quoted paragraph stays when its
-    words are in a message of the ticket from outside or in a reply that went out.
-    """
-    lines = words.split("\n")
-    if not any(_QUOTED.match(line) for line in lines):
-        return words
-    kept: list[str] = []
-    paragraph: list[str] = []
-
-    def close() -> None:
-        said = _plain_words("\n".join(paragraph))
-        if said and f" {said} " in seen:
-            kept.extend(paragraph)
-        elif kept and kept[-1].strip() != ">":
-            kept.append(">")  # an elided paragraph reads as a gap, never as two glued questions
-        paragraph.clear()
-
-    for line in lines:
-        if _QUOTED.match(line) and line.strip(" \t>"):
-            paragraph.append(line)
-            continue
-        if paragraph:
-            close()
-        if _QUOTED.match(line):
-            if kept and kept[-1].strip() != ">":
-                kept.append(">")
-        else:
-            kept.append(line)
-    if paragraph:
-        close()
-    text = "\n".join(_tidy_quote_gaps(kept))
-    return text.strip("\n")
-
-
-def _plain_words(text: str) -> str:
-    """Words without quote marks, case or line breaks: the same sentence, however a client wrapped it."""
-    return " ".join(w for w in text.replace(">", " ").casefold().split())
-
-
-def _tidy_quote_gaps(lines: list[str]) -> list[str]:
-    """No quote-gap lines at the start, at the end, or next to a blank line."""
-    out: list[str] = []
-    for line in lines:
-        if line.strip() == ">" and (not out or not out[-1].strip() or out[-1].strip() == ">"):
-            continue
-        if not line.strip() and out and out[-1].strip() == ">":
-            out.pop()
-        out.append(line)
-    while out and out[-1].strip() in ("", ">"):
-        out.pop()
-    return out
 
 
 async def _said_already(tx: Txn, ticket_id: int, agent: AgentConfig, text: str) -> bool:

@@ -789,7 +789,7 @@ def unflow(text: str, *, delsp: bool = False) -> str:
         content = content.removeprefix(" ")  # space-stuffing (RFC 3676 4.4)
         soft = content.endswith(" ") and content != "-- "  # the signature delimiter never flows (4.3)
         if pending is not None and depth != depth_of_pending:
-            emit(depth_of_pending, pending)  # a change of quote depth ends the paragraph (4.5)
+            emit(depth_of_pending, pending.rstrip(" "))  # a change of quote depth ends the paragraph (4.5)
             pending = None
         if pending is None:
             pending, depth_of_pending = "", depth

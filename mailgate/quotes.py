@@ -104,18 +104,18 @@ def new_text(text: str, html: str | None = None, *, keep_signature: bool = False
     lines stay, as "> " lines: an answer without its question cannot be read. With keep_signature,
     the block under a "-- " delimiter stays (without the delimiter line).
     """
-    source = text
-    if html and len(html) <= _HTML_LIMIT and not any(line.lstrip().startswith(">") for line in text.splitlines()):
-        # An HTML-only answer: its text was made from the HTML, where quotes are blockquotes and
-        # no line says ">", so a bottom-posted answer would look like part of the history.
-        try:
-            source = _quoted_html_text(html) or text
-        except Exception:
-            source = text
     try:
-        plain = _cut(source[:_WINDOW], answering=True, keep_signature=keep_signature)
+        plain = _cut(text[:_WINDOW], answering=True, keep_signature=keep_signature)
     except Exception:
         plain = ""
+    if not plain and html and len(html) <= _HTML_LIMIT and not any(line.lstrip().startswith(">") for line in text.splitlines()):
+        # An HTML-only answer: its text was made from the HTML, where quotes are blockquotes and
+        # no line says ">", so words below or between the quote looked like part of the history.
+        try:
+            quoted = _quoted_html_text(html)
+            plain = _cut(quoted[:_WINDOW], answering=True, keep_signature=keep_signature) if quoted else ""
+        except Exception:
+            plain = ""
     if any(line.startswith(">") for line in plain.splitlines()):
         # An inline answer: the HTML path drops whole quote containers, questions and all.
         return plain

@@ -434,3 +434,60 @@ async def test_signature_delimiter_and_html_marker_as_clients_expect(
             assert marker is not None
             assert html.rstrip().endswith("</html>")
             assert marker.start() < html.rindex("</body>")
+
+
+async def test_html_only_inline_answer_keeps_the_question(sink: Sink, clientconfig: Callable[..., Config]) -> None:
+    async with started(clientconfig()) as running:
+        notice = await open_ticket(running, sink)
+        body = html_body(notice)
+        at = body.index("<p>the printer is on fire (1).</p>") + len("<p>the printer is on fire (1).</p>")
+        # A webmail answering inside the quote: the blockquote split around the answer.
+        msg = base(notice, headers={"X-Mailer": "Webmail 9"})
+        alice = body.index("<p>Alice</p>") + len("<p>Alice</p>")
+        msg.set_content(f"<html><body><div>On 23/11/2026 10:00, Support wrote:</div><blockquote type=\"cite\">"
+                        f"{body[:at]}</blockquote><p>We replaced the toner.</p><blockquote type=\"cite\">"
+                        f"{body[at:alice]}</blockquote><p>Thanks, Alice!</p><blockquote type=\"cite\">{body[alice:]}"
+                        f"</blockquote></body></html>", subtype="html")
+        await answer(running, notice, msg)
+        received = await wait_mail(sink, CUSTOMER, "Re: Printer on fire 1")
+        assert words_of(received) == ("> Hello,\n>\n> the printer is on fire (1).\n\nWe replaced the toner.\n\n"
+                                      "> Alice\n\nThanks, Alice!")
+        assert_nothing_internal(received)
+
+
+async def test_what_the_agent_quotes_for_the_customer_stays(sink: Sink, clientconfig: Callable[..., Config]) -> None:
+    async with started(clientconfig()) as running:
+        notice = await open_ticket(running, sink)
+        words = ("Our warranty says:\n\n> Printers that catch fire are replaced within 5 working days.\n\n"
+                 "So a new one is on its way.")
+        await answer(running, notice, mutt_bottom(notice, words))
+        received = await wait_mail(sink, CUSTOMER, "Re: Printer on fire 1")
+        assert words_of(received) == words
+
+
+async def test_thunderbird_inline_answer_with_html_part(sink: Sink, clientconfig: Callable[..., Config]) -> None:
+    async with started(clientconfig()) as running:
+        notice = await open_ticket(running, sink)
+        quoted = quote(notice.text()).split("\n")
+        at = quoted.index("> the printer is on fire (1).")
+        plain = ("On 23/11/2026 10:00, Support wrote:\n" + "\n".join(quoted[:at + 1])
+                 + "\n\nWe replaced the toner, and the printer is safe to use again from today on.\n\n"
+                 + "\n".join(quoted[at + 1:at + 4]) + "\n\nThanks, Alice!\n\n" + "\n".join(quoted[at + 4:]) + "\n")
+        msg = thunderbird(notice, "unused", bottom=True)
+        msg.get_body(("plain",)).set_content(flow(plain), params={"format": "flowed"})  # type: ignore[union-attr]
+        await answer(running, notice, msg)
+        received = await wait_mail(sink, CUSTOMER, "Re: Printer on fire 1")
+        assert words_of(received) == ("> Hello,\n>\n> the printer is on fire (1).\n\n"
+                                      "We replaced the toner, and the printer is safe to use again from today on.\n\n"
+                                      "> Alice\n\nThanks, Alice!")
+        assert_nothing_internal(received)
+
+
+async def test_format_flowed_is_read_as_written() -> None:
+    from mailgate.parse import unflow
+
+    assert unflow("We replaced the toner and \ncleaned the fuser.\n\n> Hello this \n> is quoted.\n-- \nAino") == (
+        "We replaced the toner and cleaned the fuser.\n\n> Hello this is quoted.\n-- \nAino")
+    assert unflow(" From here on, \nstuffed.", delsp=False) == "From here on, stuffed."
+    assert unflow("split wo\u0020\nrd", delsp=True) == "split word"
+    assert unflow(">> deep \n> shallow") == ">> deep\n> shallow"
