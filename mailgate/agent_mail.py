@@ -155,6 +155,15 @@ async def _proven(
         if ticket_id:
             await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored", {"kind": str(mail.kind)})
         return Decision(True, found, ident, await _number(tx, ticket_id), row)
+    answers_ours = await _answers_our_automatic_mail(tx, mail)
+    if answers_ours and ticket_id and text and not parsed.commands and await _said_already(tx, ticket_id, agent, text):
+        # The same words again, in answer to a confirmation or notice: an auto-responder that ignores
+        # Auto-Submitted answers every mail it gets. Passed on once; from here on kept, not answered.
+        row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
+        await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored",
+                            {"reason": "the same text again, in answer to an automatic mail"})
+        log.info("agent_mail.ignored agent=%s ticket_id=%s reason=repeat_to_automatic_mail", agent.id, ticket_id)
+        return Decision(True, found, ident, await _number(tx, ticket_id), row)
     outcome = _Outcome(note=is_note, ticketless=ticketless)
     ticket = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,)) if ticket_id else None
     errors = [*parsed.errors, *agent_ops.check(config, agent, ticket, parsed.commands)]
@@ -208,7 +217,11 @@ async def _proven(
             message_row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
             await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.refused", {"errors": outcome.errors})
         log.info("agent_mail.refused agent=%s ticket_id=%s errors=%s", agent.id, ticket_id, "; ".join(outcome.errors))
-        await _tell(tx, config, agent, ticket_id, "agent_refused", outcome, is_note)
+        if answers_ours and ticket_id is not None and await _refusals_lately(tx, ticket_id, agent) > REFUSALS_PER_HOUR:
+            # Refusal answered by refusal: a machine on the other side; the agent has been told.
+            log.warning("agent_mail.refusal_muted agent=%s ticket_id=%s", agent.id, ticket_id)
+        else:
+            await _tell(tx, config, agent, ticket_id, "agent_refused", outcome, is_note)
         return Decision(True, found, ident, await _number(tx, ticket_id), message_row)
     await _tell(tx, config, agent, ticket_id, "agent_done", outcome, is_note,
                 excerpt=(agent.name, text) if text and ticket_id else None)
@@ -291,6 +304,27 @@ async def answered_subject(tx: Txn, mail: ParsedMail, ticket_id: int | None) -> 
 def new_text(text: str, html: str | None = None, *, keep_signature: bool = False) -> str:
     """What the agent wrote above, below or between the quoted lines: empty when only tags and quotes are there."""
     return quotes.new_text(text, html, keep_signature=keep_signature)
+
+
+async def _answers_our_automatic_mail(tx: Txn, mail: ParsedMail) -> bool:
+    """Whether the mail answers a confirmation, refusal or notice mailgate sent to an agent."""
+    parents = [m for m in (mail.in_reply_to, *mail.references[-3:]) if m]
+    if not parents:
+        return False
+    marks = ", ".join("?" for _ in parents)
+    return bool(await tx.value(
+        f"SELECT 1 FROM outbox WHERE message_id IN ({marks}) AND kind IN ('agent', 'unproven', 'held', 'failed') LIMIT 1", parents,
+    ))
+
+
+REFUSALS_PER_HOUR = 3  # per agent and ticket, for mails that answer mailgate's own; then kept without a reply
+
+
+async def _refusals_lately(tx: Txn, ticket_id: int, agent: AgentConfig) -> int:
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="microseconds")
+    return int(await tx.value(
+        "SELECT COUNT(*) FROM events WHERE ticket_id = ? AND actor = ? AND kind = 'agent_mail.refused' AND at > ?",
+        (ticket_id, agent_ops.actor(agent), since)) or 0)
 
 
 # Notices whose answer is not an answer to the customer (their text says what to do instead).

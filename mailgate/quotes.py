@@ -105,7 +105,13 @@ def new_text(text: str, html: str | None = None, *, keep_signature: bool = False
     the block under a "-- " delimiter stays (without the delimiter line).
     """
     try:
-        plain = _cut(text[:_WINDOW], answering=True, keep_signature=keep_signature)
+        if len(text) > _WINDOW:
+            head = text[:_WINDOW].rsplit("\n", 1)[0]
+            cut = _cut(head, answering=True, keep_signature=keep_signature)
+            # Nothing cut in the head: a long answer (a pasted log), every word of it the agent's.
+            plain = text.strip() if cut == head.strip() else cut
+        else:
+            plain = _cut(text, answering=True, keep_signature=keep_signature)
     except Exception:
         plain = ""
     if not plain and html and len(html) <= _HTML_LIMIT and not any(line.lstrip().startswith(">") for line in text.splitlines()):

@@ -491,3 +491,46 @@ async def test_format_flowed_is_read_as_written() -> None:
     assert unflow(" From here on, \nstuffed.", delsp=False) == "From here on, stuffed."
     assert unflow("split wo\u0020\nrd", delsp=True) == "split word"
     assert unflow(">> deep \n> shallow") == ">> deep\n> shallow"
+
+
+async def test_new_text_cuts_an_answer_to_our_own_mail() -> None:
+    from mailgate.quotes import new_text
+
+    mutt = "On Mon, Nov 23, 2026 at 10:00:00AM +0000, Support wrote:\n> Hello\n>\n> q\n\nanswer\n\n-- \nsig\n"
+    assert new_text(mutt) == "answer"
+    # Only quoted history (an Outlook header block, the notification unquoted below it): nothing new.
+    outlook_empty = "From: Support <s@example.test>\nSent: Monday\nTo: Aino <a@agents.test>\nSubject: x\n\nHello Aino\n"
+    assert new_text(outlook_empty) == ""
+    assert new_text(mutt.split("\n\nanswer")[0]) == ""
+    top = "answer\n\n-- \nsig line\n\nOn Mon, Nov 23, 2026 at 10:00:00AM +0000, Support wrote:\n> Hello\n"
+    assert new_text(top) == "answer"
+    assert new_text(top, keep_signature=True) == "answer\n\nsig line"
+    # A long answer (a pasted log) is kept whole, not cut at the classifier's window.
+    log_lines = "Here is the log:\n" + "line of log output\n" * 20000
+    assert new_text(log_lines) == log_lines.strip()
+
+
+async def test_a_machine_answering_every_mail_in_the_agents_name_ends_quickly(
+    sink: Sink, clientconfig: Callable[..., Config]
+) -> None:
+    from .conftest import send
+    from .test_loops import quiet
+
+    async with started(clientconfig()) as running:
+        notice = await open_ticket(running, sink)
+
+        async def responder(received: Received) -> None:
+            # A mail filter in Aino's name that answers every mailgate mail with the same empty body,
+            # to the Reply-To, without Auto-Submitted: each answer earns a refusal it answers again.
+            if received.rcpt_tos != [AINO] or not received.msg["Reply-To"]:
+                return
+            msg = base(received, message_id=f"<bot.{len(sink.received)}@agents.test>")
+            msg.set_content("\n")
+            await send(running.smtp_port, wire(msg), [received.msg["Reply-To"].addresses[0].addr_spec], sender=AINO)
+
+        sink.on_message = responder  # type: ignore[assignment]
+        await answer(running, notice, base(notice, message_id="<first-empty@agents.test>"))
+        await quiet(running, sink, timeout=60)
+        refusals = [r for r in sink.to(AINO) if r.header("Subject").startswith("Not done")]
+        assert 1 <= len(refusals) <= 4
+        assert len(sink.to(CUSTOMER)) == 1
