@@ -11,12 +11,14 @@ from zoneinfo import ZoneInfo
 from mailgate import (
     agent_ops,
     agent_tickets,
+    agent_words,
     case_ops,
     commands,
     compose,
     correlate,
     forwarding,
     identity,
+    lifecycle,
     outbound,
     outbox,
     quotes,
@@ -139,7 +141,9 @@ async def _proven(
     mailer = outbound.mailer_for(config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     answered = await answered_subject(tx, mail, ticket_id)
-    parsed = commands.parse(mail.subject, new_text(mail.text), now=datetime.now(UTC), tz=config.gateway.timezone,
+    words = await agent_words.for_customer(
+        tx, mail, ticket_id, new_text(mail.text, mail.html, keep_signature=agent.keep_signature), config.secret_bytes())
+    parsed = commands.parse(mail.subject, words.text, now=datetime.now(UTC), tz=config.gateway.timezone,
                             inherited=answered)
     if parsed.quoted:
         # Most often a customer's "[…]" coming back in the agent's Re:, or her own mail she answers.
@@ -162,13 +166,14 @@ async def _proven(
         if ticket_id:
             await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored", {"kind": str(mail.kind)})
         return Decision(True, found, ident, await _number(tx, ticket_id), row)
-    if not parsed.commands and not parsed.errors and await _answers_our_automatic_mail(tx, mail):
-        # A confirmation or notice answered without a command: an out-of-office that ignores
-        # Auto-Submitted, most likely. Kept, never passed on, never confirmed (that would loop).
-        row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent") if ticket_id else None
-        if ticket_id:
-            await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored",
-                                {"reason": "answer to an automatic mail, without a command"})
+    answers_ours = await _answers_our_automatic_mail(tx, mail)
+    if answers_ours and ticket_id and text and not parsed.commands and await _said_already(tx, ticket_id, agent, text):
+        # The same words again, in answer to a confirmation or notice: an auto-responder that ignores
+        # Auto-Submitted answers every mail it gets. Passed on once; from here on kept, not answered.
+        row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
+        await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.ignored",
+                            {"reason": "the same text again, in answer to an automatic mail"})
+        log.info("agent_mail.ignored agent=%s ticket_id=%s reason=repeat_to_automatic_mail", agent.id, ticket_id)
         return Decision(True, found, ident, await _number(tx, ticket_id), row)
     outcome = _Outcome(note=is_note, ticketless=ticketless)
     ticket = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,)) if ticket_id else None
@@ -178,13 +183,31 @@ async def _proven(
         errors.append(TagError(f"#{ident.ticket}", "no such ticket"))
     if ticketless and not parsed.commands and not parsed.errors:
         errors.append(TagError("(mail)", "nothing to do: no command, and no ticket to answer"))
+    elif not ticketless and not text and words.pasted and not parsed.commands:
+        errors.append(TagError("(reply)", "your words follow a copy of mailgate's mail that is not marked as a"
+                                          " quote; nothing was sent: answer above the quoted mail, or mark it with \"> \""))
+    elif not ticketless and not text and not parsed.commands and not parsed.errors:
+        # An empty answer (sent too soon, or words the cut took for quoted history): the agent hears
+        # of it, rather than a confirmation of nothing.
+        errors.append(TagError("(mail)", "no words of yours above, below or between the quoted lines, and no"
+                                         " command: nothing was done"))
+    elif not ticketless and text and not is_note and not parsed.commands \
+            and (notice := await _answers_a_notice(tx, mail)) is not None:
+        # Only confirmations ("Done", "Not done") promise "Reply = answer the customer" in their
+        # footer; a reply to a delivery failure, a held reply or a warning about a forged mail
+        # without a command is no answer to the customer, so the agent is told, not ignored.
+        errors.append(TagError("(reply)", f"this mail answers {notice}, whose replies do not reach the customer;"
+                                          " nothing was sent: answer the ticket's notification or a Done mail"))
     if ticket is not None and text and not is_note:
         info = await mailer.ticket(tx, ticket["id"])
         if not info.customer_address:
             errors.append(TagError("(reply)", "the ticket has no customer address to answer"))
         elif tokens.find(config.secret_bytes(), text):
-            # Our own reference is still in it: quoted history the cut missed; never send that on.
-            errors.append(TagError("(reply)", "your text still holds the quoted mailgate mail; write above the quote"))
+            # Our own reference is still in it: quoted history the cut missed (quoted without ">" and
+            # without an attribution line); never send that on.
+            errors.append(TagError("(reply)", "the words for the customer still hold mailgate's own mail"
+                                              " (its [ref:…] line), quoted in a way not recognised; nothing was"
+                                              " sent: answer above or below the quoted mail, or mark it with \"> \""))
         elif await _said_already(tx, ticket["id"], agent, text):
             # The same words again within a day: an automatic answer caught in a loop, not a person.
             errors.append(TagError("(reply)", "the same text went to this ticket in the last 24 hours; not sent again"))
@@ -204,7 +227,12 @@ async def _proven(
             # Kept (not lost), but nothing of it applied and nothing sent on.
             message_row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
             await tickets.event(tx, ticket_id, agent_ops.actor(agent), "agent_mail.refused", {"errors": outcome.errors})
-        await _tell(tx, config, agent, ticket_id, "agent_refused", outcome, is_note)
+        log.info("agent_mail.refused agent=%s ticket_id=%s errors=%s", agent.id, ticket_id, "; ".join(outcome.errors))
+        if answers_ours and ticket_id is not None and await _refusals_lately(tx, ticket_id, agent) > REFUSALS_PER_HOUR:
+            # Refusal answered by refusal: a machine on the other side; the agent has been told.
+            log.warning("agent_mail.refusal_muted agent=%s ticket_id=%s", agent.id, ticket_id)
+        else:
+            await _tell(tx, config, agent, ticket_id, "agent_refused", outcome, is_note)
         return Decision(True, found, ident, await _number(tx, ticket_id), message_row)
     await _tell(tx, config, agent, ticket_id, "agent_done", outcome, is_note,
                 excerpt=(agent.name, text) if text and ticket_id else None)
@@ -240,6 +268,8 @@ async def _apply(
     row = await _store(tx, ticket_id, agent, mail, entry, key, parsed, "agent")
     if not text:
         return row
+    # An answer takes the ticket out of "new"; a status the agent's tags set is kept.
+    await lifecycle.answered(tx, config, ticket_id, actor=agent_ops.actor(agent))
     info = await mailer.ticket(tx, ticket_id)
     cc, left_out = await mailer.reply_recipients(tx, info)
     people = {info.customer_address.lower(), *cc}
@@ -282,18 +312,9 @@ async def answered_subject(tx: Txn, mail: ParsedMail, ticket_id: int | None) -> 
     return str(await tx.value("SELECT subject FROM tickets WHERE id = ?", (ticket_id,)) or "")
 
 
-_START = "mailgate-new-text-starts-here"
-
-
-def new_text(text: str) -> str:
-    """What the agent wrote above the quote: empty when only tags and the quoted mail are there.
-
-    quotes.reply_text never returns empty for a non-empty mail (for customers, a mail of only a
-    quote is kept whole). For an agent that would pass our own notification on to the customer, so
-    a first line of new text is put in front and taken off again.
-    """
-    cut = quotes.reply_text(f"{_START}\n{text}")
-    return cut[len(_START):].strip("\n") if cut.startswith(_START) else cut
+def new_text(text: str, html: str | None = None, *, keep_signature: bool = False) -> str:
+    """What the agent wrote above, below or between the quoted lines: empty when only tags and quotes are there."""
+    return quotes.new_text(text, html, keep_signature=keep_signature)
 
 
 async def _answers_our_automatic_mail(tx: Txn, mail: ParsedMail) -> bool:
@@ -305,6 +326,30 @@ async def _answers_our_automatic_mail(tx: Txn, mail: ParsedMail) -> bool:
     return bool(await tx.value(
         f"SELECT 1 FROM outbox WHERE message_id IN ({marks}) AND kind IN ('agent', 'unproven', 'held', 'failed') LIMIT 1", parents,
     ))
+
+
+REFUSALS_PER_HOUR = 3  # per agent and ticket, for mails that answer mailgate's own; then kept without a reply
+
+
+async def _refusals_lately(tx: Txn, ticket_id: int, agent: AgentConfig) -> int:
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="microseconds")
+    return int(await tx.value(
+        "SELECT COUNT(*) FROM events WHERE ticket_id = ? AND actor = ? AND kind = 'agent_mail.refused' AND at > ?",
+        (ticket_id, agent_ops.actor(agent), since)) or 0)
+
+
+# Notices whose answer is not an answer to the customer (their text says what to do instead).
+_NOTICES = {"unproven": "the warning about a mail in your name", "held": "the notice of your held reply",
+            "failed": "a delivery failure notice"}
+
+
+async def _answers_a_notice(tx: Txn, mail: ParsedMail) -> str | None:
+    """Which notice (not a confirmation) mailgate sent to an agent the mail answers, in words."""
+    parent = mail.in_reply_to or (mail.references[-1] if mail.references else None)
+    if not parent:
+        return None
+    kind = await tx.value("SELECT kind FROM outbox WHERE message_id = ? LIMIT 1", (parent,))
+    return _NOTICES.get(str(kind)) if kind is not None else None
 
 
 async def _said_already(tx: Txn, ticket_id: int, agent: AgentConfig, text: str) -> bool:

@@ -136,7 +136,7 @@ def compose(out: Outgoing) -> EmailMessage:
     text = out.text.rstrip("\n") + "\n\n" + out.marker + "\n"
     msg.set_content(text, cte="quoted-printable")
     if out.html is not None:
-        html = out.html + f'\n<p style="color:#999999;font-size:10px">{out.marker}</p>\n'
+        html = _with_marker(out.html, out.marker)
         msg.add_alternative(html, subtype="html", cte="quoted-printable")
     for file in out.files:
         maintype, _, subtype = sendable_type(file.content_type).partition("/")
@@ -161,6 +161,24 @@ def sendable_type(content_type: str) -> str:
     if maintype in ("message", "multipart") or not (_TYPE_NAME.fullmatch(maintype) and _TYPE_NAME.fullmatch(subtype)):
         return "application/octet-stream"
     return f"{maintype}/{subtype}"
+
+
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
+
+
+def _with_marker(html: str, marker: str) -> str:
+    """The marker as the body's last paragraph: after </html> it is no part of the document, and
+    clients drop it from the quote when an agent or customer answers (so the threading fallback fails)."""
+    if not marker:
+        return html
+    paragraph = f'<p style="color:#999999;font-size:10px">{marker}</p>\n'
+    for end in (_BODY_END, _HTML_END):
+        found = list(end.finditer(html))
+        if found:
+            at = found[-1].start()
+            return html[:at] + paragraph + html[at:]
+    return html + "\n" + paragraph
 
 
 def needs_utf8(msg: EmailMessage) -> bool:

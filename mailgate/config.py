@@ -212,6 +212,10 @@ class AgentConfig(_Model):
     queues: tuple[Ident, ...] = ()
     away: bool = False
     language: Language | None = None
+    # Whether the agent's own signature block (under "-- ") reaches the customer with their words.
+    # Off by default: the reply template signs every answer, and a personal signature often holds a
+    # direct phone number or internal notes the team does not hand out.
+    keep_signature: bool = False
 
 
 MATCH_FIELDS: tuple[str, ...] = (

@@ -83,6 +83,13 @@ async def set_status(
     return old
 
 
+async def answered(tx: Txn, config: Config, ticket_id: int, *, actor: str, now: datetime | None = None) -> None:
+    """An agent answered the customer: a ticket still "new" is open from now on (tags set any other status first)."""
+    if await _status(tx, ticket_id) == "new":
+        await set_status(tx, config, ticket_id, OPEN, actor=actor, now=now, reason="answered")
+        log.info("ticket.answered ticket_id=%s status=new->open actor=%s", ticket_id, actor)
+
+
 # -- waiting --------------------------------------------------------------------------------------
 
 

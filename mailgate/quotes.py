@@ -9,7 +9,7 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from mailgate import quote_phrases as P
-from mailgate.text import HTML_LAYOUT_LIMIT, tree_text
+from mailgate.text import HTML_LAYOUT_LIMIT, html_to_text, tree_text
 
 # How it works: every line gets a kind, then the kinds decide what is kept.
 #   e empty · t text · q quoted (">") · b boundary: attribution ("On … wrote:"), separator
@@ -93,10 +93,74 @@ def reply_text(text: str, html: str | None = None) -> str:
     return plain or text.strip()
 
 
-def _cut(text: str) -> str:
+def new_text(text: str, html: str | None = None, *, keep_signature: bool = False) -> str:
+    """What someone answering our own mail added to it: above, below or between the quoted lines.
+
+    The same cut as reply_text, with two differences for an answer to a mail mailgate wrote (an
+    agent's reply to a notification): a mail of only quoted history is empty, not kept whole, and
+    unquoted text after a leading attribution or header block is the answered mail itself (Outlook
+    quotes without ">"), never new words. Between quoted lines (an inline answer) the quoted
+    lines stay, as "> " lines: an answer without its question cannot be read. With keep_signature,
+    the block under a "-- " delimiter stays (without the delimiter line).
+    """
+    try:
+        if len(text) > _WINDOW:
+            head = text[:_WINDOW].rsplit("\n", 1)[0]
+            cut = _cut(head, answering=True, keep_signature=keep_signature)
+            # Nothing cut in the head: a long answer (a pasted log), every word of it the agent's.
+            plain = text.strip() if cut == head.strip() else cut
+        else:
+            plain = _cut(text, answering=True, keep_signature=keep_signature)
+    except Exception:
+        plain = ""
+    if not plain and html and len(html) <= _HTML_LIMIT and not any(line.lstrip().startswith(">") for line in text.splitlines()):
+        # An HTML-only answer: its text was made from the HTML, where quotes are blockquotes and
+        # no line says ">", so words below or between the quote looked like part of the history.
+        try:
+            quoted = _quoted_html_text(html)
+            plain = _cut(quoted[:_WINDOW], answering=True, keep_signature=keep_signature) if quoted else ""
+        except Exception:
+            plain = ""
+    if any(line.startswith(">") for line in plain.splitlines()):
+        # An inline answer: the HTML path drops whole quote containers, questions and all.
+        return plain
+    if html and len(html) <= _HTML_LIMIT:
+        try:
+            html_text = _html_without_quotes(html)
+            from_html = _cut(html_text, answering=True, keep_signature=keep_signature) if html_text is not None else ""
+        except Exception:
+            from_html = ""
+        if from_html:
+            return from_html
+    return plain
+
+
+def _quoted_html_text(html: str) -> str | None:
+    """The HTML as text, each outermost blockquote's lines marked "> " as a plain-text client quotes them.
+
+    None without a blockquote. Lines lose their leading spaces: the converter indents nested
+    blocks, which in a mail's HTML is layout, never the writer's words.
+    """
+    root = lxml.html.document_fromstring(html)
+    outer = [el for el in root.iter("blockquote") if not any(a.tag == "blockquote" for a in el.iterancestors())]
+    if not outer:
+        return None
+    for el in outer:
+        inner = html_to_text(lxml.html.tostring(el, encoding="unicode", with_tail=False))
+        pre = lxml.html.Element("pre")
+        pre.text = "\n".join(f"> {line.strip()}" if line.strip() else ">" for line in inner.splitlines())
+        pre.tail = el.tail
+        parent = el.getparent()
+        if parent is not None:
+            parent.replace(el, pre)
+    converted = html_to_text(lxml.html.tostring(root, encoding="unicode"))
+    return "\n".join(line.strip() for line in converted.splitlines())
+
+
+def _cut(text: str, *, answering: bool = False, keep_signature: bool = False) -> str:
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kinds = _classify(lines)
-    keep = _select(kinds)
+    keep = _select(kinds, answering=answering, keep_signature=keep_signature)
     kept = [lines[i].rstrip() for i in keep]
     kept = _drop_signoff(kept)
     return "\n".join(kept).strip()
@@ -297,16 +361,22 @@ def _mark_rules_before_boundaries(lines: list[str], kinds: list[str]) -> None:
 # --- selection ------------------------------------------------------------------------------
 
 
-def _select(kinds: list[str]) -> list[int]:
+def _select(kinds: list[str], *, answering: bool = False, keep_signature: bool = False) -> list[int]:
     """Indexes of the lines that make the new part of the reply."""
     idx = [i for i, k in enumerate(kinds) if k != "m"]  # mobile signatures go wherever they are
     first_text = next((p for p, i in enumerate(idx) if kinds[i] == "t"), None)
     if first_text is None:
         return []
+    if answering and "b" in (lead_kinds := [kinds[i] for i in idx[:first_text] if kinds[i] != "e"]) \
+            and lead_kinds[-1] == "b":
+        # "From:/Sent:/To:" or "On … wrote:" and then unquoted lines: the answered mail, quoted the
+        # Outlook way; whoever answers it wrote above (nothing, here) - the rest is history.
+        return []
     # A signature delimiter after the first words ends the reply.
     for p in range(first_text, len(idx)):
         if kinds[idx[p]] == "s":
-            idx = idx[:p]
+            block = _signature_block(kinds, idx, p) if keep_signature else []
+            idx = idx[:p] + block
             break
     lead, rest = idx[:first_text], idx[first_text:]
     # Leading boundary or quote, then text: a bottom-posted reply, or a forward without comment.
@@ -327,6 +397,16 @@ def _select(kinds: list[str]) -> list[int]:
     while keep and kinds[keep[-1]] in ("e", "q", "b", "s"):
         keep.pop()
     return keep
+
+
+def _signature_block(kinds: list[str], idx: list[int], p: int) -> list[int]:
+    """The lines under the delimiter at idx[p], up to quoted history or the next boundary."""
+    block: list[int] = []
+    for i in idx[p + 1:]:
+        if kinds[i] not in ("t", "e"):
+            break
+        block.append(i)
+    return block
 
 
 def _is_inline(kinds: list[str], idx: list[int]) -> bool:

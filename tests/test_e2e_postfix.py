@@ -493,11 +493,7 @@ def _flat(text: str) -> str:
 # -- the tests ---------------------------------------------------------------------------------------
 
 
-# Bottom-posted replies (the answer under the quoted notification) keep that quote today: mutt's
-# trimmed quote reaches the customer, Thunderbird's full one gets the reply refused. The quote
-# cutter's fix for them is separate work; these cases pass once it is in.
-_BOTTOM = pytest.mark.xfail(reason="bottom-posted replies keep the quoted notification above the answer", strict=False)
-_CASES = [pytest.param(c, marks=_BOTTOM) if c.endswith("-bottom") else c for c in CLIENTS]
+_CASES = list(CLIENTS)
 
 
 @on_chain

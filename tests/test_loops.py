@@ -224,8 +224,8 @@ async def test_auto_responder_exchange_stops_after_one_answer(
         # out-of-office: the exchange is finite.
         # Issue 6: a naive agent responder answers the notification's Reply-To (the agent's signed
         # address), which no header tells from the agent: its text may reach the customer once (or be
-        # held when the customer wrote meanwhile); a repeat is refused and answers to confirmations
-        # are ignored, so the exchange still ends after a few mails.
+        # held when the customer wrote meanwhile); the same text again in answer to a confirmation is
+        # kept without a reply, so the exchange still ends after a few mails.
         assert 1 <= len(sink.to("aino@agents.test")) <= (2 if rfc3834 else 6)
         assert sum("I am away" in r.text() for r in sink.to(CUSTOMER)) <= (0 if rfc3834 else 1)
         async with running.store.read() as tx:

@@ -61,7 +61,8 @@ async def test_customer_tags_never_run_when_the_agent_presses_reply(hostile: Run
     await agent_sends(hostile, raw, rcpt)
     await wait_mail(sink, CUSTOMER, "Invoice question", count=2)  # the ack, then Aino's answer
     await wait_mail(sink, AINO, "Done [#1000]")
-    assert unchanged(await ticket(hostile)) == before
+    # Answered, so no longer new: open, never the customer's [status:closed].
+    assert unchanged(await ticket(hostile)) == {**before, "status": "open"}
     assert sink.to(ATTACKER) == []
     await still_flowing(hostile, sink)
     assert sink.to(ATTACKER) == []
@@ -78,7 +79,7 @@ async def test_customer_tags_in_a_mail_the_agent_answers_directly_are_not_hers(
         raw = raw.replace(f"In-Reply-To: {notice.header('Message-ID')}".encode(), b"In-Reply-To: <c1@customer.test>")
         await agent_sends(running, PASS.encode() + MTA_RECEIVED.encode() + raw, rcpt)
         await wait_mail(sink, CUSTOMER, "Invoice question", count=2)
-        assert unchanged(await ticket(running)) == before
+        assert unchanged(await ticket(running)) == {**before, "status": "open"}  # answered, never closed
         assert sink.to(ATTACKER) == []
 
 
