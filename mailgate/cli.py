@@ -494,3 +494,8 @@ cli_storms.attach(main)
 from mailgate import cli_postfix
 
 cli_postfix.attach(main)
+
+# Monitoring and scripts: `health [--json] [--store]`.
+from mailgate import cli_health
+
+cli_health.attach(main)

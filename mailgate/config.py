@@ -586,6 +586,22 @@ class OutboxConfig(_Model):
     notify_attachments_max: int = Field(default=10 * 1024 * 1024, ge=0)
 
 
+class HttpConfig(_Model):
+    """[http]: the health and metrics listener for monitoring (Prometheus, load balancers, scripts)."""
+
+    # Off unless set: it tells anyone who can connect how much mail flows and whether the relay
+    # answers, so it binds to loopback in the example and a reverse proxy guards anything wider.
+    listen: HostPort | None = None
+    # /healthz calls the relay failing when its last attempt within this many minutes failed:
+    # an outage older than that with nothing sent since is "unknown", not a reason to page.
+    relay_minutes: float = Field(default=15, gt=0)
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: object) -> HostPort | None:
+        return None if value is None else parse_listen(value)
+
+
 class StormConfig(_Model):
     """Mail storms and backscatter: caps that keep a flood from one sender, or of forged senders, from
     turning into a flood of tickets, agent notifications and acknowledgements. 0 turns a cap off."""
@@ -628,6 +644,7 @@ class Config(_Model):
     imap: tuple[ImapAccount, ...] = ()
     tickets: TicketsConfig = TicketsConfig()  # ticket life: reopen, SLA (issue 7)
     storms: StormConfig = StormConfig()  # per-sender and installation-wide caps on what a flood can cause
+    http: HttpConfig = HttpConfig()  # /metrics and /healthz for monitoring; off by default
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from mailgate import config as config_mod
-from mailgate import lifecycle, tasks
+from mailgate import lifecycle, monitor, tasks
 from mailgate.config import Config, ConfigError
+from mailgate.monitor import Monitor
 from mailgate.obs import sd_notify
 from mailgate.outgoing import Outgoing
 from mailgate.process import Processor, Worker
@@ -32,6 +33,8 @@ class Running:
     server: asyncio.Server
     imap: ImapWorkers | None = None
     outgoing: Outgoing | None = None  # outbox sender and timers (issue 4)
+    worker_task: asyncio.Task[None] | None = None  # the spool worker's loop: /healthz and the watchdog watch it
+    monitor: Monitor | None = None  # /metrics, /healthz and the systemd watchdog
 
     @property
     def smtp_port(self) -> int:
@@ -46,6 +49,7 @@ async def started(config: Config) -> AsyncIterator[Running]:
     server: asyncio.Server | None = None
     imap: ImapWorkers | None = None
     outgoing: Outgoing | None = None
+    running: Running | None = None
     try:
         worker = Worker(Processor(config, store))
         worker_task = asyncio.create_task(worker.run(), name="spool-worker")
@@ -63,8 +67,12 @@ async def started(config: Config) -> AsyncIterator[Running]:
             "daemon.started listen=%s lmtp=%s database=%s",
             config.smtp.listen, config.smtp.lmtp, config.database_path,
         )
-        yield Running(config, store, worker, server, imap, outgoing)
+        running = Running(config, store, worker, server, imap, outgoing, worker_task=worker_task)
+        running.monitor = await monitor.start(running)
+        yield running
     finally:
+        if running is not None:
+            await monitor.stop(running.monitor)
         if imap is not None:
             await imap.stop()
         if server is not None:
@@ -81,7 +89,7 @@ async def started(config: Config) -> AsyncIterator[Running]:
 
 
 # Sections read once at start-up (sockets, files, threads): a reload logs that they need a restart.
-_RESTART_ONLY = ("smtp", "storage", "imap")
+_RESTART_ONLY = ("smtp", "storage", "imap", "http")
 
 
 def reload(running: Running) -> bool:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -163,11 +164,19 @@ class Sender:
         self.delivered = asyncio.Event()  # set after every attempt; tests wait on it
         self.attempts = 0
         self.restarts = 0  # sender tasks started again after dying
+        # What the relay did last, for /healthz and the metrics (monotonic seconds; None: not yet).
+        self.relay_ok_at: float | None = None
+        self.relay_failed_at: float | None = None
+        self.relay_failures = 0
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
         self._wake.set()
+
+    def alive(self) -> bool:
+        """Every sender task runs (one that died is dead until its restart a second later)."""
+        return not self._stopping and bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     async def recover(self) -> int:
         """Rows a killed daemon left 'sending' may or may not have reached the relay: send again.
@@ -261,6 +270,7 @@ class Sender:
             log.error("outbox.send_error id=%s error=%s", row["id"], _reason(exc))
             result = Result(False, False, None, _reason(exc), unexpected=True)
         self.attempts += 1
+        self._relay_seen(result)
         pause = 1.0
         while True:
             try:
@@ -278,6 +288,15 @@ class Sender:
                 await self._record_plain(row, result, exc)
                 break
         self.delivered.set()
+
+    def _relay_seen(self, result: Result) -> None:
+        """Whether the relay itself works: any answer about a recipient proves it; no session does not."""
+        now = time.monotonic()
+        if relay_trouble(result):
+            self.relay_failed_at = now
+            self.relay_failures += 1
+        elif not result.unexpected:
+            self.relay_ok_at = now
 
     async def _record_plain(self, row: Row, result: Result, error: Exception) -> None:
         """Only the row's state, when recording it in full raised: 'sent', or 'failed' with both reasons."""
@@ -363,6 +382,16 @@ class Sender:
                 {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"], "message_id": row["message_id"],
                  "attempts": row["attempts"]},
             )
+
+
+def relay_trouble(result: Result) -> bool:
+    """The relay, not this one mail, is the problem: no session (refused, timeout, dropped), 421, or
+    our credentials refused; every mail waits until the operator or the relay fixes it."""
+    if result.ok or result.unexpected:
+        return False
+    if result.code is None:
+        return not result.permanent
+    return result.code in (421, 454, 530, 534, 535)
 
 
 def _reason(exc: BaseException | None) -> str:

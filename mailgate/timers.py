@@ -111,6 +111,10 @@ class Timers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def alive(self) -> bool:
+        """The scheduler runs: due timers (snooze wake-ups, SLA, retries) fire."""
+        return self._scheduler is not None and bool(self._scheduler.running)
+
     def poke(self) -> None:
         """New rows may be in the table (after a commit): load them soon, once for many pokes."""
         if self._scheduler is None or (self._pending_sync is not None and not self._pending_sync.done()):
