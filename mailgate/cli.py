@@ -494,3 +494,8 @@ cli_storms.attach(main)
 from mailgate import cli_postfix
 
 cli_postfix.attach(main)
+
+# Data care: `db backup`, `retention run`, `contacts erase` (after cli_life: it extends `contacts`).
+from mailgate import cli_data
+
+cli_data.attach(main)
