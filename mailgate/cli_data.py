@@ -210,9 +210,11 @@ def retention_run(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 
 @click.command("erase")
 @click.argument("contact", type=CONTACT)
+@click.option("--no-vacuum", is_flag=True,
+              help="Skip rewriting the database file (run `sqlite3 FILE VACUUM` later; old free pages may keep traces).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def contacts_erase(ctx: click.Context, contact: str, as_json: bool) -> None:
+def contacts_erase(ctx: click.Context, contact: str, no_vacuum: bool, as_json: bool) -> None:
     """Erase a contact (by id or address): their mail, files, spool bytes, names and addresses. Cannot be undone."""
     config = load_config(ctx)
 
@@ -221,7 +223,7 @@ def contacts_erase(ctx: click.Context, contact: str, as_json: bool) -> None:
 
     result = run_txn(ctx, as_json, work, config=config)
     files = retention.unlink_blobs(BlobStore(config.attachments_path), result.hashes)
-    checkpoint = _checkpoint(config.database_path)
+    checkpoint = _compact(config.database_path, not no_vacuum)
     data = {**result.as_dict(), "files": files, "checkpoint": checkpoint}
     log.info("contacts.erased contact=%s tickets=%s messages=%s files=%s checkpoint=%s",
              result.contact, result.tickets, result.messages, files, checkpoint)
@@ -229,13 +231,21 @@ def contacts_erase(ctx: click.Context, contact: str, as_json: bool) -> None:
                        f" {files} files, {result.outbox} outgoing mails; now {result.placeholder} (wal {checkpoint})")
 
 
-def _checkpoint(database: Path) -> str:
-    """Fold the WAL into the file and truncate it: old pages with the person's words live on in the WAL until then."""
+def _compact(database: Path, vacuum: bool) -> str:
+    """Rewrite the file and truncate the WAL, so no old page keeps the person's words.
+
+    secure_delete zeroes what the erase itself freed, but pages freed earlier without it (a spool
+    row rewritten when its state changed) may still hold old copies on the free list: VACUUM
+    rebuilds every page. The TRUNCATE checkpoint empties the WAL, where pre-erase versions of the
+    pages live on. Intake waits during the VACUUM (SMTP answers 451, senders retry); an erase is rare.
+    """
     try:
-        with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+        with contextlib.closing(sqlite3.connect(database, timeout=30, isolation_level=None)) as db:
+            if vacuum:
+                db.execute("VACUUM")
             busy, _frames, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     except sqlite3.Error as exc:
-        log.warning("contacts.erase_checkpoint_failed error=%s", exc)
+        log.warning("contacts.erase_compact_failed error=%s", exc)
         return "failed"
     # busy: a reader (the daemon mid-transaction) held old pages; its next checkpoint folds them in.
     return "busy" if busy else "truncated"
