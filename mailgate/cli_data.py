@@ -146,6 +146,8 @@ def db_backup(ctx: click.Context, file: Path, attachments: Path | None, force: b
     file = file.resolve()
     if file.exists() and not force:
         raise click.ClickException(f"{file} exists; add --force to replace it")
+    if not file.parent.is_dir():
+        raise click.ClickException(f"no folder {file.parent}")
     if file == source.resolve():
         raise click.ClickException("FILE is the live database itself")
     started = time.monotonic()

@@ -294,3 +294,13 @@ async def test_erase_leaves_no_trace_of_the_person_while_other_customers_stay(
     everything = b"".join(p.read_bytes() for p in [*database, *files] if p.exists())
     assert b"sent to zelda too" not in everything
     assert b"carolword stays" in everything and carol_file in everything and b"carol@other.test" in everything
+
+
+async def test_retention_config_errors_name_file_line_and_key(tmp_path: Path) -> None:
+    from .conftest import write_config
+
+    path = write_config(tmp_path, "\n[retention]\nclosed_after_days = -3\n")
+    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    assert result.exit_code == 1
+    line = path.read_text().splitlines().index("closed_after_days = -3") + 1
+    assert f"{path}:{line}: retention.closed_after_days:" in result.output
