@@ -499,3 +499,8 @@ cli_postfix.attach(main)
 from mailgate import cli_health
 
 cli_health.attach(main)
+
+# Data care: `db backup`, `retention run`, `contacts erase` (after cli_life: it extends `contacts`).
+from mailgate import cli_data
+
+cli_data.attach(main)

@@ -622,6 +622,21 @@ class StormConfig(_Model):
     spam_headers: tuple[str, ...] = ("X-Spam-Flag", "X-Spam-Status", "X-Spam")
 
 
+class RetentionConfig(_Model):
+    """Data care: how long mail is kept. Every limit is off (None) unless the operator sets it."""
+
+    # Privacy law (GDPR art. 5(1)(e)) wants personal data kept no longer than needed; a closed ticket's
+    # messages and files go after this many days since it closed. The ticket row and an event stay.
+    closed_after_days: float | None = Field(default=None, gt=0)
+    # The spool keeps every mail's wire bytes for replay and forensics; they are the bulk of the database.
+    # Processed ('done'/'duplicate') rows lose their bytes after this many days; dead rows never do.
+    spool_after_days: float | None = Field(default=None, gt=0)
+    # Sent, cancelled and failed outgoing mail (wire bytes again) is deleted after this many days.
+    outbox_after_days: float | None = Field(default=None, gt=0)
+    # Rows deleted per transaction: short write locks, so intake never waits on a purge.
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+
+
 def bounce_address(config: Config) -> str:
     """The VERP return-path base (bounces+<token>@domain); mailgate accepts mail for it."""
     if config.outbox.bounce_address is not None:
@@ -645,6 +660,7 @@ class Config(_Model):
     tickets: TicketsConfig = TicketsConfig()  # ticket life: reopen, SLA (issue 7)
     storms: StormConfig = StormConfig()  # per-sender and installation-wide caps on what a flood can cause
     http: HttpConfig = HttpConfig()  # /metrics and /healthz for monitoring; off by default
+    retention: RetentionConfig = RetentionConfig()  # how long mail, spool and outbox rows are kept
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from mailgate import config as config_mod
-from mailgate import lifecycle, monitor, tasks
+from mailgate import lifecycle, monitor, retention, tasks
 from mailgate.config import Config, ConfigError
 from mailgate.monitor import Monitor
 from mailgate.obs import sd_notify
@@ -57,6 +57,7 @@ async def started(config: Config) -> AsyncIterator[Running]:
         # Ticket life (issue 7): wake-ups and SLA warnings, under the config in force when they fire.
         lifecycle.register_timers(outgoing.timers, lambda: worker.processor.config)
         tasks.register_timers(outgoing.timers, lambda: worker.processor.config)  # overdue tasks (issue 7)
+        await retention.start(outgoing.timers, store, lambda: worker.processor.config)  # daily purge
         await outgoing.start()
         handler = smtp.SpoolHandler(config, store, on_accept=worker.wake)
         server = await smtp.serve(config, handler)
