@@ -351,3 +351,13 @@ async def test_maildir_relay_refuses_what_no_relay_would_take(tmp_path: Path) ->
     files = list((tmp_path / "out" / "new").iterdir())
     assert len(files) == 20  # unique names, even within one microsecond
     assert all(re.fullmatch(r"\d+\.M\d+P\d+Q\d+R[0-9a-f]{16}\.[^/:]+", f.name) for f in files)
+
+
+def test_a_maildir_that_cannot_be_made_stops_the_start_with_the_reason(tmp_path: Path) -> None:
+    """Better one clear line at start than every outgoing mail retrying unseen for two days."""
+    (tmp_path / "blocker").write_text("a file where the folder should be")
+    path = write_config(tmp_path, '[relay]\nmaildir = "blocker/outgoing"\n')
+    result = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(path), "run"],
+                            capture_output=True, text=True, timeout=WAIT, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert f"cannot start: [Errno 20] Not a directory: '{tmp_path / 'blocker' / 'outgoing' / 'tmp'}'" in result.stderr
