@@ -46,12 +46,16 @@ def main(ctx: click.Context, config_path: Path, log_level: str) -> None:
 
 
 @main.command()
+@click.option("--dev", is_flag=True,
+              help="Dev mode: outgoing mail to var/outgoing (Maildir, beside the config) unless [relay] says otherwise.")
 @click.pass_context
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, dev: bool) -> None:
     """Run the daemon: receive mail by SMTP/LMTP and thread it into tickets."""
     from mailgate import daemon
 
     config = load_config(ctx)
+    if dev:
+        config = config_mod.dev_outgoing(config)
     try:
         asyncio.run(daemon.run(config))
     except StoreUnavailable as exc:

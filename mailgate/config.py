@@ -545,7 +545,7 @@ _CREDENTIAL_KEYS = ("password", "password_file", "password_env", "oauth2_token_f
 
 
 class RelayConfig(_Model):
-    """The smarthost every outgoing mail goes through (aiosmtplib)."""
+    """The smarthost every outgoing mail goes through (aiosmtplib), or a Maildir folder instead."""
 
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=25, ge=1, le=65535)
@@ -554,6 +554,26 @@ class RelayConfig(_Model):
     password: SecretStr | None = None
     timeout: float = Field(default=60.0, gt=0)  # seconds per SMTP command
     connections: int = Field(default=2, ge=1, le=32)  # deliveries in parallel, one session each
+    # A relay that is a folder: every outgoing mail is written into this Maildir (new/) instead of
+    # being sent. A first run has no MTA on 127.0.0.1, and a relay port where nothing listens made
+    # every acknowledgement retry for two days; a folder shows the whole loop at once. Relative to
+    # the config file. Nothing leaves the machine: production configs name host/port instead.
+    maildir: Path | None = None
+
+    @field_validator("maildir", mode="before")
+    @classmethod
+    def _folder(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("give a folder (e.g. \"var/outgoing\"), or leave maildir out to use the relay")
+        return value
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(key inside [relay], message): a folder and a smarthost at once would leave one unused."""
+        if self.maildir is None:
+            return []
+        smtp_keys = [k for k in ("host", "port", "security", "username", "password") if k in self.model_fields_set]
+        return [(key, f"{key!r} is for a smarthost, but maildir = {str(self.maildir)!r} delivers into a folder;"
+                      " keep one of the two") for key in smtp_keys]
 
     @model_validator(mode="after")
     def _auth(self) -> RelayConfig:
@@ -637,6 +657,22 @@ class RetentionConfig(_Model):
     batch_size: int = Field(default=200, ge=1, le=10_000)
 
 
+# `run --dev`: where outgoing mail goes when [relay] names no destination (beside the config file).
+DEV_MAILDIR = Path("var/outgoing")
+
+
+def dev_outgoing(config: Config) -> Config:
+    """Dev mode: outgoing mail into the DEV_MAILDIR folder, unless [relay] names a host, port or maildir.
+
+    The built-in relay default (127.0.0.1:25) is whatever MTA the developer's machine runs, or nothing.
+    """
+    if {"host", "port", "maildir"} & config.relay.model_fields_set:
+        return config
+    base = config.source.parent if config.source is not None else Path.cwd()
+    relay = config.relay.model_copy(update={"maildir": base / DEV_MAILDIR})
+    return config.model_copy(update={"relay": relay})
+
+
 def bounce_address(config: Config) -> str:
     """The VERP return-path base (bounces+<token>@domain); mailgate accepts mail for it."""
     if config.outbox.bounce_address is not None:
@@ -692,6 +728,7 @@ class Config(_Model):
             errors.extend((f"imap.{i}.{key}", message) for key, message in account.problems())
             if account.address is not None and account.address not in self.gateway.addresses:
                 errors.append((f"imap.{i}.address", f"{account.address!r} is not in gateway.addresses"))
+        errors.extend((f"relay.{key}", message) for key, message in self.relay.problems())
         if bounce_address(self) in self.gateway.addresses:
             # Bounces must never open tickets: they would be acknowledged and could start a loop.
             errors.append(("outbox.bounce_address", "must differ from every gateway address"))
@@ -763,6 +800,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         for key in ("database", "attachments"):
             if isinstance(storage.get(key), str):
                 storage[key] = str(base / os.path.expanduser(storage[key]))
+    relay = data.get("relay")
+    if isinstance(relay, dict) and isinstance(relay.get("maildir"), str) and relay["maildir"].strip():
+        relay["maildir"] = str(base / os.path.expanduser(relay["maildir"]))
     gateway = data.get("gateway")
     if isinstance(gateway, dict) and isinstance(gateway.get("secret_file"), str):
         gateway["secret_file"] = str(base / os.path.expanduser(gateway["secret_file"]))

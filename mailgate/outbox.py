@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mailgate import tickets, timers
 from mailgate.config import OutboxConfig
-from mailgate.relay import Relay, Result
+from mailgate.relay import Delivery, Result
 from mailgate.store import Row, Store, StoreUnavailable, Txn, now_iso
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class Sender:
         self,
         config: OutboxConfig,
         store: Store,
-        relay: Relay,
+        relay: Delivery,
         *,
         on_failed: FailureHook | None = None,
         on_timer: Callable[[], None] | None = None,

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from mailgate import outbound, timers
 from mailgate.config import Config
 from mailgate.outbox import Sender
-from mailgate.relay import Relay
+from mailgate.maildir_relay import MaildirRelay
+from mailgate.relay import Delivery, Relay
 from mailgate.store import Row, Store, Txn
 
 log = logging.getLogger("mailgate.outgoing")
@@ -25,7 +26,9 @@ class Outgoing:
     ) -> None:
         self.config = config
         self.store = store
-        self.relay = Relay(config.relay, config.smtp.hostname)
+        self.relay: Delivery = (
+            MaildirRelay(config.relay) if config.relay.maildir is not None else Relay(config.relay, config.smtp.hostname)
+        )
         self.timers = timers.Timers(store, poll_seconds=timer_poll)
         self.sender = Sender(
             config.outbox, store, self.relay, on_failed=self._failed, on_timer=self.timers.poke,
@@ -47,11 +50,21 @@ class Outgoing:
         outbound.add_listener(self._listener)
         # Before the sender's first look: a commit by another process after it is then seen.
         version = await self._data_version()
+        if isinstance(self.relay, MaildirRelay):
+            # Before the first write, and fail the start on a folder we cannot make (a clear message at once).
+            stale = await asyncio.to_thread(self.relay.prepare)
+            if stale:
+                log.info("maildir.stale_removed files=%s folder=%s", stale, self.relay.folder / "tmp")
         await self.sender.start()
         await self.timers.start()
         self._watch = asyncio.create_task(self._watch_other_writers(version), name="outgoing-watch")
-        log.info("outgoing.started relay=%s:%s security=%s", self.config.relay.host, self.config.relay.port,
-                 self.config.relay.security)
+        if isinstance(self.relay, MaildirRelay):
+            # A warning: with a copied example config in production, nothing would ever leave the machine.
+            log.warning("outgoing.started maildir=%s delivery=folder-only (no mail leaves this machine;"
+                        " [relay] host/port sends it)", self.relay.folder / "new")
+        else:
+            log.info("outgoing.started relay=%s:%s security=%s", self.config.relay.host, self.config.relay.port,
+                     self.config.relay.security)
 
     async def stop(self) -> None:
         if self._listener is not None:

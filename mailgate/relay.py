@@ -10,6 +10,7 @@ import socket
 import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Protocol
 
 import aiosmtplib
 
@@ -27,6 +28,16 @@ class Result:
     code: int | None
     message: str
     unexpected: bool = False  # not the relay's answer but an error of ours: retried a few times only
+
+
+class Delivery(Protocol):
+    """What the outbox needs of a relay: the SMTP Relay here, or maildir_relay.MaildirRelay (a folder)."""
+
+    config: RelayConfig
+
+    async def send(self, mail_from: str, rcpt: str, raw: bytes) -> Result: ...
+
+    async def close(self) -> None: ...
 
 
 # What ends an address on an SMTP command line or starts a new command (aiosmtplib checks the
