@@ -1,5 +1,5 @@
 """`python -m mailgate` runs the command line."""
 
-from mailgate.cli import main
+from mailgate.cli import entry
 
-main()
+entry()

@@ -34,7 +34,9 @@ class BlobStore:
         target = self.path(sha256)
         if target.exists():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # Customers' files: 0700 folders (mkstemp already makes the files 0600), whatever the umask.
+        for folder in (self.root, target.parent.parent, target.parent):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:

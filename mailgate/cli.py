@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,17 @@ from mailgate.store import StoreUnavailable, store_for
 
 DEFAULT_CONFIG = "/etc/mailgate/config.toml"
 log = logging.getLogger("mailgate.cli")
+
+
+def entry() -> None:
+    """The `mailgate` program (console script and `python -m mailgate`)."""
+    # Customers' mail, attachments and the spool are nobody else's business: with the usual umask
+    # 022 SQLite made the database (and its -wal/-shm) 0644, readable by every local user. Set at
+    # process start, before any command opens a file, so run, ingest (spawned by the MTA with its
+    # own umask), every command that writes, and whatever the daemon runs create 0600 files and
+    # 0700 folders.
+    os.umask(0o077)
+    main()
 
 
 @click.group(cls=SafeGroup)
@@ -45,15 +57,35 @@ def main(ctx: click.Context, config_path: Path, log_level: str) -> None:
     setup_logging(log_level)
 
 
+DEV = click.option("--dev", is_flag=True, help="A trial run: accept the example secret (never in production);"
+                   " with run, outgoing mail goes to var/outgoing (Maildir, beside the config) unless [relay] names one.")
+
+
+def _production_config(ctx: click.Context, dev: bool, *, print_warnings: bool = False) -> config_mod.Config:
+    """The config, refused (file:line:key, exit 1) when it cannot run for real; each warning is one
+    log line (the daemon's) or one printed line (check-config's)."""
+    config = load_config(ctx).model_copy(update={"dev": dev})
+    issues = config_mod.production_issues(config)
+    for issue in issues:
+        click.echo(f"config error: {issue}", err=True)
+    if issues:
+        ctx.exit(1)
+    for warning in config_mod.permission_warnings(config):
+        if print_warnings:
+            click.echo(f"warning: {warning}", err=True)
+        else:
+            log.warning("config.insecure %s", warning)
+    return config
+
+
 @main.command()
-@click.option("--dev", is_flag=True,
-              help="Dev mode: outgoing mail to var/outgoing (Maildir, beside the config) unless [relay] says otherwise.")
+@DEV
 @click.pass_context
 def run(ctx: click.Context, dev: bool) -> None:
     """Run the daemon: receive mail by SMTP/LMTP and thread it into tickets."""
     from mailgate import daemon
 
-    config = load_config(ctx)
+    config = _production_config(ctx, dev)
     if dev:
         config = config_mod.dev_outgoing(config)
     try:
@@ -67,10 +99,11 @@ def run(ctx: click.Context, dev: bool) -> None:
 
 
 @main.command("check-config")
+@DEV
 @click.pass_context
-def check_config(ctx: click.Context) -> None:
+def check_config(ctx: click.Context, dev: bool) -> None:
     """Validate the config; exit 0 when it is usable, 1 with every error otherwise."""
-    config = load_config(ctx)
+    config = _production_config(ctx, dev, print_warnings=True)
     if config.rule_tests:  # routing (issue 5): the operator's own rule tests must pass too
         from mailgate import rules, rules_cli
 

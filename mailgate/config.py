@@ -552,6 +552,9 @@ class RelayConfig(_Model):
     security: Literal["tls", "starttls", "none"] = "none"
     username: str | None = None
     password: SecretStr | None = None
+    # The relay password kept out of the config file, which is group-readable for the operators
+    # (0640 root:mailgate) while the password should not be: read by load(), so at start and on reload.
+    password_file: Path | None = None
     timeout: float = Field(default=60.0, gt=0)  # seconds per SMTP command
     connections: int = Field(default=2, ge=1, le=32)  # deliveries in parallel, one session each
     # A relay that is a folder: every outgoing mail is written into this Maildir (new/) instead of
@@ -577,8 +580,11 @@ class RelayConfig(_Model):
 
     @model_validator(mode="after")
     def _auth(self) -> RelayConfig:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("give both 'username' and 'password', or neither")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("the relay password is given two ways ('password' and 'password_file'); keep one")
+        has_password = self.password is not None or self.password_file is not None
+        if (self.username is None) == has_password:
+            raise ValueError("give both 'username' and 'password' (or 'password_file'), or neither")
         if self.username is not None and self.security == "none" and not is_loopback(self.host):
             raise ValueError(
                 f"a password over security = 'none' travels in clear text; use 'tls' or 'starttls'"
@@ -700,6 +706,9 @@ class Config(_Model):
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None
+    # Set by `mailgate run --dev` / `check-config --dev` (never by the file): a trial run on a
+    # developer's machine, where the example secret is accepted.
+    dev: bool = False
 
     def cross_check(self) -> list[tuple[str, str]]:
         """Errors between sections (dotted key, message) that one model alone cannot see."""
@@ -795,17 +804,22 @@ class ConfigError(Exception):
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Paths in the config are relative to the config file, not to the working directory."""
+    state = state_base(base)
     storage = data.get("storage")
     if isinstance(storage, dict):
         for key in ("database", "attachments"):
             if isinstance(storage.get(key), str):
-                storage[key] = str(base / os.path.expanduser(storage[key]))
+                storage[key] = str(state / os.path.expanduser(storage[key]))
     relay = data.get("relay")
     if isinstance(relay, dict) and isinstance(relay.get("maildir"), str) and relay["maildir"].strip():
-        relay["maildir"] = str(base / os.path.expanduser(relay["maildir"]))
+        # Data, like the database: under the unit's StateDirectory, not beside /etc's read-only config.
+        relay["maildir"] = str(state / os.path.expanduser(relay["maildir"]))
     gateway = data.get("gateway")
     if isinstance(gateway, dict) and isinstance(gateway.get("secret_file"), str):
         gateway["secret_file"] = str(base / os.path.expanduser(gateway["secret_file"]))
+    relay = data.get("relay")
+    if isinstance(relay, dict) and isinstance(relay.get("password_file"), str):
+        relay["password_file"] = str(base / os.path.expanduser(relay["password_file"]))
     for account in data.get("imap") or ():
         for key in ("password_file", "oauth2_token_file", "ca_file"):
             if isinstance(account, dict) and isinstance(account.get(key), str):
@@ -851,7 +865,111 @@ def load(path: Path | str) -> Config:
                 [ConfigIssue(name, key_line(text, "gateway.secret_file"), "gateway.secret_file",
                              "the secret must be at least 16 characters")]
             )
+    if config.relay.password_file is not None:
+        try:
+            password = config.relay.password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+            raise ConfigError(
+                [ConfigIssue(name, key_line(text, "relay.password_file"), "relay.password_file", f"cannot read: {reason}")]
+            ) from exc
+        if not password:
+            raise ConfigError(
+                [ConfigIssue(name, key_line(text, "relay.password_file"), "relay.password_file", "the file is empty")]
+            )
+        relay = config.relay.model_copy(update={"password": SecretStr(password)})
+        config = config.model_copy(update={"relay": relay})
     return config
+
+
+# --- Production checks: private data, a real secret, a writable store ------------------------------
+# config.example.toml ships a secret starting with this marker; anyone who read the example can
+# sign reply tokens with it (and so act as an agent), so only --dev runs accept it.
+EXAMPLE_SECRET_MARKER = "change-me"
+
+
+def state_base(config_folder: Path) -> Path:
+    """Where relative [storage] paths resolve: systemd's StateDirectory= (it sets $STATE_DIRECTORY,
+    e.g. /var/lib/mailgate) under the unit, whose ProtectSystem=strict makes the config folder
+    read-only; else the config file's folder, as for a checkout's `var/`."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) if state and Path(state).is_absolute() else config_folder
+
+
+def production_issues(config: Config) -> list[ConfigIssue]:
+    """What stops this config from running for real: the example secret (outside --dev) and a store
+    folder the process cannot write (`run` would exit 75 and systemd restart it forever)."""
+    name, text = _source_text(config)
+    issues: list[ConfigIssue] = []
+    secret_key = "gateway.secret" if config.gateway.secret is not None else "gateway.secret_file"
+    try:
+        secret = config.secret_bytes()
+    except OSError:
+        secret = b""
+    if not config.dev and secret.startswith(EXAMPLE_SECRET_MARKER.encode()):
+        issues.append(ConfigIssue(name, key_line(text, secret_key), secret_key,
+                                  "replace the example secret: e.g. `openssl rand -hex 32`"
+                                  " (or run with --dev for a trial)"))
+    for key, path in (("storage.database", config.database_path), ("storage.attachments", config.attachments_path)):
+        problem = _unwritable(path)
+        if problem:
+            issues.append(ConfigIssue(name, key_line(text, key) or key_line(text, "storage.database"), key, problem))
+    return issues
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the process cannot create or write path, or None. The nearest existing folder counts,
+    since the store makes the missing ones."""
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"{path} is not writable by this user"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot create {path}: {folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {folder} is not writable by this user (read-only under the unit?)"
+    return None
+
+
+def permission_warnings(config: Config) -> list[str]:
+    """Secrets other local users can read: a config holding one inline and readable by group or
+    others, a secret or password file readable by others. Warnings, not errors: the operator decides."""
+    warnings: list[str] = []
+    inline = ["gateway.secret"] if config.gateway.secret is not None else []
+    if config.relay.password is not None and config.relay.password_file is None:
+        inline.append("relay.password")
+    inline += [f"imap.{i}.password" for i, account in enumerate(config.imap) if account.password is not None]
+    if config.source is not None and inline:
+        mode = _mode(config.source)
+        if mode is not None and mode & 0o077:
+            warnings.append(f"{config.source} holds {', '.join(inline)} inline and is readable by"
+                            f" {'others' if mode & 0o007 else 'its group'} (mode {mode:04o}):"
+                            " chmod 600 it, or move the secret to a file only mailgate reads (secret_file, password_file)")
+    files = [("gateway.secret_file", config.gateway.secret_file), ("relay.password_file", config.relay.password_file)]
+    files += [(f"imap.{i}.{key}", getattr(a, key)) for i, a in enumerate(config.imap)
+              for key in ("password_file", "oauth2_token_file")]
+    for key, path in files:
+        mode = _mode(path) if path is not None else None
+        if mode is not None and mode & 0o004:
+            warnings.append(f"{key} {path} is readable by every local user (mode {mode:04o}): chmod 600 it")
+    return warnings
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return None
+
+
+def _source_text(config: Config) -> tuple[str, str]:
+    if config.source is None:
+        return "-", ""
+    try:
+        return str(config.source), config.source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(config.source), ""
 
 
 def _issues(name: str, text: str, exc: ValidationError) -> list[ConfigIssue]:

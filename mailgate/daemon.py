@@ -110,6 +110,15 @@ def reload(running: Running) -> bool:
             log.error("config.reload_refused %s", issue)
         log.error("config.reload_refused errors=%d keeping=old", len(exc.issues))
         return False
+    # --dev is a command-line choice, not the file's: it stays as the daemon was started.
+    new = new.model_copy(update={"dev": running.config.dev})
+    refused = config_mod.production_issues(new)
+    for issue in refused:
+        log.error("config.reload_refused %s", issue)
+    if refused:
+        return False
+    for warning in config_mod.permission_warnings(new):
+        log.warning("config.insecure %s", warning)
     from mailgate import rules, rules_cli
 
     _ran, failures = rules_cli.run_tests(new, rules.compile_rules(new))

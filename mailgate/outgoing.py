@@ -41,6 +41,12 @@ class Outgoing:
         self._watch: asyncio.Task[None] | None = None
         self.others_seen = 0  # commits by other processes noticed (tests wait on it)
 
+    def swap_config(self, config: Config) -> None:
+        """A reloaded config: the relay's settings (password_file re-read by the load) take effect
+        for the next session."""
+        self.config = config
+        self.relay.use(config.relay)
+
     async def _failed(self, tx: Txn, row: Row, reason: str) -> None:
         await outbound.mailer_for(self.config).delivery_failed(tx, row, reason)
 

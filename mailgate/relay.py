@@ -125,6 +125,25 @@ class Relay:
             local_hostname=self.local_hostname,
         )
 
+    def use(self, config: RelayConfig) -> None:
+        """A reloaded [relay] (e.g. a rotated password_file): idle sessions logged in with the old
+        settings are closed, and one in flight is closed when it finishes; new ones use the new."""
+        if config == self.config:
+            return
+        self.config = config
+        idle, self._idle = self._idle, []
+        for client in idle:
+            with contextlib.suppress(Exception):
+                client.close()
+        log.info("relay.reconfigured host=%s port=%s security=%s", config.host, config.port, config.security)
+
+    def _keep(self, client: aiosmtplib.SMTP, config: RelayConfig) -> None:
+        if config is self.config:
+            self._idle.append(client)
+        else:
+            with contextlib.suppress(Exception):
+                client.close()
+
     async def _session(self) -> aiosmtplib.SMTP:
         while self._idle:
             client = self._idle.pop()
@@ -160,13 +179,14 @@ class Relay:
             return result
         utf8 = sender.utf8 or recipient.utf8 or _headers_utf8(raw)
         async with self._slots:
+            config = self.config
             client: aiosmtplib.SMTP | None = None
             try:
                 async with asyncio.timeout(self.config.timeout * 4):
                     client = await self._session()
                     if utf8 and not client.supports_extension("smtputf8"):
                         # Nothing was sent in this session yet: it stays good for the next mail.
-                        self._idle.append(client)
+                        self._keep(client, config)
                         client = None
                         result = Result(False, True, None, "relay does not offer SMTPUTF8, which this mail needs"
                                         " (a non-ASCII address or UTF-8 headers, RFC 6531)")
@@ -192,7 +212,7 @@ class Relay:
                 reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]  # one log line
                 log.error("relay.error rcpt=%r reason=%s", rcpt, reason)
                 return Result(False, isinstance(exc, ValueError), None, reason, unexpected=True)
-            self._idle.append(client)
+            self._keep(client, config)
             if refused:
                 found = refused.get(recipient.address)
                 code = found.code if found is not None else 450

@@ -196,7 +196,7 @@ async def test_kill_9_mid_write_leaves_no_half_file_in_new(tmp_path: Path) -> No
     maildir = tmp_path / "var" / "outgoing"
     db = tmp_path / "var" / "mailgate.sqlite3"
     log = tmp_path / "daemon.log"
-    argv = [sys.executable, "-m", "mailgate", "--config", str(config), "run"]
+    argv = [sys.executable, "-m", "mailgate", "--config", str(config), "run", "--dev"]
     process = start(argv, tmp_path, log)
     try:
         await wait_listening(port, process)

@@ -387,7 +387,7 @@ def test_example_config_rules_and_rule_tests() -> None:
 
     runner = CliRunner()
     example = str(REPO / "config.example.toml")
-    result = runner.invoke(main, ["--config", example, "check-config"])
+    result = runner.invoke(main, ["--config", example, "check-config", "--dev"])
     assert result.exit_code == 0, result.output
     assert "2 rule tests passed" in result.output
     result = runner.invoke(main, ["--config", example, "rules", "test", "--json", str(REPO / "examples/rules/invoice-fi.eml")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
@@ -118,7 +119,10 @@ class Store:
 
     async def open(self) -> Store:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Private even when the caller's umask is 022 (a library user, a test): SQLite gives
+            # the -wal and -shm files the database file's mode, so creating it 0600 covers all three.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             db = await aiosqlite.Connection(self._connect, 64)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
