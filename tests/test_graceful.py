@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sqlite3
@@ -279,3 +280,36 @@ async def test_db_status_shows_the_schema_version(tmp_path: Path) -> None:
     data = json.loads(runner.invoke(main, ["--config", str(config_path), "db", "status", "--json"]).output)
     assert data == {"ok": True, "database": str(tmp_path / "mailgate.sqlite3"), "schema": newest_schema(),
                     "known": newest_schema(), "state": "current"}
+
+
+@pytest.mark.asyncio
+async def test_lmtp_answers_each_recipient_before_the_421(tmp_path: Path) -> None:
+    from mailgate.daemon import started
+
+    from .conftest import BILLING
+
+    config = load(write_config(tmp_path, smtp="lmtp = true\nstop_timeout = 30"))
+    raw = mail(subject="Two recipients while stopping", message_id="<graceful3@customer.test>")
+    async with contextlib.AsyncExitStack() as stack:
+        running = await stack.enter_async_context(started(config))
+        port = running.smtp_port
+        client, _ = await Client.connect(port)
+        assert (await client.command("LHLO client.test")).startswith(b"250")
+        assert (await client.command("MAIL FROM:<alice@customer.test>")).startswith(b"250")
+        for rcpt in (SUPPORT, BILLING):
+            assert (await client.command(f"RCPT TO:<{rcpt}>")).startswith(b"250")
+        assert (await client.command("DATA")).startswith(b"354")
+        client.writer.write(raw[:100])
+        await client.writer.drain()
+        running.stop_grace = config.smtp.stop_timeout
+        stopping = asyncio.create_task(stack.aclose())  # what run() does on SIGTERM
+        assert await wait_refusing(port) in (b"refused", SHUTTING_DOWN + b"\r\n")
+        assert not stopping.done()
+        client.writer.write(raw[100:] + b".\r\n")
+        queued = str(replies.S250_QUEUED).encode()
+        assert await client.reply() == queued + b"\r\n"
+        assert await client.reply() == queued + b"\r\n"  # RFC 2033: one reply per recipient
+        assert await client.reply() == SHUTTING_DOWN + b"\r\n"
+        async with asyncio.timeout(60):
+            await stopping
+    assert spooled(tmp_path / "mailgate.sqlite3") == [raw]
