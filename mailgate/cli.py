@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from mailgate import cli_db
 from mailgate import config as config_mod
 from mailgate.cli_postfix import IngestCommand, held_log
 from mailgate.cli_support import LIMIT, ROW_ID, TICKET, SafeGroup, emit_json, load_config
@@ -20,7 +21,7 @@ from mailgate.config import ConfigError
 from mailgate.models import Source
 from mailgate.obs import setup_logging
 from mailgate.sources import pipe
-from mailgate.store import StoreUnavailable, store_for
+from mailgate.store import SchemaTooNew, StoreUnavailable, store_for
 
 DEFAULT_CONFIG = "/etc/mailgate/config.toml"
 log = logging.getLogger("mailgate.cli")
@@ -90,6 +91,10 @@ def run(ctx: click.Context, dev: bool) -> None:
         config = config_mod.dev_outgoing(config)
     try:
         asyncio.run(daemon.run(config))
+    except SchemaTooNew as exc:
+        # EX_CONFIG, not EX_TEMPFAIL: no restart helps until mailgate is upgraded or a backup restored.
+        click.echo(f"cannot start: {exc}", err=True)
+        ctx.exit(cli_db.EX_CONFIG)
     except StoreUnavailable as exc:
         click.echo(f"store unavailable: {exc}", err=True)
         ctx.exit(pipe.EX_TEMPFAIL)
@@ -531,6 +536,9 @@ cli_storms.attach(main)
 from mailgate import cli_postfix
 
 cli_postfix.attach(main)
+
+# The database file: `db status` (schema version, and whether this mailgate can use it).
+cli_db.attach(main)
 
 # Monitoring and scripts: `health [--json] [--store]`.
 from mailgate import cli_health

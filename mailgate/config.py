@@ -416,6 +416,10 @@ class SmtpConfig(_Model):
     # Seconds a delivery waits for the database (another process may hold its write lock) before
     # 451 4.3.0: the sending MTA retries, and sessions do not queue behind storage.busy_timeout.
     busy_timeout: float = Field(default=2.0, gt=0)
+    # Seconds a stop (SIGTERM) waits for mail in DATA to finish; sessions still sending after it
+    # get 421 and nothing of theirs is stored, so their senders retry. Keep the unit's
+    # TimeoutStopSec above it, or systemd kills the daemon mid-store.
+    stop_timeout: float = Field(default=30.0, ge=0, le=3600)
 
     @field_validator("listen", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from mailgate import config as config_mod
@@ -35,6 +35,9 @@ class Running:
     outgoing: Outgoing | None = None  # outbox sender and timers (issue 4)
     worker_task: asyncio.Task[None] | None = None  # the spool worker's loop: /healthz and the watchdog watch it
     monitor: Monitor | None = None  # /metrics, /healthz and the systemd watchdog
+    # Seconds the stop gives work in flight (DATA, relay sends, IMAP, the worker) once started()
+    # exits. run() sets smtp.stop_timeout on SIGTERM; an error or a test's exit stops at once.
+    stop_grace: float = 0.0
 
     @property
     def smtp_port(self) -> int:
@@ -72,21 +75,49 @@ async def started(config: Config) -> AsyncIterator[Running]:
         running.monitor = await monitor.start(running)
         yield running
     finally:
+        grace = running.stop_grace if running is not None else 0.0
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + grace
+        # First nothing new comes in (monitoring, SMTP, IMAP, relay claims, spool rows); then what
+        # is in flight gets until the one deadline, all at once; whatever is still running is cut.
         if running is not None:
             await monitor.stop(running.monitor)
-        if imap is not None:
-            await imap.stop()
         if server is not None:
-            server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), timeout=5)
+            smtp.stop_accepting(server)
         if worker_task is not None:
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
+            worker.stop()
+        draining: list[Awaitable[None]] = []
+        if server is not None:
+            draining.append(smtp.drain(server, deadline))
+        if imap is not None:
+            draining.append(imap.stop(timeout=grace or 10.0))
+        if outgoing is not None:
+            draining.append(outgoing.sender.stop(grace))
+        if worker_task is not None:
+            draining.append(_finish(worker_task, deadline))
+        for result in await asyncio.gather(*draining, return_exceptions=True):
+            if isinstance(result, BaseException):  # a step failing must not leave the rest running
+                log.error("daemon.stop_step_failed error=%s: %s", type(result).__name__, result)
         if outgoing is not None:
             await outgoing.stop()
         await store.close()
+        if grace:
+            log.info("daemon.drained seconds=%.1f grace=%g", loop.time() - began, grace)
+
+
+async def _finish(task: asyncio.Task[None], deadline: float) -> None:
+    """Wait for the spool worker to end after the message in hand; past the deadline, cancel it.
+
+    A cancelled worker rolls its transaction back: the rows stay 'received' for the next start.
+    """
+    left = deadline - asyncio.get_running_loop().time()
+    if left > 0:
+        await asyncio.wait({task}, timeout=left)
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # Sections read once at start-up (sockets, files, threads): a reload logs that they need a restart.
@@ -153,8 +184,10 @@ async def run(config: Config) -> None:
         loop.add_signal_handler(signal.SIGHUP, _on_sighup, running)
         sd_notify("READY=1\nSTATUS=receiving mail")
         await stop.wait()
-        log.info("daemon.stopping")
-        sd_notify("STOPPING=1")
+        grace = running.config.smtp.stop_timeout  # a reload may have changed it
+        log.info("daemon.stopping stop_timeout=%g", grace)
+        sd_notify(f"STOPPING=1\nSTATUS=stopping: finishing mail in flight (up to {grace:g}s)")
+        running.stop_grace = grace
     log.info("daemon.stopped")
 
 

@@ -215,10 +215,18 @@ class Sender:
 
         asyncio.get_running_loop().call_later(RESTART_PAUSE, restart)
 
-    async def stop(self) -> None:
-        """Stop the workers; a row they were sending stays 'sending' and is sent again at start."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Claim no more rows; mail already handed to the relay gets `grace` seconds to finish.
+
+        Then the workers are cancelled: a row still 'sending' is sent again at the next start
+        (the relay may see it twice, never zero times).
+        """
         self._stopping = True
         self._wake.set()
+        if self._tasks and grace > 0:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            if pending:
+                log.warning("outbox.stop_cut in_flight=%d after=%gs (sent again at start)", len(pending), grace)
         for task in self._tasks:
             # Cancel until done: 3.11's wait_for (inside aiosmtplib) can swallow a cancel that
             # arrives with a reply, and a shutdown must not hang on that.

@@ -68,6 +68,7 @@ class Processor:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
+        self.stopping = False  # the daemon is stopping: drain() ends after the message in hand
         self.blobs = BlobStore(config.attachments_path)
         self._secret = config.secret_bytes()
         self._ruleset = rules.compile_rules(config)
@@ -285,12 +286,12 @@ class Processor:
         """Process everything pending now; return how many rows were handled."""
         handled = 0
         after = 0
-        while True:
+        while not self.stopping:
             entries = await spool.pending(self.store, limit=batch, after=after)
             if not entries:
                 return handled
             i = 0
-            while i < len(entries):
+            while i < len(entries) and not self.stopping:
                 if i + 1 < len(entries) and len(entries[i].raw) <= _INLINE_PARSE_LIMIT:
                     done = await self._process_batch(entries[i:])
                 else:  # a lone row, or a big one (parsed on a thread, so never inside a batch)
@@ -299,6 +300,7 @@ class Processor:
                 handled += done
                 i += done
                 after = entries[i - 1].id
+        return handled
 
     async def _process_batch(self, entries: list[SpoolEntry]) -> int:
         """Process leading small rows of entries in one transaction, a savepoint each; return how many.
@@ -313,7 +315,8 @@ class Processor:
             self._batch = tx
             try:
                 for entry in entries:
-                    if count and (count >= _BATCH_ROWS or len(entry.raw) > _INLINE_PARSE_LIMIT or time.monotonic() > deadline):
+                    if count and (count >= _BATCH_ROWS or len(entry.raw) > _INLINE_PARSE_LIMIT
+                                  or time.monotonic() > deadline or self.stopping):
                         break
                     count += 1
                     try:
@@ -345,11 +348,16 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """End run() after the message (or batch) in hand; what is left stays 'received' for the next start."""
+        self.processor.stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
         """Process until cancelled; no exception ends the loop (one log line, a pause, go on)."""
         backoff = 1.0
         failed_rounds = 0
-        while True:
+        while not self.processor.stopping:
             self._wake.clear()
             self.idle.clear()
             try:

@@ -17,7 +17,9 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope
 from mailgate import replies, spool
 from mailgate.config import Config, bounce_address
 from mailgate.models import Source
-from mailgate.sources.smtp_guard import GuardedSession, Listener, ensure_fd_limit, quiet_accept_errors, register
+from mailgate.sources.smtp_guard import (
+    GuardedSession, Listener, ensure_fd_limit, listener_of, quiet_accept_errors, register,
+)
 from mailgate.spool import Envelope
 from mailgate.store import Store, StoreUnavailable
 
@@ -307,3 +309,21 @@ async def serve(config: Config, handler: SpoolHandler) -> asyncio.Server:
         config.smtp.timeout, config.smtp.busy_timeout,
     )
     return server
+
+
+def stop_accepting(server: asyncio.Server) -> None:
+    """The first step of a stop: close the listening socket; new and idle sessions get 421 4.3.2."""
+    server.close()
+    listener = listener_of(server)
+    if listener is not None:
+        closed, in_data = listener.stop_accepting()
+        log.info("smtp.stopping closed_idle=%d in_data=%d", closed, in_data)
+
+
+async def drain(server: asyncio.Server, deadline: float) -> None:
+    """Let DATA in flight finish until `deadline` (loop time); the rest gets 421 and nothing stored."""
+    listener = listener_of(server)
+    if listener is None:
+        return
+    cut = await listener.drain(deadline)
+    log.log(logging.WARNING if cut else logging.INFO, "smtp.stopped data_cut=%d", cut)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -10,6 +11,7 @@ import resource
 import time
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -82,10 +84,15 @@ class Listener:
         self.data_refusals = 0
         self.refused = Tally("smtp.connection_refused")
         self.changed = asyncio.Event()  # set on every change of the counts (tests wait on it)
+        self.sessions: set[GuardedSession] = set()
+        self.stopping = False  # the daemon is stopping: no new sessions, no new mail
+        self.store_wait = config.busy_timeout
 
     def admit(self, peer: str) -> str | None:
         """None, and the connection is counted; or why it is refused."""
-        if self.connections >= self.max_connections:
+        if self.stopping:
+            reason = "stopping"
+        elif self.connections >= self.max_connections:
             reason = "max_connections"
         elif self.peers[peer] >= self.max_per_peer:
             reason = "max_connections_per_peer"
@@ -110,6 +117,48 @@ class Listener:
     def hold(self, delta: int) -> None:
         self.data_held += delta
         self.changed.set()
+
+    # --- stopping ----------------------------------------------------------------------------
+
+    def stop_accepting(self) -> tuple[int, int]:
+        """New sessions get 421 from now on, and so do those between commands; (closed, in DATA)."""
+        self.stopping = True
+        idle = [session for session in self.sessions if not session.in_data]
+        for session in idle:
+            session.shut()
+        self.changed.set()
+        return len(idle), len(self.sessions) - len(idle)
+
+    async def drain(self, deadline: float) -> int:
+        """Let mail in DATA finish until `deadline` (loop time); then 421 to those still sending.
+
+        Returns how many sessions were cut. None of theirs was stored or answered 250, so their
+        senders keep the mail and retry. A session whose final dot has come is storing it: its
+        reply must match the store, and spool.accept gives up after smtp.busy_timeout anyway.
+        """
+        loop = asyncio.get_running_loop()
+        await self._until(lambda: not any(s.in_data for s in self.sessions), deadline)
+        cut = 0
+        for session in list(self.sessions):
+            if not session.storing:
+                cut += session.in_data
+                session.shut()
+        await self._until(lambda: all(s.closing for s in self.sessions), loop.time() + self.store_wait + 5)
+        for session in list(self.sessions):
+            session.shut()
+        return cut
+
+    async def _until(self, done: Callable[[], bool], deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
+        while not done():
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self.changed.wait()
+        return True
 
 
 _listeners: weakref.WeakKeyDictionary[asyncio.Server, Listener] = weakref.WeakKeyDictionary()
@@ -161,6 +210,7 @@ class GuardedSession:
         self._junk = 0
         self._held = 0
         self._in_data = False
+        self._storing = False  # DATA's final dot came: the mail is being stored
         self._last_code = ""
         super().__init__(*args, **kwargs)
 
@@ -170,19 +220,23 @@ class GuardedSession:
         listener = self.listener
         if self.transport is None and listener is not None:  # not the second call after STARTTLS
             peer = _host(transport.get_extra_info("peername"))
-            if listener.admit(peer) is not None:
+            reason = listener.admit(peer)
+            if reason is not None:
                 self._refused = True
+                reply = replies.S421_SHUTTING_DOWN if reason == "stopping" else replies.S421_TOO_MANY_CONNECTIONS
                 # Written before aiosmtpd sees the connection: no session, no greeting, no timer.
-                transport.write(f"{replies.S421_TOO_MANY_CONNECTIONS}\r\n".encode())  # type: ignore[attr-defined]
+                transport.write(f"{reply}\r\n".encode())  # type: ignore[attr-defined]
                 transport.close()
                 return
             self._admitted = peer
+            listener.sessions.add(self)
         super().connection_made(transport)  # type: ignore[misc]
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
         if self._admitted is not None and self.listener is not None:
+            self.listener.sessions.discard(self)
             self.listener.release(self._admitted)
             self._admitted = None
         self._hold(0)
@@ -199,6 +253,30 @@ class GuardedSession:
         if self._refused:
             return None
         return super().eof_received()  # type: ignore[misc, no-any-return]
+
+    # --- stopping --------------------------------------------------------------------------
+
+    @property
+    def in_data(self) -> bool:
+        return self._in_data
+
+    @property
+    def storing(self) -> bool:
+        return self._storing
+
+    @property
+    def closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def shut(self) -> None:
+        """421 4.3.2 and close: the daemon is stopping. A mail still in DATA is dropped unstored."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._in_data:
+            log.warning("smtp.data_cut peer=%s held=%d reason=stopping (the sender retries)", self._admitted, self._held)
+        transport.write(f"{replies.S421_SHUTTING_DOWN}\r\n".encode())  # type: ignore[attr-defined]
+        transport.close()
 
     # --- the timer: progress only ----------------------------------------------------------
 
@@ -330,9 +408,14 @@ class GuardedSession:
         try:
             await super().smtp_DATA(arg)  # type: ignore[misc]
         finally:
-            self._in_data = False
+            self._in_data = self._storing = False
             self._hold(0)
             self._progress()  # the reply is out: the client's turn again
+            if listener is not None:
+                listener.changed.set()
+        if listener is not None and listener.stopping:
+            self.shut()  # its mail is answered; the next one goes to another server, or to us after the restart
+            return
         await self._counted("DATA")
 
     # --- DATA: the reader's hooks ----------------------------------------------------------
@@ -353,6 +436,7 @@ class GuardedSession:
 
     def _data_done(self) -> None:
         """The final dot came: no timer while mailgate stores the mail (smtp.busy_timeout bounds that)."""
+        self._storing = True
         handle = self._timeout_handle
         if handle is not None:
             handle.cancel()

@@ -24,6 +24,39 @@ class StoreUnavailable(Exception):
     """The store cannot be opened or written now; the caller should ask the sender to retry."""
 
 
+class SchemaTooNew(StoreUnavailable):
+    """The database was migrated by a newer mailgate; this one would misread or corrupt it.
+
+    A StoreUnavailable, so mail handed over meanwhile (`ingest`) stays with the sender; retrying
+    alone will not help, though: `run` exits with EX_CONFIG.
+    """
+
+    def __init__(self, path: Path, found: int, known: int) -> None:
+        self.found, self.known = found, known
+        super().__init__(
+            f"{path}: this database was written by a newer mailgate (schema {found}, this one knows {known});"
+            " upgrade mailgate or restore a backup"
+        )
+
+
+def newest_schema() -> int:
+    """The schema version this mailgate's migrations end at."""
+    found = migrations()
+    return found[-1][0] if found else 0
+
+
+def schema_of(path: Path) -> int | None:
+    """The database's schema version, read-only (nothing created or migrated); None if it has none yet."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone() is None:
+            return None
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+    finally:
+        conn.close()
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -137,6 +170,9 @@ class Store:
         except sqlite3.Error as exc:
             await self.close()
             raise StoreUnavailable(f"cannot prepare {self.path}: {exc}") from exc
+        except BaseException:
+            await self.close()  # an open connection's thread would keep the process from exiting
+            raise
         return self
 
     async def close(self) -> None:
@@ -156,7 +192,13 @@ class Store:
         async with db.execute("SELECT MAX(version) FROM schema_version") as cursor:
             row = await cursor.fetchone()
         current = (row[0] if row else None) or 0
-        for version, _name, sql in migrations():
+        shipped = migrations()
+        known = shipped[-1][0] if shipped else 0
+        if current > known:
+            # An older mailgate started on a database a newer one migrated (a rollback of the
+            # package without the backup): its queries would miss columns or misread states.
+            raise SchemaTooNew(self.path, current, known)
+        for version, _name, sql in shipped:
             if version <= current:
                 continue
             # executescript would COMMIT first; run the statements ourselves inside one transaction.
