@@ -91,6 +91,8 @@ def _value(raw: str) -> Any:
             return raw
     if re.fullmatch(r"-?[0-9]{1,18}", raw):
         return int(raw)
+    if raw in ("True", "False"):
+        return raw == "True"
     return raw
 
 
@@ -160,7 +162,7 @@ def parse_levels(spec: str) -> tuple[int, dict[str, int]]:
     return level, named
 
 
-def setup_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> logging.Handler:
+def setup_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> logging.Handler | None:
     """One handler on stderr (or stream) in the chosen format; libraries at WARNING unless named in level."""
     root_level, named = parse_levels(level)
     if fmt not in FORMATS:
@@ -169,12 +171,17 @@ def setup_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None 
         fmt = "journald" if stderr_is_journal(stream) else "text"
     formatter: logging.Formatter = {"json": JsonFormatter, "journald": JournaldFormatter}.get(fmt, TextFormatter)()
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_mailgate", False)]:
-        root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
-    handler._mailgate = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
+    ours = [h for h in root.handlers if getattr(h, "_mailgate", False)]
+    handler: logging.Handler | None = None
+    # As logging.basicConfig: a program that runs our CLI in-process with its own handlers (a test
+    # runner capturing stderr and stdout together) keeps them, and --json output stays parseable.
+    if stream is not None or len(ours) == len(root.handlers):
+        for old in ours:
+            root.removeHandler(old)
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(formatter)
+        handler._mailgate = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
     root.setLevel(root_level)
     for name in THIRD_PARTY:
         logging.getLogger(name).setLevel(max(root_level, logging.WARNING))

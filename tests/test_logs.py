@@ -117,7 +117,7 @@ async def test_a_mail_in_a_relay_outage_and_a_reply_out_are_traceable(
 
     stored = by_event["spool.stored"]
     assert [(s["id"], s["source"], s["peer"], s["duplicate"]) for s in stored] == [
-        (1, "smtp", "127.0.0.1", "False"), (2, "smtp", "127.0.0.1", "False")]
+        (1, "smtp", "127.0.0.1", False), (2, "smtp", "127.0.0.1", False)]
     assert stored[0]["size"] == len(raw)
     [opened] = by_event["ticket.opened"]
     assert (opened["ticket"], opened["spool"], opened["rule"], opened["queue"], opened["by"]) == (
@@ -191,7 +191,7 @@ def test_journald_formatter_maps_levels_and_prefixes_every_traceback_line() -> N
 
 def test_json_fields_keep_quoted_values_whole() -> None:
     assert obs.fields("relay.refused rcpt='a b@x.test' permanent=False reason='451 4.3.0 x=1 later' n=3") == (
-        "relay.refused", {"rcpt": "a b@x.test", "permanent": "False", "reason": "451 4.3.0 x=1 later", "n": 3})
+        "relay.refused", {"rcpt": "a b@x.test", "permanent": False, "reason": "451 4.3.0 x=1 later", "n": 3})
     # Older lines with an unquoted value that holds spaces keep it whole up to the next key.
     assert obs.fields("outbox.retry id=3 reason=451 4.3.0 try later at=now") == (
         "outbox.retry", {"id": 3, "reason": "451 4.3.0 try later", "at": "now"})
