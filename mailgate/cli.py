@@ -19,7 +19,7 @@ from mailgate.cli_postfix import IngestCommand, held_log
 from mailgate.cli_support import LIMIT, ROW_ID, TICKET, SafeGroup, emit_json, load_config
 from mailgate.config import ConfigError
 from mailgate.models import Source
-from mailgate.obs import setup_logging
+from mailgate.obs import FORMATS, setup_logging
 from mailgate.sources import pipe
 from mailgate.store import SchemaTooNew, StoreUnavailable, store_for
 
@@ -48,14 +48,21 @@ def entry() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The TOML config file (or $MAILGATE_CONFIG).",
 )
-@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option("--log-level", envvar="MAILGATE_LOG_LEVEL", default="INFO", show_default=True,
+              help="DEBUG, INFO, WARNING or ERROR; libraries stay at WARNING unless named: INFO,mail.log=INFO,apscheduler=DEBUG.")
+@click.option("--log-format", envvar="MAILGATE_LOG_FORMAT", default="auto", show_default=True,
+              type=click.Choice(FORMATS),
+              help="text; json (one object per line); journald (<N> priority prefixes); auto: journald when stderr is the journal.")
 @click.version_option(package_name="mailgate")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path, log_level: str) -> None:
+def main(ctx: click.Context, config_path: Path, log_level: str, log_format: str) -> None:
     """mailgate: a help desk that lives in email."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
-    setup_logging(log_level)
+    try:
+        setup_logging(log_level, log_format)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--log-level") from exc
 
 
 DEV = click.option("--dev", is_flag=True, help="A trial run: accept the example secret (never in production);"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mailgate import tickets, timers
 from mailgate.config import OutboxConfig
+from mailgate.obs import q
 from mailgate.relay import Delivery, Result
 from mailgate.store import Row, Store, StoreUnavailable, Txn, now_iso
 
@@ -332,10 +333,18 @@ class Sender:
     async def _record(self, row: Row, result: Result) -> None:
         now = datetime.now(UTC)
         retry_at: datetime | None = None
-        async with self.store.txn() as tx:
-            if result.ok:
+        if result.ok:
+            number = None
+            async with self.store.txn() as tx:
                 await self._sent(tx, row, now)
-                return
+                if row["ticket_id"] is not None:
+                    number = await tx.value("SELECT number FROM tickets WHERE id = ?", (row["ticket_id"],))
+            # After the commit: the relay's reply holds its queue id, the thread to follow into its log.
+            log.info("outbox.sent id=%s ticket=%s kind=%s message_id=%s rcpt=%s attempts=%s relay=%s",
+                     row["id"], number, row["kind"], q(f"<{row['message_id']}>"), q(row["rcpt_to"]),
+                     row["attempts"], q(" ".join(str(result.message or "").split())[:300]))
+            return
+        async with self.store.txn() as tx:
             created = datetime.fromisoformat(row["created_at"])
             retry_at = now + timedelta(seconds=backoff(self.config, row["attempts"]))
             capped = result.unexpected and row["attempts"] >= UNEXPECTED_TRIES
@@ -345,15 +354,17 @@ class Sender:
                     (timers.iso(retry_at), result.message, row["id"]),
                 )
                 await timers.add(tx, timers.OUTBOX_RELEASE, row["id"], retry_at)
-                log.info("outbox.retry id=%s attempts=%s at=%s reason=%s",
-                         row["id"], row["attempts"], retry_at.isoformat(), result.message)
+                # A relay outage or a refusal for now: nothing is lost, but the operator must see it.
+                log.warning("outbox.retry id=%s kind=%s attempts=%s at=%s reason=%s",
+                            row["id"], row["kind"], row["attempts"], retry_at.isoformat(), q(result.message))
             else:
                 retry_at = None
                 reason = result.message if result.permanent else f"gave up after {row['attempts']} tries: {result.message}"
                 await tx.execute(
                     "UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", (reason, row["id"])
                 )
-                log.warning("outbox.failed id=%s rcpt=%r reason=%s", row["id"], row["rcpt_to"], reason)
+                log.warning("outbox.failed id=%s kind=%s rcpt=%s reason=%s", row["id"], row["kind"], q(row["rcpt_to"]),
+                            q(reason))
                 if self.on_failed is not None:
                     await self.on_failed(tx, row, reason)
         if retry_at is not None and self.on_timer is not None:

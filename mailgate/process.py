@@ -26,6 +26,7 @@ from mailgate import (
 from mailgate.blobs import BlobStore
 from mailgate.config import Config
 from mailgate.models import MailKind, ParsedMail, ThreadRule
+from mailgate.obs import q
 from mailgate.parse import content_key, parse
 from mailgate.spool import SpoolEntry
 from mailgate.store import Store, StoreUnavailable, Txn
@@ -53,6 +54,23 @@ class Outcome:
     message_row: int | None = None
     rule: ThreadRule | None = None
     new_ticket: bool = False
+    queue: str | None = None
+    by: str = "customer"  # customer | agent: whose mail it was (an agent's is a command, reply or note)
+
+
+def log_outcome(outcome: Outcome | None) -> None:
+    """After the commit: the line that ties a spool id to its ticket, and how it got there."""
+    if outcome is None or outcome.state == "skipped":
+        return
+    if outcome.state == "duplicate":
+        log.info("spool.duplicate spool=%d ticket=%s message=%s", outcome.spool_id, outcome.ticket_number,
+                 outcome.message_row)
+        return
+    log.info(
+        "ticket.%s ticket=%s spool=%d message=%s rule=%s queue=%s by=%s",
+        "opened" if outcome.new_ticket else "appended", outcome.ticket_number, outcome.spool_id,
+        outcome.message_row, outcome.rule or "-", q(outcome.queue or "-"), outcome.by,
+    )
 
 
 def _storm_key(mail: ParsedMail, entry: SpoolEntry) -> str:
@@ -127,7 +145,9 @@ class Processor:
                     "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
                     (agent.message_row, entry.id),
                 )
-                return Outcome(entry.id, "done", agent.ticket_number, agent.message_row, agent.found.rule)
+                queue = await tx.value("SELECT queue FROM tickets WHERE number = ?", (agent.ticket_number,))
+                return Outcome(entry.id, "done", agent.ticket_number, agent.message_row, agent.found.rule,
+                               queue=queue, by="agent")
             found = agent.found  # mail to an agent's token address threads by it, whoever sent it
             # --- end issue 6 ---
             sender = mail.from_[0] if mail.from_ else None
@@ -204,7 +224,8 @@ class Processor:
                 "UPDATE spool SET state = 'done', message_row = ?, error = NULL WHERE id = ?",
                 (message_row, entry.id),
             )
-        return Outcome(entry.id, "done", number, message_row, found.rule, new_ticket)
+            queue = await tx.value("SELECT queue FROM tickets WHERE id = ?", (ticket_id,))
+        return Outcome(entry.id, "done", number, message_row, found.rule, new_ticket, queue=queue)
 
     async def _admit(self, tx: Txn, mail: ParsedMail, entry: SpoolEntry) -> loops.Admission | None:
         """Count this mail against its sender's hourly cap; None when the fuse does not apply.
@@ -246,7 +267,7 @@ class Processor:
     async def process_one_safely(self, entry: SpoolEntry) -> Outcome | None:
         """Process; on failure record it on the spool row (kept, retried, then dead)."""
         try:
-            return await self.process(entry)
+            outcome = await self.process(entry)
         except (StoreUnavailable, sqlite3.OperationalError) as exc:
             # The store itself is struggling: leave the row untouched and try later.
             log.warning("spool.process_deferred id=%s error=%s", entry.id, exc)
@@ -256,6 +277,8 @@ class Processor:
             state = await spool.fail(self.store, entry.id, f"{type(exc).__name__}: {exc}", MAX_ATTEMPTS)
             log.error("spool.marked id=%s state=%s", entry.id, state)
             return None
+        log_outcome(outcome)
+        return outcome
 
     @contextlib.asynccontextmanager
     async def _txn(self) -> AsyncIterator[Txn]:
@@ -309,6 +332,7 @@ class Processor:
         A struggling store rolls the whole batch back: every row stays 'received' for a later try.
         """
         failed: list[tuple[SpoolEntry, Exception]] = []
+        outcomes: list[Outcome] = []
         count = 0
         deadline = time.monotonic() + _BATCH_SECONDS
         async with self.store.txn() as tx:
@@ -320,7 +344,7 @@ class Processor:
                         break
                     count += 1
                     try:
-                        await self.process(entry)
+                        outcomes.append(await self.process(entry))
                     except (StoreUnavailable, sqlite3.OperationalError) as exc:
                         log.warning("spool.process_deferred id=%s error=%s", entry.id, exc)
                         raise
@@ -329,6 +353,8 @@ class Processor:
                         failed.append((entry, exc))
             finally:
                 self._batch = None
+        for outcome in outcomes:
+            log_outcome(outcome)
         for entry, error in failed:
             state = await spool.fail(self.store, entry.id, f"{type(error).__name__}: {error}", MAX_ATTEMPTS)
             log.error("spool.marked id=%s state=%s", entry.id, state)
@@ -402,7 +428,7 @@ class Worker:
             return False
         for entry in entries:
             try:
-                await self.processor.process(entry)
+                log_outcome(await self.processor.process(entry))
                 continue
             except Exception as exc:
                 error = exc

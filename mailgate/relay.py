@@ -202,7 +202,8 @@ class Relay:
                 if client is not None:
                     await _close(client)
                 result = _classify(exc)
-                log.info("relay.refused rcpt=%r permanent=%s reason=%s", rcpt, result.permanent, result.message)
+                # An unreachable or refusing relay is trouble the operator must see (WARNING), not routine.
+                log.warning("relay.refused rcpt=%r permanent=%s reason=%r", rcpt, result.permanent, result.message)
                 return result
             except Exception as exc:
                 # Not the relay's answer: a bug, or a mail aiosmtplib cannot put on the wire. The

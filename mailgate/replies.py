@@ -13,8 +13,12 @@ class Reply(NamedTuple):
     def __str__(self) -> str:
         return f"{self.code} {self.status} {self.text}"
 
+    def __call__(self, *args: object) -> Reply:
+        """The reply with its blanks filled in: S250_QUEUED(spool_id)."""
+        return Reply(self.code, self.status, self.text % args)
 
-S250_QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
+
+S250_QUEUED = Reply(250, "2.0.0", "Ok: queued as %d")
 S250_RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 S250_DUPLICATE = Reply(250, "2.0.0", "Message already received")
 S421_TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections, try again later")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailgate.models import Source
+from mailgate.obs import q
 from mailgate.store import Store, StoreUnavailable, Txn, now_iso
+
+log = logging.getLogger("mailgate.spool")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ async def accept_in(tx: Txn, raw: bytes, digest: str, envelope: Envelope) -> Acc
             await tx.execute(
                 "UPDATE spool SET rcpt_to = ? WHERE id = ?", (json.dumps(known + added), existing["id"])
             )
+        _stored(existing["id"], raw, envelope, duplicate=True)
         return Accepted(existing["id"], duplicate=True)
     spool_id = await tx.execute(
         "INSERT INTO spool (sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, peer)"
@@ -97,7 +102,17 @@ async def accept_in(tx: Txn, raw: bytes, digest: str, envelope: Envelope) -> Acc
             envelope.peer,
         ),
     )
+    _stored(spool_id, raw, envelope, duplicate=False)
     return Accepted(spool_id, duplicate=False)
+
+
+def _stored(spool_id: int, raw: bytes, envelope: Envelope, *, duplicate: bool) -> None:
+    """The line that ties a mail's arrival (SMTP peer, IMAP uid, pipe) to its spool id and, later, its ticket."""
+    log.info(
+        "spool.stored id=%d source=%s size=%d peer=%s rcpts=%d ref=%s duplicate=%s",
+        spool_id, envelope.source, len(raw), envelope.peer or "-", len(envelope.rcpt_to),
+        q(envelope.source_ref or "-"), duplicate,
+    )
 
 
 async def accept_many_in(tx: Txn, items: Sequence[tuple[bytes, str, Envelope]]) -> list[Accepted]:
@@ -138,9 +153,10 @@ async def accept_many_in(tx: Txn, items: Sequence[tuple[bytes, str, Envelope]]) 
         for row in await tx.all(f"SELECT id, sha256 FROM spool WHERE sha256 IN ({marks}) ORDER BY id", chunk):
             ids.setdefault(row["sha256"], row["id"])
     out: list[Accepted | None] = [None] * len(items)
-    for i, (_, digest, _) in enumerate(items):
+    for i, (raw, digest, envelope) in enumerate(items):
         if i not in again:
             out[i] = Accepted(ids[digest], duplicate=False)
+            _stored(ids[digest], raw, envelope, duplicate=False)
     for i in again:
         raw, digest, envelope = items[i]
         out[i] = await accept_in(tx, raw, digest, envelope)

@@ -153,7 +153,7 @@ async def test_sigterm_lets_data_in_flight_finish_and_refuses_new_sessions(tmp_p
 
         # The mail in DATA finishes: stored and answered 250, then the session is closed with 421.
         sending.writer.write(tail + b".\r\n")
-        assert (await sending.reply()).startswith(str(replies.S250_QUEUED).encode())
+        assert (await sending.reply()).startswith(b"250 2.0.0 Ok: queued as ")
         assert await sending.reply() == SHUTTING_DOWN + b"\r\n"
         assert await sending.reader.read() == b""
         assert await exit_code(process) == 0
@@ -306,9 +306,9 @@ async def test_lmtp_answers_each_recipient_before_the_421(tmp_path: Path) -> Non
         assert await wait_refusing(port) in (b"refused", SHUTTING_DOWN + b"\r\n")
         assert not stopping.done()
         client.writer.write(raw[100:] + b".\r\n")
-        queued = str(replies.S250_QUEUED).encode()
-        assert await client.reply() == queued + b"\r\n"
-        assert await client.reply() == queued + b"\r\n"  # RFC 2033: one reply per recipient
+        queued = b"250 2.0.0 Ok: queued as "
+        assert (await client.reply()).startswith(queued)
+        assert (await client.reply()).startswith(queued)  # RFC 2033: one reply per recipient
         assert await client.reply() == SHUTTING_DOWN + b"\r\n"
         async with asyncio.timeout(60):
             await stopping

@@ -69,7 +69,7 @@ class SpoolHandler:
             reply = replies.S554_EMPTY
         else:
             try:
-                await spool.accept(
+                accepted = await spool.accept(
                     self.store,
                     raw,
                     Envelope(
@@ -82,7 +82,7 @@ class SpoolHandler:
                 )
             except (StoreUnavailable, OSError) as exc:
                 # 451: the sending MTA keeps the message and retries; nothing is lost.
-                log.error("smtp.store_unavailable error=%s", exc)
+                log.error("smtp.store_unavailable peer=%s error=%r", _peer_address(session), str(exc))
                 reply = replies.S451_TRY_AGAIN
             except Exception:
                 # A bug of ours must not become aiosmtpd's "500 Error": a 5xx makes the sending MTA
@@ -90,7 +90,8 @@ class SpoolHandler:
                 log.exception("smtp.accept_failed peer=%s", _peer_address(session))
                 reply = replies.S451_TRY_AGAIN
             else:
-                reply = replies.S250_QUEUED
+                # Postfix's wording: the sending MTA logs it, so its operator can quote the id to ours.
+                reply = replies.S250_QUEUED(accepted.spool_id)
                 if self.on_accept:
                     self.on_accept()
         if self.lmtp:
