@@ -131,6 +131,51 @@ async def release_held(tx: Txn, ticket_id: int, agent: str | None) -> int:
     return count
 
 
+async def requeue(tx: Txn, ids: list[int], actor: str) -> list[Row]:
+    """Send these rows now: failed ones again (e.g. after a relay fix), queued ones without their wait.
+
+    last_error stays: the operator must still see why a row failed if it fails again. created_at
+    starts again for a failed row, since outbox.max_age counts from it and the old age would fail
+    the retry at once. A running daemon notices the commit and sends them.
+    """
+    marks = ",".join("?" * len(ids))
+    now = now_iso()
+    rows = await tx.all(
+        "UPDATE outbox SET attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END,"
+        " created_at = CASE WHEN state = 'failed' THEN ? ELSE created_at END,"
+        " state = 'queued', not_before = ?, retries = retries + 1"
+        f" WHERE id IN ({marks}) AND (state = 'failed' OR (state = 'queued' AND not_before > ?))"
+        " RETURNING id, ticket_id, kind, rcpt_to, last_error",
+        (now, now, *ids, now),
+    )
+    for row in rows:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row["id"])  # it is due now; the old wake-up is moot
+        if row["ticket_id"] is not None:
+            await tickets.event(tx, row["ticket_id"], actor, "mail.requeued",
+                                {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"],
+                                 "last_error": row["last_error"]})
+        log.info("outbox.requeued id=%s rcpt=%r actor=%s last_error=%s", row["id"], row["rcpt_to"], actor,
+                 row["last_error"])
+    return rows
+
+
+async def cancel(tx: Txn, ids: list[int], actor: str) -> list[Row]:
+    """Never send these rows (queued or held; one being sent cannot be called back): kept as 'cancelled'."""
+    marks = ",".join("?" * len(ids))
+    rows = await tx.all(
+        f"UPDATE outbox SET state = 'cancelled' WHERE id IN ({marks}) AND state IN ('queued', 'held')"
+        " RETURNING id, ticket_id, kind, rcpt_to",
+        ids,
+    )
+    for row in rows:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row["id"])
+        if row["ticket_id"] is not None:
+            await tickets.event(tx, row["ticket_id"], actor, "mail.cancelled",
+                                {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"]})
+        log.info("outbox.cancelled id=%s rcpt=%r actor=%s", row["id"], row["rcpt_to"], actor)
+    return rows
+
+
 def backoff(config: OutboxConfig, attempts: int) -> float:
     """Seconds before try number attempts+1: base, 2×base, 4×base ... at most retry_max."""
     return float(min(config.retry_base * (2 ** max(attempts - 1, 0)), config.retry_max))
