@@ -1,4 +1,4 @@
-"""`mailgate outbox`: what waits, what failed and why, dead timers; mail requeued after a fix or cancelled (like mailq, postsuper)."""
+"""`mailgate outbox` (like mailq, postsuper): what waits, what failed and why; requeue after a fix, or cancel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from mailgate import outbox
-from mailgate.cli_spool import age, header_block, shorten, until, visible, write_raw
+from mailgate.cli_spool import age, field_line, header_block, shorten, until, write_raw
 from mailgate.cli_support import LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
 from mailgate.config import Config
 from mailgate.errors import Refused
@@ -51,7 +51,8 @@ def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = Non
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{'id':>6} {'state':<9} {'kind':<8} {'ticket':>7} {'tries':>5} {'age':>5} {'next':>6}  rcpt / last error")
+    click.echo(f"{'id':>6} {'state':<9} {'kind':<8} {'ticket':>7} {'tries':>5} {'age':>5} {'next':>6}"
+               "  rcpt / last error")
     for row in found:
         ticket_text = f"#{row['number']}" if row["number"] is not None else "-"
         next_try = until(row["not_before"]) if row["state"] == "queued" else "-"
@@ -117,7 +118,7 @@ def outbox_show(ctx: click.Context, outbox_id: int, raw: bool, as_json: bool) ->
             continue
         if key == "ticket" and value is not None:
             value = f"#{value}"
-        click.echo(f"{key + ':':<13} {'-' if value is None else visible(str(value))}")
+        click.echo(field_line(key, value, 13))
     click.echo("")
     click.echo(row["headers"])
 
@@ -130,11 +131,12 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> Non
     """Send these mails now: failed ones again (e.g. after switching to a relay that offers SMTPUTF8),
     queued ones waiting for a retry or a delayed send without further wait."""
 
-    async def work(config: Config, tx: Txn) -> list[int]:
-        return [r["id"] for r in await outbox.requeue(tx, list(ids), ACTOR)]
+    async def work(config: Config, tx: Txn) -> tuple[list[int], dict[int, str]]:
+        done = [r["id"] for r in await outbox.requeue(tx, list(ids), ACTOR)]
+        return done, await _left(tx, ids, done)
 
-    done = run_txn(ctx, as_json, work)
-    out(as_json, {"requeued": len(done), "ids": done}, f"requeued {len(done)}")
+    done, left = run_txn(ctx, as_json, work)
+    out(as_json, {"requeued": len(done), "ids": done, "left": left}, f"requeued {len(done)}{_left_text(left)}")
 
 
 @outbox_group.command("cancel")
@@ -144,11 +146,26 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> Non
 def outbox_cancel(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:
     """Never send these mails (queued or held); the ticket records it. Mail being sent cannot be called back."""
 
-    async def work(config: Config, tx: Txn) -> list[int]:
-        return [r["id"] for r in await outbox.cancel(tx, list(ids), ACTOR)]
+    async def work(config: Config, tx: Txn) -> tuple[list[int], dict[int, str]]:
+        done = [r["id"] for r in await outbox.cancel(tx, list(ids), ACTOR)]
+        return done, await _left(tx, ids, done)
 
-    done = run_txn(ctx, as_json, work)
-    out(as_json, {"cancelled": len(done), "ids": done}, f"cancelled {len(done)}")
+    done, left = run_txn(ctx, as_json, work)
+    out(as_json, {"cancelled": len(done), "ids": done, "left": left}, f"cancelled {len(done)}{_left_text(left)}")
+
+
+async def _left(tx: Txn, ids: tuple[int, ...], done: list[int]) -> dict[int, str]:
+    """The ids not acted on, with their state ('missing' for no such row): the operator sees why."""
+    rest = sorted(set(ids) - set(done))
+    states: dict[int, str] = {}
+    for marks, chunk in outbox.id_chunks(rest):
+        for row in await tx.all(f"SELECT id, state FROM outbox WHERE id IN ({marks})", chunk):
+            states[row["id"]] = row["state"]
+    return {i: states.get(i, "missing") for i in rest}
+
+
+def _left_text(left: dict[int, str]) -> str:
+    return "; left: " + ", ".join(f"{i} ({state})" for i, state in left.items()) if left else ""
 
 
 def attach(main: click.Group) -> None:

@@ -74,6 +74,12 @@ def visible(text: str, keep: str = "") -> str:
     return "".join(c if c.isprintable() or c in keep else f"\\x{ord(c):02x}" for c in text)
 
 
+def field_line(key: str, value: object, width: int) -> str:
+    """'key:   value' for `show`; a multi-line value (a relay's 550- reply) continues indented."""
+    text = "-" if value is None else visible(str(value).replace("\r\n", "\n"), keep="\n")
+    return f"{key + ':':<{width}} " + text.replace("\n", "\n" + " " * (width + 1))
+
+
 def write_raw(raw: bytes) -> None:
     """The stored bytes to stdout unchanged (no newline added, no decoding): for `| formail` or a diff."""
     click.echo(raw, nl=False)  # bytes go to the binary stream untouched
@@ -157,7 +163,7 @@ def spool_show(ctx: click.Context, spool_id: int, raw: bool, as_json: bool) -> N
             value = ", ".join(value)
         elif key == "mail_from" and value == "":
             value = "<>"
-        click.echo(f"{key + ':':<12} {'-' if value is None else visible(str(value))}")
+        click.echo(field_line(key, value, 12))
     click.echo("")
     click.echo(row["headers"])
 

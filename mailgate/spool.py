@@ -206,8 +206,12 @@ async def requeue(store: Store, spool_ids: list[int] | None = None) -> int:
     )
     async with store.txn() as tx:
         if spool_ids:
-            marks = ",".join("?" * len(spool_ids))
-            return await tx.rowcount(f"{keep} WHERE id IN ({marks}) AND state = 'dead'", (now_iso(), *spool_ids))
+            count = 0
+            for start in range(0, len(spool_ids), 500):  # under SQLite's limit of bound variables
+                chunk = spool_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                count += await tx.rowcount(f"{keep} WHERE id IN ({marks}) AND state = 'dead'", (now_iso(), *chunk))
+            return count
         return await tx.rowcount(f"{keep} WHERE state = 'dead'", (now_iso(),))
 
 
