@@ -86,7 +86,8 @@ def write_raw(raw: bytes) -> None:
 
 
 @click.command("list")
-@click.option("--state", type=click.Choice(SPOOL_STATES), default=None, help="Only rows in this state.")
+@click.option("--state", type=click.Choice(SPOOL_STATES), default=None,
+              help="Only rows in this state; failed: every row that failed at least once (dead or retrying).")
 @click.option("--limit", type=LIMIT, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
