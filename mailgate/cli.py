@@ -447,9 +447,10 @@ def spool_status(ctx: click.Context) -> None:
 
 @spool_group.command("retry")
 @click.argument("ids", nargs=-1, type=ROW_ID)
+@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def spool_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
-    """Put dead spool rows (all, or the given ids) back to be processed."""
+def spool_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> None:
+    """Put dead spool rows (all, or the given ids) back to be processed; their error is kept as last_error."""
     from mailgate import spool
 
     config = load_config(ctx)
@@ -458,7 +459,17 @@ def spool_retry(ctx: click.Context, ids: tuple[int, ...]) -> None:
         async with store_for(config) as store:
             return await spool.requeue(store, list(ids) or None)
 
-    click.echo(f"requeued {asyncio.run(go())}")
+    count = asyncio.run(go())
+    log.info("spool.requeued count=%s ids=%s", count, ",".join(map(str, ids)) or "all-dead")
+    if as_json:
+        emit_json({"ok": True, "requeued": count})
+    else:
+        click.echo(f"requeued {count}")
+
+
+from mailgate import cli_spool  # noqa: E402 - list and show, next to the commands above
+
+cli_spool.attach(spool_group)
 
 
 @main.group("imap")

@@ -9,7 +9,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -131,6 +131,60 @@ async def release_held(tx: Txn, ticket_id: int, agent: str | None) -> int:
     if count:
         await tickets.event(tx, ticket_id, f"agent:{agent}" if agent else "system", "reply.released", {"count": count})
     return count
+
+
+def id_chunks(ids: list[int], size: int = 500) -> Iterator[tuple[str, list[int]]]:
+    """(placeholders, ids) in slices: an operator's `xargs` list must not hit SQLite's variable limit."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        yield ",".join("?" * len(chunk)), chunk
+
+
+async def requeue(tx: Txn, ids: list[int], actor: str) -> list[Row]:
+    """Send these rows now: failed ones again (e.g. after a relay fix), queued ones without their wait.
+
+    last_error stays: the operator must still see why a row failed if it fails again. created_at
+    starts again for a failed row, since outbox.max_age counts from it and the old age would fail
+    the retry at once. A running daemon notices the commit and sends them.
+    """
+    now = now_iso()
+    rows: list[Row] = []
+    for marks, chunk in id_chunks(ids):
+        rows += await tx.all(
+            "UPDATE outbox SET attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END,"
+            " created_at = CASE WHEN state = 'failed' THEN ? ELSE created_at END,"
+            " state = 'queued', not_before = ?, retries = retries + 1"
+            f" WHERE id IN ({marks}) AND (state = 'failed' OR (state = 'queued' AND not_before > ?))"
+            " RETURNING id, ticket_id, kind, rcpt_to, last_error",
+            (now, now, *chunk, now),
+        )
+    for row in rows:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row["id"])  # it is due now; the old wake-up is moot
+        if row["ticket_id"] is not None:
+            await tickets.event(tx, row["ticket_id"], actor, "mail.requeued",
+                                {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"],
+                                 "last_error": row["last_error"]})
+        log.info("outbox.requeued id=%s rcpt=%r actor=%s last_error=%s", row["id"], row["rcpt_to"], actor,
+                 row["last_error"])
+    return rows
+
+
+async def cancel(tx: Txn, ids: list[int], actor: str) -> list[Row]:
+    """Never send these rows (queued or held; one being sent cannot be called back): kept as 'cancelled'."""
+    rows: list[Row] = []
+    for marks, chunk in id_chunks(ids):
+        rows += await tx.all(
+            f"UPDATE outbox SET state = 'cancelled' WHERE id IN ({marks}) AND state IN ('queued', 'held')"
+            " RETURNING id, ticket_id, kind, rcpt_to",
+            chunk,
+        )
+    for row in rows:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row["id"])
+        if row["ticket_id"] is not None:
+            await tickets.event(tx, row["ticket_id"], actor, "mail.cancelled",
+                                {"outbox": row["id"], "kind": row["kind"], "to": row["rcpt_to"]})
+        log.info("outbox.cancelled id=%s rcpt=%r actor=%s", row["id"], row["rcpt_to"], actor)
+    return rows
 
 
 def backoff(config: OutboxConfig, attempts: int) -> float:

@@ -211,18 +211,24 @@ async def fail(store: Store, spool_id: int, error: str, max_attempts: int) -> st
 
 
 async def requeue(store: Store, spool_ids: list[int] | None = None) -> int:
-    """Put dead rows (or the given ones) back to be processed again."""
+    """Put dead rows (or the given ones) back to be processed again.
+
+    The error they died of moves to last_error and retries counts up: a row that dies again (or
+    differently) after a fix must still tell the operator what happened the first time.
+    """
+    keep = (
+        "UPDATE spool SET state = 'received', attempts = 0, last_error = COALESCE(error, last_error), error = NULL,"
+        " retries = retries + 1, retried_at = ?"
+    )
     async with store.txn() as tx:
         if spool_ids:
-            marks = ",".join("?" * len(spool_ids))
-            return await tx.rowcount(
-                f"UPDATE spool SET state = 'received', attempts = 0, error = NULL"
-                f" WHERE id IN ({marks}) AND state = 'dead'",
-                spool_ids,
-            )
-        return await tx.rowcount(
-            "UPDATE spool SET state = 'received', attempts = 0, error = NULL WHERE state = 'dead'"
-        )
+            count = 0
+            for start in range(0, len(spool_ids), 500):  # under SQLite's limit of bound variables
+                chunk = spool_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                count += await tx.rowcount(f"{keep} WHERE id IN ({marks}) AND state = 'dead'", (now_iso(), *chunk))
+            return count
+        return await tx.rowcount(f"{keep} WHERE state = 'dead'", (now_iso(),))
 
 
 async def counts(store: Store) -> dict[str, int]:
