@@ -83,7 +83,11 @@ def check_config(ctx: click.Context) -> None:
     template_problems = templates.check(config)
     for problem in template_problems:
         click.echo(f"template error: {problem}", err=True)
-    if template_problems:
+    # A database on a read-only mount or in another user's folder fails only at the first mail.
+    storage_problems = cli_config.storage_problems(config)
+    for problem in storage_problems:
+        click.echo(f"storage error: {problem}", err=True)
+    if template_problems or storage_problems:
         ctx.exit(1)
     click.echo(f"{ctx.obj['config_path']}: ok ({len(config.gateway.addresses)} support addresses)")
 
@@ -494,3 +498,8 @@ cli_storms.attach(main)
 from mailgate import cli_postfix
 
 cli_postfix.attach(main)
+
+# The effective config: `config show [--all] [--json]`.
+from mailgate import cli_config
+
+cli_config.attach(main)
