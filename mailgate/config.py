@@ -12,7 +12,8 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -795,23 +796,19 @@ def load(path: Path | str) -> Config:
                 key = _original_key(kept, key)
                 if not any(d in message for d in dropped) and not any(i.key == key for i in issues):
                     issues.append(ConfigIssue(name, key_line(text, key), key, message))
+        # In file order, as an operator goes through them; those without a line last.
+        issues.sort(key=lambda i: (i.line is None, i.line or 0))
         raise ConfigError(issues) from exc
-    cross = _cross_errors(config)
-    if cross:
-        raise ConfigError([ConfigIssue(name, key_line(text, key), key, message) for key, message in cross])
+    issues = [ConfigIssue(name, key_line(text, key), key, message) for key, message in _cross_errors(config)]
     if config.gateway.secret_file is not None:
+        where = key_line(text, "gateway.secret_file")
         try:
-            secret = config.secret_bytes()
+            if len(config.secret_bytes()) < 16:
+                issues.append(ConfigIssue(name, where, "gateway.secret_file", "the secret must be at least 16 characters"))
         except OSError as exc:
-            raise ConfigError(
-                [ConfigIssue(name, key_line(text, "gateway.secret_file"), "gateway.secret_file",
-                             f"cannot read: {exc.strerror or exc}")]
-            ) from exc
-        if len(secret) < 16:
-            raise ConfigError(
-                [ConfigIssue(name, key_line(text, "gateway.secret_file"), "gateway.secret_file",
-                             "the secret must be at least 16 characters")]
-            )
+            issues.append(ConfigIssue(name, where, "gateway.secret_file", f"cannot read: {exc.strerror or exc}"))
+    if issues:
+        raise ConfigError(sorted(issues, key=lambda i: (i.line is None, i.line or 0)))
     return config
 
 
@@ -853,6 +850,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
+_STAND_IN_SECRET = "stand-in secret for the cross-section check"
 _GONE = object()  # a left-out item of a top-level array; others keep their positions (queues.3 stays 3)
 
 
@@ -876,8 +874,17 @@ def _original_key(data: dict[str, Any], key: str) -> str:
 
 def _drop(data: dict[str, Any], loc: list[Any], dropped: list[str]) -> bool:
     """Leave out the value at loc; where that is no key of a table, the nearest enclosing one."""
-    if not loc or loc == ["gateway"]:
-        return False  # [gateway] is required, and every other section refers to it
+    if not loc:
+        return False
+    if loc == ["gateway"]:
+        # [gateway] is required and every other section refers to its addresses. Its one rule across
+        # keys is the secret (given once): a stand-in lets the rest of the file be checked meanwhile.
+        gateway = data.get("gateway")
+        if isinstance(gateway, dict) and gateway.get("secret") != _STAND_IN_SECRET:
+            gateway.pop("secret_file", None)
+            gateway["secret"] = _STAND_IN_SECRET
+            return True
+        return False
     if len(loc) == 2 and isinstance(data.get(loc[0]), list) and isinstance(loc[1], int):
         items = data[loc[0]]
         if loc[1] >= len(items) or items[loc[1]] is _GONE:
@@ -941,26 +948,23 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model class that validates the table at loc (e.g. ("queues", 0, "sla", "high") -> SlaTimes)."""
     model: type[BaseModel] = Config
-    pending: object = None
+    in_container = False  # the next part is an index of a tuple or a key of a dict, not a field
     for part in loc:
-        if pending is None:
-            if not isinstance(part, str):
-                return None
-            field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
-            if field is None:
-                return None
-            pending = field.annotation
-        inner = _model_in(pending)
-        if inner is None:
+        if in_container:
+            in_container = False
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        inner = _model_in(field.annotation) if field is not None else None
+        if field is None or inner is None:
             return None
-        if _is_model(pending):
-            model, pending = inner, None
-        else:
-            # A container (tuple or dict) of models: this part is its index or key.
-            pending = inner if not isinstance(part, str) or part not in model.model_fields else pending
-            if pending is inner:
-                model, pending = inner, None
-    return model if pending is None else _model_in(pending)
+        model, in_container = inner, _is_container(field.annotation)
+    return None if in_container else model
+
+
+def _is_container(annotation: object) -> bool:
+    if get_origin(annotation) in (tuple, dict):
+        return True
+    return get_origin(annotation) in (Union, UnionType) and any(_is_container(a) for a in get_args(annotation))
 
 
 def _is_model(annotation: object) -> bool:

@@ -110,12 +110,17 @@ def test_both_passes_report_in_one_run(tmp_path: Path) -> None:
     assert any("agents.1.addresses.0: not a mail address" in i for i in found), found
 
 
-def test_cross_check_waits_for_a_usable_gateway(tmp_path: Path) -> None:
+def test_a_broken_gateway_does_not_stop_the_cross_check(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[gateway]\naddresses = ["support@example.test"]\n\n[smtp]\nlmtp = "yes"\n')
+    path.write_text(
+        '[gateway]\naddresses = ["support@example.test"]\n\n[smtp]\nlmtp = "yes"\n'
+        '\n[[queues]]\nname = "q"\naddresses = ["sales@example.test"]\n'
+    )
     found = issues_of(path)
-    assert any("gateway: give exactly one of 'secret' or 'secret_file'" in i for i in found), found
+    assert f"{path}:1: gateway: give exactly one of 'secret' or 'secret_file'" in found
     assert any(i.startswith(f"{path}:5: smtp.lmtp:") for i in found), found
+    assert f"{path}:9: queues.0.addresses: 'sales@example.test' is not in gateway.addresses" in found
+    assert len(found) == 3, found
 
 
 @pytest.mark.parametrize(
