@@ -53,13 +53,18 @@ TimeZoneName = Annotated[str, AfterValidator(_zone_name)]
 
 
 def _mentions(annotation: object, kind: type) -> bool:
-    """Whether a field's type is `kind` or holds it (Path | None, tuple[Path, ...])."""
-    return annotation is kind or any(_mentions(arg, kind) for arg in get_args(annotation))
+    """Whether a field's type is `kind` or holds it (Path | None, tuple[Path, ...], tuple[str, ...] | None)."""
+    return (
+        annotation is kind
+        or get_origin(annotation) is kind
+        or any(_mentions(arg, kind) for arg in get_args(annotation))
+    )
 
 
 class _Model(BaseModel):
-    # Strict: `lmtp = "yes"`, `port = "2526"` or `away = "off"` are refused, not guessed at. A lax
-    # parser reads "off" as false but "of" as an error, and a quoted port hides a typo'd section.
+    # Strict: TOML already types every value, so `lmtp = "yes"`, `port = "2526"` or `away = "off"`
+    # is a slip, refused with its line. Lax parsing guessed at such words ("off" was false, "of" an
+    # error) and let a value work in one place that another reader of the file takes differently.
     # Only what TOML itself cannot spell is converted (see _toml_types); int -> float stays allowed.
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -73,9 +78,11 @@ class _Model(BaseModel):
         out = dict(data)
         for key, value in data.items():
             field = fields.get(key)
-            if isinstance(value, list):
+            if field is None:
+                continue
+            if isinstance(value, list) and _mentions(field.annotation, tuple):
                 out[key] = tuple(value)
-            elif field is not None and isinstance(value, str) and _mentions(field.annotation, Path):
+            elif isinstance(value, str) and _mentions(field.annotation, Path):
                 out[key] = Path(value)
         return out
 
