@@ -132,6 +132,7 @@ def check_config(ctx: click.Context, dev: bool) -> None:
     template_problems = templates.check(config)
     for problem in template_problems:
         click.echo(f"template error: {problem}", err=True)
+    # (A database on a read-only mount or in another user's folder was refused with the config above.)
     if template_problems:
         ctx.exit(1)
     click.echo(f"{ctx.obj['config_path']}: ok ({len(config.gateway.addresses)} support addresses)")
@@ -567,3 +568,8 @@ cli_health.attach(main)
 from mailgate import cli_data
 
 cli_data.attach(main)
+
+# The effective config: `config show [--all] [--json]`.
+from mailgate import cli_config
+
+cli_config.attach(main)

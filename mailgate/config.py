@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -11,7 +12,8 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -50,8 +52,39 @@ def _zone_name(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_zone_name)]
 
 
+def _mentions(annotation: object, kind: type) -> bool:
+    """Whether a field's type is `kind` or holds it (Path | None, tuple[Path, ...], tuple[str, ...] | None)."""
+    return (
+        annotation is kind
+        or get_origin(annotation) is kind
+        or any(_mentions(arg, kind) for arg in get_args(annotation))
+    )
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Strict: TOML already types every value, so `lmtp = "yes"`, `port = "2526"` or `away = "off"`
+    # is a slip, refused with its line. Lax parsing guessed at such words ("off" was false, "of" an
+    # error) and let a value work in one place that another reader of the file takes differently.
+    # Only what TOML itself cannot spell is converted (see _toml_types); int -> float stays allowed.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _toml_types(cls, data: object) -> object:
+        # TOML has arrays, not tuples, and strings, not paths: convert just those two, by field type.
+        if not isinstance(data, dict):
+            return data
+        fields = {f.alias or name: f for name, f in cls.model_fields.items()}
+        out = dict(data)
+        for key, value in data.items():
+            field = fields.get(key)
+            if field is None:
+                continue
+            if isinstance(value, list) and _mentions(field.annotation, tuple):
+                out[key] = tuple(value)
+            elif isinstance(value, str) and _mentions(field.annotation, Path):
+                out[key] = Path(value)
+        return out
 
 
 class HostPort(BaseModel):
@@ -570,7 +603,8 @@ class RelayConfig(_Model):
     @field_validator("maildir", mode="before")
     @classmethod
     def _folder(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
+        # A string from TOML arrives as a Path already (the base model's TOML conversion runs first).
+        if isinstance(value, (str, Path)) and not str(value).strip():
             raise ValueError("give a folder (e.g. \"var/outgoing\"), or leave maildir out to use the relay")
         return value
 
@@ -852,38 +886,137 @@ def load(path: Path | str) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_issues(name, text, exc)) from exc
-    cross = config.cross_check()
-    if cross:
-        raise ConfigError([ConfigIssue(name, key_line(text, key), key, message) for key, message in cross])
+        # Operators fix a file once, not in rounds: the sections that did validate are still checked
+        # against each other, so an unknown queue shows up next to a typo'd key in the same run.
+        issues = _issues(name, text, exc)
+        partial, dropped, kept = _salvage(data, exc)
+        if partial is not None:
+            for key, message in _cross_errors(partial):
+                key = _original_key(kept, key)
+                if not any(d in message for d in dropped) and not any(i.key == key for i in issues):
+                    issues.append(ConfigIssue(name, key_line(text, key), key, message))
+        # In file order, as an operator goes through them; those without a line last.
+        issues.sort(key=lambda i: (i.line is None, i.line or 0))
+        raise ConfigError(issues) from exc
+    issues = [ConfigIssue(name, key_line(text, key), key, message) for key, message in _cross_errors(config)]
     if config.gateway.secret_file is not None:
+        where = key_line(text, "gateway.secret_file")
         try:
-            secret = config.secret_bytes()
+            if len(config.secret_bytes()) < 16:
+                issues.append(ConfigIssue(name, where, "gateway.secret_file", "the secret must be at least 16 characters"))
         except OSError as exc:
-            raise ConfigError(
-                [ConfigIssue(name, key_line(text, "gateway.secret_file"), "gateway.secret_file",
-                             f"cannot read: {exc.strerror or exc}")]
-            ) from exc
-        if len(secret) < 16:
-            raise ConfigError(
-                [ConfigIssue(name, key_line(text, "gateway.secret_file"), "gateway.secret_file",
-                             "the secret must be at least 16 characters")]
-            )
+            issues.append(ConfigIssue(name, where, "gateway.secret_file", f"cannot read: {exc.strerror or exc}"))
     if config.relay.password_file is not None:
+        where = key_line(text, "relay.password_file")
         try:
             password = config.relay.password_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
-            raise ConfigError(
-                [ConfigIssue(name, key_line(text, "relay.password_file"), "relay.password_file", f"cannot read: {reason}")]
-            ) from exc
-        if not password:
-            raise ConfigError(
-                [ConfigIssue(name, key_line(text, "relay.password_file"), "relay.password_file", "the file is empty")]
-            )
-        relay = config.relay.model_copy(update={"password": SecretStr(password)})
-        config = config.model_copy(update={"relay": relay})
+            issues.append(ConfigIssue(name, where, "relay.password_file", f"cannot read: {reason}"))
+        else:
+            if not password:
+                issues.append(ConfigIssue(name, where, "relay.password_file", "the file is empty"))
+            else:
+                relay = config.relay.model_copy(update={"password": SecretStr(password)})
+                config = config.model_copy(update={"relay": relay})
+    if issues:
+        raise ConfigError(sorted(issues, key=lambda i: (i.line is None, i.line or 0)))
     return config
+
+
+def _cross_errors(config: Config) -> list[tuple[str, str]]:
+    try:
+        return config.cross_check()
+    except Exception as exc:  # noqa: BLE001 - a half-validated config must not hide the errors already found
+        return [("-", f"cross-section check stopped: {type(exc).__name__}: {exc}")]
+
+
+def _salvage(data: dict[str, Any], exc: ValidationError) -> tuple[Config | None, list[str], dict[str, Any]]:
+    """The config with every invalid key left out (defaults in its place), for the cross-section check.
+
+    An invalid key falls back to its default; an item of a list ([[queues]], [[agents]] ...) that still
+    fails is left out, and what the others say about it by name ("unknown agent 'anna'") is not reported.
+    The config is None when nothing usable remains (e.g. [gateway] itself is broken).
+    """
+    data = _copy(data)
+    dropped: list[str] = []
+    for _ in range(20):
+        changed = False
+        for error in exc.errors():
+            loc = _original(data, list(error["loc"]))
+            changed |= _drop(data, loc[:-1] if error["type"] == "missing" else loc, dropped)
+        if not changed:
+            return None, dropped, data
+        try:
+            return Config.model_validate(_compact(data)), dropped, data
+        except ValidationError as again:
+            exc = again
+    return None, dropped, data
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+_STAND_IN_SECRET = "stand-in secret for the cross-section check"
+_GONE = object()  # a left-out item of a top-level array; others keep their positions (queues.3 stays 3)
+
+
+def _compact(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: [x for x in v if x is not _GONE] if isinstance(v, list) else v for k, v in data.items()}
+
+
+def _original(data: dict[str, Any], loc: list[Any]) -> list[Any]:
+    """A location in the compacted config -> the same place in the file (items left out counted)."""
+    if len(loc) >= 2 and isinstance(data.get(loc[0]), list) and isinstance(loc[1], int):
+        kept = [i for i, item in enumerate(data[loc[0]]) if item is not _GONE]
+        if loc[1] < len(kept):
+            return [loc[0], kept[loc[1]], *loc[2:]]
+    return loc
+
+
+def _original_key(data: dict[str, Any], key: str) -> str:
+    parts: list[Any] = [int(p) if p.isdigit() else p for p in key.split(".")]
+    return ".".join(str(p) for p in _original(data, parts))
+
+
+def _drop(data: dict[str, Any], loc: list[Any], dropped: list[str]) -> bool:
+    """Leave out the value at loc; where that is no key of a table, the nearest enclosing one."""
+    if not loc:
+        return False
+    if loc == ["gateway"]:
+        # [gateway] is required and every other section refers to its addresses. Its one rule across
+        # keys is the secret (given once): a stand-in lets the rest of the file be checked meanwhile.
+        gateway = data.get("gateway")
+        if isinstance(gateway, dict) and gateway.get("secret") != _STAND_IN_SECRET:
+            gateway.pop("secret_file", None)
+            gateway["secret"] = _STAND_IN_SECRET
+            return True
+        return False
+    if len(loc) == 2 and isinstance(data.get(loc[0]), list) and isinstance(loc[1], int):
+        items = data[loc[0]]
+        if loc[1] >= len(items) or items[loc[1]] is _GONE:
+            return False
+        item = items[loc[1]]
+        for key in ("id", "name"):
+            if isinstance(item, dict) and isinstance(item.get(key), str):
+                dropped.append(repr(item[key]))
+        items[loc[1]] = _GONE
+        return True
+    node: Any = data
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return _drop(data, loc[:-1], dropped)
+    if isinstance(node, dict) and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return _drop(data, loc[:-1], dropped)
 
 
 # --- Production checks: private data, a real secret, a writable store ------------------------------
@@ -914,18 +1047,29 @@ def production_issues(config: Config) -> list[ConfigIssue]:
         issues.append(ConfigIssue(name, key_line(text, secret_key), secret_key,
                                   "replace the example secret: e.g. `openssl rand -hex 32`"
                                   " (or run with --dev for a trial)"))
-    for key, path in (("storage.database", config.database_path), ("storage.attachments", config.attachments_path)):
-        problem = _unwritable(path)
+    for key, path, is_dir in (("storage.database", config.database_path, False),
+                              ("storage.attachments", config.attachments_path, True)):
+        problem = _unwritable(path, is_dir)
         if problem:
             issues.append(ConfigIssue(name, key_line(text, key) or key_line(text, "storage.database"), key, problem))
     return issues
 
 
-def _unwritable(path: Path) -> str | None:
-    """Why the process cannot create or write path, or None. The nearest existing folder counts,
-    since the store makes the missing ones."""
+def _unwritable(path: Path, is_dir: bool) -> str | None:
+    """Why the process cannot create or write path, or None: as the daemon would find out only at its
+    first mail (a read-only mount, a folder owned by another user, a file in the way)."""
     if path.exists():
-        return None if os.access(path, os.W_OK) else f"{path} is not writable by this user"
+        if is_dir and not path.is_dir():
+            return f"{path} exists and is not a folder"
+        if not is_dir and path.is_dir():
+            return f"{path} is a folder, not a database file"
+        if not os.access(path, os.W_OK | (os.X_OK if is_dir else 0)):
+            return f"{path} is not writable by this user"
+        if not is_dir and not os.access(path.parent, os.W_OK | os.X_OK):
+            # SQLite writes its -wal and -journal files beside the database.
+            return f"{path}: its folder {path.parent} is not writable (SQLite keeps its journal there)"
+        return None
+    # Not there yet: mailgate creates it, so the nearest existing folder above must let it.
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -984,18 +1128,88 @@ def _issues(name: str, text: str, exc: ValidationError) -> list[ConfigIssue]:
         message = error["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
+        if error["type"] == "extra_forbidden":
+            message += _did_you_mean(error["loc"])
+        elif error["type"].endswith("_type") and isinstance(error.get("input"), (str, int, float, bool)):
+            # Strict types: say what TOML made of the value, e.g. the quotes around "yes" or "2526".
+            message += f", not {_TOML_TYPES.get(type(error['input']), 'a value')} {_toml_repr(error['input'])}"
         issues.append(ConfigIssue(name, key_line(text, key), key, message))
     return issues
 
 
-_TABLE = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
+_TOML_TYPES = {str: "a string", bool: "a boolean", int: "an integer", float: "a float"}
+
+
+def _toml_repr(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value[:60].replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """ "; did you mean 'lmtp'?" for a typo'd key, from the names its table knows."""
+    model = _model_at(loc[:-1])
+    if model is None:
+        return ""
+    names = [f.alias or n for n, f in model.model_fields.items() if n != "source"]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class that validates the table at loc (e.g. ("queues", 0, "sla", "high") -> SlaTimes)."""
+    model: type[BaseModel] = Config
+    in_container = False  # the next part is an index of a tuple or a key of a dict, not a field
+    for part in loc:
+        if in_container:
+            in_container = False
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        inner = _model_in(field.annotation) if field is not None else None
+        if field is None or inner is None:
+            return None
+        model, in_container = inner, _is_container(field.annotation)
+    return None if in_container else model
+
+
+def _is_container(annotation: object) -> bool:
+    if get_origin(annotation) in (tuple, dict):
+        return True
+    return get_origin(annotation) in (Union, UnionType) and any(_is_container(a) for a in get_args(annotation))
+
+
+def _is_model(annotation: object) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if _is_model(annotation):
+        return annotation  # type: ignore[return-value]
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+_TABLE = re.compile(r"^\s*(\[\[?)\s*((?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*'))*)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*((?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+_PART = re.compile(r"[A-Za-z0-9_\-]+|\"[^\"]*\"|'[^']*'")
+
+
+def _key_parts(dotted: str) -> list[str]:
+    return [p.strip("\"'") for p in _PART.findall(dotted)]
 
 
 def key_line(text: str, dotted: str) -> int | None:
-    """The line where a dotted key (e.g. "imap.1.port") is set, or its table starts.
+    """The line where a dotted key (e.g. "imap.1.port", "queues.0.sla.high.first_response") is set.
 
-    tomllib keeps no positions, so follow the table headers the way a reader of the file would.
+    tomllib keeps no positions, so follow the table headers the way a reader of the file would:
+    [[arrays]] count their items, [sub.tables] under one belong to its last item, and a dotted key
+    or an inline table (`sla.high.first_response = 60`, `sla = { high = {...} }`) is found on its line.
+    When the key is not in the file (a missing key), the line of its table.
     """
     wanted = dotted.split(".")
     table: list[str] = []
@@ -1004,22 +1218,25 @@ def key_line(text: str, dotted: str) -> int | None:
     for number, line in enumerate(text.splitlines(), 1):
         header = _TABLE.match(line)
         if header and not _KEY.match(line):
-            names = [n.strip().strip("\"'") for n in header.group(2).split(".")]
-            if header.group(1) == "[[":
-                joined = ".".join(names)
-                index = counts.get(joined, -1) + 1
-                counts[joined] = index
-                table = [*names, str(index)]
-            else:
-                table = names
-            if table == wanted[: len(table)] and best is None and len(table) == len(wanted):
-                best = number
-            if table == wanted[: len(table)] and len(table) < len(wanted) and best is None:
-                best = number  # the key is missing: point at its table
+            names = _key_parts(header.group(2))
+            table = []
+            for i, part in enumerate(names):
+                table.append(part)
+                joined = ".".join(table)
+                if header.group(1) == "[[" and i == len(names) - 1:
+                    counts[joined] = counts.get(joined, -1) + 1
+                    table.append(str(counts[joined]))
+                elif joined in counts:  # a sub-table of an array's latest item
+                    table.append(str(counts[joined]))
+            if table == wanted[: len(table)]:
+                best = number  # the key may be missing: point at its (deepest) table
             continue
         key = _KEY.match(line)
-        if key and [*table, key.group(1).strip('"')] == wanted[: len(table) + 1]:
-            return number
+        if key:
+            full = [*table, *_key_parts(key.group(1))]
+            # The key itself, or an inline table / array on this line that holds it.
+            if full == wanted[: len(full)] and len(full) > len(table):
+                return number
     return best
 
 
