@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .dovecot import free_port
@@ -85,6 +86,21 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+# What keeps the instance off the network: lines from elsewhere (postfix-config's output) may add
+# to main.cf but never loosen these.
+_SAFETY = frozenset({
+    "inet_interfaces", "inet_protocols", "mynetworks", "default_transport", "relay_transport",
+    "disable_dns_lookups", "smtp_dns_support_level", "lmtp_dns_support_level", "smtp_host_lookup",
+    "lmtp_host_lookup", "queue_directory", "data_directory", "mail_owner", "setgid_group",
+    "maillog_file", "maillog_file_prefixes",
+})
+# How mail reaches mailgate: set by the fixture for its routes, but left to the caller's main.cf
+# lines when it gives any, so a line missing there is missing in the instance too.
+_FRONT = frozenset({"recipient_delimiter", "relay_domains"})
+# Lists the instance needs its own entries in: extra values come first, the fixture's routes after.
+_MERGED = frozenset({"transport_maps"})
+
+
 def find_postfix() -> str | None:
     return shutil.which("postfix") or next(
         (p for p in ("/usr/sbin/postfix", "/usr/local/sbin/postfix") if os.access(p, os.X_OK)), None
@@ -103,12 +119,32 @@ def postfix_missing() -> str | None:
 class Postfix:
     """One Postfix instance from its own config folder; smtpd on a free loopback port (never 25)."""
 
-    def __init__(self, binary: str, routes: dict[str, str], port: int | None = None) -> None:
-        """routes: domain → transport, e.g. {"example.test": "lmtp:inet:127.0.0.1:2424"}."""
+    def __init__(
+        self,
+        binary: str,
+        routes: dict[str, str],
+        port: int | None = None,
+        *,
+        main: Mapping[str, str] | None = None,
+        master: Sequence[str] = (),
+        maps: Mapping[str, str] | None = None,
+    ) -> None:
+        """routes: domain → transport, e.g. {"example.test": "lmtp:inet:127.0.0.1:2424"}.
+
+        main: extra main.cf parameters (they replace the fixture's, except the safety settings;
+        transport_maps are put before the fixture's own; given any, the caller owns _FRONT); master: extra master.cf lines;
+        maps: lookup tables by the path main names them with → their text. Each is written into
+        the instance's folder, main's values are pointed there, and hash/btree ones are postmap'd."""
         for domain, transport in routes.items():
             kind = transport.split(":", 1)[0]
             if kind in ("smtp", "lmtp") and "[127.0.0.1]" not in transport and ":inet:127.0.0.1:" not in transport:
                 raise ValueError(f"{domain}: {transport!r} would leave loopback or need a name lookup")
+        unsafe = sorted(_SAFETY & set(main or {}))
+        if unsafe:
+            raise ValueError(f"main.cf lines may not change {', '.join(unsafe)}: the instance would leave loopback")
+        self.main = dict(main or {})
+        self.master = list(master)
+        self.maps = dict(maps or {})
         self.binary = binary
         self.routes = routes
         self.host = "127.0.0.1"
@@ -130,10 +166,37 @@ class Postfix:
         entry = pwd.getpwnam("postfix")
         os.chown(data, entry.pw_uid, entry.pw_gid)
         (self.dir / "transport").write_text("".join(f"{d} {t}\n" for d, t in self.routes.items()))
-        (self.config / "main.cf").write_text(
-            _MAIN_CF.format(dir=self.dir, relay_domains=", ".join(self.routes))
-        )
-        (self.config / "master.cf").write_text(_MASTER_CF.format(port=self.port))
+        moved = {path: self.dir / "maps" / Path(path).name for path in self.maps}
+        if moved:
+            (self.dir / "maps").mkdir(exist_ok=True)
+        for path, text in self.maps.items():
+            moved[path].write_text(text)
+        main_cf = _MAIN_CF.format(dir=self.dir, relay_domains=", ".join(self.routes))
+        lines = main_cf.splitlines()
+        if self.main:
+            lines = [line for line in lines if line.split("=", 1)[0].strip() not in _FRONT]
+        for key, value in self.main.items():
+            for path, there in moved.items():
+                value = value.replace(path, str(there))
+            ours = [line for line in lines if line.split("=", 1)[0].strip() == key]
+            if key in _MERGED and ours:
+                value = f"{value}, {ours[0].split('=', 1)[1].strip()}"
+            lines = [line for line in lines if line not in ours] + [f"{key} = {value}"]
+        (self.config / "main.cf").write_text("\n".join(lines) + "\n")
+        master_cf = _MASTER_CF.format(port=self.port) + "".join(f"{line}\n" for line in self.master)
+        (self.config / "master.cf").write_text(master_cf)
+        for path, there in moved.items():
+            parts = (part.strip() for value in self.main.values() for part in value.split(","))
+            kinds = {part.split(":", 1)[0] for part in parts if part.endswith(f":{path}")}
+            for kind in sorted(kinds & {"hash", "btree", "lmdb", "cdb"}):
+                self._postmap(f"{kind}:{there}")
+
+    def _postmap(self, table: str) -> None:
+        postmap = Path(self.binary).with_name("postmap")
+        done = subprocess.run([str(postmap), "-c", str(self.config), table], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"postmap {table} failed ({done.returncode}): {done.stdout}{done.stderr}")
 
     def _postfix(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
