@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mailgate.config import RelayConfig
-from mailgate.relay import Result, mailbox
+from mailgate.relay import Result, envelope
 
 log = logging.getLogger("mailgate.maildir")
 
@@ -113,13 +113,11 @@ class MaildirRelay:
 
     async def send(self, mail_from: str, rcpt: str, raw: bytes) -> Result:
         """Write one mail for one recipient; never raises (but for cancellation)."""
-        sender, recipient = mailbox(mail_from), mailbox(rcpt)
-        if sender is None or recipient is None:
-            # The same answer the SMTP relay gives: dev runs behave as production would.
-            bad = rcpt if recipient is None else mail_from
-            result = Result(False, True, None, f"not a deliverable mailbox: {bad[:200]!r}")
-            log.warning("maildir.refused rcpt=%r permanent=True reason=%s", rcpt[:200], result.message)
-            return result
+        checked = envelope(mail_from, rcpt)  # the SMTP relay's check: dev runs behave as production would
+        if isinstance(checked, Result):
+            log.warning("maildir.refused rcpt=%r permanent=True reason=%s", rcpt[:200], checked.message)
+            return checked
+        sender, recipient = checked
         # Maildir files use the local line ending, as every delivery agent writes them (mutt, Dovecot).
         data = envelope_headers(sender.address, recipient.address) + raw.replace(b"\r\n", b"\n")
         loop = asyncio.get_running_loop()

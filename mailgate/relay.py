@@ -53,6 +53,16 @@ class Mailbox:
     utf8: bool  # RFC 6531: a non-ASCII local part (or a domain with no ASCII form) needs SMTPUTF8
 
 
+def envelope(mail_from: str, rcpt: str) -> tuple[Mailbox, Mailbox] | Result:
+    """Both envelope addresses as they go on the wire, or the permanent failure every delivery
+    (smarthost or folder) gives a row whose address is no mailbox."""
+    sender, recipient = mailbox(mail_from), mailbox(rcpt)
+    if sender is None or recipient is None:
+        bad = rcpt if recipient is None else mail_from
+        return Result(False, True, None, f"not a deliverable mailbox: {bad[:200]!r}")
+    return sender, recipient
+
+
 def _invisible(address: str) -> bool:
     """Unicode spaces, controls and format characters (NBSP, U+202E, zero-width...): no real mailbox has them."""
     return not address.isascii() and any(
@@ -171,12 +181,11 @@ class Relay:
 
     async def send(self, mail_from: str, rcpt: str, raw: bytes) -> Result:
         """Deliver one mail to one recipient; never raises (but for cancellation)."""
-        sender, recipient = mailbox(mail_from), mailbox(rcpt)
-        if sender is None or recipient is None:
-            bad = rcpt if recipient is None else mail_from
-            result = Result(False, True, None, f"not a deliverable mailbox: {bad[:200]!r}")
-            log.warning("relay.refused rcpt=%r permanent=True reason=%s", rcpt[:200], result.message)
-            return result
+        checked = envelope(mail_from, rcpt)
+        if isinstance(checked, Result):
+            log.warning("relay.refused rcpt=%r permanent=True reason=%s", rcpt[:200], checked.message)
+            return checked
+        sender, recipient = checked
         utf8 = sender.utf8 or recipient.utf8 or _headers_utf8(raw)
         async with self._slots:
             config = self.config

@@ -56,9 +56,11 @@ async def run(store: Store, config: Config, *, now: datetime | None = None, dry_
     if settings.closed_after_days is not None:
         await _closed_tickets(store, blobs, settings, _cutoff(moment, settings.closed_after_days), purged, dry_run)
     if settings.spool_after_days is not None:
-        await _spool(store, settings, _cutoff(moment, settings.spool_after_days), purged, dry_run)
+        purged.spool += await _in_batches(store, _SPOOL, _cutoff(moment, settings.spool_after_days),
+                                          settings.batch_size, dry_run)
     if settings.outbox_after_days is not None:
-        await _outbox(store, settings, _cutoff(moment, settings.outbox_after_days), purged, dry_run)
+        purged.outbox += await _in_batches(store, _OUTBOX, _cutoff(moment, settings.outbox_after_days),
+                                           settings.batch_size, dry_run)
     log.info("retention.run dry_run=%s %s", dry_run, " ".join(f"{k}={v}" for k, v in purged.as_dict().items()))
     return purged
 
@@ -154,38 +156,27 @@ def unlink_blobs(blobs: BlobStore, hashes: Iterable[str]) -> int:
     return removed
 
 
-async def _spool(store: Store, settings: RetentionConfig, cutoff: str, purged: Purged, dry_run: bool) -> None:
-    # Processed mail only: 'received' is not parsed yet and 'dead' waits for the operator (requeue, replay).
-    where = "state IN ('done', 'duplicate') AND received_at < ? AND length(raw) > 0"
-    if dry_run:
-        async with store.read() as tx:
-            purged.spool += int(await tx.value(f"SELECT COUNT(*) FROM spool WHERE {where}", (cutoff,)))
-        return
-    while True:
-        async with store.txn() as tx:
-            # The row and its sha256 stay (dedupe, message links); only the wire bytes go.
-            done = await tx.rowcount(
-                f"UPDATE spool SET raw = X'' WHERE id IN (SELECT id FROM spool WHERE {where} LIMIT ?)",
-                (cutoff, settings.batch_size))
-        purged.spool += done
-        if done < settings.batch_size:
-            return
+# Processed mail only: 'received' is not parsed yet and 'dead' waits for the operator (requeue, replay).
+# The row and its sha256 stay (dedupe, message links); only the wire bytes go.
+_SPOOL = ("spool", "state IN ('done', 'duplicate') AND received_at < ? AND length(raw) > 0", "UPDATE spool SET raw = X''")
+_OUTBOX = ("outbox", "state IN ('sent', 'cancelled', 'failed') AND created_at < ?", "DELETE FROM outbox")
 
 
-async def _outbox(store: Store, settings: RetentionConfig, cutoff: str, purged: Purged, dry_run: bool) -> None:
-    where = "state IN ('sent', 'cancelled', 'failed') AND created_at < ?"
+async def _in_batches(store: Store, target: tuple[str, str, str], cutoff: str, batch: int, dry_run: bool) -> int:
+    """The rows of a table older than cutoff: counted (dry run), or changed batch_size at a time,
+    each batch its own short transaction so intake never waits long."""
+    table, where, change = target
     if dry_run:
         async with store.read() as tx:
-            purged.outbox += int(await tx.value(f"SELECT COUNT(*) FROM outbox WHERE {where}", (cutoff,)))
-        return
+            return int(await tx.value(f"SELECT COUNT(*) FROM {table} WHERE {where}", (cutoff,)))
+    total = 0
     while True:
         async with store.txn() as tx:
             done = await tx.rowcount(
-                f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE {where} LIMIT ?)",
-                (cutoff, settings.batch_size))
-        purged.outbox += done
-        if done < settings.batch_size:
-            return
+                f"{change} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT ?)", (cutoff, batch))
+        total += done
+        if done < batch:
+            return total
 
 
 # -- the daily timer -------------------------------------------------------------------------------
