@@ -351,7 +351,7 @@ class Mailer:
         info = await self.ticket(tx, row["ticket_id"])
         author = self.config.agent(row["agent"]) if row["agent"] else None
         agents = [author] if author else self.agents_to_tell(info)
-        written = _local_time(self.config, row["created_at"])
+        written = local_time(self.config, row["created_at"])
         for agent in agents:
             await self.queue_mail(
                 tx, info, kind="failed", template="delivery_failed", to_name=agent.name,
@@ -540,12 +540,12 @@ def _reason_text(reason: str) -> str:
     return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT] + " [...]"
 
 
-def _local_time(config: Config, created_at: str) -> str:
+def local_time(config: Config, stored: str | datetime) -> str:
     """A stored UTC time as agents read it (gateway.timezone), minutes only."""
     try:
-        moment = datetime.fromisoformat(created_at)
+        moment = stored if isinstance(stored, datetime) else datetime.fromisoformat(stored)
     except (TypeError, ValueError):
-        return str(created_at or "")
+        return str(stored or "")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(ZoneInfo(config.gateway.timezone)).strftime("%Y-%m-%d %H:%M %Z")

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from mailgate import commands, identity, outbound, tickets, timers, tokens, watchers
 from mailgate.agent_ops import Change, OpError, actor, add_message
@@ -33,14 +32,9 @@ class Answer:
     detail: str
 
 
-def _local(config: Config, moment: str | datetime) -> str:
-    at = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return at.astimezone(ZoneInfo(config.gateway.timezone)).strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _shown(config: Config, row: Row) -> dict[str, Any]:
     who = config.agent(row["created_by"])
-    return {"id": row["id"], "queue": row["queue"], "due": _local(config, row["due_at"]),
+    return {"id": row["id"], "queue": row["queue"], "due": outbound.local_time(config, row["due_at"]),
             "by": who.name if who else row["created_by"], "text": row["text"], "status": row["status"]}
 
 
@@ -80,7 +74,7 @@ async def create(
     # No poke for the reminder's timer row: deadlines are hours or days away and the daemon's poll
     # loads new rows within seconds (a poke from the CLI's own event loop would reach the wrong loop).
     told = ", ".join(a.id for a in members) or "nobody (the queue has no members present)"
-    return Change("task", f"task {task_id} for {queue}, due {_local(config, due)}; told {told}")
+    return Change("task", f"task {task_id} for {queue}, due {outbound.local_time(config, due)}; told {told}")
 
 
 async def _tell(tx: Txn, config: Config, row: Row, template: str, agents: list[AgentConfig]) -> None:
@@ -111,7 +105,7 @@ async def of_ticket(tx: Txn, config: Config, ticket_id: int, *, only_open: bool 
     rows = await tx.all(
         "SELECT * FROM tasks WHERE ticket_id = ? AND (? = 0 OR status = 'open') ORDER BY id", (ticket_id, int(only_open)),
     )
-    return [{**dict(r), "due_local": _local(config, r["due_at"])} for r in rows]
+    return [{**dict(r), "due_local": outbound.local_time(config, r["due_at"])} for r in rows]
 
 
 async def open_warning(tx: Txn, config: Config, ticket_id: int) -> str:
