@@ -15,7 +15,7 @@ EX_CONFIG = 78  # sysexits: as `run` on a database a newer mailgate wrote; retry
 
 @click.group("db")
 def db_group() -> None:
-    """The database file: schema version and whether this mailgate can use it."""
+    """The database file: schema version and whether this mailgate can use it; online backups."""
 
 
 @db_group.command("status")
