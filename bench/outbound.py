@@ -28,10 +28,11 @@ sys.path.insert(0, str(REPO))
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailgate import compose, outbound, tokens
+from mailgate import tokens
+from mailgate.outgoing import compose, notices as outbound
 from mailgate import config as config_mod
 from mailgate.daemon import started
-from mailgate.templates import Templates, sample_context
+from mailgate.outgoing.templates import Templates, sample_context
 
 CONNECTIONS = 2
 

@@ -1,5 +1,5 @@
 """`python -m mailgate` runs the command line."""
 
-from mailgate.cli import entry
+from mailgate.cli.main import entry
 
 entry()

@@ -484,7 +484,7 @@ async def test_thunderbird_inline_answer_with_html_part(sink: Sink, clientconfig
 
 
 async def test_format_flowed_is_read_as_written() -> None:
-    from mailgate.parse import unflow
+    from mailgate.mail.parse import unflow
 
     assert unflow("We replaced the toner and \ncleaned the fuser.\n\n> Hello this \n> is quoted.\n-- \nAino") == (
         "We replaced the toner and cleaned the fuser.\n\n> Hello this is quoted.\n-- \nAino")
@@ -494,7 +494,7 @@ async def test_format_flowed_is_read_as_written() -> None:
 
 
 async def test_new_text_cuts_an_answer_to_our_own_mail() -> None:
-    from mailgate.quotes import new_text
+    from mailgate.mail.quotes import new_text
 
     mutt = "On Mon, Nov 23, 2026 at 10:00:00AM +0000, Support wrote:\n> Hello\n>\n> q\n\nanswer\n\n-- \nsig\n"
     assert new_text(mutt) == "answer"

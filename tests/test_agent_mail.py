@@ -481,7 +481,7 @@ async def test_assign_tells_the_new_assignee_by_mail_and_cli(sink: Sink, agentco
         # The CLI is the same operation: Bartek (Polish) hears it in Polish.
         from click.testing import CliRunner
 
-        from mailgate.cli import main
+        from mailgate.cli.main import main
 
         result = await asyncio.to_thread(CliRunner().invoke, main, [
             "--config", str(running.config.source), "tickets", "queue", "1000", "billing", "--as", "aino"])

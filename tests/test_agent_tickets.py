@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from mailgate import config as config_mod
 from mailgate import tokens
-from mailgate.cli import main
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate import agent_ops, tokens
+from mailgate import tokens
+from mailgate.ops import agent as agent_ops
 from mailgate import config as config_mod
-from mailgate.cli import main
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 

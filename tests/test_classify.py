@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.classify import Signals, classify, original_message_id
+from mailgate.mail.classify import Signals, classify, original_message_id
 from mailgate.models import MailKind
-from mailgate.parse import parse
+from mailgate.mail.parse import parse
 
 
 def signals(

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailgate import config as config_mod
-from mailgate.cli import main
+from mailgate.cli.main import main
 from mailgate.config import ConfigError
 from mailgate.daemon import started
 

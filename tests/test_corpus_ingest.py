@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailgate.models import Source
-from mailgate.process import Processor
+from mailgate.pipeline.process import Processor
 from mailgate.sources import pipe
 from mailgate.store import store_for
 

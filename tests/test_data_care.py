@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate import retention
-from mailgate.cli import main
+from mailgate.ops import retention
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailgate import replies
-from mailgate.cli import main
+from mailgate.cli.main import main
 from mailgate.config import load
 from mailgate.store import newest_schema, open_store
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailgate import config as config_mod
-from mailgate.cli import main
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 

@@ -17,9 +17,9 @@ import pytest
 from mailgate import config as config_mod
 from mailgate.config import Config
 from mailgate.daemon import Running, started
-from mailgate.parse import parse
-from mailgate.quotes import reply_text
-from mailgate.text import html_to_text, link_target
+from mailgate.mail.parse import parse
+from mailgate.mail.quotes import reply_text
+from mailgate.mail.text import html_to_text, link_target
 
 from .conftest import CORPUS, SUPPORT, send, settle, write_config
 from .sink import AGENTS, Sink, relay_section, wait_mail

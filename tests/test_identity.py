@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import identity, tokens
+from mailgate import tokens
+from mailgate.pipeline import identity
 from mailgate.config import Config, ConfigError
 from mailgate.models import Source
-from mailgate.parse import parse
+from mailgate.mail.parse import parse
 from mailgate.spool import Envelope
 
 from .conftest import SECRET, SUPPORT, mail
@@ -197,7 +198,7 @@ def test_a_display_name_that_shows_another_address(name: str, address: str, show
 def test_parse_trace_explains_which_results_count(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from mailgate.cli import main
+    from mailgate.cli.main import main
 
     from .conftest import write_config
 

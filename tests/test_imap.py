@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from imapclient import SEEN  # type: ignore[import-untyped]
 
 from mailgate import config as config_mod
-from mailgate.cli import main as cli_main
+from mailgate.cli.main import main as cli_main
 from mailgate.config import Config, ConfigError
 from mailgate.daemon import Running, started
 from mailgate.sources.imap import AccountWorker

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from mailgate import config as config_mod
-from mailgate import lifecycle
-from mailgate.cli import main
+from mailgate.ops import lifecycle
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 

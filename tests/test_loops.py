@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from mailgate import config as config_mod
-from mailgate import loops, outbound, tokens
+from mailgate import tokens
+from mailgate.outgoing import guard as loops, notices as outbound
 from mailgate.config import Config
 from mailgate.daemon import Running, started
-from mailgate.parse import parse
+from mailgate.mail.parse import parse
 
 from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section

@@ -27,7 +27,7 @@ import pytest
 
 from mailgate import config as config_mod
 from mailgate.daemon import started
-from mailgate.maildir_relay import MaildirRelay, envelope_headers
+from mailgate.outgoing.maildir import MaildirRelay, envelope_headers
 
 from .conftest import REPO, SUPPORT, mail, send, settle, write_config
 from .sink import free_port, running_sink, wait_mail

@@ -19,10 +19,10 @@ import pytest_asyncio
 from click.testing import CliRunner, Result
 
 from mailgate import config as config_mod
-from mailgate.cli import main
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
-from mailgate.process import Outcome, Processor
+from mailgate.pipeline.process import Outcome, Processor
 from mailgate.spool import SpoolEntry
 
 from .conftest import SUPPORT, mail, send, settle, write_config

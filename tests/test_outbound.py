@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailgate import config as config_mod
-from mailgate import outbound, outbox, tokens
+from mailgate import tokens
+from mailgate.outgoing import notices as outbound, outbox
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 

@@ -54,7 +54,7 @@ def test_wheel_in_a_fresh_venv_passes_check_config_and_takes_mail(tmp_path: Path
     assert "template" not in checked.stderr and "ok (2 support addresses)" in checked.stdout
 
     # The templates and the migrations came from the wheel, not from this checkout.
-    where = run([str(venv / "bin" / "python"), "-c", "from mailgate import templates; print(templates.SHIPPED)"], site)
+    where = run([str(venv / "bin" / "python"), "-c", "from mailgate.outgoing import templates; print(templates.SHIPPED)"], site)
     assert Path(where.stdout.strip()).is_relative_to(venv), where
     taken = run([mailgate, "--config", str(site / "config.toml"), "ingest", "--sender=alice@customer.test",
                  "--recipient=support@example.test"], site, stdin=mail(message_id="<wheel@customer.test>"))

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailgate import quotes
-from mailgate.charsets import codec_for, decode_bytes, decode_words
+from mailgate.mail import quotes
+from mailgate.mail.charsets import codec_for, decode_bytes, decode_words
 from mailgate.models import MailKind
-from mailgate.parse import generated_message_id, header, parse
+from mailgate.mail.parse import generated_message_id, header, parse
 
 HEAD = b"From: Alice <alice@example.com>\r\nTo: support@example.org\r\nMessage-ID: <m1@example.com>\r\n"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mailgate.models import MailKind, ParsedMail
-from mailgate.parse import parse
+from mailgate.mail.parse import parse
 
 from .conftest import CORPUS
 

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 
 from mailgate import config as config_mod
 from mailgate import daemon
-from mailgate.cli import main
+from mailgate.cli.main import main
 from mailgate.daemon import started
 
 from .conftest import REPO, SUPPORT, mail, send, write_config

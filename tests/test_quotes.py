@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from mailgate import quote_phrases
-from mailgate.quotes import reply_text
+from mailgate.mail import quote_phrases
+from mailgate.mail.quotes import reply_text
 
 from .conftest import CORPUS
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from inscriptis import get_text
 
-from mailgate.quotes import reply_text
+from mailgate.mail.quotes import reply_text
 
 from .conftest import CORPUS
 

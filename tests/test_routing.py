@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate import assign
-from mailgate.cli import main
+from mailgate.ops import assign
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.store import open_store

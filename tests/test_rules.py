@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from mailgate import config as config_mod
-from mailgate import language, rules
-from mailgate.cli import main
+from mailgate import rules
+from mailgate.mail import language
+from mailgate.cli.main import main
 from mailgate.config import Config, ConfigError
-from mailgate.parse import parse
+from mailgate.mail.parse import parse
 
 from .conftest import BILLING, SUPPORT, mail, write_config
 

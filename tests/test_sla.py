@@ -17,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailgate import config as config_mod
-from mailgate import lifecycle, outbound, outbox, sla, tickets, timers
-from mailgate.business_hours import Hours, add_minutes, minutes_between
-from mailgate.cli import main
+from mailgate.ops import lifecycle, sla, tickets
+from mailgate.outgoing import notices as outbound, outbox
+from mailgate.runners import timers
+from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
+from mailgate.cli.main import main
 from mailgate.config import BusinessHoursConfig, Config, ConfigError
 from mailgate.daemon import Running, started
 from mailgate.store import Store, open_store

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from jinja2 import TemplateError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from mailgate import templates
-from mailgate.cli import main
+from mailgate.outgoing import templates
+from mailgate.cli.main import main
 from mailgate.config import LANGUAGES, Config
 
 from .conftest import write_config

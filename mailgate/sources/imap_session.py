@@ -21,7 +21,7 @@ from imapclient.exceptions import IMAPClientError, LoginError  # type: ignore[im
 from imapclient.response_parser import parse_fetch_response  # type: ignore[import-untyped]
 
 from mailgate.config import ImapAccount
-from mailgate.parse import header
+from mailgate.mail.parse import header
 from mailgate.sources.imap_auth import credentials
 from mailgate.sources.smtp import base_address
 

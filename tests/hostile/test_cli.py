@@ -16,8 +16,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from mailgate.cli import main
-from mailgate.cli_support import IdOrText, RowNumber
+from mailgate.cli.main import main
+from mailgate.cli.support import IdOrText, RowNumber
 
 from ..conftest import write_config
 
@@ -122,7 +122,7 @@ def test_real_process_prints_json_and_no_traceback(config_path: Path) -> None:
 
 def test_an_unexpected_failure_is_one_line_and_json() -> None:
     """The top-level group's last line of defence, on a command that fails the way a bug would."""
-    from mailgate.cli_support import SafeGroup
+    from mailgate.cli.support import SafeGroup
 
     @click.group(cls=SafeGroup)
     def group() -> None:

@@ -7,8 +7,8 @@ from email import message_from_string, policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailgate import compose
-from mailgate.relay import mailbox
+from mailgate.outgoing import compose
+from mailgate.outgoing.relay import mailbox
 
 from ..conftest import SUPPORT
 

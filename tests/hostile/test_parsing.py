@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailgate import tickets
-from mailgate.charsets import codec_for, decode_bytes, decode_words, scrub
-from mailgate.parse import MAX_ATTACHMENTS, MAX_DEPTH, parse, parse_bytes
+from mailgate.ops import tickets
+from mailgate.mail.charsets import codec_for, decode_bytes, decode_words, scrub
+from mailgate.mail.parse import MAX_ATTACHMENTS, MAX_DEPTH, parse, parse_bytes
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
@@ -258,7 +258,7 @@ def test_nesting_is_bounded_at_parse(depth: int) -> None:
 
 
 def test_a_body_no_parser_reads_still_names_its_sender() -> None:
-    from mailgate.parse import _fallback
+    from mailgate.mail.parse import _fallback
 
     raw = head("jon@customer.test", b"=?utf-8?q?Caf=C3=A9?= broken") + b"Content-Type: multipart/mixed\r\n\r\nbody words\r\n"
     mail = _fallback(raw, RecursionError("maximum recursion depth exceeded"))

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailgate import commands, contacts
+from mailgate import commands
+from mailgate.ops import contacts
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
@@ -284,7 +285,7 @@ async def test_cc_tag_refuses(tag: str) -> None:
 
 async def test_a_stranger_neither_reopens_nor_follows_up_a_resolved_ticket(hostile: Running, sink: Sink) -> None:
     """Only the ticket's own people change its life; a Message-ID holder's mail is kept and shown, nothing more."""
-    from mailgate import lifecycle
+    from mailgate.ops import lifecycle
 
     ack, _ = await customer_writes(hostile, sink)
     async with hostile.store.txn() as tx:

@@ -32,7 +32,7 @@ from mailgate import config as config_mod
 from mailgate import spool
 from mailgate.daemon import Running, started
 from mailgate.models import Source
-from mailgate.parse import parse
+from mailgate.mail.parse import parse
 
 from ..conftest import SUPPORT, settle, write_config
 from ..sink import AGENTS, Sink, relay_section, running_sink

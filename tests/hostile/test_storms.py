@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailgate import loops
-from mailgate.cli import main
+from mailgate.outgoing import guard as loops
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
@@ -219,7 +219,7 @@ async def test_storm_config_defaults_keep_old_configs_working(tmp_path: Path) ->
 async def test_verdict_helpers_read_only_what_they_should() -> None:
     """Unit checks behind the SMTP tests: a DMARC verdict on another domain and an untrusted A-R count for nothing."""
     from mailgate.models import ParsedMail
-    from mailgate.parse import parse
+    from mailgate.mail.parse import parse
 
     def parsed(*headers: str) -> ParsedMail:
         # As the MTA in front writes them: on top, above everything the sender wrote.

@@ -1,0 +1,266 @@
+"""Data care for operators: `mailgate db backup`, `mailgate retention run`, `mailgate contacts erase`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailgate.ops import erase as erase_ops
+from mailgate.ops import retention
+from mailgate.store.blobs import BlobStore
+from mailgate.cli.support import CONTACT, EX_TEMPFAIL, emit_json, load_config, out, run_txn
+from mailgate.config import Config
+from mailgate.store import StoreUnavailable, Txn, store_for
+
+log = logging.getLogger("mailgate.data")
+
+BACKUP_PAGES = 256  # pages copied per step (1 MiB at 4 KiB pages): the daemon writes between steps
+BACKUP_SLEEP = 0.005  # seconds between steps
+MAX_RESTARTS = 3  # a stepped backup starts over whenever another connection writes
+
+
+class _TooBusy(Exception):
+    """The daemon wrote faster than the stepped backup could finish; copy in one read snapshot instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    path: Path
+    pages: int
+    bytes: int
+    integrity: str
+    tickets: int
+    messages: int
+    snapshot: bool  # copied in one read transaction after the stepped copy kept restarting
+
+
+def backup(source: Path, target: Path, *, busy_timeout: float = 10.0) -> BackupResult:
+    """Copy a live database page by page into a new 0600 file; checked with integrity_check before it is named."""
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)  # mkstemp made it 0600: the copy holds every customer's mail
+    tmp = Path(tmp_name)
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout)
+        dst = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            snapshot = False
+            try:
+                src.backup(dst, pages=BACKUP_PAGES, progress=_restarts_watch(), sleep=BACKUP_SLEEP)
+            except _TooBusy:
+                # In WAL mode one read transaction holds a consistent snapshot while writers go on;
+                # only the checkpoint waits, so the daemon keeps accepting mail during the copy.
+                src.backup(dst, pages=-1)
+                snapshot = True
+            # A standalone file: the WAL flag came with the pages; the copy must not need a -wal beside it.
+            dst.execute("PRAGMA journal_mode = DELETE").fetchall()
+            integrity = "; ".join(r[0] for r in dst.execute("PRAGMA integrity_check").fetchall())
+            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+            counts = [int(dst.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in ("tickets", "messages")]
+        finally:
+            dst.close()
+            src.close()
+        if integrity != "ok":
+            raise click.ClickException(f"the copy failed its integrity check: {integrity}")
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        return BackupResult(target, pages, target.stat().st_size, integrity, counts[0], counts[1], snapshot)
+    finally:
+        tmp.unlink(missing_ok=True)
+        for suffix in ("-journal", "-wal", "-shm"):
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
+
+
+def _restarts_watch() -> Any:
+    last = [-1]
+    restarts = [0]
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if last[0] >= 0 and remaining > last[0]:
+            restarts[0] += 1
+            if restarts[0] > MAX_RESTARTS:
+                raise _TooBusy()
+        last[0] = remaining
+
+    return progress
+
+
+def copy_blobs(database: Path, source: BlobStore, target: BlobStore) -> dict[str, int]:
+    """Copy the files the backed-up database names, content-addressed: one already there is not copied again."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        hashes = [r[0] for r in db.execute("SELECT sha256 FROM blobs ORDER BY sha256")]
+    counts = {"copied": 0, "present": 0, "missing": 0}
+    for sha256 in hashes:
+        try:
+            there = target.path(sha256)
+            if there.exists():
+                counts["present"] += 1
+                continue
+            there.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=there.parent, prefix=".tmp-")
+            os.close(fd)
+            try:
+                shutil.copyfile(source.path(sha256), tmp)
+                os.replace(tmp, there)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            counts["copied"] += 1
+        except (OSError, ValueError) as exc:  # removed by retention meanwhile, or unreadable: listed, not fatal
+            log.warning("backup.blob_missing sha256=%s error=%s", sha256, exc)
+            counts["missing"] += 1
+    return counts
+
+
+# -- mailgate db ---------------------------------------------------------------------------------------
+
+
+@click.group("db")
+def db_group() -> None:
+    """The database file: consistent backups while the daemon runs."""
+
+
+@db_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--with-attachments", "attachments", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also copy attachment files into this folder (only those not there yet).")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def db_backup(ctx: click.Context, file: Path, attachments: Path | None, force: bool, as_json: bool) -> None:
+    """Copy the database to FILE while the daemon keeps running (SQLite online backup, checked)."""
+    config = load_config(ctx)
+    source = config.database_path
+    if not source.exists():
+        raise click.ClickException(f"no database at {source}")
+    file = file.resolve()
+    if file.exists() and not force:
+        raise click.ClickException(f"{file} exists; add --force to replace it")
+    if not file.parent.is_dir():
+        raise click.ClickException(f"no folder {file.parent}")
+    if file == source.resolve():
+        raise click.ClickException("FILE is the live database itself")
+    started = time.monotonic()
+    try:
+        result = backup(source, file, busy_timeout=config.storage.busy_timeout)
+    except sqlite3.Error as exc:
+        click.echo(f"store unavailable: {exc}", err=True)
+        ctx.exit(EX_TEMPFAIL)
+    data: dict[str, Any] = {
+        "file": str(result.path), "bytes": result.bytes, "pages": result.pages, "integrity": result.integrity,
+        "tickets": result.tickets, "messages": result.messages, "snapshot": result.snapshot,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    text = (f"backup {result.path}: {result.bytes} bytes, {result.tickets} tickets, {result.messages} messages,"
+            f" integrity {result.integrity}")
+    if attachments is not None:
+        attachments.mkdir(mode=0o700, parents=True, exist_ok=True)
+        files = copy_blobs(result.path, BlobStore(config.attachments_path), BlobStore(attachments))
+        data["attachments"] = files
+        text += f"; attachments copied {files['copied']}, present {files['present']}, missing {files['missing']}"
+    log.info("db.backup file=%s bytes=%s integrity=%s", result.path, result.bytes, result.integrity)
+    out(as_json, data, text)
+
+
+# -- mailgate retention --------------------------------------------------------------------------------
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """How long mail is kept ([retention]): the daemon applies it daily; `run` applies it now."""
+
+
+@retention_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def retention_run(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Delete what [retention] says is too old, in small batches (safe while the daemon runs)."""
+    config = load_config(ctx)
+    if not retention.enabled(config.retention):
+        out(as_json, {"enabled": False, "dry_run": dry_run, **retention.Purged().as_dict()},
+            "retention: no limit set in [retention]; nothing to do")
+        return
+
+    async def go() -> retention.Purged:
+        async with store_for(config) as store:
+            return await retention.run(store, config, dry_run=dry_run)
+
+    try:
+        purged = asyncio.run(go())
+    except StoreUnavailable as exc:
+        click.echo(f"store unavailable: {exc}", err=True)
+        ctx.exit(EX_TEMPFAIL)
+    counts = purged.as_dict()
+    verb = "would delete" if dry_run else "deleted"
+    out(as_json, {"enabled": True, "dry_run": dry_run, **counts},
+        f"retention {verb}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+# -- mailgate contacts erase ---------------------------------------------------------------------------
+
+
+@click.command("erase")
+@click.argument("contact", type=CONTACT)
+@click.option("--no-vacuum", is_flag=True,
+              help="Skip rewriting the database file (run `sqlite3 FILE VACUUM` later; old free pages may keep traces).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def contacts_erase(ctx: click.Context, contact: str, no_vacuum: bool, as_json: bool) -> None:
+    """Erase a contact (by id or address): their mail, files, spool bytes, names and addresses. Cannot be undone."""
+    config = load_config(ctx)
+
+    async def work(config: Config, tx: Txn) -> erase_ops.Erased:
+        return await erase_ops.erase(tx, contact)
+
+    result = run_txn(ctx, as_json, work, config=config)
+    files = retention.unlink_blobs(BlobStore(config.attachments_path), result.hashes)
+    checkpoint = _compact(config.database_path, not no_vacuum)
+    data = {**result.as_dict(), "files": files, "checkpoint": checkpoint}
+    log.info("contacts.erased contact=%s tickets=%s messages=%s files=%s checkpoint=%s",
+             result.contact, result.tickets, result.messages, files, checkpoint)
+    out(as_json, data, f"contact {result.contact} erased: {result.tickets} tickets, {result.messages} messages,"
+                       f" {files} files, {result.outbox} outgoing mails; now {result.placeholder} (wal {checkpoint})")
+
+
+def _compact(database: Path, vacuum: bool) -> str:
+    """Rewrite the file and truncate the WAL, so no old page keeps the person's words.
+
+    secure_delete zeroes what the erase itself freed, but pages freed earlier without it (a spool
+    row rewritten when its state changed) may still hold old copies on the free list: VACUUM
+    rebuilds every page. The TRUNCATE checkpoint empties the WAL, where pre-erase versions of the
+    pages live on. Intake waits during the VACUUM (SMTP answers 451, senders retry); an erase is rare.
+    """
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=30, isolation_level=None)) as db:
+            if vacuum:
+                db.execute("VACUUM")
+            busy, _frames, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        log.warning("contacts.erase_compact_failed error=%s", exc)
+        return "failed"
+    # busy: a reader (the daemon mid-transaction) held old pages; its next checkpoint folds them in.
+    return "busy" if busy else "truncated"
+
+
+def attach(main: click.Group) -> None:
+    # `mailgate db` may already exist (other database commands): add to it rather than replace it.
+    existing = main.commands.get("db")
+    if isinstance(existing, click.Group):
+        existing.add_command(db_backup)
+    else:
+        main.add_command(db_group)
+    main.add_command(retention_group)
+    contacts = main.commands.get("contacts")
+    if isinstance(contacts, click.Group):
+        contacts.add_command(contacts_erase)

@@ -1,0 +1,213 @@
+"""Forward a ticket or ask a colleague: the history goes out, answers come back as internal notes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mailgate import tokens
+from mailgate.ops import agent as agent_ops, tickets
+from mailgate.outgoing import compose, guard as loops, notices as outbound, outbox
+from mailgate.pipeline import thread as correlate
+from mailgate.ops.agent import Change, OpError
+from mailgate.store.blobs import BlobStore, message_files
+from mailgate.config import AgentConfig, Config
+from mailgate.models import MailKind, ParsedMail
+from mailgate.spool import SpoolEntry
+from mailgate.store import Txn, now_iso
+
+FORWARD, HELP = "forward", "help"
+_PURPOSE = {FORWARD: tokens.FORWARD, HELP: tokens.HELP}
+_KIND = {v: k for k, v in _PURPOSE.items()}
+MAX_ATTACHED = 20 << 20  # bytes of attachments in one forward; past that they are listed, not attached
+THREAD_TEXT = 20_000  # characters of one message shown in a forward
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer to a forward or a question, stored as an internal note."""
+
+    ticket_id: int
+    number: int
+    message_row: int
+    detail: str
+
+
+async def forward(
+    tx: Txn, config: Config, ticket_id: int, addresses: Sequence[str], agent: AgentConfig, *,
+    notes: bool = False, text: str = "",
+) -> Change:
+    """The ticket with its whole correspondence (and attachments) to each address; notes only if asked."""
+    own = {a.lower() for a in config.gateway.addresses} | {outbound.mailer_for(config).bounce_base}
+    for address in addresses:
+        if loops.base(address.lower()) in own:
+            raise OpError(f"[forward:{address}]: that is mailgate's own address")
+    for address in addresses:
+        await _send(tx, config, ticket_id, FORWARD, address, None, agent, notes=notes, text=text)
+    what = "with internal notes" if notes else "without internal notes"
+    return Change("forward+notes" if notes else "forward", f"sent to {', '.join(addresses)} ({what})")
+
+
+async def ask_help(
+    tx: Txn, config: Config, ticket_id: int, colleagues: Sequence[str], agent: AgentConfig, *, text: str = ""
+) -> Change:
+    """Each colleague (an agent id) gets the question with the ticket's context, notes included."""
+    known = ", ".join(a.id for a in config.agents)
+    found: list[AgentConfig] = []
+    for colleague_id in colleagues:
+        colleague = config.agent(colleague_id)
+        if colleague is None:
+            raise OpError(f"[help:{colleague_id}]: unknown colleague {colleague_id!r} (known: {known})")
+        if colleague.id == agent.id:
+            raise OpError(f"[help:{colleague_id}]: that is you")
+        found.append(colleague)
+    for colleague in found:
+        await _send(tx, config, ticket_id, HELP, colleague.addresses[0], colleague, agent, notes=True, text=text)
+    return Change("help", f"asked {', '.join(c.id for c in found)}")
+
+
+async def _send(
+    tx: Txn, config: Config, ticket_id: int, kind: str, address: str, colleague: AgentConfig | None,
+    agent: AgentConfig, *, notes: bool, text: str,
+) -> None:
+    mailer = outbound.mailer_for(config)
+    info = await mailer.ticket(tx, ticket_id)
+    now = datetime.now(UTC)
+    forward_id = await tx.execute(
+        "INSERT INTO forwards (ticket_id, kind, asked_by, address, colleague, notes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (ticket_id, kind, agent.id, address.lower(), colleague.id if colleague else None, int(notes), now_iso()),
+    )
+    token = tokens.Token(_PURPOSE[kind], info.number, str(forward_id))
+    thread, files = await _thread(tx, config, ticket_id, notes)
+    language = mailer.agent_language(info, colleague) if colleague else mailer.agent_language(info, agent)
+    rendered = mailer.templates.render("forward" if kind == FORWARD else "help_request", language, mailer.data(
+        info, agent_name=colleague.name if colleague else "", agent_id=colleague.id if colleague else "",
+        outcome={"by": agent.name, "question": text, "thread": thread, "notes": notes},
+    ))
+    subject = compose.tagged_subject(rendered.subject, config.gateway.ticket_tag, info.number)
+    message_id = tokens.message_id(mailer.secret, mailer.domain, token)
+    sender = f"{agent.name} ({config.gateway.name})"
+    outbox_id = await outbox.insert(tx, outbox.NewMail(
+        ticket_id=ticket_id, kind=kind, automatic=False, agent=agent.id, message_id=message_id, from_name=sender,
+        from_address=info.from_address, in_reply_to=None, rcpt_to=address, subject=subject, text=rendered.text,
+        not_before=now,
+    ))
+    message = compose.compose(compose.Outgoing(
+        from_name=sender, from_address=info.from_address, to_name=colleague.name if colleague else "",
+        to_address=address, reply_to=tokens.reply_address(mailer.secret, info.from_address, token), subject=subject,
+        message_id=message_id, text=rendered.text, html=rendered.html, marker=tokens.body_marker(mailer.secret, token),
+        automatic=False, language=language, files=tuple(files),
+    ))
+    mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
+    await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
+    await tx.execute("UPDATE forwards SET outbox_id = ? WHERE id = ?", (outbox_id, forward_id))
+    await tickets.event(tx, ticket_id, agent_ops.actor(agent), f"ticket.{kind}",
+                        {"to": address, "colleague": colleague.id if colleague else None, "notes": notes,
+                         "forward": forward_id, "outbox": outbox_id, "attachments": len(files)})
+    outbound.wake()
+
+
+async def _thread(
+    tx: Txn, config: Config, ticket_id: int, notes: bool
+) -> tuple[list[dict[str, Any]], list[compose.File]]:
+    """The correspondence oldest first, and the attachment files that fit (the rest are only named)."""
+    directions = ("in", "out", "note") if notes else ("in", "out")
+    marks = ", ".join("?" for _ in directions)
+    rows = await tx.all(f"SELECT * FROM messages WHERE ticket_id = ? AND direction IN ({marks}) ORDER BY id",
+                        (ticket_id, *directions))
+    blobs = BlobStore(config.attachments_path)
+    thread: list[dict[str, Any]] = []
+    files: list[compose.File] = []
+    budget = MAX_ATTACHED
+    for row in rows:
+        found, names = await message_files(tx, blobs, row["id"], budget)
+        budget -= sum(len(f.data) for f in found)
+        files += found
+        words = (row["text"] or row["reply_text"] or "").strip()
+        sender = f"{row['from_name']} <{row['from_address']}>" if row["from_name"] and row["from_address"] else (
+            row["from_name"] or row["from_address"])
+        thread.append({
+            "direction": row["direction"], "from": compose.clean(sender, 300),
+            "at": (row["sent_at"] or row["created_at"])[:16].replace("T", " "), "subject": compose.clean(row["subject"]),
+            "text": words[:THREAD_TEXT] + ("\n[...]" if len(words) > THREAD_TEXT else ""), "attachments": names,
+        })
+    return thread, files
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+
+async def answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str) -> Answer | None:
+    """A mail answering a forward or a question: an internal note on the ticket; the asking agent is told."""
+    secret = config.secret_bytes()
+    recipients = " ".join([*entry.envelope.rcpt_to, *(a.address for a in (*mail.to, *mail.cc))])
+    referenced = " ".join(m for m in (mail.in_reply_to, *mail.references) if m)
+    for token in [*tokens.find(secret, recipients), *tokens.find(secret, referenced)]:
+        if token.purpose not in _KIND or not (token.agent or "").isdigit():
+            continue
+        row = await tx.one("SELECT * FROM forwards WHERE id = ?", (int(token.agent or 0),))
+        if row is not None and row["kind"] == _KIND[token.purpose]:
+            return await _store_answer(tx, config, mail, entry, key, row)
+    return None
+
+
+async def _store_answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, asked: Any) -> Answer:
+    ticket_id = await correlate.survivor(tx, asked["ticket_id"])
+    number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
+    sender = mail.from_[0] if mail.from_ else None
+    address = sender.address.lower() if sender else ""
+    detail = f"answer to the {asked['kind']} #{asked['id']} {asked['asked_by']} sent to {asked['address']}"
+    now = now_iso()
+    row = await tx.execute(
+        "INSERT INTO messages (ticket_id, spool_id, direction, message_id, content_key, in_reply_to, from_name,"
+        " from_address, recipients, subject, sent_at, text, html, reply_text, kind, defects, thread_rule,"
+        " thread_detail, created_at) VALUES (?, ?, 'note', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'token', ?, ?)",
+        (ticket_id, entry.id, mail.message_id, key, mail.in_reply_to, sender.name if sender else "", address,
+         json.dumps({"to": [a.to_json() for a in mail.to], "cc": [a.to_json() for a in mail.cc], "reply_to": []},
+                    ensure_ascii=False),
+         mail.subject, mail.date.isoformat() if mail.date else None, mail.text, mail.html, mail.reply_text,
+         str(mail.kind), json.dumps(list(mail.defects)), detail, now),
+    )
+    for attachment in mail.attachments:
+        await tx.execute("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
+                         (attachment.sha256, attachment.size, now))
+    await tx.executemany(
+        "INSERT INTO attachments (message_row, sha256, filename, content_type, size, inline, content_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(row, a.sha256, a.filename, a.content_type, a.size, int(a.inline), a.content_id) for a in mail.attachments],
+    )
+    actor = f"{asked['kind']}:{address or asked['address']}"
+    await tickets.event(tx, ticket_id, actor, "note.added", {
+        "message": row, "message_id": mail.message_id, "forward": asked["id"], "kind": str(mail.kind),
+        "sender_is_recipient": address == asked["address"],
+    })
+    if mail.kind is not MailKind.MESSAGE or entry.envelope.imported:
+        return Answer(ticket_id, number, row, detail)  # an out-of-office: kept, nobody is bothered
+    await tx.execute("UPDATE forwards SET answers = answers + 1, answered_at = ? WHERE id = ?", (now, asked["id"]))
+    await tx.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
+    await tx.execute(
+        "INSERT INTO ticket_flags (ticket_id, agent, reason, created_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (ticket_id, agent) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at",
+        (ticket_id, asked["asked_by"], f"{asked['kind']} answered by {address}", now),
+    )
+    asker = config.agent(asked["asked_by"])
+    if asker is not None:
+        mailer = outbound.mailer_for(config)
+        info = await mailer.ticket(tx, ticket_id)
+        shown = f"{sender.name} <{address}>" if sender and sender.name else address
+        await mailer.queue_mail(
+            tx, info, kind="notify", template="forward_answer", to_name=asker.name, to_address=asker.addresses[0],
+            language=mailer.agent_language(info, asker), auto_kind="auto-generated",
+            reply_token=tokens.Token(tokens.AGENT_NOTE, info.number, asker.id),  # answering it adds a note
+            data=mailer.data(info, agent_name=asker.name, agent_id=asker.id, message_from=shown,
+                             message_text=mail.reply_text or mail.text, outcome={"by": asker.name}),
+        )
+    return Answer(ticket_id, number, row, detail)
+
+
+async def seen(tx: Txn, ticket_id: int, agent: AgentConfig) -> None:
+    """The agent acted on the ticket: its flag for them (an answer came in) is cleared."""
+    await tx.execute("DELETE FROM ticket_flags WHERE ticket_id = ? AND agent = ?", (ticket_id, agent.id))

@@ -1,0 +1,255 @@
+"""Ticket life: status changes and their SLA effects, waiting and waking, customer replies that reopen or follow up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mailgate.ops import sla, tickets
+from mailgate.outgoing import notices as outbound
+from mailgate.runners import timers
+from mailgate.config import Config
+from mailgate.pipeline.thread import Correlation
+from mailgate.errors import Refused
+from mailgate.models import MailKind, ParsedMail, ThreadRule
+from mailgate.store import Txn, now_iso
+
+log = logging.getLogger("mailgate.lifecycle")
+
+WAKE = "snooze.wake"
+WAITING = "waiting"
+OPEN = "open"
+FOLLOW_UP = "follow-up"
+# A reply to a ticket in one of these states never changes it (merge and spam belong to others).
+_UNTOUCHED = frozenset({"merged", "spam"})
+_MAX_CHAIN = 20  # follow-ups of follow-ups: a safety bound, not a real limit
+
+
+class LifecycleError(Refused):
+    """A refused change (a snooze into the past, of a closed ticket …); nothing was written."""
+
+
+def _now(now: datetime | None) -> datetime:
+    return (now or datetime.now(UTC)).astimezone(UTC)
+
+
+async def ticket_id_for(tx: Txn, number: int) -> int:
+    """The row id of ticket #number, or LifecycleError."""
+    ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
+    if ticket_id is None:
+        raise LifecycleError(f"no ticket #{number}")
+    return int(ticket_id)
+
+
+async def _status(tx: Txn, ticket_id: int) -> str:
+    status = await tx.value("SELECT status FROM tickets WHERE id = ?", (ticket_id,))
+    if status is None:
+        raise LifecycleError(f"no ticket with id {ticket_id}")
+    return str(status)
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+
+async def status_changed(
+    tx: Txn, config: Config, ticket_id: int, old: str, new: str, *, actor: str, now: datetime | None = None
+) -> None:
+    """Call after any status change: ends a wait, remembers when it was resolved, moves the SLA clock."""
+    if old == new:
+        return
+    moment = _now(now)
+    if old == WAITING:
+        await timers.cancel(tx, WAKE, ticket_id)
+        await tx.execute("UPDATE tickets SET snoozed_until = NULL WHERE id = ?", (ticket_id,))
+    if new == "resolved":
+        await tx.execute("UPDATE tickets SET resolved_at = ? WHERE id = ?", (timers.iso(moment), ticket_id))
+    await sla.status_changed(tx, config, ticket_id, old, new, now=moment, actor=actor)
+
+
+async def set_status(
+    tx: Txn, config: Config, ticket_id: int, status: str, *, actor: str, now: datetime | None = None,
+    reason: str | None = None,
+) -> str:
+    """Change the status (with its event and hooks); returns the old one."""
+    old = await _status(tx, ticket_id)
+    if old == status:
+        return old
+    await tx.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?", (status, now_iso(), ticket_id))
+    data: dict[str, Any] = {"from": old, "to": status}
+    if reason:
+        data["reason"] = reason
+    await tickets.event(tx, ticket_id, actor, "ticket.status", data)
+    await status_changed(tx, config, ticket_id, old, status, actor=actor, now=now)
+    return old
+
+
+async def answered(tx: Txn, config: Config, ticket_id: int, *, actor: str, now: datetime | None = None) -> None:
+    """An agent answered the customer: a ticket still "new" is open from now on (tags set any other status first)."""
+    if await _status(tx, ticket_id) == "new":
+        await set_status(tx, config, ticket_id, OPEN, actor=actor, now=now, reason="answered")
+        log.info("ticket.answered ticket_id=%s status=new->open actor=%s", ticket_id, actor)
+
+
+# -- waiting --------------------------------------------------------------------------------------
+
+
+async def snooze(
+    tx: Txn, config: Config, ticket_id: int, until: datetime, *, actor: str, now: datetime | None = None
+) -> None:
+    """The ticket leaves the inbox until `until`; the wake-up timer brings it back (status open)."""
+    moment = _now(now)
+    if until.tzinfo is None:
+        raise LifecycleError("the wake-up time needs a time zone")
+    if until <= moment:
+        raise LifecycleError(f"{until.isoformat()} is in the past")
+    old = await _status(tx, ticket_id)
+    if old in sla.DONE:
+        raise LifecycleError(f"the ticket is {old}: only an open ticket can wait")
+    await timers.cancel(tx, WAKE, ticket_id)
+    await tx.execute(
+        "UPDATE tickets SET status = ?, snoozed_until = ?, updated_at = ? WHERE id = ?",
+        (WAITING, timers.iso(until), now_iso(), ticket_id),
+    )
+    await timers.add(tx, WAKE, ticket_id, until)
+    await tickets.event(tx, ticket_id, actor, "ticket.snoozed", {"from": old, "until": timers.iso(until)})
+    if old != WAITING:
+        await sla.status_changed(tx, config, ticket_id, old, WAITING, now=moment, actor=actor)
+    sla.poke_timers()
+
+
+async def wake(tx: Txn, config: Config, ticket_id: int, *, actor: str, reason: str, now: datetime | None = None) -> bool:
+    """A waiting ticket comes back (status open); False when it was not waiting."""
+    if await _status(tx, ticket_id) != WAITING:
+        return False
+    await set_status(tx, config, ticket_id, OPEN, actor=actor, now=now, reason=reason)
+    await tickets.event(tx, ticket_id, actor, "ticket.woken", {"reason": reason})
+    return True
+
+
+async def on_wake_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | None = None) -> None:
+    """The wake-up time came: open the ticket and tell its assignee (else its queue) it is back."""
+    row = await tx.one("SELECT status, snoozed_until FROM tickets WHERE id = ?", (timer.ref,))
+    if row is None or row["status"] != WAITING:
+        return  # woken already (a customer reply, an agent): the timer was only left over
+    moment = _now(now)
+    until = datetime.fromisoformat(row["snoozed_until"]) if row["snoozed_until"] else moment
+    if until > moment + timedelta(seconds=1):
+        await timers.add(tx, WAKE, timer.ref, until)  # snoozed again meanwhile, by another process
+        sla.poke_timers()
+        return
+    await wake(tx, config, timer.ref, actor="system", reason="time", now=moment)
+    mailer = outbound.mailer_for(config)
+    info = await mailer.ticket(tx, timer.ref)
+    for agent in mailer.agents_to_tell(info):
+        await mailer.queue_mail(
+            tx, info, kind="notify", template="waiting_over", to_name=agent.name, to_address=agent.addresses[0],
+            language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+            data=mailer.data(info, agent_name=agent.name, agent_id=agent.id),
+        )
+
+
+# -- customer replies -----------------------------------------------------------------------------
+
+
+async def customer_reply(
+    tx: Txn, config: Config, found: Correlation, mail: ParsedMail, *, actor: str, imported: bool,
+    now: datetime | None = None,
+) -> tuple[Correlation, int | None]:
+    """Where a customer's reply to an existing ticket lands, after waking or reopening it.
+
+    Returns the correlation to store the mail under and, when that says "new ticket", the id of
+    the ticket it follows up (closed, or resolved longer than tickets.reopen_days ago).
+    Automatic mail (bounces, out-of-office) and imported mail change nothing.
+    """
+    if found.ticket_id is None or imported or mail.kind is not MailKind.MESSAGE or _from_agent(config, mail):
+        return found, None
+    moment = _now(now)
+    ticket_id = found.ticket_id
+    for _ in range(_MAX_CHAIN):
+        row = await tx.one("SELECT status, resolved_at, updated_at, number FROM tickets WHERE id = ?", (ticket_id,))
+        if row is None or row["status"] in _UNTOUCHED:
+            return found, None
+        status = row["status"]
+        if status == WAITING:
+            await wake(tx, config, ticket_id, actor=actor, reason="customer-reply", now=moment)
+        elif status == "pending":
+            await set_status(tx, config, ticket_id, OPEN, actor=actor, now=moment, reason="customer-reply")
+        elif status == "resolved" and _recent(config, row["resolved_at"] or row["updated_at"], moment):
+            await set_status(tx, config, ticket_id, OPEN, actor=actor, now=moment, reason="customer-reply")
+            await tickets.event(tx, ticket_id, actor, "ticket.reopened", {"after": "resolved"})
+        elif status in ("resolved", "closed"):
+            # An earlier reply may have opened a follow-up already: this one belongs there too.
+            later = await tx.value(
+                "SELECT ticket_id FROM ticket_links WHERE other_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+                (ticket_id, FOLLOW_UP),
+            )
+            if later is not None:
+                ticket_id = int(later)
+                continue
+            detail = f"reply to {status} ticket #{row['number']}: a new ticket follows it up"
+            return Correlation(None, ThreadRule.NEW, detail), ticket_id
+        if ticket_id == found.ticket_id:
+            return found, None
+        return Correlation(ticket_id, found.rule, f"{found.detail}; follow-up ticket of a closed one"), None
+    log.warning("lifecycle.follow_up_chain_too_long ticket=%s", found.ticket_id)
+    return found, None
+
+
+def _from_agent(config: Config, mail: ParsedMail) -> bool:
+    """An agent's mail is never a customer reply, whatever the agent-mail path decides about it."""
+    sender = mail.from_[0].address.lower() if mail.from_ else ""
+    return any(sender in agent.addresses for agent in config.agents)
+
+
+def _recent(config: Config, resolved_at: str | None, now: datetime) -> bool:
+    if not resolved_at:
+        return True
+    return now - datetime.fromisoformat(resolved_at) <= timedelta(days=config.tickets.reopen_days)
+
+
+async def opened(
+    tx: Txn, config: Config, ticket_id: int, *, follows: int | None, actor: str, now: datetime | None = None
+) -> None:
+    """A routed new ticket: start its SLA clock; link it to the ticket it follows up, with an event on both."""
+    await sla.start(tx, config, ticket_id, now=now)
+    if follows is None:
+        return
+    await tx.execute(
+        "INSERT OR IGNORE INTO ticket_links (ticket_id, other_id, kind, created_at) VALUES (?, ?, ?, ?)",
+        (ticket_id, follows, FOLLOW_UP, now_iso()),
+    )
+    numbers = {r["id"]: r["number"] for r in await tx.all("SELECT id, number FROM tickets WHERE id IN (?, ?)",
+                                                          (ticket_id, follows))}
+    await tickets.event(tx, ticket_id, actor, "ticket.follows_up", {"ticket": numbers.get(follows)})
+    await tickets.event(tx, follows, actor, "ticket.followed_up", {"ticket": numbers.get(ticket_id)})
+
+
+async def links(tx: Txn, ticket_id: int) -> list[dict[str, Any]]:
+    """The tickets linked to this one, both ways."""
+    rows = await tx.all(
+        "SELECT l.kind, l.created_at, 'follows' AS way, t.number, t.status, t.subject FROM ticket_links l"
+        " JOIN tickets t ON t.id = l.other_id WHERE l.ticket_id = ?"
+        " UNION ALL SELECT l.kind, l.created_at, 'followed-by', t.number, t.status, t.subject FROM ticket_links l"
+        " JOIN tickets t ON t.id = l.ticket_id WHERE l.other_id = ? ORDER BY 2",
+        (ticket_id, ticket_id),
+    )
+    return [dict(r) for r in rows]
+
+
+# -- the daemon's timers --------------------------------------------------------------------------
+
+
+def register_timers(registry: timers.Timers, current_config: Callable[[], Config]) -> None:
+    """Handlers for the wake-up and SLA timers; the config is read at firing time (it may be reloaded)."""
+
+    async def on_wake(tx: Txn, timer: timers.Timer) -> None:
+        await on_wake_timer(tx, current_config(), timer)
+
+    async def on_sla(tx: Txn, timer: timers.Timer) -> None:
+        await sla.fire(tx, current_config(), timer)
+
+    registry.register(WAKE, on_wake)
+    for kind in sla.KINDS:
+        registry.register(kind, on_sla)

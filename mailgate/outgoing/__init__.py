@@ -1,0 +1,1 @@
+"""Everything mailgate writes: the notices, composing, templates, loop guards, outbox rows, relays."""

@@ -1,0 +1,1 @@
+"""One stored mail through the steps that make it a ticket message."""

@@ -1,0 +1,137 @@
+"""Which ticket a message belongs to: signed token, then headers, then a subject tag its sender may use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from mailgate import tokens
+from mailgate.pipeline import parties
+from mailgate.config import Config
+from mailgate.models import ParsedMail, ThreadRule
+from mailgate.store import Txn
+
+# Reply/forward prefixes of the mail clients our users have: English, Nordic, Polish, German,
+# Hungarian, Dutch, French, Spanish, Italian; "RE[2]:" and "Re^3:" counters; repeated prefixes.
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|sv|vs|vl|odp|pd|aw|wg|vá|válasz|tov|továbbítás|antw|doorst|tr|réf|rv|ri|r)"
+    r"\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=8)
+def _tag_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(r"\[\s*" + re.escape(prefix) + r"\s*(\d{1,12})\s*\]", re.IGNORECASE)
+
+
+def subject_tags(subject: str, prefix: str) -> list[int]:
+    """Ticket numbers tagged in a subject, e.g. "[#1234]", in order."""
+    return [int(n) for n in _tag_pattern(prefix).findall(subject)]
+
+
+def clean_subject(subject: str, prefix: str) -> str:
+    """The subject a ticket keeps: no Re:/Fw:/Sv:/Odp:/AW:/Vá: prefixes and no ticket tag."""
+    subject = _tag_pattern(prefix).sub(" ", subject)
+    previous = None
+    while previous != subject:
+        previous = subject
+        subject = _PREFIX.sub("", subject).strip()
+        subject = _tag_pattern(prefix).sub(" ", subject).strip()
+    return " ".join(subject.split())
+
+
+async def survivor(tx: Txn, ticket_id: int) -> int:
+    """The ticket a merged one lives on in (issue 7): its tokens and tag lead there."""
+    for _ in range(20):  # merges of merged tickets; a bound, never a loop
+        into = await tx.value("SELECT merged_into FROM tickets WHERE id = ?", (ticket_id,))
+        if into is None:
+            break
+        ticket_id = int(into)
+    return ticket_id
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    ticket_id: int | None
+    rule: ThreadRule
+    detail: str  # what decided, for an operator reading "why is this mail here"
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    return [i for i in items if not (i in seen or seen.add(i))]
+
+
+async def find(
+    tx: Txn,
+    mail: ParsedMail,
+    rcpt_to: tuple[str, ...],
+    *,
+    secret: bytes,
+    tag_prefix: str,
+    config: Config | None = None,
+) -> Correlation:
+    """Thread a parsed message into an existing ticket, or say it opens a new one.
+
+    config: the agents and queues, so a ticket's own agents may name it by its subject tag.
+    """
+    # (a) A signed token: in a recipient address, in one of our Message-IDs it answers, or in a
+    # quoted body marker (some providers rewrite Message-IDs; the marker survives that).
+    recipients = list(rcpt_to) + [a.address for a in (*mail.to, *mail.cc)]
+    referenced = _unique(([mail.in_reply_to] if mail.in_reply_to else []) + list(reversed(mail.references)))
+    for place, text in (
+        ("recipient", " ".join(recipients)),
+        ("message-id", " ".join(referenced)),
+        ("body marker", mail.text),
+    ):
+        for token in tokens.find(secret, text):
+            if token.purpose != "r":
+                continue
+            ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (token.ticket,))
+            if ticket_id is not None:
+                return Correlation(await survivor(tx, ticket_id), ThreadRule.TOKEN, f"token for #{token.ticket} in {place}")
+
+    # (b) In-Reply-To, then References newest first, against every Message-ID stored or sent.
+    if referenced:
+        found: dict[str, int] = {}
+        for start in range(0, len(referenced), 500):
+            chunk = referenced[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in await tx.all(
+                f"SELECT message_id, ticket_id FROM message_ids WHERE message_id IN ({marks})", chunk
+            ):
+                found[row["message_id"]] = row["ticket_id"]
+        for reference in referenced:
+            if reference in found:
+                return Correlation(await survivor(tx, found[reference]), ThreadRule.HEADER, f"references <{reference}>")
+
+    # (c) A ticket tag in the subject, only for a sender who already takes part in that ticket:
+    # a guessed number must not let a stranger into someone else's ticket.
+    sender = mail.from_[0].address.lower() if mail.from_ else ""
+    for number in subject_tags(mail.subject, tag_prefix):
+        row = await tx.one("SELECT id, contact_id FROM tickets WHERE number = ?", (number,))
+        if row is None or not sender:
+            continue
+        party = await tx.value(
+            "SELECT 1 FROM ticket_parties WHERE ticket_id = ? AND address = ? AND role != 'pending'"
+            " UNION ALL SELECT 1 FROM contact_addresses WHERE contact_id = ? AND address = ? LIMIT 1",
+            (row["id"], sender, row["contact_id"], sender),
+        )
+        if party:
+            return Correlation(await survivor(tx, row["id"]), ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is a party")
+        # The ticket's own agents writing "[#N] …" from a plain mail client (no token, no DKIM): the
+        # mail belongs on the ticket. Threading gives no power: without proof it is kept and shown,
+        # never run (agent_mail). A From the parser had to guess at names nobody.
+        if config is not None and mail.from_is_clean:
+            target = await survivor(tx, row["id"])  # merged: the agents of the ticket it lives on count too
+            for ticket_id in dict.fromkeys((row["id"], target)):
+                staff = await parties.agent_part(tx, config, ticket_id, sender)
+                if staff:
+                    return Correlation(target, ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is {staff}")
+        return Correlation(
+            None, ThreadRule.NEW, f"subject tag #{number} ignored: {sender} is not a party of that ticket"
+        )
+
+    return Correlation(None, ThreadRule.NEW, "no token, known reference or usable subject tag")

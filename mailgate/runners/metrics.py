@@ -1,0 +1,152 @@
+"""Prometheus metrics, computed at scrape time from one read transaction and the workers' live state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from mailgate.store import Store, Txn
+
+if TYPE_CHECKING:
+    from mailgate.daemon import Running
+
+# A `_created` series per counter doubles what is stored and means nothing for totals we
+# derive from the database.
+disable_created_metrics()
+
+# States that always appear (as 0), so an alert on "failed > 0" has a series before the first failure.
+OUTBOX_STATES = ("queued", "sending", "sent", "failed", "held", "cancelled")
+IMAP_STATES = ("connecting", "idle", "polling", "fetching", "backoff", "auth-failed", "stopped")
+
+
+@dataclass
+class _Tally:
+    """A running count per label over rows with growing ids: only rows added since the last scrape are read.
+
+    The spool holds every raw mail; counting it whole on each scrape would read every blob's
+    pages (SQLite walks a row's overflow chain to reach columns after the blob).
+    """
+
+    table: str
+    column: str
+    last_id: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    async def update(self, tx: Txn) -> None:
+        rows = await tx.all(
+            f"SELECT COALESCE({self.column}, '') AS label, COUNT(*) AS n, MAX(id) AS top"
+            f" FROM {self.table} WHERE id > ? GROUP BY label",
+            (self.last_id,),
+        )
+        for row in rows:
+            label = row["label"] or "none"
+            self.counts[label] = self.counts.get(label, 0) + int(row["n"])
+            self.last_id = max(self.last_id, int(row["top"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    received: dict[str, int]
+    opened: dict[str, int]
+    spool: dict[str, int]
+    outbox: dict[str, int]
+    oldest_queued_seconds: float
+    imap: dict[str, int]
+    sla_breached: dict[str, int]
+
+
+class Metrics:
+    """Holds the running tallies between scrapes; render() is what GET /metrics answers."""
+
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self._received = _Tally("spool", "source")
+        self._opened = _Tally("tickets", "queue")
+
+    async def snapshot(self, store: Store) -> Snapshot:
+        async with store.read() as tx:
+            await self._received.update(tx)
+            await self._opened.update(tx)
+            pending = int(await tx.value("SELECT COUNT(*) FROM spool WHERE state = 'received'"))
+            dead = int(await tx.value("SELECT COUNT(*) FROM spool WHERE state = 'dead'"))
+            outbox = {r["state"]: int(r["n"]) for r in await tx.all(
+                "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
+            oldest = await tx.value("SELECT MIN(created_at) FROM outbox WHERE state = 'queued'")
+            imap = {r["state"]: int(r["n"]) for r in await tx.all(
+                "SELECT state, COUNT(*) AS n FROM imap_accounts GROUP BY state")}
+            breached = await tx.one(
+                "SELECT COUNT(first_response_breached) AS first_response, COUNT(resolution_breached) AS resolution"
+                " FROM ticket_sla"
+            )
+        age = 0.0
+        if oldest:
+            age = max(0.0, (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds())
+        return Snapshot(
+            received=dict(self._received.counts),
+            opened=dict(self._opened.counts),
+            spool={"received": pending, "dead": dead},
+            outbox=outbox,
+            oldest_queued_seconds=age,
+            imap=imap,
+            sla_breached={k: int(breached[k]) if breached else 0 for k in ("first_response", "resolution")},
+        )
+
+    async def render(self) -> bytes:
+        snap = await self.snapshot(self.running.store)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Families(snap, self.running))
+        return generate_latest(registry)
+
+
+class _Families(Collector):
+    """The metric families of one scrape (a fresh registry each time: nothing stale survives)."""
+
+    def __init__(self, snap: Snapshot, running: Running) -> None:
+        self.snap = snap
+        self.running = running
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        from mailgate.runners import health
+
+        snap = self.snap
+        received = CounterMetricFamily("mailgate_mails_received", "Mails spooled, by source.", labels=["source"])
+        for source, n in sorted(snap.received.items()):
+            received.add_metric([source], n)
+        yield received
+        opened = CounterMetricFamily("mailgate_tickets_opened", "Tickets opened, by queue.", labels=["queue"])
+        for queue, n in sorted(snap.opened.items()):
+            opened.add_metric([queue], n)
+        yield opened
+        spool = GaugeMetricFamily("mailgate_spool_rows", "Spool rows waiting (received) or given up (dead).",
+                                  labels=["state"])
+        for state, n in snap.spool.items():
+            spool.add_metric([state], n)
+        yield spool
+        outbox = GaugeMetricFamily("mailgate_outbox_rows", "Outbox rows, by state.", labels=["state"])
+        for state in sorted(set(OUTBOX_STATES) | set(snap.outbox)):
+            outbox.add_metric([state], snap.outbox.get(state, 0))
+        yield outbox
+        yield GaugeMetricFamily("mailgate_outbox_oldest_queued_seconds",
+                                "Age of the oldest queued outbox row (0: none).", value=snap.oldest_queued_seconds)
+        sender = self.running.outgoing.sender if self.running.outgoing is not None else None
+        yield CounterMetricFamily("mailgate_relay_failures", "Attempts the relay itself failed (no session, 421, auth).",
+                                  value=sender.relay_failures if sender is not None else 0)
+        imap = GaugeMetricFamily("mailgate_imap_accounts", "IMAP accounts, by state.", labels=["state"])
+        for state in sorted(set(IMAP_STATES) | set(snap.imap)):
+            imap.add_metric([state], snap.imap.get(state, 0))
+        yield imap
+        sla = GaugeMetricFamily("mailgate_sla_breached_tickets", "Tickets whose SLA deadline passed, by kind.",
+                                labels=["kind"])
+        for kind, n in snap.sla_breached.items():
+            sla.add_metric([kind], n)
+        yield sla
+        up = GaugeMetricFamily("mailgate_worker_up", "1 while the worker runs.", labels=["kind"])
+        for name, alive in health.workers_alive(self.running).items():
+            up.add_metric([name], 1 if alive else 0)
+        yield up
