@@ -26,6 +26,31 @@ class Source(enum.StrEnum):
     IMPORT = "import"
 
 
+class TicketStatus(enum.StrEnum):
+    """Where a ticket stands; stored as these words, so old rows and scripts keep reading them."""
+
+    NEW = "new"  # nobody has acted on it yet
+    OPEN = "open"
+    PENDING = "pending"  # waiting for the customer's answer
+    WAITING = "waiting"  # snoozed until a wake-up time
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    MERGED = "merged"  # joined into another ticket, which carries on
+    SPAM = "spam"
+
+
+# Done with: a customer's reply reopens it, and it counts as nobody's open work.
+CLOSED_STATUSES: frozenset[TicketStatus] = frozenset(
+    {TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.MERGED, TicketStatus.SPAM}
+)
+# The SLA clock stops while the ball is in the customer's court or the ticket sleeps.
+PAUSED_STATUSES: frozenset[TicketStatus] = frozenset({TicketStatus.PENDING, TicketStatus.WAITING})
+# What an agent may set with [status:…] or `tickets status`.
+SETTABLE_STATUSES: tuple[TicketStatus, ...] = (
+    TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.RESOLVED, TicketStatus.CLOSED
+)
+
+
 class ThreadRule(enum.StrEnum):
     """Which threading rule attached a message to its ticket."""
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from mailgate import config as config_mod
 from mailgate.ops import lifecycle, sla, tickets
 from mailgate.outgoing import notices as outbound, outbox
-from mailgate.runners import timers
+from mailgate.store import timers
 from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
 from mailgate.cli.main import main
 from mailgate.config import BusinessHoursConfig, Config, ConfigError

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,12 +12,12 @@ from mailgate import tokens
 from mailgate.ops import lifecycle, sla, tickets
 from mailgate.outgoing import notices as outbound, outbox
 from mailgate.pipeline import parties
-from mailgate.runners import timers
+from mailgate.store import timers
 from mailgate.ops.assign import CLOSED_STATUSES
 from mailgate.commands import TICKETLESS, Command, TagError
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
-from mailgate.store import Row, Txn, now_iso
+from mailgate.store import Row, Txn, messages, now_iso
 
 SNOOZE_WAKE = lifecycle.WAKE  # the timer kind that ends a snooze (fired by lifecycle)
 _RANK = "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"
@@ -285,27 +284,12 @@ async def add_message(
     """An agent's mail ('agent') or internal note ('note') on a ticket; never sent to the customer from here."""
     address = agent.addresses[0]
     now = now_iso()
-    row = await tx.execute(
-        "INSERT INTO messages (ticket_id, spool_id, direction, message_id, content_key, from_name, from_address,"
-        " recipients, subject, sent_at, text, reply_text, kind, imported, thread_rule, thread_detail, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'message', 0, 'token', ?, ?)",
-        (
-            ticket_id, spool_id, direction, message_id,
-            content_key or hashlib.sha256(text.encode()).hexdigest(), agent.name, address,
-            json.dumps({"to": [], "cc": [], "reply_to": []}), subject, sent_at, text, reply_text,
-            f"agent {agent.id}", now,
-        ),
-    )
-    await tx.execute("INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 0)",
-                     (message_id, ticket_id))
-    for attachment in attachments:
-        await tx.execute("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-                         (attachment.sha256, attachment.size, now))
-    await tx.executemany(
-        "INSERT INTO attachments (message_row, sha256, filename, content_type, size, inline, content_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(row, a.sha256, a.filename, a.content_type, a.size, int(a.inline), a.content_id) for a in attachments],
-    )
+    row = await messages.insert(tx, messages.NewMessage(
+        ticket_id=ticket_id, spool_id=spool_id, direction=direction, message_id=message_id,
+        content_key=content_key or hashlib.sha256(text.encode()).hexdigest(), from_name=agent.name,
+        from_address=address, subject=subject, sent_at=sent_at, text=text, reply_text=reply_text,
+        thread_rule="token", thread_detail=f"agent {agent.id}", created_at=now, attachments=attachments,
+    ))
     await tx.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
     await tickets.event(tx, ticket_id, actor(agent), "note.added" if direction == "note" else "message.added",
                         {"message": row, "message_id": message_id, "direction": direction})

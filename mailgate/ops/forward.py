@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from mailgate.store.blobs import BlobStore, message_files
 from mailgate.config import AgentConfig, Config
 from mailgate.models import MailKind, ParsedMail
 from mailgate.spool import SpoolEntry
-from mailgate.store import Txn, now_iso
+from mailgate.store import Txn, messages, now_iso
 
 FORWARD, HELP = "forward", "help"
 _PURPOSE = {FORWARD: tokens.FORWARD, HELP: tokens.HELP}
@@ -161,24 +160,14 @@ async def _store_answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolE
     address = sender.address.lower() if sender else ""
     detail = f"answer to the {asked['kind']} #{asked['id']} {asked['asked_by']} sent to {asked['address']}"
     now = now_iso()
-    row = await tx.execute(
-        "INSERT INTO messages (ticket_id, spool_id, direction, message_id, content_key, in_reply_to, from_name,"
-        " from_address, recipients, subject, sent_at, text, html, reply_text, kind, defects, thread_rule,"
-        " thread_detail, created_at) VALUES (?, ?, 'note', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'token', ?, ?)",
-        (ticket_id, entry.id, mail.message_id, key, mail.in_reply_to, sender.name if sender else "", address,
-         json.dumps({"to": [a.to_json() for a in mail.to], "cc": [a.to_json() for a in mail.cc], "reply_to": []},
-                    ensure_ascii=False),
-         mail.subject, mail.date.isoformat() if mail.date else None, mail.text, mail.html, mail.reply_text,
-         str(mail.kind), json.dumps(list(mail.defects)), detail, now),
-    )
-    for attachment in mail.attachments:
-        await tx.execute("INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-                         (attachment.sha256, attachment.size, now))
-    await tx.executemany(
-        "INSERT INTO attachments (message_row, sha256, filename, content_type, size, inline, content_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(row, a.sha256, a.filename, a.content_type, a.size, int(a.inline), a.content_id) for a in mail.attachments],
-    )
+    row = await messages.insert(tx, messages.NewMessage(
+        ticket_id=ticket_id, spool_id=entry.id, direction="note", message_id=mail.message_id, content_key=key,
+        in_reply_to=mail.in_reply_to, from_name=sender.name if sender else "", from_address=address,
+        recipients={"to": [a.to_json() for a in mail.to], "cc": [a.to_json() for a in mail.cc], "reply_to": []},
+        subject=mail.subject, sent_at=mail.date.isoformat() if mail.date else None, text=mail.text, html=mail.html,
+        reply_text=mail.reply_text, kind=str(mail.kind), defects=mail.defects, thread_rule="token",
+        thread_detail=detail, created_at=now, attachments=mail.attachments, thread_by_id=False,
+    ))
     actor = f"{asked['kind']}:{address or asked['address']}"
     await tickets.event(tx, ticket_id, actor, "note.added", {
         "message": row, "message_id": mail.message_id, "forward": asked["id"], "kind": str(mail.kind),

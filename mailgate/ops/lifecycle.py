@@ -9,7 +9,7 @@ from typing import Any
 
 from mailgate.ops import sla, tickets
 from mailgate.outgoing import notices as outbound
-from mailgate.runners import timers
+from mailgate.store import timers
 from mailgate.config import Config
 from mailgate.pipeline.thread import Correlation
 from mailgate.errors import Refused
@@ -241,7 +241,7 @@ async def links(tx: Txn, ticket_id: int) -> list[dict[str, Any]]:
 # -- the daemon's timers --------------------------------------------------------------------------
 
 
-def register_timers(registry: timers.Timers, current_config: Callable[[], Config]) -> None:
+def register_timers(registry: timers.Registry, current_config: Callable[[], Config]) -> None:
     """Handlers for the wake-up and SLA timers; the config is read at firing time (it may be reloaded)."""
 
     async def on_wake(tx: Txn, timer: timers.Timer) -> None:

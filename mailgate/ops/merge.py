@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 
 from mailgate.ops import agent as agent_ops, lifecycle, sla, tickets
 from mailgate.outgoing import guard as loops, notices as outbound
 from mailgate.ops.agent import Change, OpError
 from mailgate.config import AgentConfig, Config
-from mailgate.store import Txn, now_iso
+from mailgate.store import Txn, messages, now_iso
 
 MERGED = "merged"
 LINK = "merged-into"
@@ -25,13 +24,11 @@ async def system_note(tx: Txn, config: Config, ticket_id: int, text: str, *, act
     """An internal note written by mailgate itself (merge, split, forward): never sent to the customer."""
     now = now_iso()
     message_id = f"note.{secrets.token_hex(8)}@{config.message_id_domain}"
-    row = await tx.execute(
-        "INSERT INTO messages (ticket_id, direction, message_id, content_key, from_name, from_address, recipients,"
-        " subject, text, reply_text, kind, thread_rule, thread_detail, created_at)"
-        " VALUES (?, 'note', ?, ?, ?, '', ?, '', ?, ?, 'message', 'system', ?, ?)",
-        (ticket_id, message_id, hashlib.sha256(f"{message_id}\n{text}".encode()).hexdigest(), config.gateway.name,
-         json.dumps({"to": [], "cc": [], "reply_to": []}), text, text, actor, now),
-    )
+    row = await messages.insert(tx, messages.NewMessage(
+        ticket_id=ticket_id, direction="note", message_id=message_id,
+        content_key=hashlib.sha256(f"{message_id}\n{text}".encode()).hexdigest(), from_name=config.gateway.name,
+        text=text, reply_text=text, thread_rule="system", thread_detail=actor, created_at=now, thread_by_id=False,
+    ))
     await tickets.event(tx, ticket_id, actor, "note.added", {"message": row, "system": True})
     return row
 

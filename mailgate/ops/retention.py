@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from mailgate.ops import tickets
-from mailgate.runners import timers
+from mailgate.store import timers
 from mailgate.store.blobs import BlobStore
 from mailgate.config import Config, RetentionConfig
 from mailgate.store import Store, Txn
@@ -183,7 +183,7 @@ async def _in_batches(store: Store, target: tuple[str, str, str], cutoff: str, b
 # -- the daily timer -------------------------------------------------------------------------------
 
 
-async def start(registry: timers.Timers, store: Store, current_config: Callable[[], Config]) -> None:
+async def start(registry: timers.Registry, store: Store, current_config: Callable[[], Config]) -> None:
     """Register the daily run and, when any limit is set, make sure one timer row waits for it.
 
     The run itself cannot happen inside the timer's transaction (it takes many short ones of its

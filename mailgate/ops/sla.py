@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from mailgate.ops import tickets
 from mailgate.outgoing import notices as outbound
-from mailgate.runners import timers
+from mailgate.store import timers
 from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
 from mailgate.config import AgentConfig, Config
 from mailgate.store import Row, Txn, now_iso

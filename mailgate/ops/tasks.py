@@ -12,7 +12,7 @@ from mailgate import commands, tokens
 from mailgate.ops import tickets, watchers
 from mailgate.outgoing import notices as outbound
 from mailgate.pipeline import identity
-from mailgate.runners import timers
+from mailgate.store import timers
 from mailgate.ops.agent import Change, OpError, actor, add_message
 from mailgate.config import AgentConfig, Config
 from mailgate.models import MailKind, ParsedMail
@@ -215,7 +215,7 @@ async def on_due_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: dat
     await _tell(tx, config, row, "task_overdue", list(people.values()))
 
 
-def register_timers(registry: timers.Timers, current_config: Callable[[], Config]) -> None:
+def register_timers(registry: timers.Registry, current_config: Callable[[], Config]) -> None:
     """The overdue reminder, under the config in force when it fires."""
 
     async def on_due(tx: Txn, timer: timers.Timer) -> None:

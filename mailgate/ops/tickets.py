@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgate.models import Address, ParsedMail, ThreadRule
-from mailgate.store import Txn, now_iso
+from mailgate.store import Txn, messages, now_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,52 +112,15 @@ async def add_inbound_message(
         "reply_to": [a.to_json() for a in mail.reply_to],
     }
     now = now_iso()
-    message_row = await tx.execute(
-        "INSERT INTO messages (ticket_id, spool_id, direction, message_id, content_key, in_reply_to,"
-        " from_name, from_address, recipients, subject, sent_at, text, html, reply_text, kind, bounce_of,"
-        " defects, imported, thread_rule, thread_detail, created_at)"
-        " VALUES (?, ?, 'in', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            ticket_id,
-            spool_id,
-            mail.message_id,
-            content_key,
-            mail.in_reply_to,
-            sender.name,
-            sender.address.lower(),
-            json.dumps(recipients, ensure_ascii=False),
-            mail.subject,
-            mail.date.isoformat() if mail.date else None,
-            mail.text,
-            mail.html,
-            mail.reply_text,
-            str(mail.kind),
-            mail.bounce_of,
-            json.dumps(list(mail.defects)),
-            int(imported),
-            str(rule),
-            detail,
-            now,
-        ),
-    )
-    # The first ticket to store a Message-ID keeps it: a later copy must not move the thread.
-    await tx.execute(
-        "INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 0)",
-        (mail.message_id, ticket_id),
-    )
-    for attachment in mail.attachments:
-        await tx.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-            (attachment.sha256, attachment.size, now),
-        )
-    await tx.executemany(
-        "INSERT INTO attachments (message_row, sha256, filename, content_type, size, inline, content_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (message_row, a.sha256, a.filename, a.content_type, a.size, int(a.inline), a.content_id)
-            for a in mail.attachments
-        ],
-    )
+    message_row = await messages.insert(tx, messages.NewMessage(
+        ticket_id=ticket_id, spool_id=spool_id, direction="in", message_id=mail.message_id,
+        content_key=content_key, in_reply_to=mail.in_reply_to, from_name=sender.name,
+        from_address=sender.address.lower(), recipients=recipients, subject=mail.subject,
+        sent_at=mail.date.isoformat() if mail.date else None, text=mail.text, html=mail.html,
+        reply_text=mail.reply_text, kind=str(mail.kind), bounce_of=mail.bounce_of, defects=mail.defects,
+        imported=imported, thread_rule=str(rule), thread_detail=detail, created_at=now,
+        attachments=mail.attachments,
+    ))
     await tx.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
     await event(
         tx,

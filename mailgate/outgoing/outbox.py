@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import sqlite3
 import time
@@ -15,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mailgate.ops import tickets
-from mailgate.runners import timers
+from mailgate.store import timers
 from mailgate.config import OutboxConfig
 from mailgate.obs import q
 from mailgate.outgoing.relay import Delivery, Result
-from mailgate.store import Row, Store, StoreUnavailable, Txn, now_iso
+from mailgate.store import Row, Store, StoreUnavailable, Txn, messages, now_iso
 
 if TYPE_CHECKING:
     from mailgate.outgoing.compose import File
@@ -429,18 +428,15 @@ class Sender:
         message_row = None
         if row["ticket_id"] is not None and row["kind"] in CUSTOMER_KINDS:
             text = row["text"]
-            message_row = await tx.execute(
-                "INSERT INTO messages (ticket_id, direction, message_id, content_key, in_reply_to, from_name,"
-                " from_address, recipients, subject, sent_at, text, reply_text, kind, imported, thread_rule,"
-                " thread_detail, created_at) VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'outbound', ?, ?)",
-                (
-                    row["ticket_id"], row["message_id"], hashlib.sha256(text.encode()).hexdigest(), row["in_reply_to"],
-                    row["from_name"], row["from_address"],
-                    json.dumps({"to": [{"name": "", "address": row["rcpt_to"]}], "cc": [], "reply_to": []}),
-                    row["subject"], timers.iso(now), text, text,
-                    "auto-reply" if row["automatic"] else "message", row["kind"], now_iso(),
-                ),
-            )
+            message_row = await messages.insert(tx, messages.NewMessage(
+                ticket_id=row["ticket_id"], direction="out", message_id=row["message_id"],
+                content_key=hashlib.sha256(text.encode()).hexdigest(), in_reply_to=row["in_reply_to"],
+                from_name=row["from_name"], from_address=row["from_address"],
+                recipients={"to": [{"name": "", "address": row["rcpt_to"]}], "cc": [], "reply_to": []},
+                subject=row["subject"], sent_at=timers.iso(now), text=text, reply_text=text,
+                kind="auto-reply" if row["automatic"] else "message", thread_rule="outbound",
+                thread_detail=row["kind"], created_at=now_iso(), thread_by_id=False,
+            ))
         await tx.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL, message_row = ? WHERE id = ?",
             (timers.iso(now), message_row, row["id"]),

@@ -14,6 +14,7 @@ from mailgate.outgoing.outbox import Sender
 from mailgate.outgoing.maildir import MaildirRelay
 from mailgate.outgoing.relay import Delivery, Relay
 from mailgate.store import Row, Store, Txn
+from mailgate.store.timers import OUTBOX_RELEASE
 
 log = logging.getLogger("mailgate.outgoing")
 
@@ -36,7 +37,7 @@ class Outgoing:
             poll_seconds=sender_poll,
         )
         # A delayed send or a retry fell due: the row is already 'queued', the sender only needs waking.
-        self.timers.register(timers.OUTBOX_RELEASE, after=self.sender.wake)
+        self.timers.register(OUTBOX_RELEASE, after=self.sender.wake)
         self._listener: outbound.Listener | None = None
         self.watch_seconds = watch_seconds
         self._watch: asyncio.Task[None] | None = None

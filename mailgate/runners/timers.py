@@ -6,55 +6,24 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from mailgate.store import Row, Store, StoreUnavailable, Txn, now_iso
+from mailgate.store import Store, StoreUnavailable, Txn, now_iso
+from mailgate.store.timers import Handler, Timer, timer_of
 
 log = logging.getLogger("mailgate.timers")
 
-OUTBOX_RELEASE = "outbox.release"
 # Like the spool's: a timer whose handler raised this often is kept but no longer scheduled (dead).
 MAX_TRIES = 5
 _RETRY_BASE = 5.0  # seconds before the second try, doubling up to _RETRY_MAX
 _RETRY_MAX = 600.0
 
 
-@dataclass(frozen=True, slots=True)
-class Timer:
-    id: int
-    kind: str
-    ref: int
-    due_at: datetime
-
-
-def iso(moment: datetime) -> str:
-    """The one timestamp format of the store (UTC, microseconds): text order is time order."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _timer(row: Row) -> Timer:
-    return Timer(row["id"], row["kind"], row["ref"], datetime.fromisoformat(row["due_at"]))
-
-
-async def add(tx: Txn, kind: str, ref: int, due_at: datetime) -> int:
-    """A due thing, in the caller's transaction: it exists exactly when the change that made it does."""
-    return await tx.execute(
-        "INSERT INTO timers (kind, ref, due_at, created_at) VALUES (?, ?, ?, ?)", (kind, ref, iso(due_at), now_iso())
-    )
-
-
-async def cancel(tx: Txn, kind: str, ref: int) -> int:
-    """Drop the timers of one row (a cancelled send); a scheduled job then finds nothing to do."""
-    return await tx.rowcount("DELETE FROM timers WHERE kind = ? AND ref = ?", (kind, ref))
-
-
-# A handler runs inside the transaction that deletes the timer row; `after` runs once it committed.
-Handler = Callable[[Txn, Timer], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +107,7 @@ class Timers:
                 if row["dead_at"] is not None:
                     continue
                 try:
-                    timer = _timer(row)
+                    timer = timer_of(row)
                     # A date in the past runs at once (misfire_grace_time=None): nothing is forgotten.
                     scheduler.add_job(
                         self._fire, DateTrigger(run_date=timer.due_at, timezone=UTC), args=[timer.id],
@@ -155,7 +124,7 @@ class Timers:
                 row = await tx.one("SELECT * FROM timers WHERE id = ?", (timer_id,))
                 if row is None or row["dead_at"] is not None:
                     return  # cancelled, fired by another process, or given up on
-                timer = _timer(row)
+                timer = timer_of(row)
                 registration = self._handlers.get(timer.kind)
                 if registration is None:
                     if timer.kind not in self._warned:

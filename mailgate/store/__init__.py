@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from mailgate.clock import Clock, SystemClock, iso
+
 if TYPE_CHECKING:
     from mailgate.config import Config
 
@@ -86,8 +88,16 @@ class Txn:
     through aiosqlite's thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, clock: Clock | None = None) -> None:
         self._conn = conn
+        self.clock: Clock = clock or SystemClock()
+
+    def now(self) -> datetime:
+        """The store's clock: the daemon's, or a test's that it moves."""
+        return self.clock.now()
+
+    def now_iso(self) -> str:
+        return iso(self.clock.now())
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run a statement; return lastrowid (for INSERT) or rowcount."""
@@ -131,8 +141,11 @@ class Txn:
 class Store:
     """The database behind every module: open, migrate, run transactions."""
 
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 10_000, clock: Clock | None = None
+    ) -> None:
         self.path = path
+        self.clock: Clock = clock or SystemClock()
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -260,7 +273,7 @@ class Store:
             assert self._conn is not None
             await self._begin(db, deadline)
             try:
-                yield Txn(self._conn)
+                yield Txn(self._conn, self.clock)
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
@@ -308,7 +321,7 @@ class Store:
             assert conn is not None
             conn.execute("BEGIN").close()
             try:
-                yield Txn(conn)
+                yield Txn(conn, self.clock)
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT").close()
@@ -331,14 +344,15 @@ def _statements(sql: str) -> list[str]:
     return statements
 
 
-def store_for(config: Config) -> Store:
+def store_for(config: Config, clock: Clock | None = None) -> Store:
     """The store a config names (not yet open; use `async with`)."""
     return Store(
         config.database_path,
         synchronous=config.storage.synchronous,
         busy_timeout_ms=int(config.storage.busy_timeout * 1000),
+        clock=clock,
     )
 
 
-async def open_store(config: Config) -> Store:
-    return await store_for(config).open()
+async def open_store(config: Config, clock: Clock | None = None) -> Store:
+    return await store_for(config, clock).open()
