@@ -28,10 +28,11 @@ sys.path.insert(0, str(REPO))
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailgate import tokens
-from mailgate.outgoing import compose, notices as outbound
 from mailgate import config as config_mod
+from mailgate import tokens
 from mailgate.daemon import started
+from mailgate.outgoing import compose
+from mailgate.outgoing import notices as outbound
 from mailgate.outgoing.templates import Templates, sample_context
 
 CONNECTIONS = 2

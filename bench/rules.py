@@ -21,8 +21,8 @@ sys.path.insert(0, str(REPO))
 
 from mailgate import config as config_mod  # noqa: E402
 from mailgate import rules  # noqa: E402
-from mailgate.models import Source  # noqa: E402
 from mailgate.mail.parse import parse  # noqa: E402
+from mailgate.models import Source  # noqa: E402
 from mailgate.pipeline.process import Processor  # noqa: E402
 from mailgate.sources import pipe  # noqa: E402
 from mailgate.store import store_for  # noqa: E402

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from mailgate import config as config_mod
-from mailgate.ops import lifecycle, retention, tasks
-from mailgate.runners import monitor
 from mailgate.config import Config, ConfigError
-from mailgate.runners.monitor import Monitor
 from mailgate.obs import sd_notify
-from mailgate.runners.outgoing import Outgoing
+from mailgate.ops import lifecycle, retention, tasks
 from mailgate.pipeline.process import Processor, Worker
+from mailgate.runners import monitor
+from mailgate.runners.monitor import Monitor
+from mailgate.runners.outgoing import Outgoing
 from mailgate.sources import smtp
 from mailgate.sources.imap import ImapWorkers
 from mailgate.store import Store, open_store
@@ -152,7 +152,7 @@ def reload(running: Running) -> bool:
     for warning in config_mod.permission_warnings(new):
         log.warning("config.insecure %s", warning)
     from mailgate import rules
-    from mailgate.cli import rules as rules_cli
+    from mailgate.rules import report as rules_cli
 
     _ran, failures = rules_cli.run_tests(new, rules.compile_rules(new))
     if failures:

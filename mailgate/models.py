@@ -61,6 +61,13 @@ class ThreadRule(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Correlation:
+    ticket_id: int | None
+    rule: ThreadRule
+    detail: str  # what decided, for an operator reading "why is this mail here"
+
+
+@dataclass(frozen=True, slots=True)
 class Address:
     """One mailbox: display name (decoded, may be empty) and addr-spec."""
 
@@ -129,3 +136,32 @@ class ParsedMail:
     def header_all(self, name: str) -> list[str]:
         wanted = name.lower()
         return [value for key, value in self.headers if key.lower() == wanted]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who the transport said the message is from and for; '' is the null sender."""
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    source: Source
+    source_ref: str | None = None
+    imported: bool = False
+    peer: str | None = None  # the SMTP/LMTP client's IP address (None: IMAP, pipe, import)
+
+    def __post_init__(self) -> None:
+        # Envelope bytes that are not UTF-8 arrive as lone surrogates (aiosmtpd and Python's argv
+        # both use surrogateescape), which neither SQLite nor JSON text takes: one such MAIL FROM
+        # made every delivery of the mail fail. They become U+FFFD; the rest is kept as sent.
+        object.__setattr__(self, "mail_from", _storable(self.mail_from))
+        object.__setattr__(self, "rcpt_to", tuple(_storable(r) for r in self.rcpt_to))
+
+
+def _storable(value: str) -> str:
+    if value.isascii():
+        return value
+    try:
+        data = value.encode("utf-8", "surrogateescape")  # the bytes the sender really sent
+    except UnicodeEncodeError:
+        data = value.encode("utf-8", "surrogatepass")  # a surrogate that stands for no byte
+    return data.decode("utf-8", "replace")

@@ -9,40 +9,11 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailgate.models import Source
+from mailgate.models import Envelope, Source
 from mailgate.obs import q
 from mailgate.store import Store, StoreUnavailable, Txn, now_iso
 
 log = logging.getLogger("mailgate.spool")
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """Who the transport said the message is from and for; '' is the null sender."""
-
-    mail_from: str
-    rcpt_to: tuple[str, ...]
-    source: Source
-    source_ref: str | None = None
-    imported: bool = False
-    peer: str | None = None  # the SMTP/LMTP client's IP address (None: IMAP, pipe, import)
-
-    def __post_init__(self) -> None:
-        # Envelope bytes that are not UTF-8 arrive as lone surrogates (aiosmtpd and Python's argv
-        # both use surrogateescape), which neither SQLite nor JSON text takes: one such MAIL FROM
-        # made every delivery of the mail fail. They become U+FFFD; the rest is kept as sent.
-        object.__setattr__(self, "mail_from", _storable(self.mail_from))
-        object.__setattr__(self, "rcpt_to", tuple(_storable(r) for r in self.rcpt_to))
-
-
-def _storable(value: str) -> str:
-    if value.isascii():
-        return value
-    try:
-        data = value.encode("utf-8", "surrogateescape")  # the bytes the sender really sent
-    except UnicodeEncodeError:
-        data = value.encode("utf-8", "surrogatepass")  # a surrogate that stands for no byte
-    return data.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate import tokens
-from mailgate.ops import agent as agent_ops
 from mailgate import config as config_mod
+from mailgate import tokens
 from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.ops import agent as agent_ops
 
 from .conftest import SECRET, SUPPORT, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section, to, wait_mail

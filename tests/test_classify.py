@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mailgate.mail.classify import Signals, classify, original_message_id
-from mailgate.models import MailKind
 from mailgate.mail.parse import parse
+from mailgate.models import MailKind
 
 
 def signals(

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate.ops import contacts
 from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.ops import contacts
 
 from .conftest import mail, send, settle
 from .sink import AGENTS

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate.ops import retention
 from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.ops import retention
 
 from .conftest import SUPPORT, send, settle
 from .sink import AGENTS, Sink, relay_section, wait_mail

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from mailgate import tokens
-from mailgate.pipeline import identity
 from mailgate.config import Config, ConfigError
-from mailgate.models import Source
+from mailgate.mail import identity
 from mailgate.mail.parse import parse
-from mailgate.spool import Envelope
+from mailgate.models import Envelope, Source
 
 from .conftest import SECRET, SUPPORT, mail
 from .sink import AGENTS

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from mailgate import config as config_mod
-from mailgate.ops import lifecycle
 from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.ops import lifecycle
 
 from .conftest import mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section

@@ -11,10 +11,11 @@ import pytest
 
 from mailgate import config as config_mod
 from mailgate import tokens
-from mailgate.outgoing import guard as loops, notices as outbound
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.mail.parse import parse
+from mailgate.outgoing import guard as loops
+from mailgate.outgoing import notices as outbound
 
 from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mailgate import config as config_mod
-from mailgate.cli.main import main
 from mailgate.cli.events import event_lines
+from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 

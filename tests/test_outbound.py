@@ -13,9 +13,10 @@ import pytest
 
 from mailgate import config as config_mod
 from mailgate import tokens
-from mailgate.outgoing import notices as outbound, outbox
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.outgoing import notices as outbound
+from mailgate.outgoing import outbox
 
 from .conftest import BILLING, SECRET, SUPPORT, mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, free_port, relay_section, running_sink

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from mailgate.mail import quotes
 from mailgate.mail.charsets import codec_for, decode_bytes, decode_words
-from mailgate.models import MailKind
 from mailgate.mail.parse import generated_message_id, header, parse
+from mailgate.models import MailKind
 
 HEAD = b"From: Alice <alice@example.com>\r\nTo: support@example.org\r\nMessage-ID: <m1@example.com>\r\n"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from mailgate.models import MailKind, ParsedMail
 from mailgate.mail.parse import parse
+from mailgate.models import MailKind, ParsedMail
 
 from .conftest import CORPUS
 

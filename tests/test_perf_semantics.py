@@ -12,8 +12,8 @@ import pytest
 from mailgate import config as config_mod
 from mailgate import spool
 from mailgate.config import Config
-from mailgate.models import Source
 from mailgate.mail.parse import _AS_WRITTEN, parse_bytes
+from mailgate.models import Source
 from mailgate.pipeline.process import MAX_ATTEMPTS, Processor
 from mailgate.sources import pipe
 from mailgate.store import Store, store_for

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate.ops import assign
 from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.ops import assign
 from mailgate.store import open_store
 
 from .conftest import BILLING, SUPPORT, mail, send, settle

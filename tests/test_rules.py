@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from mailgate import config as config_mod
 from mailgate import rules
-from mailgate.mail import language
 from mailgate.cli.main import main
 from mailgate.config import Config, ConfigError
+from mailgate.mail import language
 from mailgate.mail.parse import parse
 
 from .conftest import BILLING, SUPPORT, mail, write_config

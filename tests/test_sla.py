@@ -17,14 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailgate import config as config_mod
-from mailgate.ops import lifecycle, sla, tickets
-from mailgate.outgoing import notices as outbound, outbox
-from mailgate.store import timers
-from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
 from mailgate.cli.main import main
 from mailgate.config import BusinessHoursConfig, Config, ConfigError
 from mailgate.daemon import Running, started
-from mailgate.store import Store, open_store
+from mailgate.ops import lifecycle, sla, tickets
+from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
+from mailgate.outgoing import notices as outbound
+from mailgate.outgoing import outbox
+from mailgate.store import Store, open_store, timers
 
 from .conftest import mail, send, settle, write_config
 from .sink import Sink, relay_section

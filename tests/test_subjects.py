@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailgate.pipeline.thread import clean_subject, subject_tags
+from mailgate.mail.subjects import clean_subject, subject_tags
 
 
 def test_clean_subject_and_tags() -> None:

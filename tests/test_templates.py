@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from jinja2 import TemplateError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from mailgate.outgoing import templates
 from mailgate.cli.main import main
 from mailgate.config import LANGUAGES, Config
+from mailgate.outgoing import templates
 
 from .conftest import write_config
 

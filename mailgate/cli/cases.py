@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 import click
 
 from mailgate import commands
-from mailgate.ops import forward as forwarding, lifecycle, merge, split
-from mailgate.ops.agent import Change, OpError
 from mailgate.cli.support import ROW_ID, TICKET, out, run_txn
 from mailgate.config import AgentConfig, Config
+from mailgate.ops import forward as forwarding
+from mailgate.ops import lifecycle, merge, split
+from mailgate.ops.agent import Change, OpError
 from mailgate.store import Txn
 
 

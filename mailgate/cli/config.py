@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import click
 from pydantic import BaseModel, SecretStr
 
 from mailgate.cli.support import emit_json, load_config
-from mailgate.config import Config, HostPort, RuleConfig
+from mailgate.config import HostPort, RuleConfig
 
 MASK = "********"
 # `stop = false` and `continue = true` are two spellings of one setting: a rule's default `stop`

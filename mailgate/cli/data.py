@@ -16,12 +16,12 @@ from typing import Any
 
 import click
 
+from mailgate.cli.support import CONTACT, EX_TEMPFAIL, load_config, out, run_txn
+from mailgate.config import Config
 from mailgate.ops import erase as erase_ops
 from mailgate.ops import retention
-from mailgate.store.blobs import BlobStore
-from mailgate.cli.support import CONTACT, EX_TEMPFAIL, emit_json, load_config, out, run_txn
-from mailgate.config import Config
 from mailgate.store import StoreUnavailable, Txn, store_for
+from mailgate.store.blobs import BlobStore
 
 log = logging.getLogger("mailgate.data")
 

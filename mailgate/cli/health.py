@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from mailgate.runners import health
 from mailgate.cli.support import emit_json, load_config
 from mailgate.config import Config
+from mailgate.runners import health
 from mailgate.store import store_for
 
 TIMEOUT = 10.0

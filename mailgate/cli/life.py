@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from mailgate.ops import contacts as contact_ops
-from mailgate.ops import lifecycle, sla
 from mailgate.cli.support import CONTACT, LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
 from mailgate.config import Config
+from mailgate.ops import contacts as contact_ops
+from mailgate.ops import lifecycle, sla
 from mailgate.store import Txn
 
 T = TypeVar("T")

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from mailgate.cli import db as cli_db
 from mailgate import config as config_mod
+from mailgate.cli import db as cli_db
 from mailgate.cli.postfix import IngestCommand, held_log
 from mailgate.cli.support import LIMIT, ROW_ID, TICKET, SafeGroup, emit_json, load_config
 from mailgate.config import ConfigError
@@ -118,7 +118,7 @@ def check_config(ctx: click.Context, dev: bool) -> None:
     config = _production_config(ctx, dev, print_warnings=True)
     if config.rule_tests:  # routing (issue 5): the operator's own rule tests must pass too
         from mailgate import rules
-        from mailgate.cli import rules as rules_cli
+        from mailgate.rules import report as rules_cli
 
         ran, failures = rules_cli.run_tests(config, rules.compile_rules(config))
         for issue in failures:
@@ -283,8 +283,8 @@ def parse_command(ctx: click.Context, files: tuple[Path, ...], as_json: bool, tr
 def _identity_trace(ctx: click.Context, parsed: Any, peer: str | None) -> dict[str, object]:
     """Whether the mail would be an agent's, and which Authentication-Results count (needs the config)."""
     from mailgate import config as config_mod
-    from mailgate.pipeline import identity
-    from mailgate.spool import Envelope
+    from mailgate.mail import identity
+    from mailgate.models import Envelope
 
     try:
         config = config_mod.load((ctx.obj or {})["config_path"])
@@ -344,8 +344,8 @@ def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | No
 @click.pass_context
 def tickets_show(ctx: click.Context, number: int, as_json: bool, last_events: int) -> None:
     """One ticket with its messages in order, then its latest events."""
-    from mailgate.ops import tickets as ops
     from mailgate.cli.events import event_lines
+    from mailgate.ops import tickets as ops
 
     ticket = _read(ctx, lambda tx: ops.show_ticket(tx, number))
     if ticket is None:
@@ -414,8 +414,8 @@ def rules_group() -> None:
 def rules_test(ctx: click.Context, file: Path, recipients: tuple[str, ...], as_json: bool) -> None:
     """Show each rule, matched or not and why, and the ticket fields FILE would get. No store is touched."""
     from mailgate import rules
-    from mailgate.cli import rules as rules_cli
     from mailgate.mail.parse import parse
+    from mailgate.rules import report as rules_cli
 
     config = load_config(ctx)
     ruleset = rules.compile_rules(config)

@@ -11,12 +11,14 @@ from zoneinfo import ZoneInfo
 import click
 
 from mailgate import commands
-from mailgate.ops import agent as agent_ops, opening as agent_tickets, tasks, watchers
-from mailgate.outgoing import notices as outbound
-from mailgate.ops.agent import Change, OpError
 from mailgate.cli.support import ROW_ID, TICKET, emit_json, run_txn
-from mailgate.config import AgentConfig, Config
 from mailgate.commands.life_tags import CHANNELS, due_at
+from mailgate.config import AgentConfig, Config
+from mailgate.ops import agent as agent_ops
+from mailgate.ops import opening as agent_tickets
+from mailgate.ops import tasks, watchers
+from mailgate.ops.agent import Change, OpError
+from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn
 
 T = TypeVar("T")

@@ -6,11 +6,11 @@ from typing import Any
 
 import click
 
-from mailgate.outgoing import outbox
 from mailgate.cli.spool import age, field_line, header_block, shorten, until, write_raw
 from mailgate.cli.support import LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
 from mailgate.config import Config
 from mailgate.errors import Refused
+from mailgate.outgoing import outbox
 from mailgate.store import Txn
 
 OUTBOX_STATES = ("queued", "sending", "sent", "failed", "held", "cancelled")

@@ -6,9 +6,9 @@ from typing import Any
 
 import click
 
-from mailgate.outgoing import guard as loops
 from mailgate.cli.support import emit_json, out, run_txn
 from mailgate.config import Config
+from mailgate.outgoing import guard as loops
 from mailgate.store import Txn
 
 

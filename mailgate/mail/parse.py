@@ -18,8 +18,8 @@ from email.utils import decode_params, unquote
 from mailgate.mail import addresses, mime_repair, quotes
 from mailgate.mail.charsets import codec_for, decode_bytes, decode_words, fix_surrogates, scrub
 from mailgate.mail.classify import Signals, classify, original_message_id
-from mailgate.models import Address, Attachment, MailKind, ParsedMail
 from mailgate.mail.text import HTML_LAYOUT_LIMIT, html_to_text, sanitize_html, strip_tags, too_deep, visible_name
+from mailgate.models import Address, Attachment, MailKind, ParsedMail
 
 log = logging.getLogger("mailgate.parse")
 

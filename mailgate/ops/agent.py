@@ -9,15 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from mailgate import tokens
-from mailgate.ops import lifecycle, sla, tickets
-from mailgate.outgoing import notices as outbound, outbox
-from mailgate.pipeline import parties
-from mailgate.store import timers
-from mailgate.ops.assign import CLOSED_STATUSES
 from mailgate.commands import TICKETLESS, Command, TagError
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
-from mailgate.store import Row, Txn, messages, now_iso
+from mailgate.ops import lifecycle, parties, sla, tickets
+from mailgate.ops.assign import CLOSED_STATUSES
+from mailgate.outgoing import notices as outbound
+from mailgate.outgoing import outbox
+from mailgate.store import Row, Txn, messages, now_iso, timers
 
 SNOOZE_WAKE = lifecycle.WAKE  # the timer kind that ends a snooze (fired by lifecycle)
 _RANK = "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END"

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mailgate.ops import tickets
 from mailgate.config import AgentConfig, Config
+from mailgate.ops import tickets
 from mailgate.rules import Routing
 from mailgate.store import Txn, now_iso
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from mailgate.ops import forward as forwarding, merge, split
-from mailgate.ops.agent import Change
 from mailgate.commands import Command, Parsed
 from mailgate.config import AgentConfig, Config
 from mailgate.models import ParsedMail
+from mailgate.ops import forward as forwarding
+from mailgate.ops import merge, split
+from mailgate.ops.agent import Change
 from mailgate.store import Txn
 
 NAMES = frozenset({"merge", "forward", "forward+notes", "help", "split"})

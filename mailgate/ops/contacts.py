@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailgate.ops import tickets
 from mailgate.config import Config
 from mailgate.errors import Refused
+from mailgate.ops import tickets
 from mailgate.store import Txn, now_iso
 
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\".]+(?:\.[^@\s<>()\[\],;:\".]+)+")

@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailgate import tokens
-from mailgate.ops import agent as agent_ops, tickets
-from mailgate.outgoing import compose, notices as outbound
-from mailgate.ops.agent import Change, OpError
-from mailgate.store.blobs import BlobStore, StoredFile, ticket_files
 from mailgate.config import AgentConfig, Config
+from mailgate.ops import agent as agent_ops
+from mailgate.ops import tickets
+from mailgate.ops.agent import Change, OpError
+from mailgate.outgoing import compose
+from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn
+from mailgate.store.blobs import BlobStore, StoredFile, ticket_files
 
 log = logging.getLogger("mailgate.agent_files")
 

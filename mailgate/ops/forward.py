@@ -8,15 +8,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailgate import tokens
-from mailgate.ops import agent as agent_ops, tickets
-from mailgate.outgoing import compose, guard as loops, notices as outbound, outbox
-from mailgate.pipeline import thread as correlate
-from mailgate.ops.agent import Change, OpError
-from mailgate.store.blobs import BlobStore, message_files
 from mailgate.config import AgentConfig, Config
 from mailgate.models import MailKind, ParsedMail
+from mailgate.ops import agent as agent_ops
+from mailgate.ops import tickets
+from mailgate.ops.agent import Change, OpError
+from mailgate.outgoing import compose, outbox
+from mailgate.outgoing import guard as loops
+from mailgate.outgoing import notices as outbound
 from mailgate.spool import SpoolEntry
 from mailgate.store import Txn, messages, now_iso
+from mailgate.store.blobs import BlobStore, message_files
+from mailgate.store.tickets import survivor
 
 FORWARD, HELP = "forward", "help"
 _PURPOSE = {FORWARD: tokens.FORWARD, HELP: tokens.HELP}
@@ -154,7 +157,7 @@ async def answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, k
 
 
 async def _store_answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, asked: Any) -> Answer:
-    ticket_id = await correlate.survivor(tx, asked["ticket_id"])
+    ticket_id = await survivor(tx, asked["ticket_id"])
     number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
     sender = mail.from_[0] if mail.from_ else None
     address = sender.address.lower() if sender else ""

@@ -7,14 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mailgate.config import Config
+from mailgate.errors import Refused
+from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule
 from mailgate.ops import sla, tickets
 from mailgate.outgoing import notices as outbound
-from mailgate.store import timers
-from mailgate.config import Config
-from mailgate.pipeline.thread import Correlation
-from mailgate.errors import Refused
-from mailgate.models import MailKind, ParsedMail, ThreadRule
-from mailgate.store import Txn, now_iso
+from mailgate.store import Txn, now_iso, timers
 
 log = logging.getLogger("mailgate.lifecycle")
 

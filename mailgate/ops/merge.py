@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from mailgate.ops import agent as agent_ops, lifecycle, sla, tickets
-from mailgate.outgoing import guard as loops, notices as outbound
-from mailgate.ops.agent import Change, OpError
 from mailgate.config import AgentConfig, Config
+from mailgate.ops import agent as agent_ops
+from mailgate.ops import lifecycle, sla, tickets
+from mailgate.ops.agent import Change, OpError
+from mailgate.outgoing import guard as loops
+from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn, messages, now_iso
 
 MERGED = "merged"

@@ -9,20 +9,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mailgate.ops import agent as agent_ops, lifecycle, tasks, tickets, watchers
-from mailgate.outgoing import guard as loops, notices as outbound, outbox
-from mailgate.ops.agent import Change, OpError, actor
 from mailgate.commands import Command, Parsed, TagError
-from mailgate.config import AgentConfig, Config
 from mailgate.commands.life_tags import CHANNELS, NEW_TICKET
+from mailgate.config import AgentConfig, Config
 from mailgate.models import Address, ParsedMail
+from mailgate.ops import agent as agent_ops
+from mailgate.ops import lifecycle, tasks, tickets, watchers
+from mailgate.ops.agent import Change, OpError, actor
+from mailgate.outgoing import guard as loops
+from mailgate.outgoing import notices as outbound
+from mailgate.outgoing import outbox
 from mailgate.spool import SpoolEntry
 from mailgate.store import Row, Txn
 
 if TYPE_CHECKING:
+    from mailgate.mail.identity import Identity
+    from mailgate.models import Correlation
     from mailgate.pipeline.agent_mail import Decision
-    from mailgate.pipeline.thread import Correlation
-    from mailgate.pipeline.identity import Identity
 
 # What may come along with [new] / [behalf:…], applied to the new ticket after it is opened.
 _WITH_NEW = frozenset({"priority", "category", "tag", "assign", "take", "status", "follow", "unfollow"})

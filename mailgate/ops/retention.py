@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from mailgate.ops import tickets
-from mailgate.store import timers
-from mailgate.store.blobs import BlobStore
 from mailgate.config import Config, RetentionConfig
-from mailgate.store import Store, Txn
+from mailgate.ops import tickets
+from mailgate.store import Store, Txn, timers
+from mailgate.store.blobs import BlobStore
 
 log = logging.getLogger("mailgate.retention")
 

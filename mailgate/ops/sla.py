@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mailgate.ops import tickets
-from mailgate.outgoing import notices as outbound
-from mailgate.store import timers
-from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
 from mailgate.config import AgentConfig, Config
-from mailgate.store import Row, Txn, now_iso
+from mailgate.ops import tickets
+from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
+from mailgate.outgoing import notices as outbound
+from mailgate.store import Row, Txn, now_iso, timers
 
 log = logging.getLogger("mailgate.sla")
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailgate.ops import agent as agent_ops, lifecycle, tickets
-from mailgate.pipeline import thread as correlate
-from mailgate.ops.agent import Change, OpError
 from mailgate.config import AgentConfig, Config
+from mailgate.mail.subjects import clean_subject
+from mailgate.ops import agent as agent_ops
+from mailgate.ops import lifecycle, tickets
+from mailgate.ops.agent import Change, OpError
 from mailgate.ops.merge import system_note, who
 from mailgate.store import Row, Txn, now_iso
 
@@ -60,7 +61,7 @@ async def split(
         raise OpError(f"[split]: that is #{source['number']}'s only customer message; nothing would be left")
     contact_id = await tx.value("SELECT contact_id FROM contact_addresses WHERE address = ?",
                                 (message["from_address"],)) or source["contact_id"]
-    subject = correlate.clean_subject(message["subject"], config.gateway.ticket_tag) or source["subject"]
+    subject = clean_subject(message["subject"], config.gateway.ticket_tag) or source["subject"]
     ref = await tickets.open_ticket(tx, subject=subject, contact_id=contact_id,
                                     first_number=config.gateway.first_ticket_number, actor=actor,
                                     channel=source["channel"], direction=source["direction"])

@@ -9,15 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailgate import commands, tokens
-from mailgate.ops import tickets, watchers
-from mailgate.outgoing import notices as outbound
-from mailgate.pipeline import identity
-from mailgate.store import timers
-from mailgate.ops.agent import Change, OpError, actor, add_message
 from mailgate.config import AgentConfig, Config
+from mailgate.mail import identity
 from mailgate.models import MailKind, ParsedMail
+from mailgate.ops import tickets, watchers
+from mailgate.ops.agent import Change, OpError, actor, add_message
+from mailgate.outgoing import notices as outbound
 from mailgate.spool import SpoolEntry
-from mailgate.store import Row, Txn, now_iso
+from mailgate.store import Row, Txn, now_iso, timers
 
 log = logging.getLogger("mailgate.tasks")
 

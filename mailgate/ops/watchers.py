@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailgate.ops import tickets
 from mailgate.config import AgentConfig, Config
+from mailgate.ops import tickets
 from mailgate.store import Txn, now_iso
 
 

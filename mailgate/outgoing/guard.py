@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from mailgate import tokens
-from mailgate.pipeline import identity
 from mailgate.config import StormConfig
+from mailgate.mail import identity
 from mailgate.models import MailKind, ParsedMail
 from mailgate.store import Txn
 

@@ -12,17 +12,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailgate import tokens
-from mailgate.ops import tickets, watchers
-from mailgate.outgoing import compose, guard as loops, outbox
-from mailgate.pipeline import identity
 from mailgate.config import LANGUAGES, AgentConfig, Config, QueueConfig, bounce_address
-from mailgate.pipeline.thread import Correlation
-from mailgate.models import MailKind, ParsedMail, ThreadRule
-from mailgate.pipeline.parties import Joined
+from mailgate.mail import identity
+from mailgate.models import Envelope, MailKind, ParsedMail, ThreadRule
+from mailgate.ops import tickets, watchers
+from mailgate.ops.parties import Joined
+from mailgate.outgoing import compose, outbox
+from mailgate.outgoing import guard as loops
 from mailgate.outgoing.relay import mailbox
-from mailgate.spool import Envelope
-from mailgate.store import Row, Txn
 from mailgate.outgoing.templates import Templates, choose_language, context, for_config
+from mailgate.pipeline.thread import Correlation
+from mailgate.store import Row, Txn
 
 log = logging.getLogger("mailgate.outbound")
 

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from mailgate.ops import tickets
-from mailgate.store import timers
 from mailgate.config import OutboxConfig
 from mailgate.obs import q
+from mailgate.ops import tickets
 from mailgate.outgoing.relay import Delivery, Result
-from mailgate.store import Row, Store, StoreUnavailable, Txn, messages, now_iso
+from mailgate.store import Row, Store, StoreUnavailable, Txn, messages, now_iso, timers
 
 if TYPE_CHECKING:
     from mailgate.outgoing.compose import File

@@ -17,8 +17,8 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
-from mailgate.outgoing.compose import clean
 from mailgate.config import LANGUAGES, Config
+from mailgate.outgoing.compose import clean
 
 # Inside the package, so a wheel (`pip install .`, not only an editable checkout) carries them.
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "templates"

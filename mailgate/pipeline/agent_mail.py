@@ -9,20 +9,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailgate import commands, tokens
-from mailgate.mail import agent_words, quotes
-from mailgate.ops import agent as agent_ops, opening as agent_tickets, cases as case_ops, forward as forwarding, lifecycle, tasks, tickets, watchers
-from mailgate.outgoing import compose, notices as outbound, outbox
-from mailgate.pipeline import thread as correlate, identity
-from mailgate.ops.agent import OpError
-from mailgate.store.blobs import BlobStore, message_files
 from mailgate.commands import TagError
 from mailgate.config import AgentConfig, Config
-from mailgate.pipeline.thread import Correlation
-from mailgate.pipeline.identity import Identity
-from mailgate.models import MailKind, ParsedMail, ThreadRule
+from mailgate.mail import agent_words, identity, quotes
+from mailgate.mail.identity import Identity
+from mailgate.mail.subjects import subject_tags
+from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule
+from mailgate.ops import agent as agent_ops
+from mailgate.ops import cases as case_ops
+from mailgate.ops import forward as forwarding
+from mailgate.ops import lifecycle, tasks, tickets, watchers
+from mailgate.ops import opening as agent_tickets
+from mailgate.ops.agent import OpError
+from mailgate.outgoing import compose, outbox
+from mailgate.outgoing import notices as outbound
+from mailgate.outgoing.templates import context
 from mailgate.spool import SpoolEntry
 from mailgate.store import Txn
-from mailgate.outgoing.templates import context
+from mailgate.store.blobs import BlobStore, message_files
+from mailgate.store.tickets import survivor
 
 log = logging.getLogger("mailgate.agent_mail")
 
@@ -107,16 +112,16 @@ async def _thread_by_agent_token(
 async def _ticket_of(tx: Txn, config: Config, mail: ParsedMail, found: Correlation, ident: Identity) -> int | None:
     if ident.ticket:
         found_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (ident.ticket,))
-        return await correlate.survivor(tx, int(found_id)) if found_id is not None else None  # merged (issue 7)
+        return await survivor(tx, int(found_id)) if found_id is not None else None  # merged (issue 7)
     if ident.ticket == 0:
         return None  # the agent's command address
     if found.ticket_id is not None:
         return found.ticket_id
     # A proven agent may name any ticket by its subject tag (customers only their own).
-    for number in correlate.subject_tags(mail.subject, config.gateway.ticket_tag):
+    for number in subject_tags(mail.subject, config.gateway.ticket_tag):
         ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
         if ticket_id is not None:
-            return await correlate.survivor(tx, int(ticket_id))  # merged (issue 7)
+            return await survivor(tx, int(ticket_id))  # merged (issue 7)
     return None
 
 

@@ -11,16 +11,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from mailgate import rules, spool, tokens
-from mailgate.ops import assign, lifecycle, tickets
-from mailgate.outgoing import guard as loops, notices as outbound
-from mailgate.pipeline import agent_mail, thread as correlate, parties
-from mailgate.store.blobs import BlobStore
 from mailgate.config import Config
-from mailgate.models import MailKind, ParsedMail, ThreadRule
-from mailgate.obs import q
 from mailgate.mail.parse import content_key, parse
+from mailgate.mail.subjects import clean_subject
+from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule
+from mailgate.obs import q
+from mailgate.ops import assign, lifecycle, parties, tickets
+from mailgate.outgoing import guard as loops
+from mailgate.outgoing import notices as outbound
+from mailgate.pipeline import agent_mail
+from mailgate.pipeline import thread as correlate
 from mailgate.spool import SpoolEntry
 from mailgate.store import Store, StoreUnavailable, Txn
+from mailgate.store.blobs import BlobStore
 
 log = logging.getLogger("mailgate.process")
 
@@ -164,13 +167,13 @@ class Processor:
                 latest = await tickets.latest_requested_by(tx, sender.address) if sender and sender.address else None
                 latest = latest or admission.ticket_id  # no From: where this hour's held mail already went
                 if latest is not None:
-                    found = correlate.Correlation(latest, ThreadRule.NEW, "held: over the sender's hourly mail cap")
+                    found = Correlation(latest, ThreadRule.NEW, "held: over the sender's hourly mail cap")
             new_ticket = found.ticket_id is None
             if found.ticket_id is None:
                 contact_id = await tickets.contact_for(tx, sender) if sender and sender.address else None
                 ref = await tickets.open_ticket(
                     tx,
-                    subject=correlate.clean_subject(mail.subject, self.config.gateway.ticket_tag),
+                    subject=clean_subject(mail.subject, self.config.gateway.ticket_tag),
                     contact_id=contact_id,
                     first_number=self.config.gateway.first_ticket_number,
                     actor=actor,

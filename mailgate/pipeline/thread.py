@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from functools import lru_cache
-
 from mailgate import tokens
-from mailgate.pipeline import parties
 from mailgate.config import Config
-from mailgate.models import ParsedMail, ThreadRule
+from mailgate.mail.subjects import subject_tags
+from mailgate.models import Correlation, ParsedMail, ThreadRule
+from mailgate.ops import parties
 from mailgate.store import Txn
-
-# Reply/forward prefixes of the mail clients our users have: English, Nordic, Polish, German,
-# Hungarian, Dutch, French, Spanish, Italian; "RE[2]:" and "Re^3:" counters; repeated prefixes.
-_PREFIX = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|sv|vs|vl|odp|pd|aw|wg|vá|válasz|tov|továbbítás|antw|doorst|tr|réf|rv|ri|r)"
-    r"\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
-
-
-@lru_cache(maxsize=8)
-def _tag_pattern(prefix: str) -> re.Pattern[str]:
-    return re.compile(r"\[\s*" + re.escape(prefix) + r"\s*(\d{1,12})\s*\]", re.IGNORECASE)
-
-
-def subject_tags(subject: str, prefix: str) -> list[int]:
-    """Ticket numbers tagged in a subject, e.g. "[#1234]", in order."""
-    return [int(n) for n in _tag_pattern(prefix).findall(subject)]
-
-
-def clean_subject(subject: str, prefix: str) -> str:
-    """The subject a ticket keeps: no Re:/Fw:/Sv:/Odp:/AW:/Vá: prefixes and no ticket tag."""
-    subject = _tag_pattern(prefix).sub(" ", subject)
-    previous = None
-    while previous != subject:
-        previous = subject
-        subject = _PREFIX.sub("", subject).strip()
-        subject = _tag_pattern(prefix).sub(" ", subject).strip()
-    return " ".join(subject.split())
-
-
-async def survivor(tx: Txn, ticket_id: int) -> int:
-    """The ticket a merged one lives on in (issue 7): its tokens and tag lead there."""
-    for _ in range(20):  # merges of merged tickets; a bound, never a loop
-        into = await tx.value("SELECT merged_into FROM tickets WHERE id = ?", (ticket_id,))
-        if into is None:
-            break
-        ticket_id = int(into)
-    return ticket_id
-
-
-@dataclass(frozen=True, slots=True)
-class Correlation:
-    ticket_id: int | None
-    rule: ThreadRule
-    detail: str  # what decided, for an operator reading "why is this mail here"
+from mailgate.store.tickets import survivor
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailgate.mail import language as language_mod
 from mailgate.config import (
     MATCH_FIELDS,
     Config,
@@ -18,6 +17,7 @@ from mailgate.config import (
     RuleConfig,
     _ConditionFields,
 )
+from mailgate.mail import language as language_mod
 from mailgate.models import ParsedMail
 
 _BODY_LIMIT = 200_000  # characters of body text that conditions look at; bounds regex cost on huge mail

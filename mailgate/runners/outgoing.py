@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from mailgate.outgoing import notices as outbound
-from mailgate.runners import timers
 from mailgate.config import Config
-from mailgate.outgoing.outbox import Sender
+from mailgate.outgoing import notices as outbound
 from mailgate.outgoing.maildir import MaildirRelay
+from mailgate.outgoing.outbox import Sender
 from mailgate.outgoing.relay import Delivery, Relay
+from mailgate.runners import timers
 from mailgate.store import Row, Store, Txn
 from mailgate.store.timers import OUTBOX_RELEASE
 

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from mailgate import spool
 from mailgate.config import Config, ImapAccount
-from mailgate.models import Source
+from mailgate.models import Envelope, Source
 from mailgate.sources.imap_auth import CredentialsUnavailable
 from mailgate.sources.imap_session import (
     AuthFailed,
@@ -35,7 +35,6 @@ from mailgate.sources.imap_state import (
     save_state,
     skipped_uids,
 )
-from mailgate.spool import Envelope
 from mailgate.store import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.imap")

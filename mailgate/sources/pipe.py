@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailgate import spool
-from mailgate.models import Source
-from mailgate.spool import Envelope
+from mailgate.models import Envelope, Source
 from mailgate.store import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.pipe")

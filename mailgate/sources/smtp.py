@@ -16,11 +16,15 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from mailgate import replies, spool
 from mailgate.config import Config, bounce_address
-from mailgate.models import Source
+from mailgate.models import Envelope, Source
 from mailgate.sources.smtp_guard import (
-    GuardedSession, Listener, ensure_fd_limit, listener_of, quiet_accept_errors, register,
+    GuardedSession,
+    Listener,
+    ensure_fd_limit,
+    listener_of,
+    quiet_accept_errors,
+    register,
 )
-from mailgate.spool import Envelope
 from mailgate.store import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.smtp")

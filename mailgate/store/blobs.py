@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailgate.outgoing.compose import File, clean
 from mailgate.mail.text import visible_name
+from mailgate.outgoing.compose import File, clean
 
 if TYPE_CHECKING:
     from mailgate.store import Txn

@@ -26,11 +26,11 @@ from aiosmtpd.smtp import SMTP
 from mailgate import config as config_mod
 from mailgate.config import Config
 from mailgate.daemon import Running, started
-from mailgate.pipeline.process import Outcome, Processor
 from mailgate.outgoing.relay import Relay, Result
+from mailgate.pipeline.process import Outcome, Processor
+from mailgate.runners.timers import Timer
 from mailgate.spool import SpoolEntry
 from mailgate.store import Row
-from mailgate.runners.timers import Timer
 
 from ..conftest import SUPPORT, mail, settle, write_config
 from ..sink import AGENTS, Sink, free_port, relay_section, wait_mail

@@ -12,7 +12,6 @@ from mailgate.outgoing.relay import mailbox
 
 from ..conftest import SUPPORT
 
-
 _TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
 
 

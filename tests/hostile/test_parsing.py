@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailgate.ops import tickets
-from mailgate.mail.charsets import codec_for, decode_bytes, decode_words, scrub
-from mailgate.mail.parse import MAX_ATTACHMENTS, MAX_DEPTH, parse, parse_bytes
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.mail.charsets import codec_for, decode_bytes, decode_words, scrub
+from mailgate.mail.parse import MAX_ATTACHMENTS, MAX_DEPTH, parse, parse_bytes
+from mailgate.ops import tickets
 
 from ..conftest import SUPPORT, send, settle
 from ..sink import Sink, wait_mail

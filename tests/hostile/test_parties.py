@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 import pytest
 
 from mailgate import commands
-from mailgate.ops import contacts
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.ops import contacts
 
 from ..conftest import SUPPORT, mail, send, settle
 from ..sink import Received, Sink, wait_mail

@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from mailgate import config as config_mod
 from mailgate import spool
 from mailgate.daemon import Running, started
-from mailgate.models import Source
 from mailgate.mail.parse import parse
+from mailgate.models import Envelope, Source
 
 from ..conftest import SUPPORT, settle, write_config
 from ..sink import AGENTS, Sink, relay_section, running_sink
@@ -265,7 +265,7 @@ class DaemonThread:
 
 
 async def _spool_and_process(running: Running, raw: bytes, customer: str) -> int:
-    envelope = spool.Envelope(mail_from=customer, rcpt_to=(SUPPORT,), source=Source.SMTP)
+    envelope = Envelope(mail_from=customer, rcpt_to=(SUPPORT,), source=Source.SMTP)
     accepted = await spool.accept(running.store, raw, envelope)
     running.worker.wake()
     await settle(running, timeout=60)

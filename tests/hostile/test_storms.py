@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mailgate.outgoing import guard as loops
 from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.outgoing import guard as loops
 
 from ..conftest import SUPPORT, mail, settle
 from ..sink import Sink, wait_mail
@@ -218,8 +218,8 @@ async def test_storm_config_defaults_keep_old_configs_working(tmp_path: Path) ->
 
 async def test_verdict_helpers_read_only_what_they_should() -> None:
     """Unit checks behind the SMTP tests: a DMARC verdict on another domain and an untrusted A-R count for nothing."""
-    from mailgate.models import ParsedMail
     from mailgate.mail.parse import parse
+    from mailgate.models import ParsedMail
 
     def parsed(*headers: str) -> ParsedMail:
         # As the MTA in front writes them: on top, above everything the sender wrote.

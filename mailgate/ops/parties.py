@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mailgate.config import Config
+from mailgate.mail import identity
+from mailgate.models import ParsedMail
 from mailgate.ops import tickets
 from mailgate.outgoing import guard as loops
-from mailgate.pipeline import identity
-from mailgate.config import Config
-from mailgate.models import ParsedMail
 from mailgate.store import Txn
 
 log = logging.getLogger("mailgate.parties")

@@ -12,8 +12,7 @@ import authres  # type: ignore[import-untyped]  # no stubs; read via attributes 
 
 from mailgate import tokens
 from mailgate.config import AgentConfig, Config
-from mailgate.models import ParsedMail, Source
-from mailgate.spool import Envelope
+from mailgate.models import Envelope, ParsedMail, Source
 
 log = logging.getLogger("mailgate.identity")
 
