@@ -45,14 +45,14 @@ def load(path: Path | str) -> Config:
         issues = _issues(name, text, exc)
         partial, dropped, kept = salvage(data, exc)
         if partial is not None:
-            for key, message in cross_errors(partial):
+            for key, message in _cross_errors(partial):
                 key = original_key(kept, key)
                 if not any(d in message for d in dropped) and not any(i.key == key for i in issues):
                     issues.append(ConfigIssue(name, key_line(text, key), key, message))
         # In file order, as an operator goes through them; those without a line last.
         issues.sort(key=lambda i: (i.line is None, i.line or 0))
         raise ConfigError(issues) from exc
-    issues = [ConfigIssue(name, key_line(text, key), key, message) for key, message in cross_errors(config)]
+    issues = [ConfigIssue(name, key_line(text, key), key, message) for key, message in _cross_errors(config)]
     if config.gateway.secret_file is not None:
         where = key_line(text, "gateway.secret_file")
         try:
@@ -78,11 +78,12 @@ def load(path: Path | str) -> Config:
     return config
 
 
-def cross_errors(config: Config) -> list[tuple[str, str]]:
+def _cross_errors(config: Config) -> list[tuple[str, str]]:
     try:
         return config.cross_check()
     except Exception as exc:  # noqa: BLE001 - a half-validated config must not hide the errors already found
         return [("-", f"cross-section check stopped: {type(exc).__name__}: {exc}")]
+
 
 def _issues(name: str, text: str, exc: ValidationError) -> list[ConfigIssue]:
     issues = []
