@@ -13,6 +13,7 @@ from mailgate.config.model import Config
 # sign reply tokens with it (and so act as an agent), so only --dev runs accept it.
 EXAMPLE_SECRET_MARKER = "change-me"
 
+
 def production_issues(config: Config) -> list[ConfigIssue]:
     """What stops this config from running for real: the example secret (outside --dev) and a store
     folder the process cannot write (`run` would exit 75 and systemd restart it forever)."""

@@ -26,8 +26,6 @@ class SlaTimes(StrictModel):
     resolution: int | None = Field(default=None, gt=0)
 
 
-
-
 class BusinessHoursConfig(StrictModel):
     """When a queue works: SLA deadlines count only these minutes."""
 

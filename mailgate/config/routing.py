@@ -168,7 +168,6 @@ class RuleTestConfig(StrictModel):
         return self.name or str(self.file)
 
 
-
 def routing_errors(
     rules: tuple[RuleConfig, ...], rule_tests: tuple[RuleTestConfig, ...], queue_names: list[str], agent_ids: list[str],
 ) -> list[tuple[str, str]]:
