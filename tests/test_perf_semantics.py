@@ -12,7 +12,7 @@ import pytest
 from mailgate import config as config_mod
 from mailgate import spool
 from mailgate.config import Config
-from mailgate.mail.parse import _AS_WRITTEN, parse_bytes
+from mailgate.mail.mime import AS_WRITTEN, parse_bytes
 from mailgate.models import Source
 from mailgate.pipeline.process import MAX_ATTEMPTS, Processor
 from mailgate.sources import pipe
@@ -135,7 +135,7 @@ HEADERS = [
 
 @pytest.mark.parametrize(("name", "value"), HEADERS)
 async def test_flattened_headers_are_compat32s_bytes(name: str, value: str) -> None:
-    assert _AS_WRITTEN.fold_binary(name, value) == compat32.fold_binary(name, value)
+    assert AS_WRITTEN.fold_binary(name, value) == compat32.fold_binary(name, value)
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared/corpus is not beside the repository")
@@ -151,5 +151,5 @@ async def test_attached_messages_flatten_as_compat32_does() -> None:
             for message in inner:
                 if isinstance(message, Message):
                     seen += 1
-                    assert message.as_bytes(unixfrom=False, policy=_AS_WRITTEN) == message.as_bytes(unixfrom=False)
+                    assert message.as_bytes(unixfrom=False, policy=AS_WRITTEN) == message.as_bytes(unixfrom=False)
     assert seen > 100

@@ -395,3 +395,26 @@ def test_example_config_rules_and_rule_tests() -> None:
     data = json.loads(result.output)
     assert (data["queue"], data["category"], data["language"]) == ("billing", "billing", "fi")
     assert data["assignment"] == "least-open among cecilia when the ticket opens"
+
+
+def test_rule_tests_run_on_given_files_without_the_disk(tmp_path: Path) -> None:
+    """Routing reads nothing itself: the config layer reads the files, the rule tests run on what it read."""
+    from mailgate.config import RuleTestFiles, read_rule_test_files
+    from mailgate.rules import report
+
+    (tmp_path / "m.eml").write_bytes(mail(subject="Virhe laskussa"))
+    tests = '\n[[rule_tests]]\nfile = "m.eml"\nqueue = "billing"\n\n[[rule_tests]]\nfile = "gone.eml"\n'
+    config = config_mod.load(write_config(tmp_path, QUEUES + EXAMPLE_RULES + tests))
+    files = read_rule_test_files(config)
+    assert isinstance(files.messages[0], bytes) and "cannot read" in str(files.messages[1])
+    ruleset = rules.compile_rules(config)
+    (tmp_path / "m.eml").unlink()  # what was read is what counts
+    ran, failures = report.run_tests(config, ruleset, files)
+    assert ran == 2
+    assert [f.key for f in failures] == ["rule_tests.1.file"]
+    # The same files with another message: the first test now fails, its line found in the text given.
+    other = RuleTestFiles(files.name, files.text, (mail(subject="Hello"), files.messages[1]))
+    _, failures = report.run_tests(config, ruleset, other)
+    assert [f.key for f in failures] == ["rule_tests.0.queue", "rule_tests.1.file"]
+    lines = files.text.splitlines()
+    assert failures[0].line == len(lines) - lines[::-1].index('queue = "billing"')  # the rule test's, the last one

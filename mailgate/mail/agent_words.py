@@ -4,18 +4,37 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailgate import tokens
 from mailgate.models import ParsedMail
-from mailgate.store import Txn
 
 log = logging.getLogger("mailgate.agent_words")
 
 _QUOTED = re.compile(r"^[ \t]*>")
-_SEEN_MESSAGES = 50  # the latest ones: an inline answer quotes the recent mails of a ticket
-_SEEN_CHARS = 100_000  # of each: a pasted 30 MB log is not what an answer quotes
 _FRAME_LINE = 16  # shorter lines ("Hello,", "Thanks!") are said by anyone; longer ones are our template's
+
+
+class SentMail(Protocol):
+    """A mail mailgate wrote and the agent answers (store.sent.SentMail)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def from_address(self) -> str: ...
+
+
+class Thread(Protocol):
+    """The ticket's texts an answer may quote (store.sent.ThreadTexts)."""
+
+    @property
+    def seen(self) -> Sequence[str]: ...
+    @property
+    def answered(self) -> Sequence[SentMail]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,36 +54,29 @@ class _Context:
     secret: bytes  # to know our references ("[ref:…]") wherever they are quoted
 
 
-async def for_customer(tx: Txn, mail: ParsedMail, ticket_id: int | None, words: str, secret: bytes) -> Words:
-    """The agent's words (already cut from quoted history) without what mailgate wrote to the agent."""
-    if not words or ticket_id is None:
+def answered_ids(mail: ParsedMail) -> list[str]:
+    """The Message-IDs of the mails this one answers: In-Reply-To and the last References."""
+    return [m for m in (mail.in_reply_to, *mail.references[-3:]) if m]
+
+
+def for_customer(words: str, thread: Thread | None, secret: bytes) -> Words:
+    """The agent's words (already cut from quoted history) without what mailgate wrote to the agent.
+
+    `thread` is the ticket's texts (store.sent.thread_texts), None for mail on no ticket.
+    """
+    if not words or thread is None:
         return Words(words, False)
-    context = await _context(tx, mail, ticket_id, secret)
+    context = _context(thread, secret)
     text, pasted = _before_our_mail(words, context)
     return Words(_shown_quotes_only(text, context), pasted)
 
 
-async def _context(tx: Txn, mail: ParsedMail, ticket_id: int, secret: bytes) -> _Context:
-    rows = await tx.all(
-        "SELECT substr(text, 1, ?) AS text, substr(reply_text, 1, ?) AS reply_text FROM messages"
-        " WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT ?",
-        (_SEEN_CHARS, _SEEN_CHARS, ticket_id, _SEEN_MESSAGES))
-    sent = await tx.all(
-        "SELECT substr(text, 1, ?) AS text FROM outbox WHERE ticket_id = ? AND kind = 'reply' AND state != 'cancelled'"
-        " ORDER BY id DESC LIMIT ?", (_SEEN_CHARS, ticket_id, _SEEN_MESSAGES))
-    seen = " ".join([_plain_words(str(r[k] or "")) for r in rows for k in ("text", "reply_text")]
-                    + [_plain_words(str(r["text"] or "")) for r in sent])
-    parents = [m for m in (mail.in_reply_to, *mail.references[-3:]) if m]
-    answered = []
-    if parents:
-        marks = ", ".join("?" for _ in parents)
-        answered = await tx.all(f"SELECT text, subject, from_address FROM outbox WHERE message_id IN ({marks})"
-                                " AND kind != 'reply'", parents)
-    seen = f" {seen} "
-    frame = {said for r in answered for line in str(r["text"] or "").splitlines()
+def _context(thread: Thread, secret: bytes) -> _Context:
+    seen = " " + " ".join(_plain_words(text) for text in thread.seen) + " "
+    frame = {said for m in thread.answered for line in m.text.splitlines()
              if len(said := _plain_words(line)) >= _FRAME_LINE and f" {said} " not in seen}
-    names = {_plain_words(str(r[k])) for r in answered for k in ("subject", "from_address") if r[k]}
-    ours = " " + " ".join(_plain_words(str(r["text"] or "")) for r in answered) + " "
+    names = {_plain_words(value) for m in thread.answered for value in (m.subject, m.from_address) if value}
+    ours = " " + " ".join(_plain_words(m.text) for m in thread.answered) + " "
     return _Context(seen, ours, frozenset(frame), frozenset(names), secret)
 
 

@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import authres  # type: ignore[import-untyped]  # no stubs; read via attributes only
+import authres  # no stubs (pyproject lets mypy skip it); read via attributes only
 
 from mailgate import tokens
 from mailgate.config import AgentConfig, Config
@@ -231,7 +231,8 @@ def sender_warning(name: str, address: str) -> str:
     """
     address = address.strip().lower()
     # NFKC: a fullwidth "＠" or small "﹫" reads as "@" to a person, and must to this check too.
-    for shown in _ADDRESS_IN_NAME.findall(unicodedata.normalize("NFKC", name or "")):
+    found: list[str] = _ADDRESS_IN_NAME.findall(unicodedata.normalize("NFKC", name or ""))
+    for shown in found:
         if shown.strip(".").lower() != address:
             return shown.strip(".")
     return ""

@@ -140,9 +140,10 @@ def link_target(href: str, label: str) -> str | None:
     elif not lower.startswith(_SHOWN_SCHEMES):
         return None  # javascript:, data:, cid:, "#anchor", relative paths: nowhere a reader can go
     else:
-        target = _unwrap_safelink(target)
-        if target is None:
+        unwrapped = _unwrap_safelink(target)
+        if unwrapped is None:
             return None
+        target = unwrapped
     if not target or len(target) > LINK_TARGET_LIMIT or "[" in target or "]" in target:
         return None
     words = " ".join(label.split())

@@ -25,7 +25,7 @@ from mailgate.outgoing import compose, outbox
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing.templates import context
 from mailgate.spool import SpoolEntry
-from mailgate.store import Txn
+from mailgate.store import Txn, sent
 from mailgate.store.blobs import BlobStore, message_files
 from mailgate.store.tickets import survivor
 
@@ -132,8 +132,8 @@ async def _proven(
     mailer = outbound.mailer_for(config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     answered = await answered_subject(tx, mail, ticket_id)
-    words = await agent_words.for_customer(
-        tx, mail, ticket_id, new_text(mail.text, mail.html, keep_signature=agent.keep_signature), config.secret_bytes())
+    words = agent_words.for_customer(new_text(mail.text, mail.html, keep_signature=agent.keep_signature),
+                                     await sent.thread_texts(tx, ticket_id, agent_words.answered_ids(mail)), config.secret_bytes())
     parsed = commands.parse(mail.subject, words.text, now=datetime.now(UTC), tz=config.gateway.timezone,
                             inherited=answered)
     if parsed.quoted:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from mailgate.config import Config, ConfigIssue, RuleTestConfig, key_line
+from mailgate.config.rule_tests import RuleTestFiles, read_rule_test_files
 from mailgate.mail.parse import parse
-from mailgate.rules import Routing, RuleSet, route
+from mailgate.rules.outcome import Routing
+from mailgate.rules.route import route
+from mailgate.rules.ruleset import RuleSet
 
 _MARK = {True: "match", False: "no   ", None: "skip "}
 
@@ -78,22 +80,20 @@ def _show(value: object) -> str:
     return repr(value)
 
 
-def run_tests(config: Config, ruleset: RuleSet) -> tuple[int, list[ConfigIssue]]:
-    """Run the config's [[rule_tests]]; return how many ran and every failure as a config issue."""
-    source = config.source or Path("config.toml")
-    name = str(source)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError:
-        text = ""
+def run_tests(config: Config, ruleset: RuleSet, files: RuleTestFiles | None = None) -> tuple[int, list[ConfigIssue]]:
+    """Run the config's [[rule_tests]]; return how many ran and every failure as a config issue.
+
+    `files` is what the tests read (the config text and each message); by default the config
+    layer reads them, so nothing here touches the disk.
+    """
+    if files is None:
+        files = read_rule_test_files(config)
+    name, text = files.name, files.text
     issues: list[ConfigIssue] = []
-    for i, test in enumerate(config.rule_tests):
-        path = test.file if test.file.is_absolute() else source.parent / test.file
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
+    for i, (test, raw) in enumerate(zip(config.rule_tests, files.messages, strict=True)):
+        if isinstance(raw, str):
             key = f"rule_tests.{i}.file"
-            issues.append(ConfigIssue(name, key_line(text, key), key, f"cannot read {path}: {exc.strerror or exc}"))
+            issues.append(ConfigIssue(name, key_line(text, key), key, raw))
             continue
         routing = route(ruleset, parse(raw), test.recipients)
         for field, message in _mismatches(test, routing):

@@ -1,0 +1,104 @@
+"""Which lines of a classified mail are its new words.
+
+The layout rules follow Discourse's email_reply_trimmer (MIT): text, then a boundary, cuts the
+rest; a quote followed by more text is an inline reply and kept.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailgate.mail import quote_phrases as P
+from mailgate.mail.quote_lines import classify_lines
+
+_DASH_SIGNOFF = re.compile(P.DASH_SIGNOFF)
+
+
+def cut(text: str, *, answering: bool = False, keep_signature: bool = False) -> str:
+    """The new words of a text: its lines classified, then selected, then a trailing sign-off dropped."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kinds = classify_lines(lines)
+    keep = select(kinds, answering=answering, keep_signature=keep_signature)
+    kept = [lines[i].rstrip() for i in keep]
+    kept = drop_signoff(kept)
+    return "\n".join(kept).strip()
+
+
+def select(kinds: list[str], *, answering: bool = False, keep_signature: bool = False) -> list[int]:
+    """Indexes of the lines that make the new part of the reply."""
+    idx = [i for i, k in enumerate(kinds) if k != "m"]  # mobile signatures go wherever they are
+    first_text = next((p for p, i in enumerate(idx) if kinds[i] == "t"), None)
+    if first_text is None:
+        return []
+    if answering and "b" in (lead_kinds := [kinds[i] for i in idx[:first_text] if kinds[i] != "e"]) \
+            and lead_kinds[-1] == "b":
+        # "From:/Sent:/To:" or "On … wrote:" and then unquoted lines: the answered mail, quoted the
+        # Outlook way; whoever answers it wrote above (nothing, here) - the rest is history.
+        return []
+    # A signature delimiter after the first words ends the reply.
+    for p in range(first_text, len(idx)):
+        if kinds[idx[p]] == "s":
+            block = _signature_block(kinds, idx, p) if keep_signature else []
+            idx = idx[:p] + block
+            break
+    lead, rest = idx[:first_text], idx[first_text:]
+    # Leading boundary or quote, then text: a bottom-posted reply, or a forward without comment.
+    # Keep the leading quote only when the rest is an inline reply (quote, answer, quote, answer).
+    keep = [i for i in lead if kinds[i] in ("q", "e")] if _is_inline(kinds, rest) else []
+    # Text, then a boundary: everything from the boundary on is history - unless a quote follows
+    # with answers below it and no further boundary (an inline reply after "On … wrote:").
+    for p, i in enumerate(rest):
+        if kinds[i] != "b":
+            continue
+        after = [k for k in rest[p:] if kinds[k] not in ("b", "e")]
+        if after and kinds[after[0]] == "q" and _is_inline(kinds, after) and "b" not in _tail_kinds(kinds, rest, p):
+            rest = [k for k in rest if kinds[k] != "b"]
+        else:
+            rest = rest[:p]
+        break
+    keep += rest
+    while keep and kinds[keep[-1]] in ("e", "q", "b", "s"):
+        keep.pop()
+    return keep
+
+
+def _signature_block(kinds: list[str], idx: list[int], p: int) -> list[int]:
+    """The lines under the delimiter at idx[p], up to quoted history or the next boundary."""
+    block: list[int] = []
+    for i in idx[p + 1:]:
+        if kinds[i] not in ("t", "e"):
+            break
+        block.append(i)
+    return block
+
+
+def _is_inline(kinds: list[str], idx: list[int]) -> bool:
+    """A quote with new text after it: the writer answers between the quoted lines."""
+    seen_quote = False
+    for i in idx:
+        if kinds[i] == "q":
+            seen_quote = True
+        elif kinds[i] == "t" and seen_quote:
+            return True
+    return False
+
+
+def _tail_kinds(kinds: list[str], rest: list[int], p: int) -> str:
+    """Kinds after the boundary run that starts at rest[p]."""
+    q = p
+    while q < len(rest) and kinds[rest[q]] in ("b", "e"):
+        q += 1
+    return "".join(kinds[i] for i in rest[q:])
+
+
+def drop_signoff(kept: list[str]) -> list[str]:
+    """Drop a "-Ann Example" sign-off after a blank line at the end (github email_1_1)."""
+    last = len(kept) - 1
+    while last >= 0 and not kept[last].strip():
+        last -= 1
+    if last < 2:
+        return kept
+    line = kept[last].strip()
+    if not kept[last - 1].strip() and _DASH_SIGNOFF.fullmatch(line) and all(w[0].isupper() for w in line[1:].split()):
+        return kept[:last]
+    return kept
