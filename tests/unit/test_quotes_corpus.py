@@ -20,7 +20,7 @@ from inscriptis import get_text
 
 from mailgate.mail.quotes import reply_text
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 # Known failures: fixing one turns its xfail into an XPASS, which fails the run (strict).
 KNOWN_FAILURES = {
