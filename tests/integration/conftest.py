@@ -187,7 +187,8 @@ async def make_daemon(tmp_path: Path, sink: Sink, started_daemons: list[Running]
     """A factory of running daemons relaying to the `sink` fixture, each stopped at teardown.
 
     `await make_daemon(extra)` writes a config (queues and agents from `extra`, [relay] the sink,
-    fast outbox retries); `config=` starts an existing one; `clock=` hands the daemon a clock
+    fast outbox retries); `relay=False` leaves the relay a closed port, for tests that compare rows
+    before and after and must not see delivery events arrive in between; `config=` starts an existing one; `clock=` hands the daemon a clock
     (mailgate.clock.ManualClock) so a test moves time instead of rewriting rows; `**outbox` sets
     [outbox] keys (send_delay=0.2 …). Each further daemon of a test gets a folder of its own."""
     async with contextlib.AsyncExitStack() as stack:
@@ -197,6 +198,7 @@ async def make_daemon(tmp_path: Path, sink: Sink, started_daemons: list[Running]
             *,
             config: Config | None = None,
             clock: Clock | None = None,
+            relay: bool = True,
             smtp: str = "",
             gateway: str = "",
             storage: str = "",
@@ -205,7 +207,7 @@ async def make_daemon(tmp_path: Path, sink: Sink, started_daemons: list[Running]
             if config is None:
                 folder = tmp_path if not started_daemons else tmp_path / f"daemon{len(started_daemons) + 1}"
                 folder.mkdir(exist_ok=True)
-                body = (relay_section(sink.port, **outbox) if "[relay]" not in extra else "") + extra
+                body = (relay_section(sink.port, **outbox) if relay and "[relay]" not in extra else "") + extra
                 config = config_mod.load(write_config(folder, body, smtp=smtp, gateway=gateway, storage=storage))
             # The daemon takes a clock once its owner hands one down; until then only a test that
             # moves time needs it, and passes it explicitly.

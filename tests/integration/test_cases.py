@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -10,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from mailgate import config as config_mod
 from mailgate import tokens
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import agent as agent_ops
 
 from .conftest import SECRET, SUPPORT, send, settle, write_config
+from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section, to, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -106,10 +104,6 @@ async def notes(running: Running, number: int) -> list[str]:
     found = await rows(running, "SELECT m.reply_text FROM messages m JOIN tickets t ON t.id = m.ticket_id"
                                 " WHERE t.number = ? AND m.direction = 'note' ORDER BY m.id", (number,))
     return [r["reply_text"] for r in found]
-
-
-async def cli(running: Running, *args: str) -> Any:
-    return await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(running.config.source), *args])
 
 
 # -- merge -----------------------------------------------------------------------------------------
