@@ -37,7 +37,7 @@ from ..conftest import BILLING, CORPUS, REPO, SECRET, SUPPORT, closed_port, mail
 from .sink import AGENTS, Sink, relay_section, running_sink
 
 __all__ = [
-    "AGENTS", "BILLING", "CORPUS", "REPO", "SECRET", "SUPPORT", "Cli", "CliResult", "MakeDaemon", "closed_port",
+    "AGENTS", "BILLING", "CORPUS", "REPO", "SECRET", "SUPPORT", "Cli", "CliResult", "cli_ok", "MakeDaemon", "closed_port",
     "mail", "run_cli", "send", "settle", "smtp_send", "wait_until", "write_config",
 ]
 
@@ -143,6 +143,13 @@ async def run_cli(target: Running | Config | Path, *args: str, input: str | byte
     """The same from async tests: on a thread, because each command runs its own event loop while the
     test's loop keeps the daemon serving."""
     return await asyncio.to_thread(run_cli_sync, target, *args, input=input)
+
+
+async def cli_ok(target: Running | Config | Path, *args: str) -> CliResult:
+    """A command that must succeed: how a test changes state the way an operator or agent would."""
+    result = await run_cli(target, *args)
+    assert result.exit_code == 0, f"mailgate {' '.join(args)}: exit {result.exit_code}\n{result.output}"
+    return result
 
 
 class Cli:

@@ -15,7 +15,7 @@ from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import lifecycle
 
-from .conftest import mail, send, settle, write_config
+from .conftest import cli_ok, mail, send, settle, write_config
 from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section
 
@@ -76,8 +76,8 @@ async def change(running: Running, number: int, status: str, now: datetime | Non
 async def test_snooze_ends_by_time_and_the_agent_hears_back(sink: Sink, lifeconfig: Callable[[], Config]) -> None:
     async with started(lifeconfig()) as running:
         await open_ticket(running, sink, "<w1@customer.test>")
+        await cli_ok(running, "tickets", "assign", "1000", "aino", "--as", "aino")
         async with running.store.txn() as tx:
-            await tx.execute("UPDATE tickets SET assignee = 'aino' WHERE number = 1000")
             ticket_id = await lifecycle.ticket_id_for(tx, 1000)
             await lifecycle.snooze(tx, running.config, ticket_id, datetime.now(UTC) + timedelta(seconds=0.5),
                                    actor="agent:aino")
