@@ -1,25 +1,22 @@
-"""Shared fixtures: config files in a temp folder, a running daemon in the test's loop, SMTP clients."""
+"""What unit and integration tests share: config files in a temp folder and well-formed test mail.
+
+The running parts (a daemon, its relay sink, the CLI against a database, waiting) are factories in
+tests/integration/conftest.py; unit tests never start them."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
-import smtplib
 import socket
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from mailgate import config as config_mod
 from mailgate.config import Config
-from mailgate.daemon import Running, started
-
-from .sink import Sink, running_sink
 
 REPO = Path(__file__).resolve().parents[1]
 # Real-world mail from public test suites; MAILGATE_CORPUS points elsewhere when it is not beside the checkout.
@@ -74,6 +71,40 @@ def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str 
     return path
 
 
+def relay_section(port: int, **outbox: object) -> str:
+    """TOML for [relay] pointing at a sink, and [outbox] with fast retries for tests."""
+    values = {"retry_base": 0.2, "retry_max": 1.0, "send_delay": 30, **outbox}
+    lines = [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in values.items()]
+    return (
+        f'\n[relay]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 10\n'
+        + "\n[outbox]\n" + "\n".join(lines) + "\n"
+    )
+
+
+AGENTS = """
+[[queues]]
+name = "support"
+addresses = ["support@example.test"]
+members = ["aino"]
+
+[[queues]]
+name = "billing"
+addresses = ["billing@example.test"]
+members = ["bartek"]
+language = "pl"
+
+[[agents]]
+id = "aino"
+name = "Aino Agent"
+addresses = ["aino@agents.test"]
+
+[[agents]]
+id = "bartek"
+name = "Bartek Agent"
+addresses = ["bartek@agents.test"]
+"""
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     def make(extra: str = "", **sections: str) -> Config:
@@ -85,19 +116,6 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 @pytest.fixture
 def config(make_config: Callable[..., Config]) -> Config:
     return make_config()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[Sink]:
-    """An aiosmtpd sink on 127.0.0.1 standing in for the relay."""
-    async with running_sink() as s:
-        yield s
-
-
-@pytest_asyncio.fixture
-async def daemon(config: Config) -> AsyncIterator[Running]:
-    async with started(config) as running:
-        yield running
 
 
 def mail(
@@ -127,28 +145,6 @@ def mail(
         msg[key] = value
     msg.set_content(body)
     return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-def smtp_send(port: int, raw: bytes, rcpts: list[str], sender: str = "alice@customer.test") -> dict[str, tuple[int, bytes]]:
-    """Send over a real SMTP session; return refused recipients (smtplib raises on total failure)."""
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-        return client.sendmail(sender, rcpts, raw)
-
-
-async def send(port: int, raw: bytes, rcpts: list[str] | None = None, sender: str = "alice@customer.test") -> dict[str, tuple[int, bytes]]:
-    return await asyncio.to_thread(smtp_send, port, raw, rcpts or [SUPPORT], sender)
-
-
-async def settle(running: Running, timeout: float = 10) -> None:
-    """Wait until the worker has processed everything spooled so far."""
-    async with asyncio.timeout(timeout):
-        while True:
-            running.worker.wake()
-            running.worker.idle.clear()
-            await running.worker.idle.wait()
-            async with running.store.read() as tx:
-                if not await tx.value("SELECT COUNT(*) FROM spool WHERE state = 'received'"):
-                    return
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

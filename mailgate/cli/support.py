@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,7 +23,14 @@ EX_TEMPFAIL = 75  # sysexits: the store is unavailable now, try again later
 MAX_ID = 2**63 - 1
 
 
-class RowNumber(click.ParamType):
+if TYPE_CHECKING:
+    _IntParam = click.ParamType[int]
+    _TextParam = click.ParamType[str]
+else:  # click made ParamType generic in 8.2; the 8.1 that pyproject allows cannot subscript it at runtime
+    _IntParam = _TextParam = click.ParamType
+
+
+class RowNumber(_IntParam):
     """A ticket number or row id: a plain decimal from 1 to 2**63-1, else a usage error (never a traceback)."""
 
     name = "number"
@@ -45,7 +52,7 @@ class RowNumber(click.ParamType):
         return number
 
 
-class IdOrText(click.ParamType):
+class IdOrText(_TextParam):
     """An id or a name/address (contacts): all-digit input must be a valid id, the rest passes as text."""
 
     name = "id-or-address"
@@ -114,6 +121,11 @@ def out(as_json: bool, data: dict[str, Any], text: str) -> None:
         emit_json({"ok": True, **data})
     else:
         click.echo(text)
+
+
+def read(ctx: click.Context, reader: Callable[[Txn], Awaitable[T]]) -> T:
+    """One read transaction around `reader`; an unavailable store exits 75 (sysexits EX_TEMPFAIL)."""
+    return run_txn(ctx, False, lambda _config, tx: reader(tx), write=False)
 
 
 def run_txn(

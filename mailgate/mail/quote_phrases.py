@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 # one matcher at import, so a phrase from any language works in every mail (people switch
 # client languages, and a Finnish user of an English Outlook writes "Lähettäjä:" nowhere).
 #
-# Conventions, checked by tests/test_quotes.py:
+# Conventions, checked by tests/unit/test_quotes.py:
 # - strings are compared casefolded with whitespace collapsed and " :" read as ":" (French);
 # - `wrote`: an attribution line ENDS with one of these, followed by ":" ("On …, Ann wrote:");
 # - `wrote_inside`: an attribution line CONTAINS one of these and ends with ":" (German

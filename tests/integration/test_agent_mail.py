@@ -15,7 +15,7 @@ from mailgate import tokens
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
-from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
+from .conftest import SECRET, SUPPORT, cli_ok, mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section, to, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -356,8 +356,7 @@ async def test_next_from_two_agents_at_once_never_hands_out_one_ticket_twice(
     async with started(agentconfig()) as running:
         for n in (1, 2, 3):
             await open_ticket(running, sink, customer=f"c{n}@customer.test", n=n)
-        async with running.store.txn() as tx:
-            await tx.execute("UPDATE tickets SET priority = 'urgent' WHERE number = 1002")
+        await cli_ok(running, "tickets", "priority", "1002", "urgent", "--as", "aino")
 
         def command_mail(agent: str, address: str, i: int) -> tuple[bytes, str]:
             rcpt = tokens.reply_address(KEY, SUPPORT, tokens.Token("a", 0, agent))

@@ -1,6 +1,6 @@
 """quotes.reply_text against the shared corpus fixtures that carry expected reply text.
 
-Run `python tests/test_quotes_corpus.py` for the score per source.
+Run `python -m tests.unit.test_quotes_corpus` for the score per source.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from inscriptis import get_text
 
 from mailgate.mail.quotes import reply_text
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 # Known failures: fixing one turns its xfail into an XPASS, which fails the run (strict).
 KNOWN_FAILURES = {

@@ -17,7 +17,7 @@ from mailgate.config import Config, ConfigError
 from mailgate.mail import language
 from mailgate.mail.parse import parse
 
-from .conftest import BILLING, SUPPORT, mail, write_config
+from ..conftest import BILLING, SUPPORT, mail, write_config
 
 QUEUES = """
 [[queues]]
@@ -384,7 +384,7 @@ def test_language_guess(text: str, expected: str | None) -> None:
 
 
 def test_example_config_rules_and_rule_tests() -> None:
-    from .conftest import REPO
+    from ..conftest import REPO
 
     runner = CliRunner()
     example = str(REPO / "config.example.toml")

@@ -18,7 +18,7 @@ from mailgate.daemon import Running, started
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
 
-from .conftest import BILLING, SECRET, SUPPORT, mail, send, settle, write_config
+from .conftest import BILLING, SECRET, SUPPORT, cli_ok, mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, free_port, relay_section, running_sink
 
 pytestmark = pytest.mark.asyncio
@@ -177,11 +177,7 @@ async def test_agents_are_notified_of_new_tickets_and_follow_ups(sink: Sink, out
 async def test_resolution_notice_and_queue_switch(sink: Sink, outconfig: Callable[..., Config]) -> None:
     async with started(outconfig()) as running:
         await open_ticket(running, sink, message_id="<r1@customer.test>")
-        async with running.store.txn() as tx:
-            ticket_id = await tx.value("SELECT id FROM tickets WHERE number = 1000")
-            await tx.execute("UPDATE tickets SET status = 'resolved' WHERE id = ?", (ticket_id,))
-            outbox_id = await outbound.notify_resolved(tx, running.config, ticket_id)
-        assert outbox_id is not None
+        await cli_ok(running, "tickets", "status", "1000", "resolved", "--as", "aino")
         await sink.wait_for(lambda r: len(sink.to(CUSTOMER)) >= 2)
         notice = sink.to(CUSTOMER)[-1]
         assert notice.msg["Subject"] == "[#1000] Resolved: Printer on fire"

@@ -26,7 +26,7 @@ from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
 from mailgate.store import Store, open_store, timers
 
-from .conftest import mail, send, settle, write_config
+from .conftest import cli_ok, mail, send, settle, write_config
 from .sink import Sink, relay_section
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -333,8 +333,7 @@ async def test_sla_escalation_end_to_end(sink: Sink, slaconfig: Callable[[], Con
         async with running.store.read() as tx:
             ticket = await tx.one("SELECT id, number FROM tickets")
             assert await tx.value("SELECT COUNT(*) FROM timers WHERE kind LIKE 'sla.%' AND ref = ?", (ticket["id"],)) == 4
-        async with running.store.txn() as tx:
-            await tx.execute("UPDATE tickets SET assignee = 'aino' WHERE id = ?", (ticket["id"],))
+        await cli_ok(running, "tickets", "assign", str(ticket["number"]), "aino", "--as", "aino")
         await shift_clock(running, ticket["id"], 50)  # past 80% of the 60-minute first response
         [warning] = await sink.wait_for(lambda r: any("approaching" in x.header("Subject") for x in r)) and [
             x for x in sink.received if "approaching" in x.header("Subject")]

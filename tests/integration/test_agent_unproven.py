@@ -21,7 +21,7 @@ from mailgate import tokens
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
-from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
+from .conftest import SECRET, SUPPORT, cli_ok, mail, send, settle, write_config
 from .sink import Received, Sink, relay_section, wait_mail
 from .test_agent_mail import reply
 
@@ -353,9 +353,7 @@ async def test_agent_of_another_queue_is_a_stranger_to_the_ticket_until_she_take
 async def test_a_follower_of_another_queue_takes_part(sink: Sink, teamconfig: Callable[..., Config]) -> None:
     async with started(teamconfig()) as running:
         await customer_opens(running, sink)
-        async with running.store.txn() as tx:  # Bartek follows #1000 (as [follow] records it)
-            await tx.execute("INSERT INTO ticket_watchers (ticket_id, agent, following, unread, updated_at)"
-                             " SELECT id, 'bartek', 1, 0, created_at FROM tickets WHERE number = 1000")
+        await cli_ok(running, "tickets", "follow", "1000", "--as", "bartek")
         raw = thunderbird(f"Bartek Agent <{BARTEK}>", "Re: [#1000] Printer on fire", "FOLLOWER: see invoice 7.")
         await writes(running, raw, BARTEK)
         [message] = await stored(running, "FOLLOWER:")

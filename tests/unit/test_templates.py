@@ -14,7 +14,7 @@ from mailgate.cli.main import main
 from mailgate.config import LANGUAGES, Config
 from mailgate.outgoing import templates
 
-from .conftest import write_config
+from ..conftest import write_config
 
 
 def test_every_template_renders_in_every_language() -> None:

@@ -29,7 +29,7 @@ from mailgate import config as config_mod
 from mailgate.daemon import started
 from mailgate.outgoing.maildir import MaildirRelay, envelope_headers
 
-from .conftest import REPO, SUPPORT, mail, send, settle, write_config
+from .conftest import REPO, SUPPORT, mail, send, settle, wait_until, write_config
 from .sink import free_port, running_sink, wait_mail
 from .test_outbox_crash import wait_listening
 
@@ -84,12 +84,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def wait_files(folder: Path, count: int, timeout: float = WAIT) -> list[Path]:
-    async with asyncio.timeout(timeout):
-        while True:
-            files = sorted(folder.glob("*")) if folder.is_dir() else []
-            if len(files) >= count:
-                return files
-            await asyncio.sleep(0.05)
+    def files() -> list[Path] | None:
+        found = sorted(folder.glob("*")) if folder.is_dir() else []
+        return found if len(found) >= count else None
+
+    return await wait_until(files, timeout=timeout, what=f"{count} files in {folder}")
 
 
 def rows(db: Path, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:

@@ -10,7 +10,7 @@ import pytest
 from mailgate.mail import quote_phrases
 from mailgate.mail.quotes import reply_text
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 REPLY = "Thanks, that fixed it.\n\nBest,\nAnn"
 QUOTE = "> Did you try turning it off and on again?\n>\n> Bob"

@@ -24,7 +24,7 @@ from mailgate import config as config_mod
 from mailgate import obs, tokens
 from mailgate.daemon import started
 
-from .conftest import SECRET, SUPPORT, mail, settle, write_config
+from .conftest import SECRET, SUPPORT, mail, settle, wait_until, write_config
 from .sink import AGENTS, Sink, free_port, relay_section, running_sink, wait_mail
 from .test_agent_mail import reply
 
@@ -60,9 +60,7 @@ def smtp_reply(port: int, raw: bytes, sender: str, rcpt: str) -> tuple[int, str]
 
 
 async def wait_log(stream: io.StringIO, needle: str, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while needle not in stream.getvalue():
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: needle in stream.getvalue(), timeout=timeout, what=f"{needle!r} logged")
 
 
 def parsed(text: str, fmt: str) -> list[dict]:

@@ -7,7 +7,7 @@ sender, nothing reaching the attacker.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,9 +15,9 @@ import pytest_asyncio
 
 from mailgate import config as config_mod
 from mailgate.config import Config
-from mailgate.daemon import Running, started
+from mailgate.daemon import Running
 
-from ..conftest import SUPPORT, mail, send, settle, write_config
+from ..conftest import SUPPORT, MakeDaemon, mail, send, settle, write_config
 from ..sink import AGENTS, Sink, relay_section, wait_mail
 
 TRUSTED = "mx.example.test"
@@ -38,9 +38,9 @@ def hostile_config(tmp_path: Path, sink: Sink) -> Callable[..., Config]:
 
 
 @pytest_asyncio.fixture
-async def hostile(hostile_config: Callable[..., Config]) -> AsyncIterator[Running]:
-    async with started(hostile_config()) as running:
-        yield running
+async def hostile(hostile_config: Callable[..., Config], make_daemon: MakeDaemon) -> Running:
+    """A daemon on the deployment-shaped config, stopped at teardown."""
+    return await make_daemon(config=hostile_config())
 
 
 async def still_flowing(running: Running, sink: Sink, n: int = 0) -> None:

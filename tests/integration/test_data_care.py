@@ -21,15 +21,10 @@ from mailgate.daemon import Running, started
 from mailgate.ops import retention
 
 from .conftest import SUPPORT, send, settle
+from .conftest import run_cli as cli
 from .sink import AGENTS, Sink, relay_section, wait_mail
 
 pytestmark = pytest.mark.asyncio
-
-
-async def cli(running_or_config: Running | Config, *args: str) -> Any:
-    """The CLI runs its own event loop: call it from a thread, beside the daemon in this loop."""
-    config = running_or_config.config if isinstance(running_or_config, Running) else running_or_config
-    return await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(config.source), *args])
 
 
 async def ok(running: Running | Config, *args: str) -> Any:

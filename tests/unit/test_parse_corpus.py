@@ -13,7 +13,7 @@ import pytest
 from mailgate.mail.parse import parse
 from mailgate.models import MailKind, ParsedMail
 
-from .conftest import CORPUS
+from ..conftest import CORPUS
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}")
 

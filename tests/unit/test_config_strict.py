@@ -11,10 +11,8 @@ from click.testing import CliRunner
 from mailgate import config as config_mod
 from mailgate.cli.main import main
 from mailgate.config import ConfigError
-from mailgate.daemon import started
 
-from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
-from .sink import AGENTS, Sink, relay_section, wait_mail
+from ..conftest import AGENTS, SECRET, SUPPORT, relay_section, write_config
 
 
 def issues_of(path: Path) -> list[str]:
@@ -253,17 +251,3 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
     assert data["relay"]["password"] == "********" and data["imap"][0]["password"] == "********"
     assert data["gateway"]["addresses"][0] == SUPPORT
     assert data["storage"]["database"] == str(tmp_path / "mailgate.sqlite3")
-
-
-@pytest.mark.asyncio
-async def test_a_strictly_loaded_config_runs_the_daemon(tmp_path: Path, sink: Sink) -> None:
-    """TOML's own forms (integer seconds, arrays, relative paths) still make a working help desk."""
-    path = write_config(
-        tmp_path, relay_section(sink.port, send_delay=0, retry_base=1) + AGENTS,
-        smtp="timeout = 60\nbusy_timeout = 2", storage='attachments = "files"',
-    )
-    async with started(config_mod.load(path)) as running:
-        customer = "strict@customer.test"
-        await send(running.smtp_port, mail(sender=f"Sam <{customer}>", subject="Strict types"), [SUPPORT], customer)
-        await settle(running)
-        await wait_mail(sink, customer, "Strict types")

@@ -25,7 +25,7 @@ from mailgate.daemon import Running, started
 from mailgate.pipeline.process import Outcome, Processor
 from mailgate.spool import SpoolEntry
 
-from .conftest import SUPPORT, mail, send, settle, write_config
+from .conftest import SUPPORT, mail, send, settle, wait_until, write_config
 from .sink import AGENTS, Sink, relay_section, running_sink, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -73,10 +73,11 @@ async def outbox_row(running: Running, rcpt: str) -> dict:
 
 
 async def wait_state(running: Running, rcpt: str, state: str, timeout: float = 30) -> dict:
-    async with asyncio.timeout(timeout):
-        while (row := await outbox_row(running, rcpt)).get("state") != state or not row.get("last_error"):
-            await asyncio.sleep(0.05)
-    return row
+    async def reached() -> dict | None:
+        row = await outbox_row(running, rcpt)
+        return row if row.get("state") == state and row.get("last_error") else None
+
+    return await wait_until(reached, timeout=timeout, what=f"the mail to {rcpt} {state}, with its error")
 
 
 async def ticket_events(config: Config, number: int) -> list[dict]:

@@ -13,6 +13,11 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+# The TOML pieces that point a test config at a sink live with the other config helpers.
+from ..conftest import AGENTS, relay_section
+
+__all__ = ["AGENTS", "Received", "Sink", "free_port", "relay_section", "running_sink", "to", "wait_mail"]
+
 
 @dataclass
 class Received:
@@ -115,40 +120,6 @@ async def running_sink(sink: Sink | None = None, port: int = 0) -> AsyncIterator
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), timeout=5)
-
-
-def relay_section(port: int, **outbox: object) -> str:
-    """TOML for [relay] pointing at a sink, and [outbox] with fast retries for tests."""
-    values = {"retry_base": 0.2, "retry_max": 1.0, "send_delay": 30, **outbox}
-    lines = [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in values.items()]
-    return (
-        f'\n[relay]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 10\n'
-        + "\n[outbox]\n" + "\n".join(lines) + "\n"
-    )
-
-
-AGENTS = """
-[[queues]]
-name = "support"
-addresses = ["support@example.test"]
-members = ["aino"]
-
-[[queues]]
-name = "billing"
-addresses = ["billing@example.test"]
-members = ["bartek"]
-language = "pl"
-
-[[agents]]
-id = "aino"
-name = "Aino Agent"
-addresses = ["aino@agents.test"]
-
-[[agents]]
-id = "bartek"
-name = "Bartek Agent"
-addresses = ["bartek@agents.test"]
-"""
 
 
 def to(sink: Sink, address: str, subject: str = "") -> list[Received]:

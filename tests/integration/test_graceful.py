@@ -19,7 +19,7 @@ from mailgate.cli.main import main
 from mailgate.config import load
 from mailgate.store import newest_schema, open_store
 
-from .conftest import SUPPORT, mail, send, write_config
+from .conftest import SUPPORT, mail, send, wait_until, write_config
 from .sink import Sink, free_port, relay_section, running_sink
 
 SHUTTING_DOWN = f"{replies.S421_SHUTTING_DOWN}".encode()
@@ -107,9 +107,7 @@ async def wait_refusing(port: int) -> bytes:
 
 
 async def wait_log(log: Path, text: str) -> None:
-    async with asyncio.timeout(30):
-        while text not in log.read_text(errors="replace"):
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: text in log.read_text(errors="replace"), timeout=30, what=f"{text!r} in {log.name}")
 
 
 async def exit_code(process: subprocess.Popen[bytes], timeout: float = 60) -> int:

@@ -11,7 +11,7 @@ from mailgate import config as config_mod
 from mailgate.cli.main import main
 from mailgate.config import ConfigError
 
-from .conftest import REPO, write_config
+from ..conftest import REPO, write_config
 
 
 def issues_of(path: Path) -> list[str]:
@@ -111,16 +111,3 @@ def test_migrations_have_unique_numbers() -> None:
 
     numbers = [version for version, _, _ in migrations()]
     assert numbers == sorted(set(numbers)) and numbers[0] == 1
-
-
-@pytest.mark.asyncio
-async def test_a_nested_transaction_is_an_error_not_a_hang(config) -> None:
-    from mailgate.store import store_for
-
-    async with store_for(config) as store:
-        async with store.txn():
-            with pytest.raises(RuntimeError, match="already open"):
-                async with store.read():
-                    pass
-        async with store.read() as tx:  # the lock is free again afterwards
-            assert await tx.value("SELECT 1") == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from mailgate import config as config_mod
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import lifecycle
 
-from .conftest import mail, send, settle, write_config
+from .conftest import cli_ok, mail, send, settle, write_config
+from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section
 
 pytestmark = pytest.mark.asyncio
@@ -75,16 +73,11 @@ async def change(running: Running, number: int, status: str, now: datetime | Non
         await lifecycle.set_status(tx, running.config, ticket_id, status, actor="agent:aino", now=now)
 
 
-async def cli(running: Running, *args: str) -> Any:
-    """The CLI runs its own event loop: call it from a thread, beside the daemon in this loop."""
-    return await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(running.config.source), *args])
-
-
 async def test_snooze_ends_by_time_and_the_agent_hears_back(sink: Sink, lifeconfig: Callable[[], Config]) -> None:
     async with started(lifeconfig()) as running:
         await open_ticket(running, sink, "<w1@customer.test>")
+        await cli_ok(running, "tickets", "assign", "1000", "aino", "--as", "aino")
         async with running.store.txn() as tx:
-            await tx.execute("UPDATE tickets SET assignee = 'aino' WHERE number = 1000")
             ticket_id = await lifecycle.ticket_id_for(tx, 1000)
             await lifecycle.snooze(tx, running.config, ticket_id, datetime.now(UTC) + timedelta(seconds=0.5),
                                    actor="agent:aino")

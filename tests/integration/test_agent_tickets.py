@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from mailgate import config as config_mod
 from mailgate import tokens
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
 from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
+from .conftest import run_cli as cli
 from .sink import AGENTS, Sink, relay_section
 from .test_agent_mail import (
     AINO,
@@ -72,10 +71,6 @@ async def command_mail(running: Running, subject: str, body: str, n: int, agent:
     sender = f"{agent}@agents.test"
     await agent_sends(running, mail(sender=sender, to=rcpt, subject=subject, body=body, message_id=f"<cmd{n}@agents.test>"),
                       rcpt, sender=sender)
-
-
-async def cli(running: Running, *args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(running.config.source), *args])
 
 
 def due(days: int = 20) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -10,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from mailgate import config as config_mod
 from mailgate import tokens
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import agent as agent_ops
 
-from .conftest import SECRET, SUPPORT, send, settle, write_config
+from .conftest import SECRET, SUPPORT, cli_ok, send, settle, write_config
+from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section, to, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -108,10 +106,6 @@ async def notes(running: Running, number: int) -> list[str]:
     return [r["reply_text"] for r in found]
 
 
-async def cli(running: Running, *args: str) -> Any:
-    return await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(running.config.source), *args])
-
-
 # -- merge -----------------------------------------------------------------------------------------
 
 
@@ -190,8 +184,8 @@ async def test_forward_sends_history_with_attachments_and_replies_come_back_as_n
     async with started(caseconfig()) as running:
         notice = await customer_writes(running, sink, f"Alice <{ALICE}>", 1, attachment=("invoice.pdf", b"%PDF-1.4 x"))
         await customer_writes(running, sink, f"Alice <{ALICE}>", 2)
-        async with running.store.txn() as tx:  # another ticket outranks it by priority
-            await tx.execute("UPDATE tickets SET priority = 'urgent' WHERE number = 1001")
+        # another ticket outranks it by priority
+        await cli_ok(running, "tickets", "priority", "1001", "urgent", "--as", "aino")
         raw, rcpt = answer(notice, "Can you check the serial number?", sender=f"Aino Agent <{AINO}>",
                            subject=f"[forward:{PARTNER}] Re: {notice.header('Subject')}")
         await mail_in(running, raw, rcpt, AINO)

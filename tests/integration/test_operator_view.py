@@ -6,7 +6,6 @@ Real SMTP into a running daemon; the relay is an aiosmtpd sink that refuses as r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -14,15 +13,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from mailgate import config as config_mod
 from mailgate.cli.events import event_lines
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
-from .conftest import BILLING, SUPPORT, mail, send, settle, write_config
+from .conftest import BILLING, SUPPORT, mail, send, settle, wait_until, write_config
+from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -59,14 +57,9 @@ async def rows(running: Running, sql: str, params: tuple[object, ...] = ()) -> l
         return await tx.all(sql, params)
 
 
-async def cli(running: Running, *args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(running.config.source), *args])
-
-
 async def wait_event(running: Running, kind: str, timeout: float = 20) -> dict:
-    async with asyncio.timeout(timeout):
-        while not (found := await rows(running, "SELECT data FROM events WHERE kind = ?", (kind,))):
-            await asyncio.sleep(0.02)
+    found = await wait_until(lambda: rows(running, "SELECT data FROM events WHERE kind = ?", (kind,)),
+                             timeout=timeout, what=f"a {kind} event")
     return dict(json.loads(found[-1]["data"]))
 
 

@@ -15,8 +15,7 @@ from mailgate.mail import identity
 from mailgate.mail.parse import parse
 from mailgate.models import Envelope, Source
 
-from .conftest import SECRET, SUPPORT, mail
-from .sink import AGENTS
+from ..conftest import AGENTS, SECRET, SUPPORT, mail
 
 KEY = SECRET.encode()
 AR = "Authentication-Results"
@@ -199,7 +198,7 @@ def test_parse_trace_explains_which_results_count(tmp_path: Path) -> None:
 
     from mailgate.cli.main import main
 
-    from .conftest import write_config
+    from ..conftest import write_config
 
     path = write_config(tmp_path, AGENTS, gateway='authserv_id = "mx.example.test"',
                         smtp='trusted_peers = ["10.0.0.1"]')
