@@ -6,7 +6,7 @@ from mailgate.mail import agent_words
 from mailgate.mail.parse import parse
 from mailgate.store.sent import SentMail, ThreadTexts
 
-from .conftest import mail
+from ..conftest import mail
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 NOTICE = SentMail(
