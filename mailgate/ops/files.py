@@ -9,12 +9,11 @@ from typing import Any
 
 from mailgate import tokens
 from mailgate.config import AgentConfig, Config
-from mailgate.ops import agent as agent_ops
-from mailgate.ops import tickets
-from mailgate.ops.agent import Change, OpError
+from mailgate.errors import Refused
+from mailgate.ops.base import Change, actor
 from mailgate.outgoing import compose
 from mailgate.outgoing import notices as outbound
-from mailgate.store import Txn
+from mailgate.store import Txn, events
 from mailgate.store.blobs import BlobStore, StoredFile, ticket_files
 
 log = logging.getLogger("mailgate.agent_files")
@@ -87,7 +86,7 @@ async def send(tx: Txn, config: Config, ticket_id: int, value: str, agent: Agent
     wanted = [int(n) for n in value.split(", ")] if value else [f.number for f in stored]
     unknown = [n for n in wanted if not 1 <= n <= len(stored)]
     if unknown:
-        raise OpError(f"[files:{value}]: no file {', '.join(map(str, unknown))} (the ticket has {len(stored)})")
+        raise Refused(f"[files:{value}]: no file {', '.join(map(str, unknown))} (the ticket has {len(stored)})")
     files, listing = await attach(config, [stored[n - 1] for n in wanted])
     mailer = outbound.mailer_for(config)
     info = await mailer.ticket(tx, ticket_id)
@@ -97,8 +96,8 @@ async def send(tx: Txn, config: Config, ticket_id: int, value: str, agent: Agent
         reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
         data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, files=listing), files=files,
     )
-    await tickets.event(tx, ticket_id, agent_ops.actor(agent), "ticket.files_sent",
-                        {"outbox": outbox_id, "attached": len(files), "listed": listing["left"], "asked": value or "all"})
+    await events.add(tx, ticket_id, actor(agent), "ticket.files_sent",
+                     {"outbox": outbox_id, "attached": len(files), "listed": listing["left"], "asked": value or "all"})
     log.info("agent_files.sent ticket=%s agent=%s attached=%s listed=%s", info.number, agent.id, len(files),
              listing["left"])
     return Change("files", f"{len(files)} of {len(wanted)} file{'' if len(wanted) == 1 else 's'} mailed to you"

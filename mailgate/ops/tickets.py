@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgate.models import Address, ParsedMail, ThreadRule
-from mailgate.store import Txn, messages, now_iso
+from mailgate.store import Txn, events, messages, now_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,10 +18,7 @@ class TicketRef:
 
 async def event(tx: Txn, ticket_id: int, actor: str, kind: str, data: dict[str, Any] | None = None) -> None:
     """Record one change to a ticket; every change writes one."""
-    await tx.execute(
-        "INSERT INTO events (ticket_id, at, actor, kind, data) VALUES (?, ?, ?, ?, ?)",
-        (ticket_id, now_iso(), actor, kind, json.dumps(data or {}, ensure_ascii=False, default=str)),
-    )
+    await events.add(tx, ticket_id, actor, kind, data)
 
 
 async def contact_for(tx: Txn, address: Address) -> int:
@@ -41,6 +38,12 @@ async def contact_for(tx: Txn, address: Address) -> int:
         (key, contact_id, now),
     )
     return int(contact_id)
+
+
+async def contact_of_address(tx: Txn, address: str) -> int | None:
+    """The contact owning an address, if any."""
+    value = await tx.value("SELECT contact_id FROM contact_addresses WHERE address = ?", (address.lower(),))
+    return None if value is None else int(value)
 
 
 async def open_ticket(
