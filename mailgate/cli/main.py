@@ -323,7 +323,7 @@ def _read(ctx: click.Context, reader: Any) -> Any:
 @click.pass_context
 def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | None, quarantined: bool) -> None:
     """Tickets, newest activity first."""
-    from mailgate.ops import tickets as ops
+    from mailgate.ops import ticket_view as ops
 
     rows = _read(ctx, lambda tx: ops.list_tickets(tx, limit=limit, status=status, quarantined=quarantined))
     if as_json:
@@ -345,7 +345,7 @@ def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | No
 def tickets_show(ctx: click.Context, number: int, as_json: bool, last_events: int) -> None:
     """One ticket with its messages in order, then its latest events."""
     from mailgate.cli.events import event_lines
-    from mailgate.ops import tickets as ops
+    from mailgate.ops import ticket_view as ops
 
     ticket = _read(ctx, lambda tx: ops.show_ticket(tx, number))
     if ticket is None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -50,10 +49,10 @@ def _done(as_json: bool, number: int | None, changes: list[Change], **extra: Any
         click.echo(f"{'#' + str(number) + ' ' if number else ''}[{change.command}] {change.summary}")
 
 
-def _command(config: Config, name: str, value: str) -> commands.Command:
+def _command(tx: Txn, config: Config, name: str, value: str) -> commands.Command:
     """The CLI value read exactly as the same tag in a mail would be."""
     tag = f"[{name}:{value}]" if value else f"[{name}]"
-    parsed = commands.parse(tag, "", now=datetime.now(UTC), tz=config.gateway.timezone)
+    parsed = commands.parse(tag, "", now=tx.now(), tz=config.gateway.timezone)
     if parsed.errors:
         raise Refused("; ".join(str(e) for e in parsed.errors))
     if len(parsed.commands) != 1:
@@ -76,7 +75,7 @@ def _tag_command(name: str, help_text: str) -> click.Command:
     def command(ctx: click.Context, number: int, value: tuple[str, ...], agent_id: str, as_json: bool) -> None:
         async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> list[Change]:
             assert agent is not None
-            return await _apply(tx, config, agent, number, _command(config, name, " ".join(value)))
+            return await _apply(tx, config, agent, number, _command(tx, config, name, " ".join(value)))
 
         _done(as_json, number, _run(ctx, as_json, agent_id, work))
 

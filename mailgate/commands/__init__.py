@@ -89,10 +89,10 @@ def parse(subject: str, body: str, *, now: datetime, tz: tzinfo | str = "UTC", i
     while index < len(lines) and not lines[index].strip():
         index += 1
     while index < len(lines):
-        match = _BODY_LINE.match(lines[index])
-        if match is None:
+        line = _BODY_LINE.match(lines[index])
+        if line is None:
             break
-        name, value = match.group(1), match.group(2)
+        name, value = line.group(1), line.group(2)
         if registry.canonical(name) is None:
             guess = _near_miss(name)
             if guess is None:

@@ -13,7 +13,6 @@ from mailgate.commands.registry import NEW_TICKET, SPECS, TICKETLESS, in_order
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.ops import fields, forward, inbox, merge, parties, split, tasks, watchers
-from mailgate.ops import files as agent_files
 from mailgate.ops.base import Change, actor, is_member, my_queues, needs_agent, ticket
 from mailgate.store import Txn
 from mailgate.store.tickets import Ticket
@@ -120,7 +119,7 @@ async def _one(tx: Txn, config: Config, tid: int, command: Command, by: AgentCon
         case "cc":
             return Change("cc", await parties.change(tx, config, tid, command.add, command.remove, actor(agent)))
         case "files":
-            return await agent_files.send(tx, config, tid, command.value, agent)
+            return await inbox.send_files(tx, config, tid, command.value, agent)
         case "forward" | "forward+notes":
             return await forward.forward(tx, config, tid, command.value.split(", "), agent,
                                          notes=command.name == "forward+notes", text=command.text)

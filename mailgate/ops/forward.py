@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from mailgate import tokens
@@ -76,7 +75,7 @@ async def _send(
 ) -> None:
     mailer = outbound.mailer_for(config)
     info = await mailer.ticket(tx, ticket_id)
-    now = datetime.now(UTC)
+    now = tx.now()
     forward_id = await forwards.add(tx, ticket_id, kind, agent.id, address, colleague.id if colleague else None, notes)
     token = tokens.Token(_PURPOSE[kind], info.number, str(forward_id))
     thread, files = await _thread(tx, config, ticket_id, notes)

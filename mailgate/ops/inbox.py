@@ -1,7 +1,8 @@
-"""An agent's inbox: the next ticket to work on, the listings of their folders, a ticket mailed to them."""
+"""An agent's inbox: the next ticket to work on, the listings of their folders, a ticket or its files mailed to them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mailgate import tokens
@@ -14,6 +15,9 @@ from mailgate.ops.base import Change, actor, my_queues
 from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn, events, messages
 from mailgate.store import tickets as ticket_store
+from mailgate.store.blobs import ticket_files
+
+log = logging.getLogger("mailgate.agent_files")
 
 RANK = ("urgent", "high", "normal")  # most urgent first; any other priority after these
 
@@ -59,3 +63,29 @@ async def mail_ticket_to(
                          files=listing),
         files=files,
     )
+
+
+async def send_files(tx: Txn, config: Config, ticket_id: int, value: str, agent: AgentConfig) -> Change:
+    """[files]: mail the asking agent the ticket's files (or those numbered); what does not fit is listed."""
+    stored = await ticket_files(tx, ticket_id)
+    if not stored:
+        return Change("files", "the ticket has no files")
+    wanted = [int(n) for n in value.split(", ")] if value else [f.number for f in stored]
+    unknown = [n for n in wanted if not 1 <= n <= len(stored)]
+    if unknown:
+        raise Refused(f"[files:{value}]: no file {', '.join(map(str, unknown))} (the ticket has {len(stored)})")
+    files, listing = await agent_files.attach(config, [stored[n - 1] for n in wanted])
+    mailer = outbound.mailer_for(config)
+    info = await mailer.ticket(tx, ticket_id)
+    outbox_id = await mailer.queue_mail(
+        tx, info, kind="notify", template="files", to_name=agent.name, to_address=agent.addresses[0],
+        language=mailer.agent_language(info, agent), auto_kind="auto-generated",
+        reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
+        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, files=listing), files=files,
+    )
+    await events.add(tx, ticket_id, actor(agent), "ticket.files_sent",
+                     {"outbox": outbox_id, "attached": len(files), "listed": listing["left"], "asked": value or "all"})
+    log.info("agent_files.sent ticket=%s agent=%s attached=%s listed=%s", info.number, agent.id, len(files),
+             listing["left"])
+    return Change("files", f"{len(files)} of {len(wanted)} file{'' if len(wanted) == 1 else 's'} mailed to you"
+                  + (f"; {listing['left']} listed, not attached" if listing["left"] else ""))

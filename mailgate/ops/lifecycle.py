@@ -29,8 +29,8 @@ _MAX_CHAIN = 20  # follow-ups of follow-ups: a safety bound, not a real limit
 LifecycleError = Refused  # the name callers and tests have used for this module's refusals
 
 
-def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
+def _now(tx: Txn, now: datetime | None) -> datetime:
+    return (now or tx.now()).astimezone(UTC)
 
 
 async def ticket_id_for(tx: Txn, number: int) -> int:
@@ -57,7 +57,7 @@ async def status_changed(
     """Call after any status change: ends a wait, remembers when it was resolved, moves the SLA clock."""
     if old == new:
         return
-    moment = _now(now)
+    moment = _now(tx, now)
     if old == WAITING:
         await timers.cancel(tx, WAKE, ticket_id)
         await ticket_store.update(tx, ticket_id, touch=False, snoozed_until=None)
@@ -96,7 +96,7 @@ async def snooze(
     tx: Txn, config: Config, ticket_id: int, until: datetime, *, actor: str, now: datetime | None = None
 ) -> None:
     """The ticket leaves the inbox until `until`; the wake-up timer brings it back (status open)."""
-    moment = _now(now)
+    moment = _now(tx, now)
     if until.tzinfo is None:
         raise Refused("the wake-up time needs a time zone")
     if until <= moment:
@@ -128,7 +128,7 @@ async def on_wake_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: da
     row = await ticket_store.get(tx, timer.ref)
     if row is None or row.status != WAITING:
         return  # woken already (a customer reply, an agent): the timer was only left over
-    moment = _now(now)
+    moment = _now(tx, now)
     until = datetime.fromisoformat(row.snoozed_until) if row.snoozed_until else moment
     if until > moment + timedelta(seconds=1):
         await timers.add(tx, WAKE, timer.ref, until)  # snoozed again meanwhile, by another process
@@ -160,7 +160,7 @@ async def customer_reply(
     """
     if found.ticket_id is None or imported or mail.kind is not MailKind.MESSAGE or _from_agent(config, mail):
         return found, None
-    moment = _now(now)
+    moment = _now(tx, now)
     ticket_id = found.ticket_id
     for _ in range(_MAX_CHAIN):
         row = await ticket_store.get(tx, ticket_id)

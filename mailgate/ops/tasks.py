@@ -66,7 +66,7 @@ async def create(
         raise Refused("a task needs its text: write it in the mail body (or --text)")
     if len(text) > MAX_TEXT:
         raise Refused(f"a task's text is at most {MAX_TEXT} characters")
-    if due.tzinfo is None or due <= (now or datetime.now(UTC)):
+    if due.tzinfo is None or due <= (now or tx.now()):
         raise Refused(f"the deadline {due.isoformat()} is in the past")
     task_id = await task_store.add(tx, ticket_id, queue, text, timers.iso(due), agent.id)
     await timers.add(tx, DUE, task_id, due)
@@ -142,7 +142,7 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
         return None
     ticket_id = task.ticket_id
     number = await ticket_store.number_of(tx, ticket_id) or 0
-    parsed = commands.parse(mail.subject, quotes.new_text(mail.text), now=datetime.now(UTC),
+    parsed = commands.parse(mail.subject, quotes.new_text(mail.text), now=tx.now(),
                             tz=config.gateway.timezone)
     text = parsed.body.strip()
     row = await add_message(
@@ -194,7 +194,7 @@ async def on_due_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: dat
     row = await task_store.get(tx, timer.ref)
     if row is None or row.status != OPEN or row.reminded_at:
         return
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    moment = (now or tx.now()).astimezone(UTC)
     due = datetime.fromisoformat(row.due_at)
     if due > moment + timedelta(seconds=1):
         await timers.add(tx, DUE, row.id, due)  # the deadline moved meanwhile

@@ -42,6 +42,21 @@ def _ticket(row: Row) -> Ticket:
     )
 
 
+async def create(
+    tx: Txn, *, subject: str, contact_id: int | None, first_number: int, channel: str, direction: str
+) -> tuple[int, int]:
+    """A new ticket row with the next short human number: (id, number)."""
+    highest = await tx.value("SELECT MAX(number) FROM tickets")
+    number = first_number if highest is None else max(int(highest) + 1, first_number)
+    now = tx.now_iso()
+    ticket_id = await tx.execute(
+        "INSERT INTO tickets (number, subject, contact_id, channel, direction, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (number, subject, contact_id, channel, direction, now, now),
+    )
+    return ticket_id, number
+
+
 async def get(tx: Txn, ticket_id: int) -> Ticket | None:
     row = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
     return None if row is None else _ticket(row)
