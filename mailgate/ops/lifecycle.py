@@ -18,27 +18,16 @@ from mailgate.store import tickets as ticket_store
 log = logging.getLogger("mailgate.lifecycle")
 
 WAKE = "snooze.wake"
-WAITING = "waiting"
-OPEN = "open"
+WAITING = TicketStatus.WAITING
+OPEN = TicketStatus.OPEN
 FOLLOW_UP = "follow-up"
 # A reply to a ticket in one of these states never changes it (merge and spam belong to others).
-_UNTOUCHED = frozenset({"merged", "spam"})
+_UNTOUCHED = frozenset({TicketStatus.MERGED, TicketStatus.SPAM})
 _MAX_CHAIN = 20  # follow-ups of follow-ups: a safety bound, not a real limit
-
-
-LifecycleError = Refused  # the name callers and tests have used for this module's refusals
 
 
 def _now(tx: Txn, now: datetime | None) -> datetime:
     return (now or tx.now()).astimezone(UTC)
-
-
-async def ticket_id_for(tx: Txn, number: int) -> int:
-    """The row id of ticket #number, or LifecycleError."""
-    ticket_id = await ticket_store.id_of(tx, number)
-    if ticket_id is None:
-        raise Refused(f"no ticket #{number}")
-    return ticket_id
 
 
 async def _status(tx: Txn, ticket_id: int) -> TicketStatus:
