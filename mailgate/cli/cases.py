@@ -1,28 +1,41 @@
-"""CLI: `mailgate tickets merge|forward|help|split` (--json), the same domain functions as the mail tags."""
+"""CLI: `mailgate tickets merge|forward|help|split` (--json), through ops as the same mail tags are."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from mailgate import commands
 from mailgate.cli.support import ROW_ID, TICKET, out, run_txn
 from mailgate.config import AgentConfig, Config
-from mailgate.ops import forward as forwarding
-from mailgate.ops import lifecycle, merge, split
-from mailgate.ops.agent import Change, OpError
+from mailgate.errors import Refused
+from mailgate.ops import apply as ops
+from mailgate.ops.base import Change, ticket_id_for
 from mailgate.store import Txn
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def as_agent(help_text: str = "The agent id this is done as.") -> Callable[[F], F]:
+    """--as AGENT; --agent, its older spelling, still works (operators' scripts) but is hidden from help."""
+
+    def decorate(f: F) -> F:
+        f = click.option("--agent", "agent_alias", default=None, hidden=True)(f)
+        return click.option("--as", "agent_id", default=None, help=help_text)(f)
+
+    return decorate
 
 
 def _agent(config: Config, agent_id: str | None, *, needed: bool) -> AgentConfig | None:
     if agent_id is None:
         if needed:
-            raise OpError("--agent is needed: the agent on whose behalf this is done (answers go to them)")
+            raise Refused("--as is needed: the agent on whose behalf this is done (answers go to them)")
         return None
     agent = config.agent(agent_id)
     if agent is None:
-        raise OpError(f"unknown agent {agent_id!r}")
+        raise Refused(f"unknown agent {agent_id!r}")
     return agent
 
 
@@ -30,15 +43,18 @@ def _value(name: str, items: tuple[str, ...]) -> str:
     """The same checks as the mail tag ([forward:…], [help:…]): one set of rules for both ways in."""
     command = commands.case_command(name, ", ".join(items), f"[{name}:{', '.join(items)}]")
     if isinstance(command, commands.TagError):
-        raise OpError(str(command))
+        raise command
     return command.value
 
 
-def _run(ctx: click.Context, as_json: bool, number: int, work: Callable[[Config, Txn, int], Awaitable[Change]]) -> None:
-    """One write transaction: all of it or (refused, exit 1) none of it."""
+def _run(ctx: click.Context, as_json: bool, number: int, agent_id: str | None, *, needed: bool,
+         command: Callable[[], commands.Command]) -> None:
+    """One command on ticket NUMBER through ops, in one write transaction: all of it or (refused, exit 1) none."""
 
     async def on_ticket(config: Config, tx: Txn) -> Change:
-        return await work(config, tx, await lifecycle.ticket_id_for(tx, number))
+        agent = _agent(config, agent_id, needed=needed)
+        changes = await ops.run(tx, config, await ticket_id_for(tx, number), [command()], agent)
+        return changes[0]
 
     change = run_txn(ctx, as_json, on_ticket)
     out(
@@ -48,23 +64,20 @@ def _run(ctx: click.Context, as_json: bool, number: int, work: Callable[[Config,
     )
 
 
-_AGENT = click.option("--agent", "agent_id", default=None, help="The agent id this is done as.")
 _JSON = click.option("--json", "as_json", is_flag=True)
 
 
 @click.command("merge")
 @click.argument("number", type=TICKET)
 @click.argument("into", type=TICKET)
-@_AGENT
+@as_agent()
 @_JSON
 @click.pass_context
-def tickets_merge(ctx: click.Context, number: int, into: int, agent_id: str | None, as_json: bool) -> None:
+def tickets_merge(ctx: click.Context, number: int, into: int, agent_id: str | None, agent_alias: str | None,
+                  as_json: bool) -> None:
     """Merge ticket NUMBER into ticket INTO (same customer only); the customer is told."""
-
-    async def work(config: Config, tx: Txn, ticket_id: int) -> Change:
-        return await merge.merge(tx, config, ticket_id, into, _agent(config, agent_id, needed=False))
-
-    _run(ctx, as_json, number, work)
+    _run(ctx, as_json, number, agent_id or agent_alias, needed=False,
+         command=lambda: commands.Command("merge", str(into), f"[merge:#{into}]"))
 
 
 @click.command("forward")
@@ -72,55 +85,43 @@ def tickets_merge(ctx: click.Context, number: int, into: int, agent_id: str | No
 @click.argument("addresses", nargs=-1, required=True)
 @click.option("--notes", is_flag=True, help="Include the internal notes.")
 @click.option("--text", default="", help="A message to the recipients above the history.")
-@_AGENT
+@as_agent()
 @_JSON
 @click.pass_context
 def tickets_forward(ctx: click.Context, number: int, addresses: tuple[str, ...], notes: bool, text: str,
-                    agent_id: str | None, as_json: bool) -> None:
+                    agent_id: str | None, agent_alias: str | None, as_json: bool) -> None:
     """Forward ticket NUMBER with its correspondence to ADDRESSES; their replies become internal notes."""
-
-    async def work(config: Config, tx: Txn, ticket_id: int) -> Change:
-        value = _value("forward+notes" if notes else "forward", addresses)
-        agent = _agent(config, agent_id, needed=True)
-        assert agent is not None
-        return await forwarding.forward(tx, config, ticket_id, value.split(", "), agent, notes=notes, text=text)
-
-    _run(ctx, as_json, number, work)
+    name = "forward+notes" if notes else "forward"
+    _run(ctx, as_json, number, agent_id or agent_alias, needed=True,
+         command=lambda: commands.Command(name, _value(name, addresses), text=text))
 
 
 @click.command("help")
 @click.argument("number", type=TICKET)
 @click.argument("colleagues", nargs=-1, required=True)
 @click.option("--text", default="", help="The question.")
-@_AGENT
+@as_agent()
 @_JSON
 @click.pass_context
 def tickets_help(ctx: click.Context, number: int, colleagues: tuple[str, ...], text: str, agent_id: str | None,
-                 as_json: bool) -> None:
-    """Ask COLLEAGUES (agent ids) about ticket NUMBER; their answers become notes and --agent is told."""
-
-    async def work(config: Config, tx: Txn, ticket_id: int) -> Change:
-        value = _value("help", colleagues)
-        agent = _agent(config, agent_id, needed=True)
-        assert agent is not None
-        return await forwarding.ask_help(tx, config, ticket_id, value.split(", "), agent, text=text)
-
-    _run(ctx, as_json, number, work)
+                 agent_alias: str | None, as_json: bool) -> None:
+    """Ask COLLEAGUES (agent ids) about ticket NUMBER; their answers become notes and --as is told."""
+    _run(ctx, as_json, number, agent_id or agent_alias, needed=True,
+         command=lambda: commands.Command("help", _value("help", colleagues), text=text))
 
 
 @click.command("split")
 @click.argument("number", type=TICKET)
 @click.argument("message", type=ROW_ID)
-@_AGENT
+@as_agent()
 @_JSON
 @click.pass_context
-def tickets_split(ctx: click.Context, number: int, message: int, agent_id: str | None, as_json: bool) -> None:
+def tickets_split(ctx: click.Context, number: int, message: int, agent_id: str | None, agent_alias: str | None,
+                  as_json: bool) -> None:
     """Split customer message MESSAGE (its id in `tickets show --json`) off ticket NUMBER into a new ticket."""
-
-    async def work(config: Config, tx: Txn, ticket_id: int) -> Change:
-        return await split.split(tx, config, ticket_id, _agent(config, agent_id, needed=False), message_row=message)
-
-    _run(ctx, as_json, number, work)
+    # The value names the message row; by mail, [split] finds it from the message the mail answers.
+    _run(ctx, as_json, number, agent_id or agent_alias, needed=False,
+         command=lambda: commands.Command("split", str(message), "[split]"))
 
 
 def attach(tickets: click.Group) -> None:

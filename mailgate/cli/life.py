@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import click
 
+from mailgate import commands
+from mailgate.cli.cases import as_agent
 from mailgate.cli.support import CONTACT, LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
-from mailgate.config import Config
+from mailgate.config import AgentConfig, Config
+from mailgate.errors import Refused
+from mailgate.models import TicketStatus
+from mailgate.ops import apply as ops
 from mailgate.ops import contacts as contact_ops
-from mailgate.ops import lifecycle, sla
+from mailgate.ops import fields, lifecycle, sla
+from mailgate.ops.base import ticket_id_for
 from mailgate.store import Txn
 
 T = TypeVar("T")
@@ -25,38 +29,56 @@ def _run(ctx: click.Context, as_json: bool, work: Callable[[Config, Txn], Awaita
 # -- tickets --------------------------------------------------------------------------------------
 
 
+def _agent(config: Config, agent_id: str | None) -> AgentConfig | None:
+    if agent_id is None:
+        return None
+    agent = config.agent(agent_id)
+    if agent is None:
+        raise Refused(f"unknown agent {agent_id!r} (--as)")
+    return agent
+
+
 @click.command("snooze")
 @click.argument("number", type=TICKET)
 @click.argument("until")
+@as_agent()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def tickets_snooze(ctx: click.Context, number: int, until: str, as_json: bool) -> None:
+def tickets_snooze(ctx: click.Context, number: int, until: str, agent_id: str | None, agent_alias: str | None,
+                   as_json: bool) -> None:
     """Put ticket NUMBER aside until UNTIL (2026-12-01 09:00, 3d, 4h, monday; gateway.timezone)."""
-    from mailgate.commands import (
-        snooze_until,  # the same reading of dates as "[snooze:…]" by mail
-    )
 
     async def work(config: Config, tx: Txn) -> str:
-        zone = ZoneInfo(getattr(config.gateway, "timezone", "UTC"))
-        moment = snooze_until(until, datetime.now(UTC), zone)
-        if isinstance(moment, str):
-            raise lifecycle.LifecycleError(moment)
-        await lifecycle.snooze(tx, config, await lifecycle.ticket_id_for(tx, number), moment, actor="cli")
-        return moment.isoformat()
+        # The same reading of the date, checks and effects as "[snooze:…]" by mail.
+        command = commands.parse(f"[snooze:{until}]", "", now=tx.now(), tz=config.gateway.timezone)
+        if command.errors or len(command.commands) != 1:
+            reason = command.errors[0].reason if command.errors else f"cannot read the date {until!r}"
+            raise Refused(reason)
+        snooze = command.commands[0]
+        assert snooze.until is not None
+        agent = _agent(config, agent_id or agent_alias)
+        await ops.run(tx, config, await ticket_id_for(tx, number), [snooze], agent)
+        return snooze.until.isoformat()
 
     moment = _run(ctx, as_json, work)
-    out(as_json, {"ticket": number, "status": lifecycle.WAITING, "until": moment}, f"#{number} waits until {moment}")
+    out(as_json, {"ticket": number, "status": TicketStatus.WAITING, "until": moment}, f"#{number} waits until {moment}")
 
 
 @click.command("wake")
 @click.argument("number", type=TICKET)
+@as_agent()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def tickets_wake(ctx: click.Context, number: int, as_json: bool) -> None:
+def tickets_wake(ctx: click.Context, number: int, agent_id: str | None, agent_alias: str | None, as_json: bool) -> None:
     """Bring waiting ticket NUMBER back now (status open)."""
 
     async def work(config: Config, tx: Txn) -> bool:
-        return await lifecycle.wake(tx, config, await lifecycle.ticket_id_for(tx, number), actor="cli", reason="cli")
+        agent = _agent(config, agent_id or agent_alias)
+        ticket_id = await ticket_id_for(tx, number)
+        woken = await fields.wake(tx, config, ticket_id, agent)
+        if agent is not None:
+            await ops.agent_acted(tx, ticket_id, agent)
+        return woken
 
     woken = _run(ctx, as_json, work)
     out(as_json, {"ticket": number, "woken": woken}, f"#{number} {'is open again' if woken else 'was not waiting'}")
@@ -71,7 +93,7 @@ def tickets_sla(ctx: click.Context, number: int, recompute: bool, as_json: bool)
     """Ticket NUMBER's SLA clock: targets, deadlines, minutes used and left, warnings sent."""
 
     async def work(config: Config, tx: Txn) -> dict[str, Any] | None:
-        ticket_id = await lifecycle.ticket_id_for(tx, number)
+        ticket_id = await ticket_id_for(tx, number)
         if recompute:
             await sla.recompute(tx, config, ticket_id, actor="cli")
         return await sla.report(tx, config, ticket_id)
@@ -106,7 +128,7 @@ def tickets_links(ctx: click.Context, number: int, as_json: bool) -> None:
     """Tickets linked to NUMBER (follow-ups of a closed ticket, and what they follow)."""
 
     async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
-        return await lifecycle.links(tx, await lifecycle.ticket_id_for(tx, number))
+        return await lifecycle.linked(tx, await ticket_id_for(tx, number))
 
     found = _run(ctx, as_json, work, write=False)
     if as_json:

@@ -1,10 +1,12 @@
-"""CLI for agents' operations: `mailgate tickets status|priority|assign|queue|tag|note|new|task|follow|read …`."""
+"""CLI for agents' operations: `mailgate tickets status|priority|assign|queue|tag|note|new|task|follow|read …`.
+
+Every change goes through ops (check, apply, the effects of acting) as the same tag by mail does.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -12,13 +14,12 @@ import click
 
 from mailgate import commands
 from mailgate.cli.support import ROW_ID, TICKET, emit_json, run_txn
-from mailgate.commands.life_tags import CHANNELS, due_at
+from mailgate.commands import CHANNELS, due_at
 from mailgate.config import AgentConfig, Config
-from mailgate.ops import agent as agent_ops
-from mailgate.ops import opening as agent_tickets
-from mailgate.ops import tasks, watchers
-from mailgate.ops.agent import Change, OpError
-from mailgate.outgoing import notices as outbound
+from mailgate.errors import Refused
+from mailgate.ops import apply as ops
+from mailgate.ops import notes, opening, tasks, watchers
+from mailgate.ops.base import Change, ticket_id_for
 from mailgate.store import Txn
 
 T = TypeVar("T")
@@ -33,7 +34,7 @@ def _run(ctx: click.Context, as_json: bool, agent_id: str | None, work: Work[T],
         if agent_id is not None:
             agent = config.agent(agent_id)
             if agent is None:
-                raise OpError(f"unknown agent {agent_id!r} (--as)")
+                raise Refused(f"unknown agent {agent_id!r} (--as)")
         return await work(config, agent, tx)
 
     return run_txn(ctx, as_json, as_agent, write=write)
@@ -48,34 +49,20 @@ def _done(as_json: bool, number: int | None, changes: list[Change], **extra: Any
         click.echo(f"{'#' + str(number) + ' ' if number else ''}[{change.command}] {change.summary}")
 
 
-async def _ticket(tx: Txn, number: int) -> int:
-    ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
-    if ticket_id is None:
-        raise OpError(f"no ticket #{number}")
-    return int(ticket_id)
-
-
-def _command(config: Config, name: str, value: str) -> commands.Command:
+def _command(tx: Txn, config: Config, name: str, value: str) -> commands.Command:
     """The CLI value read exactly as the same tag in a mail would be."""
     tag = f"[{name}:{value}]" if value else f"[{name}]"
-    parsed = commands.parse(tag, "", now=datetime.now(UTC), tz=config.gateway.timezone)
+    parsed = commands.parse(tag, "", now=tx.now(), tz=config.gateway.timezone)
     if parsed.errors:
-        raise OpError("; ".join(str(e) for e in parsed.errors))
+        raise Refused("; ".join(str(e) for e in parsed.errors))
     if len(parsed.commands) != 1:
-        raise OpError(f"cannot read {value!r} as a {name}")
+        raise Refused(f"cannot read {value!r} as a {name}")
     return parsed.commands[0]
 
 
 async def _apply(tx: Txn, config: Config, agent: AgentConfig, number: int, command: commands.Command) -> list[Change]:
-    """One command through the checks and the domain function the mail path uses; the agent acted."""
-    ticket_id = await _ticket(tx, number)
-    ticket = await agent_ops.ticket_row(tx, ticket_id)
-    problems = [*agent_ops.check(config, agent, ticket, [command]), *agent_tickets.check(config, ticket, [command])]
-    if problems:
-        raise OpError("; ".join(str(p) for p in problems))
-    changes = await agent_ops.apply(tx, config, ticket_id, [command], agent)
-    await watchers.acted(tx, ticket_id, agent.id)
-    return changes
+    """One command through the checks, the domain function and the effects of acting the mail path has."""
+    return await ops.run(tx, config, await ticket_id_for(tx, number), [command], agent)
 
 
 def _tag_command(name: str, help_text: str) -> click.Command:
@@ -88,7 +75,7 @@ def _tag_command(name: str, help_text: str) -> click.Command:
     def command(ctx: click.Context, number: int, value: tuple[str, ...], agent_id: str, as_json: bool) -> None:
         async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> list[Change]:
             assert agent is not None
-            return await _apply(tx, config, agent, number, _command(config, name, " ".join(value)))
+            return await _apply(tx, config, agent, number, _command(tx, config, name, " ".join(value)))
 
         _done(as_json, number, _run(ctx, as_json, agent_id, work))
 
@@ -122,15 +109,13 @@ def tickets_note(ctx: click.Context, number: int, text: str, agent_id: str, as_j
     async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> int:
         assert agent is not None
         if not words:
-            raise OpError("the note is empty")
-        ticket_id = await _ticket(tx, number)
-        row = await agent_ops.add_message(
-            tx, ticket_id, agent, direction="note", subject="", text=words, reply_text=words,
-            message_id=f"mg.cli.{datetime.now(UTC).timestamp():.6f}.{agent.id}@{config.message_id_domain}",
+            raise Refused("the note is empty")
+        ticket_id = await ticket_id_for(tx, number)
+        row = await notes.add_note(
+            tx, config, ticket_id, agent, words,
+            message_id=f"mg.cli.{tx.now().timestamp():.6f}.{agent.id}@{config.message_id_domain}",
         )
-        mailer = outbound.mailer_for(config)
-        await mailer.notify_note(tx, await mailer.ticket(tx, ticket_id), agent, words)
-        await watchers.acted(tx, ticket_id, agent.id)
+        await ops.agent_acted(tx, ticket_id, agent)
         return row
 
     row = _run(ctx, as_json, agent_id, work)
@@ -152,11 +137,11 @@ def tickets_new(ctx: click.Context, to: str | None, behalf: str | None, subject:
     """Open a ticket as an agent: --to mails the customer, --behalf records a phone (web, sms, chat) case."""
     words = _text(text)
 
-    async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> agent_tickets.Opened:
+    async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> opening.Opened:
         assert agent is not None
         if (to is None) == (behalf is None):
-            raise OpError("give either --to (mail the customer) or --behalf (record a case)")
-        return await agent_tickets.open_ticket(
+            raise Refused("give either --to (mail the customer) or --behalf (record a case)")
+        return await opening.open_ticket(
             tx, config, agent, customer=to or behalf or "", subject=subject, text=words, queue=queue,
             send=to is not None, channel=channel,
         )
@@ -180,13 +165,11 @@ def tickets_task(ctx: click.Context, number: int, queue: str, due: str, text: st
 
     async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> list[Change]:
         assert agent is not None
-        moment = due_at(due, datetime.now(UTC), ZoneInfo(config.gateway.timezone))
+        moment = due_at(due, tx.now(), ZoneInfo(config.gateway.timezone))
         if isinstance(moment, str):
-            raise OpError(moment)
-        ticket_id = await _ticket(tx, number)
-        change = await tasks.create(tx, config, ticket_id, queue.strip().lower(), moment, words, agent)
-        await watchers.acted(tx, ticket_id, agent.id)
-        return [change]
+            raise Refused(moment)
+        task = commands.Command("task", queue.strip().lower(), until=moment, text=words)
+        return await ops.run(tx, config, await ticket_id_for(tx, number), [task], agent)
 
     _done(as_json, number, _run(ctx, as_json, agent_id, work))
 
@@ -215,7 +198,7 @@ def tickets_tasks(ctx: click.Context, number: int, only_open: bool, as_json: boo
     """The tasks of ticket NUMBER."""
 
     async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> list[dict[str, Any]]:
-        return await tasks.of_ticket(tx, config, await _ticket(tx, number), only_open=only_open)
+        return await tasks.of_ticket(tx, config, await ticket_id_for(tx, number), only_open=only_open)
 
     found = _run(ctx, as_json, None, work, write=False)
     if as_json:
@@ -235,7 +218,7 @@ def _follow_command(name: str, following: bool) -> click.Command:
     def command(ctx: click.Context, number: int, agent_id: str, as_json: bool) -> None:
         async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> list[Change]:
             assert agent is not None
-            return [await agent_tickets.apply(tx, config, await _ticket(tx, number), commands.Command(name), agent)]
+            return await ops.run(tx, config, await ticket_id_for(tx, number), [commands.Command(name)], agent)
 
         _done(as_json, number, _run(ctx, as_json, agent_id, work))
 
@@ -258,7 +241,7 @@ def tickets_read(ctx: click.Context, number: int, unread: bool, show: bool, agen
 
     async def work(config: Config, agent: AgentConfig | None, tx: Txn) -> dict[str, Any]:
         assert agent is not None
-        ticket_id = await _ticket(tx, number)
+        ticket_id = await ticket_id_for(tx, number)
         if not show:
             await watchers.mark(tx, ticket_id, agent.id, read=not unread)
         return {**await watchers.state(tx, ticket_id, agent.id), "watchers": await watchers.watchers_of(tx, ticket_id)}

@@ -8,7 +8,7 @@ import click
 
 from mailgate.cli.events import event_lines
 from mailgate.cli.support import LIMIT, TICKET, emit_json, read
-from mailgate.ops import tickets as ops
+from mailgate.ops import ticket_view as ops
 
 
 @click.group()

@@ -1,4 +1,4 @@
-"""The customer's files for agents: attached to their notifications up to a cap, the rest listed, [files] on request."""
+"""The customer's files for agents' mail: attached up to a cap, the rest listed by number to fetch with [files]."""
 
 from __future__ import annotations
 
@@ -7,13 +7,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from mailgate import tokens
-from mailgate.config import AgentConfig, Config
-from mailgate.ops import agent as agent_ops
-from mailgate.ops import tickets
-from mailgate.ops.agent import Change, OpError
+from mailgate.config import Config
 from mailgate.outgoing import compose
-from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn
 from mailgate.store.blobs import BlobStore, StoredFile, ticket_files
 
@@ -77,29 +72,3 @@ async def of_message(tx: Txn, config: Config, ticket_id: int, message_row: int) 
 async def of_ticket(tx: Txn, config: Config, ticket_id: int) -> tuple[tuple[compose.File, ...], dict[str, Any]]:
     """Every file of the ticket: what an agent newly given the ticket has not seen."""
     return await attach(config, await ticket_files(tx, ticket_id))
-
-
-async def send(tx: Txn, config: Config, ticket_id: int, value: str, agent: AgentConfig) -> Change:
-    """[files]: mail the asking agent the ticket's files (or those numbered); what does not fit is listed."""
-    stored = await ticket_files(tx, ticket_id)
-    if not stored:
-        return Change("files", "the ticket has no files")
-    wanted = [int(n) for n in value.split(", ")] if value else [f.number for f in stored]
-    unknown = [n for n in wanted if not 1 <= n <= len(stored)]
-    if unknown:
-        raise OpError(f"[files:{value}]: no file {', '.join(map(str, unknown))} (the ticket has {len(stored)})")
-    files, listing = await attach(config, [stored[n - 1] for n in wanted])
-    mailer = outbound.mailer_for(config)
-    info = await mailer.ticket(tx, ticket_id)
-    outbox_id = await mailer.queue_mail(
-        tx, info, kind="notify", template="files", to_name=agent.name, to_address=agent.addresses[0],
-        language=mailer.agent_language(info, agent), auto_kind="auto-generated",
-        reply_token=tokens.Token(tokens.AGENT_REPLY, info.number, agent.id),
-        data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, files=listing), files=files,
-    )
-    await tickets.event(tx, ticket_id, agent_ops.actor(agent), "ticket.files_sent",
-                        {"outbox": outbox_id, "attached": len(files), "listed": listing["left"], "asked": value or "all"})
-    log.info("agent_files.sent ticket=%s agent=%s attached=%s listed=%s", info.number, agent.id, len(files),
-             listing["left"])
-    return Change("files", f"{len(files)} of {len(wanted)} file{'' if len(wanted) == 1 else 's'} mailed to you"
-                  + (f"; {listing['left']} listed, not attached" if listing["left"] else ""))

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from mailgate import tokens
 from mailgate.config import AgentConfig, Config
+from mailgate.errors import Refused
 from mailgate.models import MailKind, ParsedMail
-from mailgate.ops import agent as agent_ops
-from mailgate.ops import tickets
-from mailgate.ops.agent import Change, OpError
+from mailgate.ops.base import Change, actor
 from mailgate.outgoing import compose, outbox
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing import notices as outbound
 from mailgate.spool import SpoolEntry
-from mailgate.store import Txn, messages, now_iso
+from mailgate.store import Txn, events, forwards, messages
+from mailgate.store import tickets as ticket_store
 from mailgate.store.blobs import BlobStore, message_files
-from mailgate.store.tickets import survivor
 
 FORWARD, HELP = "forward", "help"
 _PURPOSE = {FORWARD: tokens.FORWARD, HELP: tokens.HELP}
@@ -46,7 +44,7 @@ async def forward(
     own = {a.lower() for a in config.gateway.addresses} | {outbound.mailer_for(config).bounce_base}
     for address in addresses:
         if loops.base(address.lower()) in own:
-            raise OpError(f"[forward:{address}]: that is mailgate's own address")
+            raise Refused(f"[forward:{address}]: that is mailgate's own address")
     for address in addresses:
         await _send(tx, config, ticket_id, FORWARD, address, None, agent, notes=notes, text=text)
     what = "with internal notes" if notes else "without internal notes"
@@ -62,9 +60,9 @@ async def ask_help(
     for colleague_id in colleagues:
         colleague = config.agent(colleague_id)
         if colleague is None:
-            raise OpError(f"[help:{colleague_id}]: unknown colleague {colleague_id!r} (known: {known})")
+            raise Refused(f"[help:{colleague_id}]: unknown colleague {colleague_id!r} (known: {known})")
         if colleague.id == agent.id:
-            raise OpError(f"[help:{colleague_id}]: that is you")
+            raise Refused(f"[help:{colleague_id}]: that is you")
         found.append(colleague)
     for colleague in found:
         await _send(tx, config, ticket_id, HELP, colleague.addresses[0], colleague, agent, notes=True, text=text)
@@ -77,11 +75,8 @@ async def _send(
 ) -> None:
     mailer = outbound.mailer_for(config)
     info = await mailer.ticket(tx, ticket_id)
-    now = datetime.now(UTC)
-    forward_id = await tx.execute(
-        "INSERT INTO forwards (ticket_id, kind, asked_by, address, colleague, notes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (ticket_id, kind, agent.id, address.lower(), colleague.id if colleague else None, int(notes), now_iso()),
-    )
+    now = tx.now()
+    forward_id = await forwards.add(tx, ticket_id, kind, agent.id, address, colleague.id if colleague else None, notes)
     token = tokens.Token(_PURPOSE[kind], info.number, str(forward_id))
     thread, files = await _thread(tx, config, ticket_id, notes)
     language = mailer.agent_language(info, colleague) if colleague else mailer.agent_language(info, agent)
@@ -105,10 +100,10 @@ async def _send(
     ))
     mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
     await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
-    await tx.execute("UPDATE forwards SET outbox_id = ? WHERE id = ?", (outbox_id, forward_id))
-    await tickets.event(tx, ticket_id, agent_ops.actor(agent), f"ticket.{kind}",
-                        {"to": address, "colleague": colleague.id if colleague else None, "notes": notes,
-                         "forward": forward_id, "outbox": outbox_id, "attachments": len(files)})
+    await forwards.set_outbox(tx, forward_id, outbox_id)
+    await events.add(tx, ticket_id, actor(agent), f"ticket.{kind}",
+                     {"to": address, "colleague": colleague.id if colleague else None, "notes": notes,
+                      "forward": forward_id, "outbox": outbox_id, "attachments": len(files)})
     outbound.wake()
 
 
@@ -116,24 +111,21 @@ async def _thread(
     tx: Txn, config: Config, ticket_id: int, notes: bool
 ) -> tuple[list[dict[str, Any]], list[compose.File]]:
     """The correspondence oldest first, and the attachment files that fit (the rest are only named)."""
-    directions = ("in", "out", "note") if notes else ("in", "out")
-    marks = ", ".join("?" for _ in directions)
-    rows = await tx.all(f"SELECT * FROM messages WHERE ticket_id = ? AND direction IN ({marks}) ORDER BY id",
-                        (ticket_id, *directions))
+    rows = await messages.of_ticket(tx, ticket_id, ("in", "out", "note") if notes else ("in", "out"))
     blobs = BlobStore(config.attachments_path)
     thread: list[dict[str, Any]] = []
     files: list[compose.File] = []
     budget = MAX_ATTACHED
     for row in rows:
-        found, names = await message_files(tx, blobs, row["id"], budget)
+        found, names = await message_files(tx, blobs, row.id, budget)
         budget -= sum(len(f.data) for f in found)
         files += found
-        words = (row["text"] or row["reply_text"] or "").strip()
-        sender = f"{row['from_name']} <{row['from_address']}>" if row["from_name"] and row["from_address"] else (
-            row["from_name"] or row["from_address"])
+        words = (row.text or row.reply_text or "").strip()
+        sender = f"{row.from_name} <{row.from_address}>" if row.from_name and row.from_address else (
+            row.from_name or row.from_address)
         thread.append({
-            "direction": row["direction"], "from": compose.clean(sender, 300),
-            "at": (row["sent_at"] or row["created_at"])[:16].replace("T", " "), "subject": compose.clean(row["subject"]),
+            "direction": row.direction, "from": compose.clean(sender, 300),
+            "at": (row.sent_at or row.created_at)[:16].replace("T", " "), "subject": compose.clean(row.subject),
             "text": words[:THREAD_TEXT] + ("\n[...]" if len(words) > THREAD_TEXT else ""), "attachments": names,
         })
     return thread, files
@@ -150,19 +142,21 @@ async def answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, k
     for token in [*tokens.find(secret, recipients), *tokens.find(secret, referenced)]:
         if token.purpose not in _KIND or not (token.agent or "").isdigit():
             continue
-        row = await tx.one("SELECT * FROM forwards WHERE id = ?", (int(token.agent or 0),))
-        if row is not None and row["kind"] == _KIND[token.purpose]:
+        row = await forwards.get(tx, int(token.agent or 0))
+        if row is not None and row.kind == _KIND[token.purpose]:
             return await _store_answer(tx, config, mail, entry, key, row)
     return None
 
 
-async def _store_answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, asked: Any) -> Answer:
-    ticket_id = await survivor(tx, asked["ticket_id"])
-    number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
+async def _store_answer(
+    tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, asked: forwards.Forward
+) -> Answer:
+    ticket_id = await ticket_store.survivor(tx, asked.ticket_id)
+    number = await ticket_store.number_of(tx, ticket_id) or 0
     sender = mail.from_[0] if mail.from_ else None
     address = sender.address.lower() if sender else ""
-    detail = f"answer to the {asked['kind']} #{asked['id']} {asked['asked_by']} sent to {asked['address']}"
-    now = now_iso()
+    detail = f"answer to the {asked.kind} #{asked.id} {asked.asked_by} sent to {asked.address}"
+    now = tx.now_iso()
     row = await messages.insert(tx, messages.NewMessage(
         ticket_id=ticket_id, spool_id=entry.id, direction="note", message_id=mail.message_id, content_key=key,
         in_reply_to=mail.in_reply_to, from_name=sender.name if sender else "", from_address=address,
@@ -171,21 +165,17 @@ async def _store_answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolE
         reply_text=mail.reply_text, kind=str(mail.kind), defects=mail.defects, thread_rule="token",
         thread_detail=detail, created_at=now, attachments=mail.attachments, thread_by_id=False,
     ))
-    actor = f"{asked['kind']}:{address or asked['address']}"
-    await tickets.event(tx, ticket_id, actor, "note.added", {
-        "message": row, "message_id": mail.message_id, "forward": asked["id"], "kind": str(mail.kind),
-        "sender_is_recipient": address == asked["address"],
+    by = f"{asked.kind}:{address or asked.address}"
+    await events.add(tx, ticket_id, by, "note.added", {
+        "message": row, "message_id": mail.message_id, "forward": asked.id, "kind": str(mail.kind),
+        "sender_is_recipient": address == asked.address,
     })
     if mail.kind is not MailKind.MESSAGE or entry.envelope.imported:
         return Answer(ticket_id, number, row, detail)  # an out-of-office: kept, nobody is bothered
-    await tx.execute("UPDATE forwards SET answers = answers + 1, answered_at = ? WHERE id = ?", (now, asked["id"]))
-    await tx.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
-    await tx.execute(
-        "INSERT INTO ticket_flags (ticket_id, agent, reason, created_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (ticket_id, agent) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at",
-        (ticket_id, asked["asked_by"], f"{asked['kind']} answered by {address}", now),
-    )
-    asker = config.agent(asked["asked_by"])
+    await forwards.answered(tx, asked.id, now)
+    await ticket_store.touch(tx, ticket_id)
+    await forwards.flag(tx, ticket_id, asked.asked_by, f"{asked.kind} answered by {address}", now)
+    asker = config.agent(asked.asked_by)
     if asker is not None:
         mailer = outbound.mailer_for(config)
         info = await mailer.ticket(tx, ticket_id)
@@ -202,4 +192,4 @@ async def _store_answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolE
 
 async def seen(tx: Txn, ticket_id: int, agent: AgentConfig) -> None:
     """The agent acted on the ticket: its flag for them (an answer came in) is cleared."""
-    await tx.execute("DELETE FROM ticket_flags WHERE ticket_id = ? AND agent = ?", (ticket_id, agent.id))
+    await forwards.unflag(tx, ticket_id, agent.id)

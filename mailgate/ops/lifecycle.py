@@ -9,43 +9,32 @@ from typing import Any
 
 from mailgate.config import Config
 from mailgate.errors import Refused
-from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule
+from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule, TicketStatus
 from mailgate.ops import sla, tickets
 from mailgate.outgoing import notices as outbound
-from mailgate.store import Txn, now_iso, timers
+from mailgate.store import Txn, links, timers
+from mailgate.store import tickets as ticket_store
 
 log = logging.getLogger("mailgate.lifecycle")
 
 WAKE = "snooze.wake"
-WAITING = "waiting"
-OPEN = "open"
+WAITING = TicketStatus.WAITING
+OPEN = TicketStatus.OPEN
 FOLLOW_UP = "follow-up"
 # A reply to a ticket in one of these states never changes it (merge and spam belong to others).
-_UNTOUCHED = frozenset({"merged", "spam"})
+_UNTOUCHED = frozenset({TicketStatus.MERGED, TicketStatus.SPAM})
 _MAX_CHAIN = 20  # follow-ups of follow-ups: a safety bound, not a real limit
 
 
-class LifecycleError(Refused):
-    """A refused change (a snooze into the past, of a closed ticket …); nothing was written."""
+def _now(tx: Txn, now: datetime | None) -> datetime:
+    return (now or tx.now()).astimezone(UTC)
 
 
-def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
-
-
-async def ticket_id_for(tx: Txn, number: int) -> int:
-    """The row id of ticket #number, or LifecycleError."""
-    ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
-    if ticket_id is None:
-        raise LifecycleError(f"no ticket #{number}")
-    return int(ticket_id)
-
-
-async def _status(tx: Txn, ticket_id: int) -> str:
-    status = await tx.value("SELECT status FROM tickets WHERE id = ?", (ticket_id,))
-    if status is None:
-        raise LifecycleError(f"no ticket with id {ticket_id}")
-    return str(status)
+async def _status(tx: Txn, ticket_id: int) -> TicketStatus:
+    ticket = await ticket_store.get(tx, ticket_id)
+    if ticket is None:
+        raise Refused(f"no ticket with id {ticket_id}")
+    return ticket.status
 
 
 # -- status ---------------------------------------------------------------------------------------
@@ -57,12 +46,12 @@ async def status_changed(
     """Call after any status change: ends a wait, remembers when it was resolved, moves the SLA clock."""
     if old == new:
         return
-    moment = _now(now)
+    moment = _now(tx, now)
     if old == WAITING:
         await timers.cancel(tx, WAKE, ticket_id)
-        await tx.execute("UPDATE tickets SET snoozed_until = NULL WHERE id = ?", (ticket_id,))
-    if new == "resolved":
-        await tx.execute("UPDATE tickets SET resolved_at = ? WHERE id = ?", (timers.iso(moment), ticket_id))
+        await ticket_store.update(tx, ticket_id, touch=False, snoozed_until=None)
+    if new == TicketStatus.RESOLVED:
+        await ticket_store.update(tx, ticket_id, touch=False, resolved_at=timers.iso(moment))
     await sla.status_changed(tx, config, ticket_id, old, new, now=moment, actor=actor)
 
 
@@ -74,11 +63,10 @@ async def set_status(
     old = await _status(tx, ticket_id)
     if old == status:
         return old
-    await tx.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?", (status, now_iso(), ticket_id))
     data: dict[str, Any] = {"from": old, "to": status}
     if reason:
         data["reason"] = reason
-    await tickets.event(tx, ticket_id, actor, "ticket.status", data)
+    await ticket_store.set_status(tx, ticket_id, TicketStatus(status), actor=actor, data=data)
     await status_changed(tx, config, ticket_id, old, status, actor=actor, now=now)
     return old
 
@@ -97,21 +85,19 @@ async def snooze(
     tx: Txn, config: Config, ticket_id: int, until: datetime, *, actor: str, now: datetime | None = None
 ) -> None:
     """The ticket leaves the inbox until `until`; the wake-up timer brings it back (status open)."""
-    moment = _now(now)
+    moment = _now(tx, now)
     if until.tzinfo is None:
-        raise LifecycleError("the wake-up time needs a time zone")
+        raise Refused("the wake-up time needs a time zone")
     if until <= moment:
-        raise LifecycleError(f"{until.isoformat()} is in the past")
+        raise Refused(f"{until.isoformat()} is in the past")
     old = await _status(tx, ticket_id)
     if old in sla.DONE:
-        raise LifecycleError(f"the ticket is {old}: only an open ticket can wait")
+        raise Refused(f"the ticket is {old}: only an open ticket can wait")
     await timers.cancel(tx, WAKE, ticket_id)
-    await tx.execute(
-        "UPDATE tickets SET status = ?, snoozed_until = ?, updated_at = ? WHERE id = ?",
-        (WAITING, timers.iso(until), now_iso(), ticket_id),
-    )
+    await ticket_store.update(tx, ticket_id, snoozed_until=timers.iso(until))
+    await ticket_store.set_status(tx, ticket_id, TicketStatus.WAITING, actor=actor, kind="ticket.snoozed",
+                                  data={"from": old, "until": timers.iso(until)})
     await timers.add(tx, WAKE, ticket_id, until)
-    await tickets.event(tx, ticket_id, actor, "ticket.snoozed", {"from": old, "until": timers.iso(until)})
     if old != WAITING:
         await sla.status_changed(tx, config, ticket_id, old, WAITING, now=moment, actor=actor)
     sla.poke_timers()
@@ -128,11 +114,11 @@ async def wake(tx: Txn, config: Config, ticket_id: int, *, actor: str, reason: s
 
 async def on_wake_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | None = None) -> None:
     """The wake-up time came: open the ticket and tell its assignee (else its queue) it is back."""
-    row = await tx.one("SELECT status, snoozed_until FROM tickets WHERE id = ?", (timer.ref,))
-    if row is None or row["status"] != WAITING:
+    row = await ticket_store.get(tx, timer.ref)
+    if row is None or row.status != WAITING:
         return  # woken already (a customer reply, an agent): the timer was only left over
-    moment = _now(now)
-    until = datetime.fromisoformat(row["snoozed_until"]) if row["snoozed_until"] else moment
+    moment = _now(tx, now)
+    until = datetime.fromisoformat(row.snoozed_until) if row.snoozed_until else moment
     if until > moment + timedelta(seconds=1):
         await timers.add(tx, WAKE, timer.ref, until)  # snoozed again meanwhile, by another process
         sla.poke_timers()
@@ -163,30 +149,27 @@ async def customer_reply(
     """
     if found.ticket_id is None or imported or mail.kind is not MailKind.MESSAGE or _from_agent(config, mail):
         return found, None
-    moment = _now(now)
+    moment = _now(tx, now)
     ticket_id = found.ticket_id
     for _ in range(_MAX_CHAIN):
-        row = await tx.one("SELECT status, resolved_at, updated_at, number FROM tickets WHERE id = ?", (ticket_id,))
-        if row is None or row["status"] in _UNTOUCHED:
+        row = await ticket_store.get(tx, ticket_id)
+        if row is None or row.status in _UNTOUCHED:
             return found, None
-        status = row["status"]
+        status = row.status
         if status == WAITING:
             await wake(tx, config, ticket_id, actor=actor, reason="customer-reply", now=moment)
         elif status == "pending":
             await set_status(tx, config, ticket_id, OPEN, actor=actor, now=moment, reason="customer-reply")
-        elif status == "resolved" and _recent(config, row["resolved_at"] or row["updated_at"], moment):
+        elif status == "resolved" and _recent(config, row.resolved_at or row.updated_at, moment):
             await set_status(tx, config, ticket_id, OPEN, actor=actor, now=moment, reason="customer-reply")
             await tickets.event(tx, ticket_id, actor, "ticket.reopened", {"after": "resolved"})
         elif status in ("resolved", "closed"):
             # An earlier reply may have opened a follow-up already: this one belongs there too.
-            later = await tx.value(
-                "SELECT ticket_id FROM ticket_links WHERE other_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
-                (ticket_id, FOLLOW_UP),
-            )
+            later = await links.latest_to(tx, ticket_id, FOLLOW_UP)
             if later is not None:
-                ticket_id = int(later)
+                ticket_id = later
                 continue
-            detail = f"reply to {status} ticket #{row['number']}: a new ticket follows it up"
+            detail = f"reply to {status} ticket #{row.number}: a new ticket follows it up"
             return Correlation(None, ThreadRule.NEW, detail), ticket_id
         if ticket_id == found.ticket_id:
             return found, None
@@ -214,26 +197,14 @@ async def opened(
     await sla.start(tx, config, ticket_id, now=now)
     if follows is None:
         return
-    await tx.execute(
-        "INSERT OR IGNORE INTO ticket_links (ticket_id, other_id, kind, created_at) VALUES (?, ?, ?, ?)",
-        (ticket_id, follows, FOLLOW_UP, now_iso()),
-    )
-    numbers = {r["id"]: r["number"] for r in await tx.all("SELECT id, number FROM tickets WHERE id IN (?, ?)",
-                                                          (ticket_id, follows))}
-    await tickets.event(tx, ticket_id, actor, "ticket.follows_up", {"ticket": numbers.get(follows)})
-    await tickets.event(tx, follows, actor, "ticket.followed_up", {"ticket": numbers.get(ticket_id)})
+    await links.add(tx, ticket_id, follows, FOLLOW_UP)
+    await tickets.event(tx, ticket_id, actor, "ticket.follows_up", {"ticket": await ticket_store.number_of(tx, follows)})
+    await tickets.event(tx, follows, actor, "ticket.followed_up", {"ticket": await ticket_store.number_of(tx, ticket_id)})
 
 
-async def links(tx: Txn, ticket_id: int) -> list[dict[str, Any]]:
+async def linked(tx: Txn, ticket_id: int) -> list[dict[str, Any]]:
     """The tickets linked to this one, both ways."""
-    rows = await tx.all(
-        "SELECT l.kind, l.created_at, 'follows' AS way, t.number, t.status, t.subject FROM ticket_links l"
-        " JOIN tickets t ON t.id = l.other_id WHERE l.ticket_id = ?"
-        " UNION ALL SELECT l.kind, l.created_at, 'followed-by', t.number, t.status, t.subject FROM ticket_links l"
-        " JOIN tickets t ON t.id = l.ticket_id WHERE l.other_id = ? ORDER BY 2",
-        (ticket_id, ticket_id),
-    )
-    return [dict(r) for r in rows]
+    return await links.of_ticket(tx, ticket_id)
 
 
 # -- the daemon's timers --------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,18 +11,21 @@ from typing import Any
 
 from mailgate import commands, tokens
 from mailgate.config import AgentConfig, Config
-from mailgate.mail import identity
+from mailgate.errors import Refused
+from mailgate.mail import identity, quotes
 from mailgate.models import MailKind, ParsedMail
-from mailgate.ops import tickets, watchers
-from mailgate.ops.agent import Change, OpError, actor, add_message
+from mailgate.ops import watchers
+from mailgate.ops.base import Change, actor, add_message
 from mailgate.outgoing import notices as outbound
 from mailgate.spool import SpoolEntry
-from mailgate.store import Row, Txn, now_iso, timers
+from mailgate.store import Txn, events, messages, timers
+from mailgate.store import tasks as task_store
+from mailgate.store import tickets as ticket_store
+from mailgate.store.tasks import DONE, OPEN, Task
 
 log = logging.getLogger("mailgate.tasks")
 
 DUE = "task.due"  # the timer kind that reminds once when a task is overdue
-OPEN, DONE = "open", "done"
 MAX_TEXT = 20_000
 
 
@@ -35,16 +39,16 @@ class Answer:
     detail: str
 
 
-def _shown(config: Config, row: Row) -> dict[str, Any]:
-    who = config.agent(row["created_by"])
-    return {"id": row["id"], "queue": row["queue"], "due": outbound.local_time(config, row["due_at"]),
-            "by": who.name if who else row["created_by"], "text": row["text"], "status": row["status"]}
+def _shown(config: Config, row: Task) -> dict[str, Any]:
+    who = config.agent(row.created_by)
+    return {"id": row.id, "queue": row.queue, "due": outbound.local_time(config, row.due_at),
+            "by": who.name if who else row.created_by, "text": row.text, "status": row.status}
 
 
-async def task_row(tx: Txn, task_id: int) -> Row:
-    row = await tx.one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+async def task_row(tx: Txn, task_id: int) -> Task:
+    row = await task_store.get(tx, task_id)
     if row is None:
-        raise OpError(f"no task {task_id}")
+        raise Refused(f"no task {task_id}")
     return row
 
 
@@ -56,20 +60,17 @@ async def create(
     target = config.queue(queue)
     if target is None:
         known = ", ".join(q.name for q in config.queues) or "none configured"
-        raise OpError(f"unknown queue {queue!r} (known: {known})")
+        raise Refused(f"unknown queue {queue!r} (known: {known})")
     text = text.strip()
     if not text:
-        raise OpError("a task needs its text: write it in the mail body (or --text)")
+        raise Refused("a task needs its text: write it in the mail body (or --text)")
     if len(text) > MAX_TEXT:
-        raise OpError(f"a task's text is at most {MAX_TEXT} characters")
-    if due.tzinfo is None or due <= (now or datetime.now(UTC)):
-        raise OpError(f"the deadline {due.isoformat()} is in the past")
-    task_id = await tx.execute(
-        "INSERT INTO tasks (ticket_id, queue, text, due_at, status, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (ticket_id, queue, text, timers.iso(due), OPEN, agent.id, now_iso()),
-    )
+        raise Refused(f"a task's text is at most {MAX_TEXT} characters")
+    if due.tzinfo is None or due <= (now or tx.now()):
+        raise Refused(f"the deadline {due.isoformat()} is in the past")
+    task_id = await task_store.add(tx, ticket_id, queue, text, timers.iso(due), agent.id)
     await timers.add(tx, DUE, task_id, due)
-    await tickets.event(tx, ticket_id, actor(agent), "task.created",
+    await events.add(tx, ticket_id, actor(agent), "task.created",
                         {"task": task_id, "queue": queue, "due": timers.iso(due)})
     row = await task_row(tx, task_id)
     members = [a for a in config.queue_members(target) if not a.away]
@@ -80,14 +81,14 @@ async def create(
     return Change("task", f"task {task_id} for {queue}, due {outbound.local_time(config, due)}; told {told}")
 
 
-async def _tell(tx: Txn, config: Config, row: Row, template: str, agents: list[AgentConfig]) -> None:
+async def _tell(tx: Txn, config: Config, row: Task, template: str, agents: list[AgentConfig]) -> None:
     mailer = outbound.mailer_for(config)
-    info = await mailer.ticket(tx, row["ticket_id"])
+    info = await mailer.ticket(tx, row.ticket_id)
     for agent in agents:
         await mailer.queue_mail(
             tx, info, kind="notify", template=template, to_name=agent.name, to_address=agent.addresses[0],
             language=mailer.agent_language(info, agent), auto_kind="auto-generated",
-            reply_token=tokens.Token(tokens.TASK, row["id"], agent.id),  # answers thread into the task
+            reply_token=tokens.Token(tokens.TASK, row.id, agent.id),  # answers thread into the task
             data=mailer.data(info, agent_name=agent.name, agent_id=agent.id, task=_shown(config, row)),
         )
 
@@ -95,20 +96,17 @@ async def _tell(tx: Txn, config: Config, row: Row, template: str, agents: list[A
 async def done(tx: Txn, config: Config, task_id: int, agent: AgentConfig) -> Change:
     """Close a task (its reminder timer goes with it)."""
     row = await task_row(tx, task_id)
-    if row["status"] == DONE:
+    if row.status == DONE:
         return Change("done", f"task {task_id} was done already")
-    await tx.execute("UPDATE tasks SET status = ?, done_by = ?, done_at = ? WHERE id = ?",
-                     (DONE, agent.id, now_iso(), task_id))
+    await task_store.mark_done(tx, task_id, agent.id)
     await timers.cancel(tx, DUE, task_id)
-    await tickets.event(tx, row["ticket_id"], actor(agent), "task.done", {"task": task_id, "queue": row["queue"]})
-    return Change("done", f"task {task_id} for {row['queue']} is done")
+    await events.add(tx, row.ticket_id, actor(agent), "task.done", {"task": task_id, "queue": row.queue})
+    return Change("done", f"task {task_id} for {row.queue} is done")
 
 
 async def of_ticket(tx: Txn, config: Config, ticket_id: int, *, only_open: bool = False) -> list[dict[str, Any]]:
-    rows = await tx.all(
-        "SELECT * FROM tasks WHERE ticket_id = ? AND (? = 0 OR status = 'open') ORDER BY id", (ticket_id, int(only_open)),
-    )
-    return [{**dict(r), "due_local": outbound.local_time(config, r["due_at"])} for r in rows]
+    rows = await task_store.of_ticket(tx, ticket_id, only_open=only_open)
+    return [{**dataclasses.asdict(r), "due_local": outbound.local_time(config, r.due_at)} for r in rows]
 
 
 async def open_warning(tx: Txn, config: Config, ticket_id: int) -> str:
@@ -133,7 +131,7 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
     token = next((t for t in tokens.find(secret, recipients) if t.purpose == tokens.TASK), None)
     if token is None or not mail.from_:
         return None
-    task = await tx.one("SELECT * FROM tasks WHERE id = ?", (token.ticket,))
+    task = await task_store.get(tx, token.ticket)
     agent = identity.agent_by_address(config, mail.from_[0].address)
     if task is None or agent is None or not mail.from_is_clean:
         return None
@@ -142,11 +140,9 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
         mail.from_[0].address) is not None
     if not proven:
         return None
-    from mailgate.pipeline import agent_mail  # builds on this module
-
-    ticket_id = int(task["ticket_id"])
-    number = int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
-    parsed = commands.parse(mail.subject, agent_mail.new_text(mail.text), now=datetime.now(UTC),
+    ticket_id = task.ticket_id
+    number = await ticket_store.number_of(tx, ticket_id) or 0
+    parsed = commands.parse(mail.subject, quotes.new_text(mail.text), now=tx.now(),
                             tz=config.gateway.timezone)
     text = parsed.body.strip()
     row = await add_message(
@@ -154,26 +150,26 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
         reply_text=text, message_id=mail.message_id, spool_id=entry.id, content_key=key,
         attachments=mail.attachments, sent_at=mail.date.isoformat() if mail.date else None,
     )
-    await tx.execute("UPDATE messages SET task_id = ? WHERE id = ?", (task["id"], row))
-    detail = f"answer to task {task['id']}"
+    await messages.set_task(tx, row, task.id)
+    detail = f"answer to task {task.id}"
     if mail.kind is not MailKind.MESSAGE:
-        await tickets.event(tx, ticket_id, actor(agent), "task.ignored", {"task": task["id"], "kind": str(mail.kind)})
+        await events.add(tx, ticket_id, actor(agent), "task.ignored", {"task": task.id, "kind": str(mail.kind)})
         return Answer(ticket_id, number, row, detail)  # an out-of-office: kept, nobody told (it would loop)
     errors = [str(e) for e in parsed.errors]
     errors += [f"{c.raw}: not for a task (only [done]; write to the ticket for the rest)"
                for c in parsed.commands if c.name not in ("done", "note")]
     if errors:
-        await tickets.event(tx, ticket_id, actor(agent), "task.refused", {"task": task["id"], "errors": errors})
+        await events.add(tx, ticket_id, actor(agent), "task.refused", {"task": task.id, "errors": errors})
         await _refuse(tx, config, agent, ticket_id, errors)
         return Answer(ticket_id, number, row, detail)
-    await tickets.event(tx, ticket_id, actor(agent), "task.answered", {"task": task["id"], "message": row})
+    await events.add(tx, ticket_id, actor(agent), "task.answered", {"task": task.id, "message": row})
     closed = parsed.has("done")
     if closed:
-        await done(tx, config, int(task["id"]), agent)
+        await done(tx, config, task.id, agent)
     await watchers.acted(tx, ticket_id, agent.id)
     mailer = outbound.mailer_for(config)
-    said = f"Task {task['id']} for {task['queue']}{' (done)' if closed else ''}:\n\n{text}" if text else (
-        f"Task {task['id']} for {task['queue']} is done." if closed else "")
+    said = f"Task {task.id} for {task.queue}{' (done)' if closed else ''}:\n\n{text}" if text else (
+        f"Task {task.id} for {task.queue} is done." if closed else "")
     if said:
         await mailer.notify_note(tx, await mailer.ticket(tx, ticket_id), agent, said)
     return Answer(ticket_id, number, row, detail)
@@ -195,22 +191,22 @@ async def _refuse(tx: Txn, config: Config, agent: AgentConfig, ticket_id: int, e
 
 async def on_due_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | None = None) -> None:
     """The deadline passed: remind the task's queue and the asker, once."""
-    row = await tx.one("SELECT * FROM tasks WHERE id = ?", (timer.ref,))
-    if row is None or row["status"] != OPEN or row["reminded_at"]:
+    row = await task_store.get(tx, timer.ref)
+    if row is None or row.status != OPEN or row.reminded_at:
         return
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    due = datetime.fromisoformat(row["due_at"])
+    moment = (now or tx.now()).astimezone(UTC)
+    due = datetime.fromisoformat(row.due_at)
     if due > moment + timedelta(seconds=1):
-        await timers.add(tx, DUE, row["id"], due)  # the deadline moved meanwhile
+        await timers.add(tx, DUE, row.id, due)  # the deadline moved meanwhile
         outbound.wake(later=True)
         return
-    await tx.execute("UPDATE tasks SET reminded_at = ? WHERE id = ?", (timers.iso(moment), row["id"]))
-    queue = config.queue(row["queue"])
+    await task_store.mark_reminded(tx, row.id, timers.iso(moment))
+    queue = config.queue(row.queue)
     people = {a.id: a for a in (config.queue_members(queue) if queue else []) if not a.away}
-    asker = config.agent(row["created_by"])
+    asker = config.agent(row.created_by)
     if asker is not None and not asker.away:
         people.setdefault(asker.id, asker)
-    await tickets.event(tx, row["ticket_id"], "system", "task.overdue", {"task": row["id"], "told": sorted(people)})
+    await events.add(tx, row.ticket_id, "system", "task.overdue", {"task": row.id, "told": sorted(people)})
     await _tell(tx, config, row, "task_overdue", list(people.values()))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailgate.store import Txn
 
@@ -92,3 +92,95 @@ async def insert(tx: Txn, message: NewMessage) -> int:
             [(row, a.sha256, a.filename, a.content_type, a.size, int(a.inline), a.content_id) for a in m.attachments],
         )
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stored message, as the operations on tickets read it."""
+
+    id: int
+    ticket_id: int
+    direction: str
+    message_id: str
+    from_name: str
+    from_address: str
+    subject: str
+    sent_at: str | None
+    created_at: str
+    text: str
+    reply_text: str
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        id=int(row["id"]), ticket_id=int(row["ticket_id"]), direction=row["direction"], message_id=row["message_id"],
+        from_name=row["from_name"] or "", from_address=row["from_address"] or "", subject=row["subject"] or "",
+        sent_at=row["sent_at"], created_at=row["created_at"], text=row["text"] or "",
+        reply_text=row["reply_text"] or "",
+    )
+
+
+async def latest_inbound(tx: Txn, ticket_id: int) -> Message | None:
+    """The customer's newest message on the ticket."""
+    row = await tx.one("SELECT * FROM messages WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1",
+                       (ticket_id,))
+    return None if row is None else _message(row)
+
+
+async def inbound(tx: Txn, ticket_id: int, *, row_id: int | None = None, message_id: str | None = None) -> Message | None:
+    """A customer message of the ticket, by its row or by its Message-ID (the newest with it)."""
+    if row_id is not None:
+        row = await tx.one("SELECT * FROM messages WHERE id = ? AND ticket_id = ? AND direction = 'in'",
+                           (row_id, ticket_id))
+    else:
+        row = await tx.one("SELECT * FROM messages WHERE ticket_id = ? AND message_id = ? AND direction = 'in'"
+                           " ORDER BY id DESC LIMIT 1", (ticket_id, message_id))
+    return None if row is None else _message(row)
+
+
+async def count_inbound(tx: Txn, ticket_id: int, *, besides: int) -> int:
+    """How many customer messages the ticket has besides this one."""
+    return int(await tx.value("SELECT COUNT(*) FROM messages WHERE ticket_id = ? AND direction = 'in' AND id != ?",
+                              (ticket_id, besides)) or 0)
+
+
+async def of_ticket(tx: Txn, ticket_id: int, directions: Sequence[str]) -> list[Message]:
+    """The ticket's messages of these directions, oldest first."""
+    marks = ", ".join("?" for _ in directions)
+    rows = await tx.all(f"SELECT * FROM messages WHERE ticket_id = ? AND direction IN ({marks}) ORDER BY id",
+                        (ticket_id, *directions))
+    return [_message(r) for r in rows]
+
+
+async def move_all(tx: Txn, from_ticket: int, to_ticket: int) -> int:
+    """Every message of one ticket, and the Message-IDs that thread into it, onto another (a merge); how many."""
+    moved = await tx.rowcount("UPDATE messages SET ticket_id = ? WHERE ticket_id = ?", (to_ticket, from_ticket))
+    await tx.execute("UPDATE message_ids SET ticket_id = ? WHERE ticket_id = ?", (to_ticket, from_ticket))
+    return moved
+
+
+async def move_one(tx: Txn, message: Message, to_ticket: int) -> None:
+    """One message (with its files, which hang on its row) and its Message-ID onto another ticket (a split)."""
+    await tx.execute("UPDATE messages SET ticket_id = ? WHERE id = ?", (to_ticket, message.id))
+    await tx.execute("UPDATE message_ids SET ticket_id = ? WHERE message_id = ? AND ticket_id = ?",
+                     (to_ticket, message.message_id, message.ticket_id))
+
+
+async def set_task(tx: Txn, row_id: int, task_id: int) -> None:
+    """The message answers this task."""
+    await tx.execute("UPDATE messages SET task_id = ? WHERE id = ?", (task_id, row_id))
+
+
+async def subject_of(tx: Txn, message_id: str) -> str | None:
+    """The subject of a message we received with this Message-ID (bare or in angle brackets)."""
+    value = await tx.value("SELECT subject FROM messages WHERE message_id IN (?, ?) ORDER BY id DESC LIMIT 1",
+                           (message_id, f"<{message_id}>"))
+    return None if value is None else str(value)
+
+
+async def said_since(tx: Txn, ticket_id: int, from_address: str, text: str, since: str) -> bool:
+    """Whether this agent's address sent these very words to the ticket since then."""
+    return bool(await tx.value(
+        "SELECT 1 FROM messages WHERE ticket_id = ? AND direction = 'agent' AND from_address = ? AND reply_text = ?"
+        " AND created_at > ? LIMIT 1", (ticket_id, from_address, text, since),
+    ))

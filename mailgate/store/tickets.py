@@ -1,8 +1,81 @@
-"""The tickets table."""
+"""The tickets table: reading a ticket, changing its fields, and the one writer of its status."""
 
 from __future__ import annotations
 
-from mailgate.store import Txn
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mailgate.models import TicketStatus
+from mailgate.store import Row, Txn, events
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One ticket row."""
+
+    id: int
+    number: int
+    subject: str
+    status: TicketStatus
+    priority: str
+    queue: str | None
+    assignee: str | None
+    category: str | None
+    contact_id: int | None
+    channel: str
+    direction: str
+    merged_into: int | None
+    snoozed_until: str | None
+    resolved_at: str | None
+    created_at: str
+    updated_at: str
+
+
+def _ticket(row: Row) -> Ticket:
+    return Ticket(
+        id=int(row["id"]), number=int(row["number"]), subject=row["subject"], status=TicketStatus(row["status"]),
+        priority=row["priority"], queue=row["queue"], assignee=row["assignee"], category=row["category"],
+        contact_id=row["contact_id"], channel=row["channel"], direction=row["direction"],
+        merged_into=row["merged_into"], snoozed_until=row["snoozed_until"], resolved_at=row["resolved_at"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+async def create(
+    tx: Txn, *, subject: str, contact_id: int | None, first_number: int, channel: str, direction: str
+) -> tuple[int, int]:
+    """A new ticket row with the next short human number: (id, number)."""
+    highest = await tx.value("SELECT MAX(number) FROM tickets")
+    number = first_number if highest is None else max(int(highest) + 1, first_number)
+    now = tx.now_iso()
+    ticket_id = await tx.execute(
+        "INSERT INTO tickets (number, subject, contact_id, channel, direction, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (number, subject, contact_id, channel, direction, now, now),
+    )
+    return ticket_id, number
+
+
+async def get(tx: Txn, ticket_id: int) -> Ticket | None:
+    row = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+    return None if row is None else _ticket(row)
+
+
+async def by_number(tx: Txn, number: int) -> Ticket | None:
+    row = await tx.one("SELECT * FROM tickets WHERE number = ?", (number,))
+    return None if row is None else _ticket(row)
+
+
+async def id_of(tx: Txn, number: int) -> int | None:
+    """The row id of ticket #number."""
+    value = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
+    return None if value is None else int(value)
+
+
+async def number_of(tx: Txn, ticket_id: int) -> int | None:
+    value = await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,))
+    return None if value is None else int(value)
 
 
 async def survivor(tx: Txn, ticket_id: int) -> int:
@@ -13,3 +86,103 @@ async def survivor(tx: Txn, ticket_id: int) -> int:
             break
         ticket_id = int(into)
     return ticket_id
+
+
+# Fields an operation may set; status is not among them (set_status writes it, with its event).
+_FIELDS = frozenset({"priority", "queue", "assignee", "category", "merged_into", "snoozed_until", "resolved_at",
+                     "contact_id"})
+
+
+async def update(tx: Txn, ticket_id: int, *, touch: bool = True, **fields: Any) -> None:
+    """Set some of the ticket's fields (and updated_at, unless touch=False)."""
+    unknown = set(fields) - _FIELDS
+    if unknown:
+        raise ValueError(f"not a settable ticket field: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = dict(fields)
+    if touch:
+        values["updated_at"] = tx.now_iso()
+    if not values:
+        return
+    assignments = ", ".join(f"{name} = ?" for name in values)
+    await tx.execute(f"UPDATE tickets SET {assignments} WHERE id = ?", (*values.values(), ticket_id))
+
+
+async def touch(tx: Txn, ticket_id: int) -> None:
+    """Something happened on the ticket: it rises in "newest activity first" lists."""
+    await update(tx, ticket_id)
+
+
+async def set_status(
+    tx: Txn, ticket_id: int, status: TicketStatus, *, actor: str, kind: str = "ticket.status",
+    data: dict[str, Any] | None = None,
+) -> TicketStatus | None:
+    """THE writer of tickets.status: the new status and its event in one step; the old status, None for no ticket.
+
+    kind/data: the event, "ticket.status" {"from", "to"} unless the caller names another (a snooze).
+    """
+    old = await tx.value("SELECT status FROM tickets WHERE id = ?", (ticket_id,))
+    if old is None:
+        return None
+    await tx.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?", (status, tx.now_iso(), ticket_id))
+    await events.add(tx, ticket_id, actor, kind, {"from": old, "to": status} if data is None else data)
+    return TicketStatus(old)
+
+
+async def claim_next(tx: Txn, agent_id: str, queues: Sequence[str], rank: Sequence[str]) -> Ticket | None:
+    """The most urgent unassigned new or open ticket of these queues, assigned to the agent in one statement.
+
+    The claim is one UPDATE guarded by "assignee IS NULL" inside a BEGIN IMMEDIATE transaction,
+    so two agents asking at once get two different tickets (or one gets none).
+    """
+    marks = ", ".join("?" for _ in queues)
+    row = await tx.one(
+        "UPDATE tickets SET assignee = ?, updated_at = ?"
+        " WHERE id = (SELECT t.id FROM tickets t WHERE t.assignee IS NULL AND t.quarantined = 0"
+        f" AND t.status IN ('new', 'open') AND t.queue IN ({marks}) ORDER BY {_rank(rank)}, t.created_at, t.id LIMIT 1)"
+        " AND assignee IS NULL RETURNING *",
+        (agent_id, tx.now_iso(), *queues),
+    )
+    return None if row is None else _ticket(row)
+
+
+def _rank(priorities: Sequence[str]) -> str:
+    """An ORDER BY term: the most urgent priority first (priorities are config words, never user text)."""
+    cases = " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(priorities))
+    return f"CASE t.priority {cases} ELSE {len(priorities)} END"
+
+
+async def inbox(
+    tx: Txn, agent_id: str, queues: Sequence[str], which: str, closed: Sequence[str], rank: Sequence[str],
+    unread_sql: str, limit: int,
+) -> list[dict[str, Any]]:
+    """The folders of a help-desk inbox for one agent: inbox, waiting, mine, all (not closed)."""
+    queues = list(queues) or ["\x00"]
+    marks = ", ".join("?" for _ in queues)
+    closed_marks = ", ".join("?" for _ in closed)
+    mine_or_queue = f"(t.queue IN ({marks}) OR t.assignee = ?)"
+    # An answer to this agent's [help]/[forward] came in: the ticket is in their inbox, on top.
+    flagged = "EXISTS (SELECT 1 FROM ticket_flags f WHERE f.ticket_id = t.id AND f.agent = ?)"
+    where, params = {
+        "inbox": (f"((t.queue IN ({marks}) AND t.status IN ('new', 'open') AND (t.assignee IS NULL OR t.assignee = ?))"
+                  f" OR {flagged})", [*queues, agent_id, agent_id]),
+        "waiting": (f"{mine_or_queue} AND t.status IN ('pending', 'waiting')", [*queues, agent_id]),
+        "mine": (f"t.assignee = ? AND t.status NOT IN ({closed_marks})", [agent_id, *closed]),
+        "all": (f"{mine_or_queue} AND t.status NOT IN ({closed_marks})", [*queues, agent_id, *closed]),
+    }[which]
+    # What this agent has not read since the customer wrote comes first in the inbox.
+    unread_first = "unread DESC, " if which == "inbox" else ""
+    rows = await tx.all(
+        "SELECT t.number, t.subject, t.status, t.priority, t.queue, t.assignee, t.snoozed_until, t.updated_at,"
+        f" {flagged} AS flagged, {unread_sql} AS unread"
+        f" FROM tickets t WHERE t.quarantined = 0 AND {where}"
+        f" ORDER BY flagged DESC, {unread_first}{_rank(rank)}, t.updated_at DESC LIMIT ?",
+        [agent_id, agent_id, *params, limit],
+    )
+    return [dict(r) for r in rows]
+
+
+async def copy_parties(tx: Txn, from_ticket: int, to_ticket: int) -> None:
+    """One ticket's people take part in another (a merge); a sender still waiting for confirmation stays so."""
+    await tx.execute("INSERT OR IGNORE INTO ticket_parties (ticket_id, address, role) SELECT ?, address,"
+                     " CASE role WHEN 'pending' THEN 'pending' ELSE 'cc' END"
+                     " FROM ticket_parties WHERE ticket_id = ?", (to_ticket, from_ticket))

@@ -14,7 +14,7 @@ from mailgate import config as config_mod
 from mailgate import tokens
 from mailgate.config import Config
 from mailgate.daemon import Running, started
-from mailgate.ops import agent as agent_ops
+from mailgate.ops import inbox as agent_inbox
 
 from .conftest import SECRET, SUPPORT, cli_ok, send, settle, write_config
 from .conftest import run_cli as cli
@@ -208,7 +208,7 @@ async def test_forward_sends_history_with_attachments_and_replies_come_back_as_n
         assert "Serial 4711" in told.text()
         assert [t.purpose for t in tokens.find(KEY, told.header("Reply-To"))] == ["n"]
         async with running.store.read() as tx:
-            inbox = await agent_ops.list_tickets(tx, running.config, running.config.agent("aino"), "inbox")
+            inbox = await agent_inbox.list_tickets(tx, running.config, running.config.agent("aino"), "inbox")
         assert [t["number"] for t in inbox] == [1000, 1001] and inbox[0]["flagged"]
         # Aino acts on the ticket: the flag goes, the normal order is back.
         raw, rcpt = answer(told, "", sender=f"Aino Agent <{AINO}>", subject=f"[priority:low] Re: {told.header('Subject')}")

@@ -13,7 +13,8 @@ import pytest
 from mailgate import config as config_mod
 from mailgate.config import Config
 from mailgate.daemon import Running, started
-from mailgate.ops import lifecycle
+from mailgate.errors import Refused
+from mailgate.ops import base, lifecycle
 
 from .conftest import cli_ok, mail, send, settle, write_config
 from .conftest import run_cli as cli
@@ -69,7 +70,7 @@ async def reply(running: Running, ack: Received, message_id: str, headers: dict[
 
 async def change(running: Running, number: int, status: str, now: datetime | None = None) -> None:
     async with running.store.txn() as tx:
-        ticket_id = await lifecycle.ticket_id_for(tx, number)
+        ticket_id = await base.ticket_id_for(tx, number)
         await lifecycle.set_status(tx, running.config, ticket_id, status, actor="agent:aino", now=now)
 
 
@@ -78,7 +79,7 @@ async def test_snooze_ends_by_time_and_the_agent_hears_back(sink: Sink, lifeconf
         await open_ticket(running, sink, "<w1@customer.test>")
         await cli_ok(running, "tickets", "assign", "1000", "aino", "--as", "aino")
         async with running.store.txn() as tx:
-            ticket_id = await lifecycle.ticket_id_for(tx, 1000)
+            ticket_id = await base.ticket_id_for(tx, 1000)
             await lifecycle.snooze(tx, running.config, ticket_id, datetime.now(UTC) + timedelta(seconds=0.5),
                                    actor="agent:aino")
         assert (await ticket(running, 1000))["status"] == "waiting"
@@ -123,8 +124,8 @@ async def test_refused_snoozes_change_nothing(sink: Sink, lifeconfig: Callable[[
         assert result.exit_code == 1 and "no ticket #4242" in result.output
         await change(running, 1000, "closed")
         async with running.store.txn() as tx:
-            with pytest.raises(lifecycle.LifecycleError, match="only an open ticket can wait"):
-                await lifecycle.snooze(tx, running.config, await lifecycle.ticket_id_for(tx, 1000),
+            with pytest.raises(Refused, match="only an open ticket can wait"):
+                await lifecycle.snooze(tx, running.config, await base.ticket_id_for(tx, 1000),
                                        datetime.now(UTC) + timedelta(days=1), actor="agent:aino")
         row = await ticket(running, 1000)
         assert row["status"] == "closed" and row["snoozed_until"] is None and await wake_timers(running) == 0

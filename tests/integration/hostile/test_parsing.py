@@ -21,7 +21,7 @@ from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.mail.charsets import codec_for, decode_bytes, decode_words, scrub
 from mailgate.mail.parse import MAX_ATTACHMENTS, MAX_DEPTH, parse, parse_bytes
-from mailgate.ops import tickets
+from mailgate.ops import ticket_view as tickets
 
 from ..conftest import SUPPORT, send, settle
 from ..sink import Sink, wait_mail

@@ -1,0 +1,23 @@
+"""The events table: one row per change to a ticket, who made it and what it was."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mailgate.store import Txn
+
+
+async def add(tx: Txn, ticket_id: int, actor: str, kind: str, data: dict[str, Any] | None = None) -> None:
+    """Record one change to a ticket; every change writes one."""
+    await tx.execute(
+        "INSERT INTO events (ticket_id, at, actor, kind, data) VALUES (?, ?, ?, ?, ?)",
+        (ticket_id, tx.now_iso(), actor, kind, json.dumps(data or {}, ensure_ascii=False, default=str)),
+    )
+
+
+async def count_since(tx: Txn, ticket_id: int, actor: str, kind: str, since: str) -> int:
+    """How many events of this kind by this actor the ticket has had since then."""
+    return int(await tx.value(
+        "SELECT COUNT(*) FROM events WHERE ticket_id = ? AND actor = ? AND kind = ? AND at > ?",
+        (ticket_id, actor, kind, since)) or 0)
