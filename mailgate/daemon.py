@@ -13,8 +13,9 @@ from mailgate import config as config_mod
 from mailgate.config import Config, ConfigError
 from mailgate.obs import sd_notify
 from mailgate.ops import lifecycle, retention, tasks
-from mailgate.pipeline.process import Processor, Worker
+from mailgate.pipeline.process import Processor
 from mailgate.runners import monitor
+from mailgate.runners.intake import Worker
 from mailgate.runners.monitor import Monitor
 from mailgate.runners.outgoing import Outgoing
 from mailgate.sources import smtp
