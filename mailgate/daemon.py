@@ -32,7 +32,7 @@ class Running:
     config: Config
     store: Store
     worker: Worker
-    server: asyncio.Server
+    server: smtp.SmtpServer
     imap: ImapWorkers | None = None
     outgoing: Outgoing | None = None  # outbox sender and timers (issue 4)
     worker_task: asyncio.Task[None] | None = None  # the spool worker's loop: /healthz and the watchdog watch it
@@ -51,7 +51,7 @@ async def started(config: Config) -> AsyncIterator[Running]:
     """Everything up and serving; torn down in reverse order on exit."""
     store = await open_store(config)
     worker_task: asyncio.Task[None] | None = None
-    server: asyncio.Server | None = None
+    server: smtp.SmtpServer | None = None
     imap: ImapWorkers | None = None
     outgoing: Outgoing | None = None
     running: Running | None = None
