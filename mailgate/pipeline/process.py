@@ -18,6 +18,7 @@ from mailgate.pipeline.context import MailContext, Outcome
 from mailgate.pipeline.steps import STEPS
 from mailgate.store import Store, StoreUnavailable, Txn
 from mailgate.store.blobs import BlobStore
+from mailgate.store.savepoints import savepoint
 from mailgate.store.spool import SpoolEntry
 
 log = logging.getLogger("mailgate.process")
@@ -130,17 +131,8 @@ class Processor:
             async with self.store.txn() as tx:
                 yield tx
             return
-        await batch.execute("SAVEPOINT message")
-        try:
-            yield batch
-        except BaseException:
-            try:
-                await batch.execute("ROLLBACK TO message")
-                await batch.execute("RELEASE message")
-            except sqlite3.Error as exc:  # the batch can no longer be trusted: all of it goes back
-                raise StoreUnavailable(f"cannot roll back one message: {exc}") from exc
-            raise
-        await batch.execute("RELEASE message")
+        async with savepoint(batch, "message") as tx:
+            yield tx
 
     async def drain(self, batch: int = 200) -> int:
         """Process everything pending now; return how many rows were handled."""
