@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from mailgate.store import Txn
 
-# The form next_try_at has always had (SQLite's strftime of old): seconds, a literal Z.
+# Whole seconds and a literal Z: the form `mailgate imap status` prints and operators' scripts read.
 _NEXT_TRY = "%Y-%m-%dT%H:%M:%SZ"
 
 
