@@ -13,8 +13,9 @@ from mailgate import config as config_mod
 from mailgate.config import Config, ConfigError
 from mailgate.obs import sd_notify
 from mailgate.ops import lifecycle, retention, tasks
-from mailgate.pipeline.process import Processor, Worker
+from mailgate.pipeline.process import Processor
 from mailgate.runners import monitor
+from mailgate.runners.intake import Worker
 from mailgate.runners.monitor import Monitor
 from mailgate.runners.outgoing import Outgoing
 from mailgate.sources import smtp
@@ -31,7 +32,7 @@ class Running:
     config: Config
     store: Store
     worker: Worker
-    server: asyncio.Server
+    server: smtp.SmtpServer
     imap: ImapWorkers | None = None
     outgoing: Outgoing | None = None  # outbox sender and timers (issue 4)
     worker_task: asyncio.Task[None] | None = None  # the spool worker's loop: /healthz and the watchdog watch it
@@ -50,7 +51,7 @@ async def started(config: Config) -> AsyncIterator[Running]:
     """Everything up and serving; torn down in reverse order on exit."""
     store = await open_store(config)
     worker_task: asyncio.Task[None] | None = None
-    server: asyncio.Server | None = None
+    server: smtp.SmtpServer | None = None
     imap: ImapWorkers | None = None
     outgoing: Outgoing | None = None
     running: Running | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from mailgate.cli.support import LIMIT, ROW_ID, emit_json, run_txn
 from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.store import Txn
+from mailgate.store import spool as spooled
 
 # 'failed' is no state of its own: rows that failed at least once, dead or still being retried.
 SPOOL_STATES = ("received", "done", "duplicate", "dead", "failed")
@@ -95,19 +96,7 @@ def spool_list(ctx: click.Context, state: str | None, limit: int, as_json: bool)
     """The latest spooled mails: id, state, source, sender, size, tries and the error, newest first."""
 
     async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
-        where, params = "", ()
-        if state == "failed":
-            where = " WHERE s.error IS NOT NULL OR s.state = 'dead'"
-        elif state is not None:
-            where, params = " WHERE s.state = ?", (state,)
-        rows = await tx.all(
-            "SELECT s.id, s.state, s.source, s.mail_from, s.rcpt_to, s.peer, LENGTH(s.raw) AS size, s.received_at,"
-            " s.attempts, s.error, s.last_error, s.retries, t.number AS ticket FROM spool s"
-            " LEFT JOIN messages m ON m.id = s.message_row LEFT JOIN tickets t ON t.id = m.ticket_id"
-            f"{where} ORDER BY s.id DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [{**dict(r), "rcpt_to": json.loads(r["rcpt_to"])} for r in rows]
+        return [asdict(row) for row in await spooled.listing(tx, state, limit)]
 
     found = run_txn(ctx, as_json, work, write=False)
     if as_json:
@@ -132,23 +121,16 @@ def spool_show(ctx: click.Context, spool_id: int, raw: bool, as_json: bool) -> N
     """One spooled mail: envelope, peer, source, size, state, tries, errors, what it became, its headers."""
 
     async def work(config: Config, tx: Txn) -> dict[str, Any]:
-        row = await tx.one(
-            "SELECT s.*, t.number AS ticket, m.message_id FROM spool s"
-            " LEFT JOIN messages m ON m.id = s.message_row LEFT JOIN tickets t ON t.id = m.ticket_id"
-            " WHERE s.id = ?",
-            (spool_id,),
-        )
-        if row is None:
+        found = await spooled.detail(tx, spool_id)
+        if found is None:
             raise Refused(f"no spool row {spool_id}")
-        return dict(row)
+        return asdict(found)
 
     row = run_txn(ctx, as_json, work, write=False)
-    data = bytes(row.pop("raw"))
+    data: bytes = row.pop("raw")
     if raw:
         write_raw(data)
         return
-    row["rcpt_to"] = json.loads(row["rcpt_to"])
-    row["imported"] = bool(row["imported"])
     row["size"] = len(data)
     row["headers"] = header_block(data)
     if as_json:
@@ -161,7 +143,7 @@ def spool_show(ctx: click.Context, spool_id: int, raw: bool, as_json: bool) -> N
         if key == "ticket" and value is not None:
             value = f"#{value}"
         elif key == "rcpt_to":
-            value = ", ".join(value)
+            value = ", ".join(value or ())
         elif key == "mail_from" and value == "":
             value = "<>"
         click.echo(field_line(key, value, 12))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from mailgate.config import Config
 from mailgate.pipeline.process import Processor
-from mailgate.store import store_for
+from mailgate.store import spool as spooled
+from mailgate.store import store_for, threads
 
 _BATCH = 500
 
@@ -30,22 +31,14 @@ async def replay(config: Config, into: Path) -> tuple[int, int]:
         copied = 0
         while True:
             async with source.read() as tx:
-                rows = await tx.all(
-                    "SELECT id, sha256, raw, mail_from, rcpt_to, source, source_ref, imported, received_at, peer"
-                    " FROM spool WHERE id > ? ORDER BY id LIMIT ?",
-                    (after, _BATCH),
-                )
+                rows = await spooled.copies(tx, after, _BATCH)
             if not rows:
                 break
             async with target.txn() as tx:
-                await tx.executemany(
-                    "INSERT INTO spool (id, sha256, raw, mail_from, rcpt_to, source, source_ref, imported,"
-                    " received_at, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [tuple(r) for r in rows],
-                )
+                await spooled.insert_copies(tx, rows)
             copied += len(rows)
-            after = rows[-1]["id"]
+            after = rows[-1].id
         await Processor(target_config, target).drain()
         async with target.read() as tx:
-            messages = int(await tx.value("SELECT COUNT(*) FROM messages"))
+            messages = await threads.message_count(tx)
     return copied, messages

@@ -8,12 +8,10 @@ from mailgate.mail.subjects import subject_tags
 from mailgate.models import Correlation, ParsedMail, ThreadRule
 from mailgate.ops import parties
 from mailgate.store import Txn
+from mailgate.store import threads as known
 from mailgate.store.tickets import survivor
 
-
-def _unique(items: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return [i for i in items if not (i in seen or seen.add(i))]
+__all__ = ["Correlation", "find"]
 
 
 async def find(
@@ -32,7 +30,7 @@ async def find(
     # (a) A signed token: in a recipient address, in one of our Message-IDs it answers, or in a
     # quoted body marker (some providers rewrite Message-IDs; the marker survives that).
     recipients = list(rcpt_to) + [a.address for a in (*mail.to, *mail.cc)]
-    referenced = _unique(([mail.in_reply_to] if mail.in_reply_to else []) + list(reversed(mail.references)))
+    referenced = list(dict.fromkeys(([mail.in_reply_to] if mail.in_reply_to else []) + list(reversed(mail.references))))
     for place, text in (
         ("recipient", " ".join(recipients)),
         ("message-id", " ".join(referenced)),
@@ -41,20 +39,13 @@ async def find(
         for token in tokens.find(secret, text):
             if token.purpose != "r":
                 continue
-            ticket_id = await tx.value("SELECT id FROM tickets WHERE number = ?", (token.ticket,))
+            ticket_id = await known.ticket_id(tx, token.ticket)
             if ticket_id is not None:
                 return Correlation(await survivor(tx, ticket_id), ThreadRule.TOKEN, f"token for #{token.ticket} in {place}")
 
     # (b) In-Reply-To, then References newest first, against every Message-ID stored or sent.
     if referenced:
-        found: dict[str, int] = {}
-        for start in range(0, len(referenced), 500):
-            chunk = referenced[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in await tx.all(
-                f"SELECT message_id, ticket_id FROM message_ids WHERE message_id IN ({marks})", chunk
-            ):
-                found[row["message_id"]] = row["ticket_id"]
+        found = await known.tickets_of_message_ids(tx, referenced)
         for reference in referenced:
             if reference in found:
                 return Correlation(await survivor(tx, found[reference]), ThreadRule.HEADER, f"references <{reference}>")
@@ -63,22 +54,17 @@ async def find(
     # a guessed number must not let a stranger into someone else's ticket.
     sender = mail.from_[0].address.lower() if mail.from_ else ""
     for number in subject_tags(mail.subject, tag_prefix):
-        row = await tx.one("SELECT id, contact_id FROM tickets WHERE number = ?", (number,))
-        if row is None or not sender:
+        ticket = await known.tagged(tx, number)
+        if ticket is None or not sender:
             continue
-        party = await tx.value(
-            "SELECT 1 FROM ticket_parties WHERE ticket_id = ? AND address = ? AND role != 'pending'"
-            " UNION ALL SELECT 1 FROM contact_addresses WHERE contact_id = ? AND address = ? LIMIT 1",
-            (row["id"], sender, row["contact_id"], sender),
-        )
-        if party:
-            return Correlation(await survivor(tx, row["id"]), ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is a party")
+        if await known.takes_part(tx, ticket, sender):
+            return Correlation(await survivor(tx, ticket.id), ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is a party")
         # The ticket's own agents writing "[#N] …" from a plain mail client (no token, no DKIM): the
         # mail belongs on the ticket. Threading gives no power: without proof it is kept and shown,
         # never run (agent_mail). A From the parser had to guess at names nobody.
         if config is not None and mail.from_is_clean:
-            target = await survivor(tx, row["id"])  # merged: the agents of the ticket it lives on count too
-            for ticket_id in dict.fromkeys((row["id"], target)):
+            target = await survivor(tx, ticket.id)  # merged: the agents of the ticket it lives on count too
+            for ticket_id in dict.fromkeys((ticket.id, target)):
                 staff = await parties.agent_part(tx, config, ticket_id, sender)
                 if staff:
                     return Correlation(target, ThreadRule.SUBJECT_TAG, f"subject tag #{number}, sender is {staff}")

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from imapclient import DELETED, SEEN, IMAPClient  # type: ignore[import-untyped]
-from imapclient.exceptions import IMAPClientError, LoginError  # type: ignore[import-untyped]
-from imapclient.response_parser import parse_fetch_response  # type: ignore[import-untyped]
+from imapclient import DELETED, SEEN, IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.response_parser import parse_fetch_response
 
 from mailgate.config import ImapAccount
 from mailgate.mail.parse import header

@@ -15,6 +15,7 @@ from mailgate import replies
 from mailgate.config import Config
 from mailgate.daemon import started
 from mailgate.sources import smtp as smtp_source
+from mailgate.sources import smtp_data
 
 from .conftest import BILLING, SUPPORT, mail, send, settle
 
@@ -179,7 +180,7 @@ class _Recorder:
         return "250 OK"
 
 
-class _BulkOnly(smtp_source._BulkData, SMTP):  # the reader without mailgate's 552 wording
+class _BulkOnly(smtp_data.BulkData, SMTP):  # the reader without mailgate's 552 wording
     pass
 
 

@@ -131,8 +131,7 @@ async def test_idle_connections_over_the_limit_get_a_prompt_421_and_customers_ar
             # The squatter lets one go: that slot serves a customer, the 40 refused took none.
             idle[0].close()
             assert await idle[0].hung_up()
-            listener = smtp_guard.listener_of(running.server)
-            assert listener is not None
+            listener = running.server.listener
             async with asyncio.timeout(WAIT):
                 while listener.connections > 5:
                     listener.changed.clear()
@@ -264,8 +263,7 @@ async def test_parallel_large_uploads_over_the_memory_budget_get_452_and_nothing
     budget = 1_600_000  # room for two first parts (1.28 MB), not three
     config = hostile_config(smtp=f"max_message_size = 1048576\nmax_data_memory = {budget}")
     async with started(config) as running:
-        listener = smtp_guard.listener_of(running.server)
-        assert listener is not None
+        listener = running.server.listener
         mails = [big_mail(n) for n in range(6)]
         async with clients(running.smtp_port, 6) as uploads:
             for client, (first, _) in zip(uploads, mails):
@@ -298,8 +296,7 @@ async def test_parallel_large_uploads_over_the_memory_budget_get_452_and_nothing
 async def test_declared_size_over_the_free_budget_is_refused_at_mail(hostile_config: Callable[..., Config]) -> None:
     config = hostile_config(smtp="max_message_size = 1048576\nmax_data_memory = 1048576")
     async with started(config) as running:
-        listener = smtp_guard.listener_of(running.server)
-        assert listener is not None
+        listener = running.server.listener
         first, _ = big_mail(0)
         async with clients(running.smtp_port, 2) as [upload, other]:
             await upload.envelope()
