@@ -13,7 +13,7 @@ from mailgate.commands import TICKETLESS, Command, TagError
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.ops import lifecycle, parties, sla, tickets
-from mailgate.ops.assign import CLOSED_STATUSES
+from mailgate.models import CLOSED_STATUSES
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
 from mailgate.store import Row, Txn, messages, now_iso, timers
