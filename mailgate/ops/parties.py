@@ -10,9 +10,8 @@ from mailgate.mail import identity
 from mailgate.models import ParsedMail
 from mailgate.ops import tickets
 from mailgate.outgoing import guard as loops
-from mailgate.store import Txn
+from mailgate.store import Txn, watchers
 from mailgate.store import parties as store
-from mailgate.store import watchers
 from mailgate.store.parties import SAMPLE as SAMPLE
 from mailgate.store.parties import Joined as Joined
 

@@ -12,14 +12,8 @@ from mailgate.config import Config, RetentionConfig
 from mailgate.ops import tickets
 from mailgate.store import Store, Txn, timers
 from mailgate.store import retention as rows
+from mailgate.store.blobs import BlobStore, drop_unreferenced, unlink_unreferenced
 from mailgate.store.retention import OUTBOX, SPOOL
-from mailgate.store.blobs import BlobStore
-from mailgate.store.blobs import drop_unreferenced as drop_unreferenced_blobs
-from mailgate.store.blobs import unlink_unreferenced as unlink_blobs
-from mailgate.store.retention import delete_messages as delete_messages
-
-__all__ = ["EVERY", "RUN", "Purged", "delete_messages", "drop_unreferenced_blobs", "enabled", "run", "start",
-           "unlink_blobs"]
 
 log = logging.getLogger("mailgate.retention")
 
@@ -88,11 +82,11 @@ async def _closed_tickets(
                 ids = await rows.first_messages(tx, ticket_id, settings.batch_size)
                 if not ids:
                     break
-                gone, hashes = await delete_messages(tx, ids)
+                gone, hashes = await rows.delete_messages(tx, ids)
                 purged.attachments += gone
                 count += len(ids)
-                unreferenced = await drop_unreferenced_blobs(tx, hashes)
-            purged.files += await asyncio.to_thread(unlink_blobs, blobs, unreferenced)
+                unreferenced = await drop_unreferenced(tx, hashes)
+            purged.files += await asyncio.to_thread(unlink_unreferenced, blobs, unreferenced)
         if count:
             async with store.txn() as tx:
                 await tickets.event(tx, ticket_id, "system", "retention.purged",

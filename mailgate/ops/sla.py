@@ -216,9 +216,9 @@ async def fire(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | 
         # Already past the deadline itself: the breach notice says it all, one mail not two.
         await tickets.event(tx, timer.ref, "system", "sla.warning_skipped", {"target": target, "due": due})
         return
-    sent = await _tell(tx, config, timer.ref, target, stage, due, limit, hours)
+    told = await _tell(tx, config, timer.ref, target, stage, due, limit, hours)
     await tickets.event(tx, timer.ref, "system", "sla.warning" if stage == "warning" else "sla.breached",
-                        {"target": target, "due": due, "minutes": limit, "told": sent})
+                        {"target": target, "due": due, "minutes": limit, "told": told})
 
 
 async def _tell(
