@@ -100,13 +100,4 @@ async def apply(tx: Txn, config: Config, ticket_id: int, routing: Routing, actor
 async def routing_of(tx: Txn, ticket_id: int) -> dict[str, Any] | None:
     """The stored routing of a ticket (fields, tags, trace), or None for tickets made before routing."""
     found = await store.routing_of(tx, ticket_id)
-    if found is None:
-        return None
-    return {
-        "category": found.category,
-        "tags": list(found.tags),
-        "quarantined": found.quarantined,
-        "ack_suppressed": found.ack_suppressed,
-        "detected_language": found.detected_language,
-        "routing": found.trace,
-    }
+    return None if found is None else found.to_json()

@@ -218,10 +218,10 @@ async def show_ticket(tx: Txn, number: int) -> dict[str, Any] | None:
             }
         )
     ticket["messages"] = messages
-    # Routing (issue 5): category, tags, why this queue; imported here as assign imports this module.
-    from mailgate.ops.assign import routing_of
+    from mailgate.store.assignment import routing_of
 
-    ticket.update(await routing_of(tx, row["id"]) or {})
+    routing = await routing_of(tx, row["id"])
+    ticket.update(routing.to_json() if routing else {})
     ticket["events"] = [
         {"at": e["at"], "actor": e["actor"], "kind": e["kind"], "data": json.loads(e["data"])}
         for e in await tx.all("SELECT at, actor, kind, data FROM events WHERE ticket_id = ? ORDER BY id", (row["id"],))

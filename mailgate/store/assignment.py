@@ -35,6 +35,17 @@ class StoredRouting:
     detected_language: str | None
     trace: dict[str, Any] | None
 
+    def to_json(self) -> dict[str, Any]:
+        """As `tickets show` prints it."""
+        return {
+            "category": self.category,
+            "tags": list(self.tags),
+            "quarantined": self.quarantined,
+            "ack_suppressed": self.ack_suppressed,
+            "detected_language": self.detected_language,
+            "routing": self.trace,
+        }
+
 
 async def last_in_rotation(tx: Txn, queue: str) -> str | None:
     """The agent a queue's round-robin gave the last ticket to."""
