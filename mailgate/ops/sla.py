@@ -230,7 +230,7 @@ async def _tell(
     if stage == "breach" and info.queue is not None:
         # Escalation goes to the whole queue (the assignee too), not only to whoever was late.
         agents = [*agents, *(a for a in config.queue_members(info.queue) if not a.away and a not in agents)]
-    zone = hours.zone if hours is not None else ZoneInfo(getattr(config.gateway, "timezone", "UTC"))
+    zone = hours.zone if hours is not None else ZoneInfo(config.gateway.timezone)
     shown = datetime.fromisoformat(due).astimezone(zone).strftime(f"%Y-%m-%d %H:%M ({zone.key})") if due else ""
     for agent in agents:
         await mailer.queue_mail(

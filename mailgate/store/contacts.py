@@ -89,6 +89,24 @@ async def owner(tx: Txn, address: str) -> int | None:
     return None if value is None else int(value)
 
 
+async def find_or_create(tx: Txn, address: str, name: str = "") -> int:
+    """The contact owning an address (lowercased); an unknown one becomes a new contact with that name.
+
+    A name learnt later fills an empty one and never overwrites what an agent or an earlier mail set.
+    """
+    key = address.lower()
+    found = await owner(tx, key)
+    if found is not None:
+        if name:
+            await tx.execute("UPDATE contacts SET name = ? WHERE id = ? AND name = ''", (name, found))
+        return found
+    now = tx.now_iso()
+    contact_id = await tx.execute("INSERT INTO contacts (name, created_at) VALUES (?, ?)", (name, now))
+    await tx.execute("INSERT INTO contact_addresses (address, contact_id, created_at) VALUES (?, ?, ?)",
+                     (key, contact_id, now))
+    return contact_id
+
+
 async def search(tx: Txn, text: str | None, limit: int) -> list[ContactSummary]:
     """Contacts, most recently created first; `text` matches name, organization or an address."""
     rows = await tx.all(
