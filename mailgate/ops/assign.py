@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailgate.config import AgentConfig, Config
+from mailgate.errors import Refused
 from mailgate.ops import tickets
 from mailgate.rules import Routing
 from mailgate.store import Txn
 from mailgate.store import assignment as store
 
 
-class UnknownAgent(ValueError):
+class UnknownAgent(Refused):
     """An assignee that is not a configured agent: refused, never stored."""
 
 

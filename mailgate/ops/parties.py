@@ -6,6 +6,7 @@ import logging
 import re
 
 from mailgate.config import Config
+from mailgate.errors import Refused
 from mailgate.mail import identity
 from mailgate.models import ParsedMail
 from mailgate.ops import tickets
@@ -118,7 +119,7 @@ async def change(tx: Txn, config: Config, ticket_id: int, add: tuple[str, ...], 
     done: list[str] = []
     for address in add:
         if not may_be_party(config, address):
-            raise ValueError(f"{address} cannot be a party (ours, an agent's, or a no-reply address)")
+            raise Refused(f"{address} cannot be a party (ours, an agent's, or a no-reply address)")
         if known.get(address) in RECEIVING:
             done.append(f"{address} already receives replies")
             continue
@@ -129,7 +130,7 @@ async def change(tx: Txn, config: Config, ticket_id: int, add: tuple[str, ...], 
     for address in remove:
         role = known.get(address)
         if role == "requester":
-            raise ValueError(f"{address} is the requester; move the ticket to another contact instead")
+            raise Refused(f"{address} is the requester; move the ticket to another contact instead")
         if role is None:
             done.append(f"{address} was not a party")
             continue
