@@ -24,6 +24,7 @@ from mailgate.store.blobs import BlobStore, unlink_unreferenced
 
 log = logging.getLogger("mailgate.data")
 
+
 def copy_blobs(database: Path, source: BlobStore, target: BlobStore) -> dict[str, int]:
     """Copy the files the backed-up database names, content-addressed: one already there is not copied again."""
     hashes = backups.blob_hashes(database)
