@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mailgate.cli.main import main
-from mailgate.config import Config
 from mailgate import daemon
+from mailgate.cli.main import main
 from mailgate.clock import ManualClock
+from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import retention
 from mailgate.store import open_store, store_for
