@@ -12,8 +12,8 @@ from mailgate import tokens
 from mailgate.commands import TICKETLESS, Command, TagError
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
-from mailgate.ops import lifecycle, parties, sla, tickets
 from mailgate.models import CLOSED_STATUSES
+from mailgate.ops import lifecycle, parties, sla, tickets
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
 from mailgate.store import Row, Txn, messages, now_iso, timers
