@@ -102,6 +102,15 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class File:
+    """One attachment of an outgoing mail."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedMail:
     """How mailgate understands one raw message; the raw bytes stay the truth."""
 

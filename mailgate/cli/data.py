@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
 import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,85 +19,15 @@ from mailgate.config import Config
 from mailgate.ops import erase as erase_ops
 from mailgate.ops import retention
 from mailgate.store import StoreUnavailable, Txn, store_for
-from mailgate.store.blobs import BlobStore
+from mailgate.store import backup as backups
+from mailgate.store.blobs import BlobStore, unlink_unreferenced
 
 log = logging.getLogger("mailgate.data")
-
-BACKUP_PAGES = 256  # pages copied per step (1 MiB at 4 KiB pages): the daemon writes between steps
-BACKUP_SLEEP = 0.005  # seconds between steps
-MAX_RESTARTS = 3  # a stepped backup starts over whenever another connection writes
-
-
-class _TooBusy(Exception):
-    """The daemon wrote faster than the stepped backup could finish; copy in one read snapshot instead."""
-
-
-@dataclass(frozen=True, slots=True)
-class BackupResult:
-    path: Path
-    pages: int
-    bytes: int
-    integrity: str
-    tickets: int
-    messages: int
-    snapshot: bool  # copied in one read transaction after the stepped copy kept restarting
-
-
-def backup(source: Path, target: Path, *, busy_timeout: float = 10.0) -> BackupResult:
-    """Copy a live database page by page into a new 0600 file; checked with integrity_check before it is named."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)  # mkstemp made it 0600: the copy holds every customer's mail
-    tmp = Path(tmp_name)
-    try:
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout)
-        dst = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            snapshot = False
-            try:
-                src.backup(dst, pages=BACKUP_PAGES, progress=_restarts_watch(), sleep=BACKUP_SLEEP)
-            except _TooBusy:
-                # In WAL mode one read transaction holds a consistent snapshot while writers go on;
-                # only the checkpoint waits, so the daemon keeps accepting mail during the copy.
-                src.backup(dst, pages=-1)
-                snapshot = True
-            # A standalone file: the WAL flag came with the pages; the copy must not need a -wal beside it.
-            dst.execute("PRAGMA journal_mode = DELETE").fetchall()
-            integrity = "; ".join(r[0] for r in dst.execute("PRAGMA integrity_check").fetchall())
-            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
-            counts = [int(dst.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in ("tickets", "messages")]
-        finally:
-            dst.close()
-            src.close()
-        if integrity != "ok":
-            raise click.ClickException(f"the copy failed its integrity check: {integrity}")
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        return BackupResult(target, pages, target.stat().st_size, integrity, counts[0], counts[1], snapshot)
-    finally:
-        tmp.unlink(missing_ok=True)
-        for suffix in ("-journal", "-wal", "-shm"):
-            Path(str(tmp) + suffix).unlink(missing_ok=True)
-
-
-def _restarts_watch() -> Any:
-    last = [-1]
-    restarts = [0]
-
-    def progress(status: int, remaining: int, total: int) -> None:
-        if last[0] >= 0 and remaining > last[0]:
-            restarts[0] += 1
-            if restarts[0] > MAX_RESTARTS:
-                raise _TooBusy()
-        last[0] = remaining
-
-    return progress
 
 
 def copy_blobs(database: Path, source: BlobStore, target: BlobStore) -> dict[str, int]:
     """Copy the files the backed-up database names, content-addressed: one already there is not copied again."""
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        hashes = [r[0] for r in db.execute("SELECT sha256 FROM blobs ORDER BY sha256")]
+    hashes = backups.blob_hashes(database)
     counts = {"copied": 0, "present": 0, "missing": 0}
     for sha256 in hashes:
         try:
@@ -152,7 +80,9 @@ def db_backup(ctx: click.Context, file: Path, attachments: Path | None, force: b
         raise click.ClickException("FILE is the live database itself")
     started = time.monotonic()
     try:
-        result = backup(source, file, busy_timeout=config.storage.busy_timeout)
+        result = backups.backup(source, file, busy_timeout=config.storage.busy_timeout)
+    except backups.BackupFailed as exc:
+        raise click.ClickException(str(exc)) from None
     except sqlite3.Error as exc:
         click.echo(f"store unavailable: {exc}", err=True)
         ctx.exit(EX_TEMPFAIL)
@@ -224,33 +154,13 @@ def contacts_erase(ctx: click.Context, contact: str, no_vacuum: bool, as_json: b
         return await erase_ops.erase(tx, contact)
 
     result = run_txn(ctx, as_json, work, config=config)
-    files = retention.unlink_blobs(BlobStore(config.attachments_path), result.hashes)
-    checkpoint = _compact(config.database_path, not no_vacuum)
+    files = unlink_unreferenced(BlobStore(config.attachments_path), result.hashes)
+    checkpoint = backups.compact(config.database_path, not no_vacuum)
     data = {**result.as_dict(), "files": files, "checkpoint": checkpoint}
     log.info("contacts.erased contact=%s tickets=%s messages=%s files=%s checkpoint=%s",
              result.contact, result.tickets, result.messages, files, checkpoint)
     out(as_json, data, f"contact {result.contact} erased: {result.tickets} tickets, {result.messages} messages,"
                        f" {files} files, {result.outbox} outgoing mails; now {result.placeholder} (wal {checkpoint})")
-
-
-def _compact(database: Path, vacuum: bool) -> str:
-    """Rewrite the file and truncate the WAL, so no old page keeps the person's words.
-
-    secure_delete zeroes what the erase itself freed, but pages freed earlier without it (a spool
-    row rewritten when its state changed) may still hold old copies on the free list: VACUUM
-    rebuilds every page. The TRUNCATE checkpoint empties the WAL, where pre-erase versions of the
-    pages live on. Intake waits during the VACUUM (SMTP answers 451, senders retry); an erase is rare.
-    """
-    try:
-        with contextlib.closing(sqlite3.connect(database, timeout=30, isolation_level=None)) as db:
-            if vacuum:
-                db.execute("VACUUM")
-            busy, _frames, _done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    except sqlite3.Error as exc:
-        log.warning("contacts.erase_compact_failed error=%s", exc)
-        return "failed"
-    # busy: a reader (the daemon mid-transaction) held old pages; its next checkpoint folds them in.
-    return "busy" if busy else "truncated"
 
 
 def attach(main: click.Group) -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from typing import Any
 
 from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.ops import tickets
-from mailgate.store import Txn, now_iso
+from mailgate.store import Txn
+from mailgate.store import contacts as store
+from mailgate.store import parties as party_rows
+from mailgate.store.contacts import FIELDS as FIELDS
 
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\".]+(?:\.[^@\s<>()\[\],;:\".]+)+")
 _PHONE = re.compile(r"\+?[0-9 ()./\-]{3,40}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-FIELDS: tuple[str, ...] = ("name", "organization", "department", "title")
 MAX_FIELD = 200
 MAX_NOTE = 20_000
 
@@ -42,17 +45,16 @@ async def resolve(tx: Txn, ref: str) -> int:
     """A contact by id ("12") or by one of its addresses."""
     ref = ref.strip()
     if ref.isdigit():
-        found = await tx.value("SELECT id FROM contacts WHERE id = ?", (int(ref),))
+        found = int(ref) if await store.exists(tx, int(ref)) else None
     else:
-        found = await tx.value("SELECT contact_id FROM contact_addresses WHERE address = ?", (ref.lower(),))
+        found = await store.owner(tx, ref.lower())
     if found is None:
         raise ContactError(f"no contact {ref!r}")
-    return int(found)
+    return found
 
 
 async def owner(tx: Txn, address: str) -> int | None:
-    value = await tx.value("SELECT contact_id FROM contact_addresses WHERE address = ?", (address,))
-    return None if value is None else int(value)
+    return await store.owner(tx, address)
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -60,41 +62,27 @@ async def owner(tx: Txn, address: str) -> int | None:
 
 async def list_contacts(tx: Txn, *, search: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Contacts, most recently created first; `search` matches name, organization or an address."""
-    rows = await tx.all(
-        "SELECT c.id, c.name, c.organization, c.department, c.title,"
-        " (SELECT group_concat(address, ' ') FROM (SELECT address FROM contact_addresses a"
-        "   WHERE a.contact_id = c.id ORDER BY created_at, address)) AS addresses,"
-        " (SELECT COUNT(*) FROM tickets t WHERE t.contact_id = c.id) AS ticket_count"
-        " FROM contacts c WHERE ? IS NULL OR instr(lower(c.name), ?) OR instr(lower(c.organization), ?)"
-        " OR EXISTS (SELECT 1 FROM contact_addresses a WHERE a.contact_id = c.id AND instr(a.address, ?))"
-        " ORDER BY c.id DESC LIMIT ?",
-        (search, *(3 * [(search or "").lower()]), limit),
-    )
     return [
-        {"id": r["id"], "name": r["name"], "organization": r["organization"], "department": r["department"],
-         "title": r["title"], "addresses": (r["addresses"] or "").split(), "tickets": r["ticket_count"]}
-        for r in rows
+        {"id": c.id, "name": c.name, "organization": c.organization, "department": c.department,
+         "title": c.title, "addresses": list(c.addresses), "tickets": c.tickets}
+        for c in await store.search(tx, search, limit)
     ]
 
 
 async def show(tx: Txn, contact_id: int) -> dict[str, Any]:
     """One contact with its addresses, phones, notes (newest first) and tickets."""
-    row = await tx.one("SELECT * FROM contacts WHERE id = ?", (contact_id,))
-    if row is None:
+    contact = await store.get(tx, contact_id)
+    if contact is None:
         raise ContactError(f"no contact {contact_id}")
-    out: dict[str, Any] = {"id": row["id"], **{k: row[k] for k in FIELDS}, "language": row["language"],
-                           "created_at": row["created_at"]}
-    out["addresses"] = [r["address"] for r in await tx.all(
-        "SELECT address FROM contact_addresses WHERE contact_id = ? ORDER BY created_at, address", (contact_id,))]
-    out["phones"] = [{"phone": r["phone"], "label": r["label"]} for r in await tx.all(
-        "SELECT phone, label FROM contact_phones WHERE contact_id = ? ORDER BY id", (contact_id,))]
-    out["notes"] = [dict(r) for r in await tx.all(
-        "SELECT id, author, text, created_at, updated_at FROM contact_notes WHERE contact_id = ?"
-        " ORDER BY created_at DESC, id DESC", (contact_id,))]
-    out["tickets"] = [dict(r) for r in await tx.all(
-        "SELECT number, subject, status, updated_at FROM tickets WHERE contact_id = ? ORDER BY updated_at DESC",
-        (contact_id,))]
-    return out
+    return {
+        "id": contact.id, "name": contact.name, "organization": contact.organization,
+        "department": contact.department, "title": contact.title, "language": contact.language,
+        "created_at": contact.created_at,
+        "addresses": await store.addresses(tx, contact_id),
+        "phones": [{"phone": p.phone, "label": p.label} for p in await store.phones(tx, contact_id)],
+        "notes": [asdict(n) for n in await store.notes(tx, contact_id)],
+        "tickets": [asdict(t) for t in await store.tickets(tx, contact_id)],
+    }
 
 
 # -- the contact's own fields ---------------------------------------------------------------------
@@ -107,9 +95,7 @@ async def update(tx: Txn, contact_id: int, values: dict[str, str | None]) -> Non
     unknown = set(changes) - set(FIELDS)
     if unknown:
         raise ContactError(f"unknown field(s): {', '.join(sorted(unknown))}")
-    for key in FIELDS:  # fixed column names, values bound
-        if key in changes:
-            await tx.execute(f"UPDATE contacts SET {key} = ? WHERE id = ?", (changes[key], contact_id))
+    await store.set_fields(tx, contact_id, changes)
 
 
 async def add_phone(tx: Txn, contact_id: int, phone: str, label: str = "") -> None:
@@ -117,15 +103,11 @@ async def add_phone(tx: Txn, contact_id: int, phone: str, label: str = "") -> No
     phone = " ".join(phone.split())
     if not _PHONE.fullmatch(phone) or sum(c.isdigit() for c in phone) < 3:
         raise ContactError(f"not a phone number: {phone!r}")
-    await tx.execute(
-        "INSERT OR IGNORE INTO contact_phones (contact_id, phone, label, created_at) VALUES (?, ?, ?, ?)",
-        (contact_id, phone, _field("label", label), now_iso()),
-    )
+    await store.add_phone(tx, contact_id, phone, _field("label", label))
 
 
 async def remove_phone(tx: Txn, contact_id: int, phone: str) -> None:
-    if not await tx.rowcount("DELETE FROM contact_phones WHERE contact_id = ? AND phone = ?",
-                             (contact_id, " ".join(phone.split()))):
+    if not await store.remove_phone(tx, contact_id, " ".join(phone.split())):
         raise ContactError(f"contact {contact_id} has no phone {phone!r}")
 
 
@@ -144,8 +126,7 @@ async def add_address(tx: Txn, contact_id: int, address: str) -> None:
             f"{address} belongs to contact {current}; to move it (and its tickets) here: contacts link {address}"
             f" {contact_id} --move"
         )
-    await tx.execute("INSERT INTO contact_addresses (address, contact_id, created_at) VALUES (?, ?, ?)",
-                     (address, contact_id, now_iso()))
+    await store.add_address(tx, contact_id, address)
 
 
 async def link(tx: Txn, address: str, contact_id: int, *, move: bool, actor: str) -> dict[str, Any]:
@@ -164,56 +145,38 @@ async def link(tx: Txn, address: str, contact_id: int, *, move: bool, actor: str
         raise ContactError(
             f"{address} belongs to contact {current}; add --move to move it and its tickets to contact {contact_id}"
         )
-    await tx.execute("UPDATE contact_addresses SET contact_id = ? WHERE address = ?", (contact_id, address))
+    await store.move_address(tx, address, contact_id)
     # "Its tickets": those of the old contact where this address is the requester.
-    moved = await tx.all(
-        "UPDATE tickets SET contact_id = ? WHERE contact_id = ? AND id IN"
-        " (SELECT ticket_id FROM ticket_parties WHERE address = ? AND role = 'requester') RETURNING id, number",
-        (contact_id, current, address),
-    )
-    for row in moved:
-        await tickets.event(tx, row["id"], actor, "ticket.contact_changed",
+    moved = await store.move_requested_tickets(tx, address, current, contact_id)
+    for ticket in moved:
+        await tickets.event(tx, ticket.id, actor, "ticket.contact_changed",
                             {"from": current, "to": contact_id, "address": address})
-    result["moved_tickets"] = sorted(r["number"] for r in moved)
-    if await _unused(tx, current):
-        await tx.execute("DELETE FROM contacts WHERE id = ?", (current,))
+    result["moved_tickets"] = sorted(t.number for t in moved)
+    # An automatic contact emptied by the move (no address, ticket, phone or note) goes too.
+    if await store.unused(tx, current):
+        await store.delete(tx, current)
         result["removed_contact"] = current
     return result
-
-
-async def _unused(tx: Txn, contact_id: int) -> bool:
-    """A contact left with nothing: no address, ticket, phone or note (an automatic one, emptied by a move)."""
-    return not await tx.value(
-        "SELECT EXISTS (SELECT 1 FROM contact_addresses WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM tickets WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM contact_phones WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM contact_notes WHERE contact_id = ?1)",
-        (contact_id,),
-    )
 
 
 async def detach(tx: Txn, number: int, address: str, *, actor: str) -> dict[str, Any]:
     """Take a customer off a ticket: no longer a party (no mail, no threading by tag), nor its contact."""
     address = clean_address(address)
-    ticket = await tx.one("SELECT id, contact_id FROM tickets WHERE number = ?", (number,))
+    ticket = await store.ticket_owner(tx, number)
     if ticket is None:
         raise ContactError(f"no ticket #{number}")
     contact_id = await owner(tx, address)
-    party = await tx.value("SELECT role FROM ticket_parties WHERE ticket_id = ? AND address = ?", (ticket["id"], address))
-    is_contact = contact_id is not None and contact_id == ticket["contact_id"]
+    party = await party_rows.role_of(tx, ticket.id, address)
+    is_contact = contact_id is not None and contact_id == ticket.contact_id
     if party is None and not is_contact:
         raise ContactError(f"{address} is not a customer on ticket #{number}")
-    await tx.execute("DELETE FROM ticket_parties WHERE ticket_id = ? AND address = ?", (ticket["id"], address))
-    new_contact = ticket["contact_id"]
+    await party_rows.remove(tx, ticket.id, address)
+    new_contact = ticket.contact_id
     if is_contact:
         # Another requester with the same or another contact takes over; else the ticket has none.
-        new_contact = await tx.value(
-            "SELECT a.contact_id FROM ticket_parties p JOIN contact_addresses a ON a.address = p.address"
-            " WHERE p.ticket_id = ? AND p.role = 'requester' ORDER BY p.address LIMIT 1", (ticket["id"],),
-        )
-        await tx.execute("UPDATE tickets SET contact_id = ?, updated_at = ? WHERE id = ?",
-                         (new_contact, now_iso(), ticket["id"]))
-    await tickets.event(tx, ticket["id"], actor, "ticket.customer_detached",
+        new_contact = await store.first_requester_contact(tx, ticket.id)
+        await store.set_ticket_contact(tx, ticket.id, new_contact)
+    await tickets.event(tx, ticket.id, actor, "ticket.customer_detached",
                         {"address": address, "role": party, "contact": new_contact})
     return {"ticket": number, "address": address, "was": party or "contact", "contact": new_contact}
 
@@ -239,16 +202,12 @@ def _text(text: str) -> str:
 
 async def add_note(tx: Txn, config: Config, contact_id: int, author: str, text: str) -> int:
     await resolve(tx, str(contact_id))
-    now = now_iso()
-    return await tx.execute(
-        "INSERT INTO contact_notes (contact_id, author, text, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-        (contact_id, _author(config, author), _text(text), now, now),
-    )
+    return await store.add_note(tx, contact_id, _author(config, author), _text(text))
 
 
 async def _own_note(tx: Txn, config: Config, note_id: int, author: str, verb: str) -> None:
     _author(config, author)
-    written_by = await tx.value("SELECT author FROM contact_notes WHERE id = ?", (note_id,))
+    written_by = await store.note_author(tx, note_id)
     if written_by is None:
         raise ContactError(f"no note {note_id}")
     if written_by != author:
@@ -257,9 +216,9 @@ async def _own_note(tx: Txn, config: Config, note_id: int, author: str, verb: st
 
 async def edit_note(tx: Txn, config: Config, note_id: int, author: str, text: str) -> None:
     await _own_note(tx, config, note_id, author, "edit")
-    await tx.execute("UPDATE contact_notes SET text = ?, updated_at = ? WHERE id = ?", (_text(text), now_iso(), note_id))
+    await store.edit_note(tx, note_id, _text(text))
 
 
 async def delete_note(tx: Txn, config: Config, note_id: int, author: str) -> None:
     await _own_note(tx, config, note_id, author, "delete")
-    await tx.execute("DELETE FROM contact_notes WHERE id = ?", (note_id,))
+    await store.delete_note(tx, note_id)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from mailgate.ops import contacts, retention, tickets
+from mailgate.ops import contacts, tickets
 from mailgate.store import Txn
+from mailgate.store import contacts as contact_rows
+from mailgate.store import erase as store
+from mailgate.store.blobs import drop_unreferenced
 
 ERASED = "[erased]"
 
@@ -76,49 +79,36 @@ class _Scrubber:
         return data
 
 
-def _marks(values: list[Any]) -> str:
-    return ",".join("?" for _ in values)
-
-
 async def erase(tx: Txn, ref: str, *, actor: str = "cli") -> Erased:
     """Erase one contact in the caller's transaction; refused (ContactError) when there is no such contact."""
     contact_id = await contacts.resolve(tx, ref)
-    # Freed pages are overwritten with zeros, so the person's bytes do not linger in the file.
-    await tx.execute("PRAGMA secure_delete = ON")
-    person = await tx.one("SELECT * FROM contacts WHERE id = ?", (contact_id,))
+    await store.secure_delete(tx)
+    person = await contact_rows.get(tx, contact_id)
     assert person is not None
     fake = placeholder(contact_id)
     result = Erased(contact_id, fake)
-    addresses = [r["address"] for r in await tx.all(
-        "SELECT address FROM contact_addresses WHERE contact_id = ? AND address != ?", (contact_id, fake))]
-    owned = [r["id"] for r in await tx.all("SELECT id FROM tickets WHERE contact_id = ?", (contact_id,))]
+    addresses = await store.other_addresses(tx, contact_id, fake)
+    owned = await store.owned_tickets(tx, contact_id)
 
     messages = await _their_messages(tx, addresses, owned)
-    names = [person["name"], person["organization"]]
+    names = [person.name, person.organization]
     for address in addresses:  # the names they signed with; never an agent's, on replies to them
-        names += [r["from_name"] for r in await tx.all(
-            "SELECT DISTINCT from_name FROM messages WHERE lower(from_address) = ? AND direction = 'in'", (address,))]
-    subjects = [r["subject"] for r in await tx.all(
-        f"SELECT DISTINCT subject FROM messages WHERE id IN ({_marks(messages)})", messages)] if messages else []
-    subjects += [r["subject"] for r in await tx.all(
-        f"SELECT subject FROM tickets WHERE id IN ({_marks(owned)})", owned)] if owned else []
+        names += await store.names_signed(tx, address)
+    subjects = await store.message_subjects(tx, messages) + await store.ticket_subjects(tx, owned)
     scrub = _Scrubber(addresses, [*names, *(s for s in subjects if len(s) >= 8)], fake)
 
     touched = set(owned)
     if messages:
-        touched |= {r["ticket_id"] for r in await tx.all(
-            f"SELECT DISTINCT ticket_id FROM messages WHERE id IN ({_marks(messages)})", messages)}
+        touched |= await store.tickets_of_messages(tx, messages)
         result.messages = len(messages)
         await _erase_messages(tx, messages, scrub, result)
-    touched |= {r["ticket_id"] for r in await tx.all(
-        f"SELECT DISTINCT ticket_id FROM ticket_parties WHERE address IN ({_marks(addresses)})", addresses)
-    } if addresses else set()
+    touched |= await store.tickets_with_parties(tx, addresses)
 
     await _erase_spool(tx, addresses, scrub, result)
     await _erase_outbox(tx, addresses, owned, messages, result)
     await _erase_people(tx, contact_id, addresses, owned, fake, scrub)
     result.events = await _scrub_events(tx, sorted(touched), addresses, scrub)
-    result.hashes = await retention.drop_unreferenced_blobs(tx, result.hashes)
+    result.hashes = await drop_unreferenced(tx, result.hashes)
     result.tickets = len(touched)
     for ticket_id in sorted(touched):
         await tickets.event(tx, ticket_id, actor, "contact.erased",
@@ -128,115 +118,74 @@ async def erase(tx: Txn, ref: str, *, actor: str = "cli") -> Erased:
 
 async def _their_messages(tx: Txn, addresses: list[str], owned: list[int]) -> list[int]:
     """Every message of their tickets, and every message from or to one of their addresses elsewhere."""
-    found: set[int] = set()
-    if owned:
-        found |= {r["id"] for r in await tx.all(f"SELECT id FROM messages WHERE ticket_id IN ({_marks(owned)})", owned)}
+    found = await store.messages_of_tickets(tx, owned)
     for address in addresses:
-        # recipients is JSON of lowercased and as-written addresses: a case-blind substring catches both.
-        rows = await tx.all(
-            "SELECT id FROM messages WHERE lower(from_address) = ? OR instr(lower(recipients), ?)", (address, address))
-        found |= {r["id"] for r in rows}
+        found |= await store.messages_naming(tx, address)
     return sorted(found)
 
 
 async def _erase_messages(tx: Txn, ids: list[int], scrub: _Scrubber, result: Erased) -> None:
-    marks = _marks(ids)
-    rows = await tx.all(f"SELECT id, from_address, recipients, message_id, in_reply_to, defects FROM messages"
-                        f" WHERE id IN ({marks})", ids)
-    for r in rows:
-        await tx.execute(
-            "UPDATE messages SET subject = ?, text = ?, html = NULL, reply_text = ?, from_name = '',"
-            " from_address = ?, recipients = ?, in_reply_to = ?, defects = ?, thread_detail = '' WHERE id = ?",
-            (ERASED, ERASED, ERASED, scrub.text(r["from_address"]), scrub.json_text(r["recipients"]),
-             scrub.text(r["in_reply_to"]), scrub.json_text(r["defects"]), r["id"]),
-        )
-        new_id = scrub.text(r["message_id"])
-        if new_id != r["message_id"]:  # a Message-ID some mailers build from the sender's address
-            await tx.execute("UPDATE OR IGNORE messages SET message_id = ? WHERE id = ?", (new_id, r["id"]))
-            await tx.execute("UPDATE OR IGNORE message_ids SET message_id = ? WHERE message_id = ?",
-                             (new_id, r["message_id"]))
-            await tx.execute("DELETE FROM message_ids WHERE message_id = ?", (r["message_id"],))
-    result.hashes = [r["sha256"] for r in await tx.all(
-        f"SELECT DISTINCT sha256 FROM attachments WHERE message_row IN ({marks})", ids)]
-    result.attachments = await tx.rowcount(f"DELETE FROM attachments WHERE message_row IN ({marks})", ids)
-    # The wire bytes behind these messages hold everything the columns above held.
-    result.spool += await tx.rowcount(
-        f"UPDATE spool SET raw = X'', error = NULL WHERE message_row IN ({marks})"
-        f" OR id IN (SELECT spool_id FROM messages WHERE id IN ({marks}))", [*ids, *ids])
+    for trace in await store.message_traces(tx, ids):
+        await store.blank_message(tx, replace(
+            trace, from_address=scrub.text(trace.from_address) or "", recipients=scrub.json_text(trace.recipients) or "",
+            in_reply_to=scrub.text(trace.in_reply_to), defects=scrub.json_text(trace.defects) or "",
+        ), ERASED)
+        new_id = scrub.text(trace.message_id)
+        if new_id and new_id != trace.message_id:  # a Message-ID some mailers build from the sender's address
+            await store.rename_message_id(tx, trace.id, trace.message_id, new_id)
+    result.attachments, result.hashes = await store.drop_attachments(tx, ids)
+    result.spool += await store.blank_spool_of_messages(tx, ids)
 
 
 async def _erase_spool(tx: Txn, addresses: list[str], scrub: _Scrubber, result: Erased) -> None:
     """Spool rows from them that made no message (dead, duplicates) lose their bytes; envelopes are scrubbed."""
     for address in addresses:
-        rows = await tx.all(
-            "SELECT id, mail_from, rcpt_to, length(raw) AS size FROM spool WHERE lower(mail_from) = ?"
-            " OR instr(lower(rcpt_to), ?) OR instr(lower(CAST(raw AS TEXT)), ?)", (address, address, address))
-        for r in rows:
-            await tx.execute("UPDATE spool SET raw = X'', error = NULL, mail_from = ?, rcpt_to = ? WHERE id = ?",
-                             (scrub.text(r["mail_from"]), scrub.text(r["rcpt_to"]), r["id"]))
-            result.spool += 1 if r["size"] else 0
+        for trace in await store.spool_naming(tx, address):
+            await store.blank_spool(tx, trace.id, scrub.text(trace.mail_from) or "", scrub.text(trace.rcpt_to) or "")
+            result.spool += 1 if trace.size else 0
 
 
 async def _erase_outbox(tx: Txn, addresses: list[str], owned: list[int], messages: list[int], result: Erased) -> None:
     """Mail to them, and every copy of their words (agents' notifications of their tickets), is dropped."""
     ids: set[int] = set()
     for address in addresses:
-        ids |= {r["id"] for r in await tx.all(
-            "SELECT id FROM outbox WHERE rcpt_to = ? OR instr(lower(CAST(raw AS TEXT)), ?)", (address, address))}
-    if owned:
-        ids |= {r["id"] for r in await tx.all(f"SELECT id FROM outbox WHERE ticket_id IN ({_marks(owned)})", owned)}
-    if messages:
-        ids |= {r["id"] for r in await tx.all(
-            f"SELECT id FROM outbox WHERE message_row IN ({_marks(messages)})", messages)}
+        ids |= await store.outbox_naming(tx, address)
+    ids |= await store.outbox_of_tickets(tx, owned)
+    ids |= await store.outbox_of_messages(tx, messages)
     if ids:
-        found = sorted(ids)
-        await tx.execute(f"DELETE FROM timers WHERE kind = 'outbox.release' AND ref IN ({_marks(found)})", found)
-        result.outbox = await tx.rowcount(f"DELETE FROM outbox WHERE id IN ({_marks(found)})", found)
+        result.outbox = await store.drop_outbox(tx, sorted(ids))
 
 
 async def _erase_people(
     tx: Txn, contact_id: int, addresses: list[str], owned: list[int], fake: str, scrub: _Scrubber
 ) -> None:
-    await tx.execute("UPDATE contacts SET name = '', organization = '', department = '', title = '', language = NULL"
-                     " WHERE id = ?", (contact_id,))
-    await tx.execute("DELETE FROM contact_phones WHERE contact_id = ?", (contact_id,))
-    await tx.execute("DELETE FROM contact_notes WHERE contact_id = ?", (contact_id,))
-    await tx.execute("DELETE FROM contact_addresses WHERE contact_id = ?", (contact_id,))
-    await tx.execute("INSERT OR IGNORE INTO contact_addresses (address, contact_id, created_at) VALUES (?, ?, ?)",
-                     (fake, contact_id, "1970-01-01T00:00:00+00:00"))
+    await store.blank_contact(tx, contact_id, fake)
     for address in addresses:
-        await tx.execute("UPDATE OR IGNORE ticket_parties SET address = ? WHERE address = ?", (fake, address))
-        await tx.execute("DELETE FROM ticket_parties WHERE address = ?", (address,))
-        await tx.execute("UPDATE OR IGNORE sender_hours SET sender = ? WHERE sender = ?", (fake, address))
-        await tx.execute("DELETE FROM sender_hours WHERE sender = ?", (address,))
-        await tx.execute("UPDATE forwards SET address = ? WHERE address = ?", (fake, address))
-    if owned:
-        await tx.execute(f"UPDATE tickets SET subject = ? WHERE id IN ({_marks(owned)})", [ERASED, *owned])
-    for r in await tx.all("SELECT ticket_id, trace FROM ticket_routing"):
-        new = scrub.json_text(r["trace"])
-        if new != r["trace"]:
-            await tx.execute("UPDATE ticket_routing SET trace = ? WHERE ticket_id = ?", (new, r["ticket_id"]))
-    for r in await tx.all("SELECT id, text FROM tasks"):
-        new = scrub.text(r["text"])
-        if new != r["text"]:
-            await tx.execute("UPDATE tasks SET text = ? WHERE id = ?", (new, r["id"]))
+        await store.replace_address(tx, address, fake)
+    await store.set_ticket_subjects(tx, owned, ERASED)
+    for trace in await store.routing_traces(tx):
+        new = scrub.json_text(trace.text)
+        if new != trace.text:
+            await store.set_routing_trace(tx, trace.id, new)
+    for task in await store.task_texts(tx):
+        new = scrub.text(task.text)
+        if new != task.text:
+            await store.set_task_text(tx, task.id, new)
 
 
 async def _scrub_events(tx: Txn, ticket_ids: list[int], addresses: list[str], scrub: _Scrubber) -> int:
     """Events name the customer as actor ('customer:<address>') and quote addresses and subjects in data."""
     changed = 0
-    rows = await tx.all(f"SELECT id, actor, data FROM events WHERE ticket_id IN ({_marks(ticket_ids)})",
-                        ticket_ids) if ticket_ids else []
+    found = await store.events_of_tickets(tx, ticket_ids)
     for address in addresses:  # events elsewhere that name the address (a cc on someone else's ticket)
-        rows += await tx.all("SELECT id, actor, data FROM events WHERE instr(lower(actor), ?) OR instr(lower(data), ?)",
-                             (address, address))
+        found += await store.events_naming(tx, address)
     seen: set[int] = set()
-    for r in rows:
-        if r["id"] in seen:
+    for event in found:
+        if event.id in seen:
             continue
-        seen.add(r["id"])
-        actor, data = scrub.text(r["actor"]), scrub.json_text(r["data"])
-        if (actor, data) != (r["actor"], r["data"]):
-            await tx.execute("UPDATE events SET actor = ?, data = ? WHERE id = ?", (actor, data, r["id"]))
+        seen.add(event.id)
+        actor, data = scrub.text(event.text), scrub.json_text(event.extra)
+        if (actor, data) != (event.text, event.extra):
+            await store.set_event(tx, event.id, actor, data)
             changed += 1
     return changed

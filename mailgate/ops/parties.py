@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any
 
 from mailgate.config import Config
+from mailgate.errors import Refused
 from mailgate.mail import identity
 from mailgate.models import ParsedMail
 from mailgate.ops import tickets
 from mailgate.outgoing import guard as loops
-from mailgate.store import Txn
+from mailgate.store import Txn, watchers
+from mailgate.store import parties as store
+from mailgate.store.parties import SAMPLE as SAMPLE
+from mailgate.store.parties import Joined as Joined
 
 log = logging.getLogger("mailgate.parties")
 
@@ -24,22 +26,6 @@ RECEIVING = ("requester", "cc")
 PENDING = "pending"
 # A bare addr-spec; anything else in a Cc header (groups, garbage) never becomes a party.
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"\\]{1,64}@[a-z0-9](?:[a-z0-9.\-]{0,251}[a-z0-9])?\.[a-z0-9\-]{2,63}")
-SAMPLE = 10  # addresses named in events and notifications; the rest are counted
-
-
-@dataclass(frozen=True, slots=True)
-class Joined:
-    """What one inbound mail did to its ticket's parties, for the agents' notification."""
-
-    pending: tuple[str, ...] = ()  # the sender, not a party: kept out until an agent confirms them
-    added: tuple[str, ...] = ()  # new Cc parties
-    left_out: tuple[str, ...] = ()  # Cc addresses past tickets.max_cc_parties
-    ignored_cc: int = 0  # Cc addresses of a pending sender: a stranger does not bring others in
-    cap: int = 0
-
-    def for_template(self) -> dict[str, Any]:
-        return {"pending": list(self.pending), "left_out": len(self.left_out),
-                "left_out_sample": list(self.left_out[:SAMPLE]), "cap": self.cap}
 
 
 def may_be_party(config: Config, address: str) -> bool:
@@ -61,33 +47,23 @@ async def agent_part(tx: Txn, config: Config, ticket_id: int, address: str) -> s
     agent = identity.agent_by_address(config, address)
     if agent is None:
         return None
-    row = await tx.one("SELECT queue, assignee FROM tickets WHERE id = ?", (ticket_id,))
+    row = await store.placement(tx, ticket_id)
     if row is None:
         return None
-    if row["assignee"] == agent.id:
+    if row.assignee == agent.id:
         return f"agent {agent.id}, the assignee"
-    queue = config.queue(row["queue"]) if row["queue"] else None
+    queue = config.queue(row.queue) if row.queue else None
     if queue is not None and agent in config.queue_members(queue):
         return f"agent {agent.id} of queue {queue.name}"
     if queue is None:
         return f"agent {agent.id} (the ticket is in no queue: every agent works it)"
-    if await tx.value("SELECT 1 FROM ticket_watchers WHERE ticket_id = ? AND agent = ? AND following = 1",
-                      (ticket_id, agent.id)):
+    if await watchers.is_following(tx, ticket_id, agent.id):
         return f"agent {agent.id}, who follows it"
     return None
 
 
 async def roles(tx: Txn, ticket_id: int) -> dict[str, str]:
-    rows = await tx.all("SELECT address, role FROM ticket_parties WHERE ticket_id = ?", (ticket_id,))
-    return {r["address"]: r["role"] for r in rows}
-
-
-async def _contact_address(tx: Txn, ticket_id: int, address: str) -> bool:
-    """An address of the ticket's own contact: the customer writing from a second mailbox."""
-    return bool(await tx.value(
-        "SELECT 1 FROM contact_addresses a JOIN tickets t ON t.contact_id = a.contact_id"
-        " WHERE t.id = ? AND a.address = ?", (ticket_id, address),
-    ))
+    return await store.roles(tx, ticket_id)
 
 
 async def speaks_for(tx: Txn, ticket_id: int, address: str) -> bool:
@@ -97,17 +73,7 @@ async def speaks_for(tx: Txn, ticket_id: int, address: str) -> bool:
         return False
     if (await roles(tx, ticket_id)).get(address) in RECEIVING:
         return True
-    return await _contact_address(tx, ticket_id, address)
-
-
-async def _set(tx: Txn, ticket_id: int, address: str, role: str) -> None:
-    """Add a party, or raise a pending one to role; never lower a requester."""
-    await tx.execute(
-        "INSERT INTO ticket_parties (ticket_id, address, role) VALUES (?, ?, ?)"
-        " ON CONFLICT (ticket_id, address) DO UPDATE SET role = excluded.role"
-        " WHERE ticket_parties.role = 'pending' AND excluded.role != 'pending'",
-        (ticket_id, address, role),
-    )
+    return await store.is_contact_address(tx, ticket_id, address)
 
 
 async def join(tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new_ticket: bool) -> Joined:
@@ -117,12 +83,12 @@ async def join(tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new
     trusted = new_ticket or known.get(sender) in RECEIVING
     pending: tuple[str, ...] = ()
     if not trusted and sender and may_be_party(config, sender):
-        if await _contact_address(tx, ticket_id, sender):
-            await _set(tx, ticket_id, sender, "cc")
+        if await store.is_contact_address(tx, ticket_id, sender):
+            await store.put(tx, ticket_id, sender, "cc")
             known[sender] = "cc"
             trusted = True
         else:
-            await _set(tx, ticket_id, sender, PENDING)
+            await store.put(tx, ticket_id, sender, PENDING)
             pending = (sender,)
             await tickets.event(tx, ticket_id, f"customer:{sender}", "party.pending",
                                 {"address": sender, "message_id": mail.message_id})
@@ -138,7 +104,7 @@ async def join(tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new
     room = max(cap - sum(1 for role in known.values() if role == "cc"), 0)
     added, left_out = tuple(wanted[:room]), tuple(wanted[room:])
     for address in added:
-        await _set(tx, ticket_id, address, "cc")
+        await store.put(tx, ticket_id, address, "cc")
     if left_out:
         await tickets.event(tx, ticket_id, "system", "party.cc_capped",
                             {"cap": cap, "left_out": len(left_out), "addresses": list(left_out[:SAMPLE])})
@@ -153,22 +119,22 @@ async def change(tx: Txn, config: Config, ticket_id: int, add: tuple[str, ...], 
     done: list[str] = []
     for address in add:
         if not may_be_party(config, address):
-            raise ValueError(f"{address} cannot be a party (ours, an agent's, or a no-reply address)")
+            raise Refused(f"{address} cannot be a party (ours, an agent's, or a no-reply address)")
         if known.get(address) in RECEIVING:
             done.append(f"{address} already receives replies")
             continue
-        await _set(tx, ticket_id, address, "cc")
+        await store.put(tx, ticket_id, address, "cc")
         await tickets.event(tx, ticket_id, actor, "party.confirmed", {"address": address, "was": known.get(address)})
         log.info("parties.confirmed ticket=%s address=%s by=%s", ticket_id, address, actor)
         done.append(f"{address} receives replies from now on")
     for address in remove:
         role = known.get(address)
         if role == "requester":
-            raise ValueError(f"{address} is the requester; move the ticket to another contact instead")
+            raise Refused(f"{address} is the requester; move the ticket to another contact instead")
         if role is None:
             done.append(f"{address} was not a party")
             continue
-        await tx.execute("DELETE FROM ticket_parties WHERE ticket_id = ? AND address = ?", (ticket_id, address))
+        await store.remove(tx, ticket_id, address)
         await tickets.event(tx, ticket_id, actor, "party.removed", {"address": address, "was": role})
         done.append(f"{address} no longer receives replies")
     return ", ".join(done)

@@ -8,20 +8,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailgate.config import AgentConfig, Config
+from mailgate.models import CLOSED_STATUSES, PAUSED_STATUSES
 from mailgate.ops import tickets
 from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
 from mailgate.outgoing import notices as outbound
-from mailgate.store import Row, Txn, now_iso, timers
+from mailgate.store import Txn, timers
+from mailgate.store import sla as store
+from mailgate.store.sla import TARGETS as TARGETS
+from mailgate.store.sla import SlaClock
 
 log = logging.getLogger("mailgate.sla")
 
-# The clock stops while the ticket waits (snoozed, or on the customer) and once it is done.
-PAUSED = frozenset({"waiting", "pending"})
-DONE = frozenset({"resolved", "closed", "merged", "spam"})
-TARGETS: tuple[str, ...] = ("first_response", "resolution")
+# Done tickets stop the clock for good (resolution met); the name other modules read.
+DONE = CLOSED_STATUSES
+# The clock neither runs while the ticket waits (snoozed, or on the customer) nor once it is done.
+STOPPED = PAUSED_STATUSES | CLOSED_STATUSES
 STAGES: tuple[str, ...] = ("warning", "breach")
 KINDS: tuple[str, ...] = tuple(f"sla.{t}.{s}" for t in TARGETS for s in STAGES)
-_FLAG = {"warning": "warned", "breach": "breached"}
 _EPSILON = 1e-6  # minutes; float sums of business minutes
 
 
@@ -39,12 +42,8 @@ def kind(target: str, stage: str) -> str:
     return f"sla.{target}.{stage}"
 
 
-def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def _now(tx: Txn, now: datetime | None) -> datetime:
+    return (now or tx.now()).astimezone(UTC)
 
 
 def hours_for(config: Config, queue_name: str | None) -> Hours | None:
@@ -65,73 +64,57 @@ def targets(config: Config, queue_name: str | None, priority: str) -> dict[str, 
     }
 
 
-def used_at(row: Row, now: datetime, hours: Hours | None) -> float:
+def used_at(clock: SlaClock, now: datetime, hours: Hours | None) -> float:
     """Minutes on the clock at `now`: counted before, plus the running stretch."""
-    since = _time(row["running_since"])
-    return float(row["used_minutes"]) + (minutes_between(since, now, hours) if since else 0.0)
-
-
-async def _row(tx: Txn, ticket_id: int) -> Row | None:
-    return await tx.one("SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket_id,))
+    since = clock.running_since
+    return clock.used_minutes + (minutes_between(since, now, hours) if since else 0.0)
 
 
 async def start(tx: Txn, config: Config, ticket_id: int, *, now: datetime | None = None) -> bool:
     """A new ticket: start its clock when its queue has targets for its priority; True if it did."""
-    ticket = await tx.one("SELECT queue, priority, status, quarantined FROM tickets WHERE id = ?", (ticket_id,))
-    if ticket is None or ticket["quarantined"]:
+    ticket = await store.ticket(tx, ticket_id)
+    if ticket is None or ticket.quarantined:
         return False  # quarantined mail is kept, not worked on: no deadlines for it
-    wanted = targets(config, ticket["queue"], ticket["priority"])
+    wanted = targets(config, ticket.queue, ticket.priority)
     if wanted["first_response"] is None and wanted["resolution"] is None:
         return False
-    moment = timers.iso(_now(now))
-    running = None if ticket["status"] in PAUSED | DONE else moment
-    await tx.execute(
-        "INSERT OR IGNORE INTO ticket_sla (ticket_id, queue, priority, started_at, running_since,"
-        " first_response_minutes, resolution_minutes, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (ticket_id, ticket["queue"], ticket["priority"], moment, running, wanted["first_response"],
-         wanted["resolution"], now_iso()),
+    moment = _now(tx, now)
+    await store.create(
+        tx, ticket_id, ticket.queue, ticket.priority, started_at=timers.iso(moment),
+        running_since=None if ticket.status in STOPPED else timers.iso(moment),
+        first_response=wanted["first_response"], resolution=wanted["resolution"],
     )
-    await tickets.event(tx, ticket_id, "system", "sla.started", {**wanted, "queue": ticket["queue"],
-                                                                 "priority": ticket["priority"]})
-    await _schedule(tx, config, ticket_id, _now(now))
+    await tickets.event(tx, ticket_id, "system", "sla.started", {**wanted, "queue": ticket.queue,
+                                                                 "priority": ticket.priority})
+    await _schedule(tx, config, ticket_id, moment)
     return True
 
 
 async def recompute(tx: Txn, config: Config, ticket_id: int, *, now: datetime | None = None, actor: str = "system") -> None:
     """Priority or queue changed (or the config): new targets, the time already used kept."""
-    moment = _now(now)
-    ticket = await tx.one("SELECT queue, priority, status, created_at FROM tickets WHERE id = ?", (ticket_id,))
+    moment = _now(tx, now)
+    ticket = await store.ticket(tx, ticket_id)
     if ticket is None:
         raise LookupError(f"no ticket with id {ticket_id}")
-    wanted = targets(config, ticket["queue"], ticket["priority"])
-    row = await _row(tx, ticket_id)
-    if row is None:
+    wanted = targets(config, ticket.queue, ticket.priority)
+    clock = await store.get(tx, ticket_id)
+    if clock is None:
         if wanted["first_response"] is None and wanted["resolution"] is None:
             return
         # A ticket that had no targets until now: its clock starts when it was opened.
-        created = datetime.fromisoformat(ticket["created_at"])
-        stopped = ticket["status"] in PAUSED | DONE
-        used = minutes_between(created, moment, hours_for(config, ticket["queue"])) if stopped else 0.0
-        await tx.execute(
-            "INSERT INTO ticket_sla (ticket_id, queue, priority, started_at, running_since, used_minutes, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ticket_id, ticket["queue"], ticket["priority"], ticket["created_at"],
-             None if stopped else ticket["created_at"], used, now_iso()),
-        )
-    elif row["running_since"] is not None and row["queue"] != ticket["queue"]:
+        created = datetime.fromisoformat(ticket.created_at)
+        stopped = ticket.status in STOPPED
+        used = minutes_between(created, moment, hours_for(config, ticket.queue)) if stopped else 0.0
+        await store.create(tx, ticket_id, ticket.queue, ticket.priority, started_at=ticket.created_at,
+                           running_since=None if stopped else ticket.created_at, used_minutes=used)
+    elif clock.running_since is not None and clock.queue != ticket.queue:
         # Another queue may have other hours: bank the minutes counted under the old ones.
-        used = used_at(row, moment, hours_for(config, row["queue"]))
-        await tx.execute("UPDATE ticket_sla SET used_minutes = ?, running_since = ? WHERE ticket_id = ?",
-                         (used, timers.iso(moment), ticket_id))
-    before = (row["first_response_minutes"], row["resolution_minutes"]) if row is not None else (None, None)
-    await tx.execute(
-        "UPDATE ticket_sla SET queue = ?, priority = ?, first_response_minutes = ?, resolution_minutes = ?,"
-        " updated_at = ? WHERE ticket_id = ?",
-        (ticket["queue"], ticket["priority"], wanted["first_response"], wanted["resolution"], now_iso(), ticket_id),
-    )
+        await store.bank(tx, ticket_id, used_at(clock, moment, hours_for(config, clock.queue)), moment)
+    before = (clock.first_response.minutes, clock.resolution.minutes) if clock is not None else (None, None)
+    await store.set_targets(tx, ticket_id, ticket.queue, ticket.priority, wanted["first_response"], wanted["resolution"])
     if before != (wanted["first_response"], wanted["resolution"]):
         await tickets.event(tx, ticket_id, actor, "sla.recomputed",
-                            {**wanted, "queue": ticket["queue"], "priority": ticket["priority"]})
+                            {**wanted, "queue": ticket.queue, "priority": ticket.priority})
     await _schedule(tx, config, ticket_id, moment)
 
 
@@ -139,49 +122,37 @@ async def status_changed(
     tx: Txn, config: Config, ticket_id: int, old: str, new: str, *, now: datetime | None = None, actor: str = "system"
 ) -> None:
     """Pause while waiting, stop (resolution met) when done, run again when the ticket is active."""
-    row = await _row(tx, ticket_id)
-    if row is None or old == new:
+    clock = await store.get(tx, ticket_id)
+    if clock is None or old == new:
         return
-    moment = _now(now)
-    hours = hours_for(config, row["queue"])
-    if new in PAUSED or new in DONE:
-        if row["running_since"] is not None:
-            await tx.execute(
-                "UPDATE ticket_sla SET used_minutes = ?, running_since = NULL, first_response_due = NULL,"
-                " resolution_due = NULL, updated_at = ? WHERE ticket_id = ?",
-                (used_at(row, moment, hours), now_iso(), ticket_id),
-            )
+    moment = _now(tx, now)
+    hours = hours_for(config, clock.queue)
+    if new in STOPPED:
+        if clock.running_since is not None:
+            await store.pause(tx, ticket_id, used_at(clock, moment, hours))
         await _cancel(tx, ticket_id)
-        if new in DONE and row["resolved_at"] is None and row["resolution_minutes"] is not None:
-            late = row["resolution_breached"] is not None or used_at(row, moment, hours) > row["resolution_minutes"]
-            await tx.execute("UPDATE ticket_sla SET resolved_at = ?, resolution_late = ? WHERE ticket_id = ?",
-                             (timers.iso(moment), int(late), ticket_id))
+        resolution = clock.resolution
+        if new in CLOSED_STATUSES and resolution.met_at is None and resolution.minutes is not None:
+            late = resolution.breached is not None or used_at(clock, moment, hours) > resolution.minutes
+            await store.resolved(tx, ticket_id, moment, late)
             await tickets.event(tx, ticket_id, actor, "sla.resolution_met", {"late": late})
-        elif new in PAUSED:
+        elif new in PAUSED_STATUSES:
             await tickets.event(tx, ticket_id, actor, "sla.paused", {"status": new})
         return
-    if row["running_since"] is None:
-        await tx.execute(
-            "UPDATE ticket_sla SET running_since = ?, resolved_at = NULL, resolution_late = NULL, updated_at = ?"
-            " WHERE ticket_id = ?",
-            (timers.iso(moment), now_iso(), ticket_id),
-        )
+    if clock.running_since is None:
+        await store.resume(tx, ticket_id, moment)
         await tickets.event(tx, ticket_id, actor, "sla.resumed", {"status": new, "after": old})
     await _schedule(tx, config, ticket_id, moment)
 
 
 async def first_response_sent(tx: Txn, ticket_id: int, at: datetime) -> None:
     """An agent's reply reached the relay: the first-response target is met (once)."""
-    row = await _row(tx, ticket_id)
-    if row is None or row["first_response_at"] is not None or row["first_response_minutes"] is None:
+    clock = await store.get(tx, ticket_id)
+    if clock is None or clock.first_response.met_at is not None or clock.first_response.minutes is None:
         return
-    due = _time(row["first_response_due"])
-    late = row["first_response_breached"] is not None or (due is not None and at > due)
-    await tx.execute(
-        "UPDATE ticket_sla SET first_response_at = ?, first_response_late = ?, first_response_due = NULL,"
-        " updated_at = ? WHERE ticket_id = ?",
-        (timers.iso(at), int(late), now_iso(), ticket_id),
-    )
+    due = clock.first_response.due
+    late = clock.first_response.breached is not None or (due is not None and at > datetime.fromisoformat(due))
+    await store.first_response_met(tx, ticket_id, at, late)
     for stage in STAGES:
         await timers.cancel(tx, kind("first_response", stage), ticket_id)
     await tickets.event(tx, ticket_id, "system", "sla.first_response_met", {"late": late})
@@ -192,73 +163,62 @@ async def _cancel(tx: Txn, ticket_id: int) -> None:
         await timers.cancel(tx, timer_kind, ticket_id)
 
 
-def _met(row: Row, target: str) -> bool:
-    return row["first_response_at" if target == "first_response" else "resolved_at"] is not None
-
-
 async def _schedule(tx: Txn, config: Config, ticket_id: int, now: datetime) -> None:
     """Replace the ticket's SLA timers with ones for the current state; store the deadlines."""
     await _cancel(tx, ticket_id)
-    row = await _row(tx, ticket_id)
-    assert row is not None
-    since = _time(row["running_since"])
-    hours = hours_for(config, row["queue"])
+    clock = await store.get(tx, ticket_id)
+    assert clock is not None
+    since = clock.running_since
+    hours = hours_for(config, clock.queue)
     share = config.tickets.sla_warning_percent / 100
     dues: dict[str, str | None] = {}
-    for target in TARGETS:
-        limit = row[f"{target}_minutes"]
-        if since is None or limit is None or _met(row, target):
-            dues[target] = None
+    for name in TARGETS:
+        target = clock.target(name)
+        limit = target.minutes
+        if since is None or limit is None or target.met_at is not None:
+            dues[name] = None
             continue
-        used = float(row["used_minutes"])
-        due = add_minutes(since, limit - used, hours)
-        dues[target] = timers.iso(due)
+        used = clock.used_minutes
+        dues[name] = timers.iso(add_minutes(since, limit - used, hours))
         for stage, threshold in (("warning", limit * share), ("breach", float(limit))):
-            if row[f"{target}_{_FLAG[stage]}"] is None:
-                await timers.add(tx, kind(target, stage), ticket_id, add_minutes(since, threshold - used, hours))
-    await tx.execute(
-        "UPDATE ticket_sla SET first_response_due = ?, resolution_due = ? WHERE ticket_id = ?",
-        (dues["first_response"], dues["resolution"], ticket_id),
-    )
+            if target.flagged(stage) is None:
+                await timers.add(tx, kind(name, stage), ticket_id, add_minutes(since, threshold - used, hours))
+    await store.set_dues(tx, ticket_id, dues["first_response"], dues["resolution"])
     poke_timers()
 
 
 async def fire(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | None = None) -> None:
     """A warning or breach timer fell due: check it still holds, mark it, tell the agents once."""
     _, target, stage = timer.kind.split(".")
-    moment = _now(now)
-    row = await _row(tx, timer.ref)
-    if row is None or _met(row, target) or row[f"{target}_{_FLAG[stage]}"] is not None:
+    moment = _now(tx, now)
+    clock = await store.get(tx, timer.ref)
+    if clock is None or clock.target(target).met_at is not None or clock.target(target).flagged(stage) is not None:
         return
     if target == "first_response":
-        sent = await tx.value(
-            "SELECT MIN(sent_at) FROM outbox WHERE ticket_id = ? AND kind = 'reply' AND state = 'sent'", (timer.ref,)
-        )
+        sent = await store.first_reply_sent_at(tx, timer.ref)
         if sent:  # answered, though the sender's hook did not record it (an older version sent it)
-            await first_response_sent(tx, timer.ref, datetime.fromisoformat(sent))
+            await first_response_sent(tx, timer.ref, sent)
             return
-    limit = row[f"{target}_minutes"]
-    if row["running_since"] is None or limit is None:
+    limit = clock.target(target).minutes
+    if clock.running_since is None or limit is None:
         return  # paused or no target: resuming schedules anew
-    hours = hours_for(config, row["queue"])
+    hours = hours_for(config, clock.queue)
     threshold = limit * (config.tickets.sla_warning_percent / 100 if stage == "warning" else 1.0)
-    used = used_at(row, moment, hours)
+    used = used_at(clock, moment, hours)
     if used + _EPSILON < threshold:
         # Early (the config's hours changed since it was scheduled): come back when it is due.
         await timers.add(tx, timer.kind, timer.ref, add_minutes(moment, threshold - used, hours))
         poke_timers()
         return
-    column = f"{target}_{_FLAG[stage]}"
-    await tx.execute(f"UPDATE ticket_sla SET {column} = ?, updated_at = ? WHERE ticket_id = ?",
-                     (timers.iso(moment), now_iso(), timer.ref))
-    due = row[f"{target}_due"]
+    await store.flag(tx, timer.ref, target, stage, moment)
+    due = clock.target(target).due
     if stage == "warning" and used >= limit:
         # Already past the deadline itself: the breach notice says it all, one mail not two.
         await tickets.event(tx, timer.ref, "system", "sla.warning_skipped", {"target": target, "due": due})
         return
-    sent = await _tell(tx, config, timer.ref, target, stage, due, limit, hours)
+    told = await _tell(tx, config, timer.ref, target, stage, due, limit, hours)
     await tickets.event(tx, timer.ref, "system", "sla.warning" if stage == "warning" else "sla.breached",
-                        {"target": target, "due": due, "minutes": limit, "told": sent})
+                        {"target": target, "due": due, "minutes": limit, "told": told})
 
 
 async def _tell(
@@ -270,7 +230,7 @@ async def _tell(
     if stage == "breach" and info.queue is not None:
         # Escalation goes to the whole queue (the assignee too), not only to whoever was late.
         agents = [*agents, *(a for a in config.queue_members(info.queue) if not a.away and a not in agents)]
-    zone = hours.zone if hours is not None else ZoneInfo(getattr(config.gateway, "timezone", "UTC"))
+    zone = hours.zone if hours is not None else ZoneInfo(config.gateway.timezone)
     shown = datetime.fromisoformat(due).astimezone(zone).strftime(f"%Y-%m-%d %H:%M ({zone.key})") if due else ""
     for agent in agents:
         await mailer.queue_mail(
@@ -285,24 +245,23 @@ async def _tell(
 
 async def report(tx: Txn, config: Config, ticket_id: int, *, now: datetime | None = None) -> dict[str, Any] | None:
     """The clock as a person reads it: targets, deadlines, minutes used and left, warnings sent."""
-    row = await _row(tx, ticket_id)
-    if row is None:
+    clock = await store.get(tx, ticket_id)
+    if clock is None:
         return None
-    moment = _now(now)
-    hours = hours_for(config, row["queue"])
-    used = used_at(row, moment, hours)
+    moment = _now(tx, now)
+    hours = hours_for(config, clock.queue)
+    used = used_at(clock, moment, hours)
     out: dict[str, Any] = {
-        "queue": row["queue"], "priority": row["priority"], "started_at": row["started_at"],
-        "running": row["running_since"] is not None, "business_hours": hours is not None,
+        "queue": clock.queue, "priority": clock.priority, "started_at": clock.started_at,
+        "running": clock.running_since is not None, "business_hours": hours is not None,
         "used_minutes": round(used, 1),
     }
-    for target in TARGETS:
-        limit = row[f"{target}_minutes"]
-        met = row["first_response_at" if target == "first_response" else "resolved_at"]
-        out[target] = {
-            "minutes": limit, "due": row[f"{target}_due"], "met_at": met,
-            "late": None if row[f"{target}_late"] is None else bool(row[f"{target}_late"]),
+    for name in TARGETS:
+        target = clock.target(name)
+        limit, met = target.minutes, target.met_at
+        out[name] = {
+            "minutes": limit, "due": target.due, "met_at": met, "late": target.late,
             "left_minutes": None if limit is None or met else round(limit - used, 1),
-            "warned_at": row[f"{target}_warned"], "breached_at": row[f"{target}_breached"],
+            "warned_at": target.warned, "breached_at": target.breached,
         }
     return out

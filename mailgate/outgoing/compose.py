@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from mailgate import commands
+from mailgate.models import File as File
 from mailgate.outgoing.relay import mailbox
 
 # Control characters (CR, LF, NUL, ...) end a header or smuggle in a new one: customer data never
@@ -66,15 +67,6 @@ class Outgoing:
     date: datetime | None = None
     cc: tuple[tuple[str, str], ...] = ()  # (name, address): the other people an agent's reply goes to
     files: tuple[File, ...] = ()  # attachments, after the text
-
-
-@dataclass(frozen=True, slots=True)
-class File:
-    """One attachment of an outgoing mail."""
-
-    name: str
-    content_type: str
-    data: bytes
 
 
 def _address(name: str, address: str) -> HeaderAddress:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mailgate.mail.text import visible_name
-from mailgate.outgoing.compose import File, clean
+from mailgate.models import File
+from mailgate.store import Row, Txn
 
-if TYPE_CHECKING:
-    from mailgate.store import Txn
+# Removing files is part of retention's and erasure's work: their operators watch that logger.
+log = logging.getLogger("mailgate.retention")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Names and types come from senders and go into headers of forwarded mail and agents' screens:
+# control characters (CR, LF, NUL …) would end a header or smuggle in a new one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+
+
+def _clean(value: str, limit: int) -> str:
+    return " ".join(_CONTROL.sub(" ", value).split())[:limit]
 
 
 class BlobStore:
@@ -79,15 +88,15 @@ async def message_files(
     return files, names
 
 
-def _embedded(row: Any) -> bool:
+def _embedded(row: Row) -> bool:
     """An inline part an HTML body points at by Content-ID: a logo or signature image, not a file someone sent."""
     return bool(row["inline"] and row["content_id"])
 
 
-def shown_name(row: Any) -> str:
+def shown_name(row: Row) -> str:
     """An attachment row's filename as people may see it; a made-up one when the sender gave none."""
     # Rows stored before names were cleaned at parse time may still hold bidi overrides.
-    return clean(visible_name(row["filename"] or ""), 200) or f"attachment-{row['id']}"
+    return _clean(visible_name(row["filename"] or ""), 200) or f"attachment-{row['id']}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,5 +118,29 @@ async def ticket_files(tx: Txn, ticket_id: int) -> list[StoredFile]:
         " ORDER BY m.id, a.id", (ticket_id,),
     )
     kept = [a for a in rows if not _embedded(a)]
-    return [StoredFile(n, a["message_row"], shown_name(a), clean(a["content_type"] or "", 100) or "application/octet-stream",
+    return [StoredFile(n, a["message_row"], shown_name(a), _clean(a["content_type"] or "", 100) or "application/octet-stream",
                        int(a["size"]), a["sha256"]) for n, a in enumerate(kept, 1)]
+
+
+async def drop_unreferenced(tx: Txn, hashes: Iterable[str]) -> list[str]:
+    """The blob rows of these hashes that no attachment names any more, deleted; their hashes returned."""
+    dropped = []
+    for sha256 in sorted(hashes):
+        if await tx.value("SELECT 1 FROM attachments WHERE sha256 = ? LIMIT 1", (sha256,)) is None:
+            await tx.execute("DELETE FROM blobs WHERE sha256 = ?", (sha256,))
+            dropped.append(sha256)
+    return dropped
+
+
+def unlink_unreferenced(blobs: BlobStore, hashes: Iterable[str]) -> int:
+    """Remove the files of blobs no row references (after the commit that dropped them); count removed."""
+    removed = 0
+    for sha256 in hashes:
+        try:
+            blobs.path(sha256).unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:  # one file that cannot go must not stop the rest
+            log.warning("retention.unlink_failed sha256=%s error=%s", sha256, exc)
+    return removed

@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from mailgate import daemon
 from mailgate.cli.main import main
+from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import retention
+from mailgate.store import open_store, store_for
 
 from .conftest import SUPPORT, send, settle
 from .conftest import run_cli as cli
@@ -132,8 +135,14 @@ batch_size = 2
 """
 
 
+async def retention_at(config: Config, when: datetime, *, dry_run: bool = False) -> dict[str, int]:
+    """A retention run beside the daemon, on a store whose clock stands at `when`."""
+    async with store_for(config, ManualClock(when)) as store:
+        return (await retention.run(store, config, dry_run=dry_run)).as_dict()
+
+
 async def test_retention_purges_old_closed_tickets_spool_bytes_and_sent_mail_on_a_turned_clock(
-    make_config: Callable[..., Config], sink: Sink, monkeypatch: pytest.MonkeyPatch
+    make_config: Callable[..., Config], sink: Sink
 ) -> None:
     config = make_config(AGENTS + RETENTION + relay_section(sink.port))
     shared = b"the same price list everybody sends " * 40
@@ -160,19 +169,19 @@ async def test_retention_purges_old_closed_tickets_spool_bytes_and_sent_mail_on_
         sent = await value(running, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'")
         assert sent >= 2
 
-        # Five days on: only the spool and outbox limits have not passed either; nothing goes.
-        now = datetime.now(UTC)
-        monkeypatch.setattr(retention, "clock", lambda: now + timedelta(days=5))
+        # Today, and five days on: only the spool and outbox limits have not passed either; nothing goes.
+        kinds = ("tickets", "messages", "files", "spool", "outbox")
         nothing = await ok(running, "retention", "run")
-        assert {k: nothing[k] for k in ("tickets", "messages", "files", "spool", "outbox")} == dict.fromkeys(
-            ("tickets", "messages", "files", "spool", "outbox"), 0)
+        assert nothing["dry_run"] is False and {k: nothing[k] for k in kinds} == dict.fromkeys(kinds, 0)
+        now = datetime.now(UTC)
+        nothing = await retention_at(config, now + timedelta(days=5))
+        assert {k: nothing[k] for k in kinds} == dict.fromkeys(kinds, 0)
 
-        monkeypatch.setattr(retention, "clock", lambda: now + timedelta(days=31))
-        dry = await ok(running, "retention", "run", "--dry-run")
-        assert dry["dry_run"] is True and dry["tickets"] == 1 and dry["messages"] == old_messages
+        dry = await retention_at(config, now + timedelta(days=31), dry_run=True)
+        assert dry["tickets"] == 1 and dry["messages"] == old_messages
         assert await value(running, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'") == sent  # dry: untouched
 
-        done = await ok(running, "retention", "run")
+        done = await retention_at(config, now + timedelta(days=31))
         assert done["tickets"] == 1 and done["messages"] == old_messages and done["files"] == 1
         assert done["outbox"] == sent and done["spool"] >= 1
 
@@ -209,7 +218,8 @@ async def test_the_daemon_books_a_daily_retention_run_and_a_due_one_purges_at_st
             await tx.execute("UPDATE timers SET due_at = ? WHERE kind = ?", ("2000-01-01T00:00:00.000000+00:00",
                                                                               retention.RUN))
     later = datetime.now(UTC) + timedelta(days=40)
-    monkeypatch.setattr(retention, "clock", lambda: later)
+    # The daemon's store keeps the time of the next start: 40 days on.
+    monkeypatch.setattr(daemon, "open_store", lambda config: open_store(config, ManualClock(later)))
     async with started(config) as running:
         async with asyncio.timeout(20):
             while not await value(running, "SELECT COUNT(*) FROM events WHERE kind = 'retention.purged'"):

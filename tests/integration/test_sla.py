@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from mailgate import config as config_mod
 from mailgate.cli.main import main
+from mailgate.clock import ManualClock
 from mailgate.config import BusinessHoursConfig, Config, ConfigError
 from mailgate.daemon import Running, started
 from mailgate.ops import lifecycle, sla, tickets
@@ -199,6 +200,31 @@ async def test_deadlines_and_timers_from_the_queue_targets(store: tuple[Config, 
         ref = await tickets.open_ticket(tx, subject="Spam", contact_id=None, first_number=1000, actor="test")
         await tx.execute("UPDATE tickets SET queue = 'support', quarantined = 1 WHERE id = ?", (ref.id,))
         assert await sla.start(tx, config, ref.id, now=T0) is False
+
+
+@pytest.mark.asyncio
+async def test_the_clock_runs_on_the_stores_time(tmp_path: Path) -> None:
+    """No time passed in: pauses, resumes, deadlines and the report read the store's clock, which the test moves."""
+    config = config_mod.load(write_config(tmp_path, SLA_CONFIG))
+    clock = ManualClock(T0)
+    async with Store(config.database_path, clock=clock) as s:
+        ticket = await new_ticket(s, config)
+        clock.advance(timedelta(minutes=30))
+        async with s.txn() as tx:
+            await sla.status_changed(tx, config, ticket, "open", "pending", actor="test")
+        paused = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+        assert paused["running_since"] is None and paused["used_minutes"] == 30
+        clock.advance(timedelta(days=2))  # waiting on the customer: none of this counts
+        async with s.txn() as tx:
+            await sla.status_changed(tx, config, ticket, "pending", "open", actor="test")
+        resumed = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
+        assert datetime.fromisoformat(resumed["first_response_due"]) == clock.now() + timedelta(minutes=30)
+        assert datetime.fromisoformat(resumed["updated_at"]) == clock.now()
+        clock.advance(timedelta(minutes=10))
+        async with s.read() as tx:
+            report = await sla.report(tx, config, ticket)
+        assert report is not None and report["used_minutes"] == 40
+        assert report["first_response"]["left_minutes"] == 20 and report["resolution"]["left_minutes"] == 440
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,110 @@
+"""Where a new ticket is put: its routed fields, tags and trace, agents' open load and the round-robin position."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mailgate.models import CLOSED_STATUSES
+from mailgate.store import Txn
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """The routed fields a ticket is given when it is opened."""
+
+    queue: str | None
+    priority: str
+    category: str | None
+    assignee: str | None
+    quarantined: bool
+    ack_suppressed: bool
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRouting:
+    """A ticket's routing as stored: its fields, tags and the trace (None before routing was recorded)."""
+
+    category: str | None
+    tags: tuple[str, ...]
+    quarantined: bool
+    ack_suppressed: bool
+    detected_language: str | None
+    trace: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """As `tickets show` prints it."""
+        return {
+            "category": self.category,
+            "tags": list(self.tags),
+            "quarantined": self.quarantined,
+            "ack_suppressed": self.ack_suppressed,
+            "detected_language": self.detected_language,
+            "routing": self.trace,
+        }
+
+
+async def last_in_rotation(tx: Txn, queue: str) -> str | None:
+    """The agent a queue's round-robin gave the last ticket to."""
+    value = await tx.value("SELECT last_agent FROM queue_rotation WHERE queue = ?", (queue,))
+    return None if value is None else str(value)
+
+
+async def rotate_to(tx: Txn, queue: str, agent_id: str) -> None:
+    await tx.execute(
+        "INSERT INTO queue_rotation (queue, last_agent, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (queue) DO UPDATE SET last_agent = excluded.last_agent, updated_at = excluded.updated_at",
+        (queue, agent_id, tx.now_iso()),
+    )
+
+
+async def open_load(tx: Txn, agent_ids: Sequence[str]) -> dict[str, int]:
+    """Open (not closed, not quarantined) tickets per agent; agents without any are left out."""
+    if not agent_ids:
+        return {}
+    closed = sorted(CLOSED_STATUSES)
+    rows = await tx.all(
+        f"SELECT assignee, COUNT(*) AS n FROM tickets WHERE assignee IN ({', '.join('?' for _ in agent_ids)})"
+        f" AND status NOT IN ({', '.join('?' for _ in closed)}) AND quarantined = 0 GROUP BY assignee",
+        [*agent_ids, *closed],
+    )
+    return {r["assignee"]: int(r["n"]) for r in rows}
+
+
+async def place(tx: Txn, ticket_id: int, placed: Placed) -> None:
+    p = placed
+    await tx.execute(
+        "UPDATE tickets SET queue = ?, priority = ?, category = ?, assignee = ?, quarantined = ?,"
+        " ack_suppressed = ?, detected_language = ? WHERE id = ?",
+        (p.queue, p.priority, p.category, p.assignee, int(p.quarantined), int(p.ack_suppressed), p.language, ticket_id),
+    )
+
+
+async def add_tags(tx: Txn, ticket_id: int, tags: Iterable[str]) -> None:
+    """Tags on a ticket; one it has already is kept once."""
+    await tx.executemany("INSERT OR IGNORE INTO ticket_tags (ticket_id, tag) VALUES (?, ?)", [(ticket_id, t) for t in tags])
+
+
+async def save_trace(tx: Txn, ticket_id: int, trace: Mapping[str, Any]) -> None:
+    """The routing trace shown by `tickets explain`; a later decision replaces it."""
+    await tx.execute(
+        "INSERT OR REPLACE INTO ticket_routing (ticket_id, decided_at, trace) VALUES (?, ?, ?)",
+        (ticket_id, tx.now_iso(), json.dumps(trace, ensure_ascii=False)),
+    )
+
+
+async def routing_of(tx: Txn, ticket_id: int) -> StoredRouting | None:
+    row = await tx.one(
+        "SELECT t.category, t.quarantined, t.ack_suppressed, t.detected_language, r.trace"
+        " FROM tickets t LEFT JOIN ticket_routing r ON r.ticket_id = t.id WHERE t.id = ?",
+        (ticket_id,),
+    )
+    if row is None:
+        return None
+    tags = tuple(r["tag"] for r in await tx.all("SELECT tag FROM ticket_tags WHERE ticket_id = ? ORDER BY tag",
+                                                (ticket_id,)))
+    return StoredRouting(row["category"], tags, bool(row["quarantined"]), bool(row["ack_suppressed"]),
+                         row["detected_language"], json.loads(row["trace"]) if row["trace"] else None)

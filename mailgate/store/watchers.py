@@ -1,0 +1,121 @@
+"""The ticket_watchers table: which agents follow a ticket and what each has read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailgate.config import AgentConfig, Config
+from mailgate.store import Txn
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One agent's view of a ticket; `unread` also when they never read it."""
+
+    agent: str
+    following: bool
+    unread: bool
+    read_at: str | None
+
+
+async def acted(tx: Txn, ticket_id: int, agent_id: str) -> None:
+    """Read now, and followed unless the agent unfollowed it before."""
+    now = tx.now_iso()
+    await tx.execute(
+        "INSERT INTO ticket_watchers (ticket_id, agent, following, unread, read_at, updated_at)"
+        " VALUES (?, ?, 1, 0, ?, ?) ON CONFLICT (ticket_id, agent) DO UPDATE SET unread = 0,"
+        " read_at = excluded.read_at, updated_at = excluded.updated_at",
+        (ticket_id, agent_id, now, now),
+    )
+
+
+async def is_following(tx: Txn, ticket_id: int, agent_id: str) -> bool | None:
+    """Whether the agent follows the ticket; None when they never touched it."""
+    value = await tx.value("SELECT following FROM ticket_watchers WHERE ticket_id = ? AND agent = ?",
+                           (ticket_id, agent_id))
+    return None if value is None else bool(value)
+
+
+async def set_following(tx: Txn, ticket_id: int, agent_id: str, following: bool) -> None:
+    now = tx.now_iso()
+    await tx.execute(
+        "INSERT INTO ticket_watchers (ticket_id, agent, following, unread, read_at, updated_at)"
+        " VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (ticket_id, agent) DO UPDATE SET following = excluded.following,"
+        " updated_at = excluded.updated_at",
+        (ticket_id, agent_id, int(following), now, now),
+    )
+
+
+async def mark(tx: Txn, ticket_id: int, agent_id: str, *, read: bool) -> None:
+    """Read (without following) or unread again; the last read time is kept when marked unread."""
+    now = tx.now_iso()
+    await tx.execute(
+        "INSERT INTO ticket_watchers (ticket_id, agent, following, unread, read_at, updated_at)"
+        " VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (ticket_id, agent) DO UPDATE SET unread = excluded.unread,"
+        " read_at = COALESCE(excluded.read_at, ticket_watchers.read_at), updated_at = excluded.updated_at",
+        (ticket_id, agent_id, int(not read), now if read else None, now),
+    )
+
+
+async def customer_wrote(tx: Txn, ticket_id: int) -> None:
+    """New customer mail: unread again for everyone who had read the ticket."""
+    await tx.execute("UPDATE ticket_watchers SET unread = 1, updated_at = ? WHERE ticket_id = ? AND unread = 0",
+                     (tx.now_iso(), ticket_id))
+
+
+async def followers(tx: Txn, ticket_id: int) -> list[str]:
+    """Agent ids following the ticket, sorted."""
+    rows = await tx.all("SELECT agent FROM ticket_watchers WHERE ticket_id = ? AND following = 1 ORDER BY agent",
+                        (ticket_id,))
+    return [r["agent"] for r in rows]
+
+
+async def unfollowed(tx: Txn, ticket_id: int) -> set[str]:
+    """Agent ids who said [unfollow] on the ticket."""
+    rows = await tx.all("SELECT agent FROM ticket_watchers WHERE ticket_id = ? AND following = 0", (ticket_id,))
+    return {r["agent"] for r in rows}
+
+
+def _watch(agent: str, following: object, unread: object, read_at: str | None) -> Watch:
+    return Watch(agent, bool(following), bool(unread) or read_at is None, read_at)
+
+
+async def watch(tx: Txn, ticket_id: int, agent_id: str) -> Watch | None:
+    row = await tx.one("SELECT following, unread, read_at FROM ticket_watchers WHERE ticket_id = ? AND agent = ?",
+                       (ticket_id, agent_id))
+    return None if row is None else _watch(agent_id, row["following"], row["unread"], row["read_at"])
+
+
+async def watches(tx: Txn, ticket_id: int) -> list[Watch]:
+    """Every agent's view of the ticket, by agent id."""
+    rows = await tx.all("SELECT agent, following, unread, read_at FROM ticket_watchers WHERE ticket_id = ?"
+                        " ORDER BY agent", (ticket_id,))
+    return [_watch(r["agent"], r["following"], r["unread"], r["read_at"]) for r in rows]
+
+
+def unread_sql(agent_param: str = "?") -> str:
+    """A SQL expression (for a ticket aliased t): 1 when the agent has not read it since the customer wrote."""
+    return (f"COALESCE((SELECT CASE WHEN w.unread = 1 OR w.read_at IS NULL THEN 1 ELSE 0 END"
+            f" FROM ticket_watchers w WHERE w.ticket_id = t.id AND w.agent = {agent_param}), 1)")
+
+
+async def following(tx: Txn, config: Config, ticket_id: int) -> list[AgentConfig]:
+    """Agents following the ticket (configured, not away), by agent id."""
+    agents = [config.agent(agent_id) for agent_id in await followers(tx, ticket_id)]
+    return [a for a in agents if a is not None and not a.away]
+
+
+async def recipients(
+    tx: Txn, config: Config, ticket_id: int, assignee: str | None, base: list[AgentConfig]
+) -> list[AgentConfig]:
+    """Who hears about a ticket: the usual agents (assignee, else the queue) and its followers.
+
+    An agent who said [unfollow] is left out unless they are the assignee: the ticket is theirs.
+    """
+    out: dict[str, AgentConfig] = {}
+    dropped = await unfollowed(tx, ticket_id)
+    for agent in [*base, *await following(tx, config, ticket_id)]:
+        if agent.id in dropped and agent.id != assignee:
+            continue
+        out.setdefault(agent.id, agent)
+    return list(out.values())
