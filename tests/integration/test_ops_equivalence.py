@@ -25,8 +25,8 @@ from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
-from ..conftest import SUPPORT, send, settle, write_config
-from ..sink import Received, Sink, relay_section, wait_mail
+from .conftest import SUPPORT, send, settle, write_config
+from .sink import Received, Sink, relay_section, wait_mail
 
 pytestmark = pytest.mark.asyncio
 
