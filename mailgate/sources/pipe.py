@@ -6,6 +6,7 @@ import hashlib
 import logging
 import mailbox
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,9 +77,16 @@ def read_mbox(path: Path) -> Iterator[tuple[str, bytes]]:
         box.close()
 
 
+def _delivery_order(key: str) -> list[int | str]:
+    """Maildir names start with the delivery time ("1700000000.M99999P42Q1.host"), but the microseconds
+    are not zero-padded: as text, M99999 sorts after M123456 of the same second. Compared as numbers,
+    an import keeps the order the mail arrived in, so replies follow what they answer."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
+
+
 def read_maildir(path: Path) -> Iterator[tuple[str, bytes]]:
     box = mailbox.Maildir(str(path), factory=None, create=False)
-    for key in sorted(box.iterkeys()):
+    for key in sorted(box.iterkeys(), key=_delivery_order):
         yield f"{path}/{key}", box.get_bytes(key)
 
 

@@ -1,4 +1,4 @@
--- Ticket life: merge, forward, ask a colleague, split (issue 7 parts 3-6).
+-- Ticket life: merge, forward, ask a colleague, split.
 
 -- A merged ticket (status 'merged') points at the one that took over its messages; correlate
 -- follows the pointer, so mail with the old ticket's tokens or tag lands in the survivor.

@@ -1,4 +1,4 @@
--- Ticket life: tasks for another queue, watchers and per-agent read state (issue 7 parts 9-10).
+-- Ticket life: tasks for another queue, watchers and per-agent read state.
 
 -- A task one queue asks of another, linked to a ticket, with a deadline ([task:QUEUE due:…]).
 -- Its members answer by mail to a signed 't' address (token: task id, agent id); [done] closes it.
