@@ -128,7 +128,7 @@ def tickets_note(ctx: click.Context, number: int, text: str, agent_id: str, as_j
             tx, ticket_id, agent, direction="note", subject="", text=words, reply_text=words,
             message_id=f"mg.cli.{datetime.now(UTC).timestamp():.6f}.{agent.id}@{config.message_id_domain}",
         )
-        mailer = outbound.mailer_for(config)
+        mailer = outbound.mailer_for(tx, config)
         await mailer.notify_note(tx, await mailer.ticket(tx, ticket_id), agent, words)
         await watchers.acted(tx, ticket_id, agent.id)
         return row

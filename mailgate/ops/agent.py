@@ -147,7 +147,7 @@ async def mail_ticket_to(
     outcome: dict[str, Any],
 ) -> None:
     """Mail an agent a ticket with the customer's latest words; its Reply-To answers the customer."""
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     last = await tx.one(
         "SELECT from_name, from_address, reply_text, text FROM messages WHERE ticket_id = ? AND direction = 'in'"
@@ -193,7 +193,6 @@ async def set_category(tx: Txn, ticket_id: int, category: str, agent: AgentConfi
 async def snooze(tx: Txn, config: Config, ticket_id: int, until: datetime, agent: AgentConfig) -> Change:
     """Status 'waiting' until then; the wake-up timer row is written in the same transaction (lifecycle)."""
     await lifecycle.snooze(tx, config, ticket_id, until, actor=actor(agent))
-    outbound.wake(later=True)
     return Change("snooze", f"waiting until {timers.iso(until)[:16].replace('T', ' ')} UTC")
 
 
@@ -207,8 +206,6 @@ async def cancel(tx: Txn, ticket_id: int, agent: AgentConfig) -> Change:
 async def send_held(tx: Txn, ticket_id: int, agent: AgentConfig) -> Change:
     """Send the agent's held replies now (the customer wrote again while they waited)."""
     count = await outbox.release_held(tx, ticket_id, agent.id)
-    if count:
-        outbound.wake()
     return Change("send", f"{count} held repl{'y' if count == 1 else 'ies'} sent" if count else "nothing was held")
 
 

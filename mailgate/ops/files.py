@@ -89,7 +89,7 @@ async def send(tx: Txn, config: Config, ticket_id: int, value: str, agent: Agent
     if unknown:
         raise OpError(f"[files:{value}]: no file {', '.join(map(str, unknown))} (the ticket has {len(stored)})")
     files, listing = await attach(config, [stored[n - 1] for n in wanted])
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     outbox_id = await mailer.queue_mail(
         tx, info, kind="notify", template="files", to_name=agent.name, to_address=agent.addresses[0],

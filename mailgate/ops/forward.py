@@ -43,7 +43,7 @@ async def forward(
     notes: bool = False, text: str = "",
 ) -> Change:
     """The ticket with its whole correspondence (and attachments) to each address; notes only if asked."""
-    own = {a.lower() for a in config.gateway.addresses} | {outbound.mailer_for(config).bounce_base}
+    own = {a.lower() for a in config.gateway.addresses} | {outbound.mailer_for(tx, config).bounce_base}
     for address in addresses:
         if loops.base(address.lower()) in own:
             raise OpError(f"[forward:{address}]: that is mailgate's own address")
@@ -75,7 +75,7 @@ async def _send(
     tx: Txn, config: Config, ticket_id: int, kind: str, address: str, colleague: AgentConfig | None,
     agent: AgentConfig, *, notes: bool, text: str,
 ) -> None:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     now = datetime.now(UTC)
     forward_id = await tx.execute(
@@ -109,7 +109,6 @@ async def _send(
     await tickets.event(tx, ticket_id, agent_ops.actor(agent), f"ticket.{kind}",
                         {"to": address, "colleague": colleague.id if colleague else None, "notes": notes,
                          "forward": forward_id, "outbox": outbox_id, "attachments": len(files)})
-    outbound.wake()
 
 
 async def _thread(
@@ -187,7 +186,7 @@ async def _store_answer(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolE
     )
     asker = config.agent(asked["asked_by"])
     if asker is not None:
-        mailer = outbound.mailer_for(config)
+        mailer = outbound.mailer_for(tx, config)
         info = await mailer.ticket(tx, ticket_id)
         shown = f"{sender.name} <{address}>" if sender and sender.name else address
         await mailer.queue_mail(

@@ -129,7 +129,7 @@ async def _proven(
     tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, found: Correlation,
     ident: Identity, agent: AgentConfig,
 ) -> Decision:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     answered = await answered_subject(tx, mail, ticket_id)
     words = await agent_words.for_customer(
@@ -397,7 +397,7 @@ async def _tell(
     is_note: bool, excerpt: tuple[str, str] | None = None,
 ) -> None:
     """One mail to the agent: the confirmation or the refusal; its Reply-To keeps a note a note."""
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     data = {k: getattr(outcome, k) for k in outcome.__dataclass_fields__}
     who, words = excerpt or ("", "")
     if ticket_id is None:
@@ -416,7 +416,7 @@ async def _tell(
 
 async def _tell_ticketless(tx: Txn, config: Config, agent: AgentConfig, template: str, data: dict[str, Any]) -> None:
     """A mail to an agent about no ticket ([list], a refused command mail); Reply-To is the command address."""
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     language = agent.language or config.gateway.default_language
     rendered = mailer.templates.render(template, language, context(
         gateway=config.gateway.name, number=0, tag=config.gateway.ticket_tag, subject="",
@@ -439,7 +439,6 @@ async def _tell_ticketless(tx: Txn, config: Config, agent: AgentConfig, template
     ))
     mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
     await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
-    outbound.wake()
 
 
 UNPROVEN_NOTICES_PER_HOUR = 5
@@ -460,7 +459,7 @@ async def tell_unproven(
     agent = ident.claimed
     await tickets.event(tx, ticket_id, "system", "agent_mail.unproven",
                         {"agent": agent.id, "why": ident.why, "opened": opened})
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     if mail.kind is not MailKind.MESSAGE or imported:
         return  # an out-of-office in the agent's name: a notice would be answered by the next one
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="microseconds")

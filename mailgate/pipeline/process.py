@@ -16,7 +16,7 @@ from mailgate.mail.parse import content_key, parse
 from mailgate.mail.subjects import clean_subject
 from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule
 from mailgate.obs import q
-from mailgate.ops import assign, lifecycle, parties, tickets
+from mailgate.ops import assign, lifecycle, parties, tickets, watchers
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing import notices as outbound
 from mailgate.pipeline import agent_mail
@@ -130,7 +130,7 @@ class Processor:
                 tx, mail, entry.envelope.rcpt_to, secret=self._secret, tag_prefix=self.config.gateway.ticket_tag,
                 config=self.config,
             )
-            mailer = outbound.mailer_for(self.config)  # outgoing mail (issue 4)
+            mailer = outbound.mailer_for(tx, self.config)  # outgoing mail (issue 4)
             found = await mailer.rethread_bounce(tx, mail, entry.envelope.rcpt_to, found)
             # --- issue 6: a proven agent's mail is handled (commands, reply, note) in agent_mail ---
             agent = await agent_mail.dispatch(tx, self.config, mail, entry, key, found)
@@ -208,6 +208,8 @@ class Processor:
             if held and admission is not None:
                 await self._held(tx, mailer, ticket_id, number, mail, entry, admission)
             else:
+                if mail.kind is not MailKind.BOUNCE:
+                    await watchers.customer_wrote(tx, ticket_id)  # unread again for every agent
                 # Outgoing mail (issue 4): ack, notifications, bounce handling, in this same transaction.
                 await mailer.after_inbound(tx, ticket_id=ticket_id, mail=mail, envelope=entry.envelope, new_ticket=new_ticket,
                                            joined=joined)

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from mailgate.config import Config
 
 Row = sqlite3.Row
+T = TypeVar("T")
+# Told after a write transaction committed, with what it touched (e.g. {"outbox", "timers"}).
+CommitListener = Callable[[frozenset[str]], None]
 
 
 class StoreUnavailable(Exception):
@@ -88,9 +91,22 @@ class Txn:
     through aiosqlite's thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock | None = None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, clock: Clock | None = None, parts: dict[type[Any], object] | None = None
+    ) -> None:
         self._conn = conn
         self.clock: Clock = clock or SystemClock()
+        self._parts = parts if parts is not None else {}
+        self.touched: set[str] = set()
+
+    def touch(self, what: str) -> None:
+        """This transaction queued work a runner waits for ("outbox", "timers"): its owner hears after COMMIT."""
+        self.touched.add(what)
+
+    def part(self, kind: type[T]) -> T | None:
+        """A part the store's owner handed every transaction (the daemon's mailer), found by its type."""
+        found = self._parts.get(kind)
+        return found if isinstance(found, kind) else None
 
     def now(self) -> datetime:
         """The store's clock: the daemon's, or a test's that it moves."""
@@ -146,6 +162,9 @@ class Store:
     ) -> None:
         self.path = path
         self.clock: Clock = clock or SystemClock()
+        # Set by whoever runs the store (the daemon): parts every Txn can reach, and who hears of commits.
+        self.parts: dict[type[Any], object] = {}
+        self.on_commit: CommitListener | None = None
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -272,8 +291,9 @@ class Store:
             db = self._require()
             assert self._conn is not None
             await self._begin(db, deadline)
+            tx = Txn(self._conn, self.clock, self.parts)
             try:
-                yield Txn(self._conn, self.clock)
+                yield tx
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
@@ -284,6 +304,8 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
                 raise StoreUnavailable(f"cannot commit: {exc}") from exc
+        if tx.touched and self.on_commit is not None:
+            self.on_commit(frozenset(tx.touched))
 
     async def _begin(self, db: aiosqlite.Connection, deadline: float | None) -> None:
         """BEGIN IMMEDIATE, which may wait for another process's writer: busy_timeout, or until the deadline.
@@ -321,7 +343,7 @@ class Store:
             assert conn is not None
             conn.execute("BEGIN").close()
             try:
-                yield Txn(conn, self.clock)
+                yield Txn(conn, self.clock, self.parts)
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT").close()
