@@ -177,7 +177,7 @@ class Writer:
             subject=subject, message_id=message_id, text=rendered.text, html=rendered.html,
             marker=tokens.body_marker(self.secret, token), in_reply_to=info.last_inbound,
             references=info.references, automatic=automatic, auto_kind=auto_kind, language=language, cc=cc,
-            files=files,
+            files=files, date=tx.now(),
         ))
         await rows.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), when)
         return outbox_id

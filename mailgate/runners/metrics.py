@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -70,7 +70,7 @@ class Metrics:
             breached = await stats.sla_breached(tx)
         age = 0.0
         if oldest:
-            age = max(0.0, (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds())
+            age = max(0.0, (store.clock.now() - datetime.fromisoformat(oldest)).total_seconds())
         return Snapshot(
             received=dict(self._received.counts),
             opened=dict(self._opened.counts),

@@ -120,6 +120,12 @@ class Timers:
                 except Exception as exc:  # one row the scheduler refuses must not keep the rest out
                     log.error("timers.schedule_failed id=%s error=%s", timer.id, _reason(exc))
 
+    async def reschedule(self) -> None:
+        """Schedule every row again by the clock as it is now (it was moved: a test's ManualClock)."""
+        async with self._sync_lock:
+            self._seen = 0
+        await self.sync()
+
     def _run_date(self, due_at: datetime) -> datetime:
         """When APScheduler (which reads the real time) must run a row due at `due_at` by our clock."""
         return datetime.now(UTC) + max(due_at - self.clock.now(), timedelta(0))
