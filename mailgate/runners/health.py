@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailgate.obs import sd_notify
+from mailgate.runners import Spawn
 from mailgate.runners.parts import Parts
-from mailgate.runners.sender import Spawn
 from mailgate.store import Store, stats
 
 log = logging.getLogger("mailgate.health")

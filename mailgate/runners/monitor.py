@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mailgate.runners import health
+from mailgate.runners import Spawn, health
 from mailgate.runners.metrics import Metrics
 from mailgate.runners.parts import Parts
-from mailgate.runners.sender import Spawn
 
 log = logging.getLogger("mailgate.monitor")
 

@@ -11,8 +11,8 @@ from mailgate.config import Config
 from mailgate.outgoing.maildir import MaildirRelay
 from mailgate.outgoing.notices import Mailer
 from mailgate.outgoing.relay import Delivery, Relay
-from mailgate.runners import timers
-from mailgate.runners.sender import Sender, Spawn
+from mailgate.runners import Spawn, timers
+from mailgate.runners.sender import Sender
 from mailgate.store import Store, Txn, stats
 from mailgate.store.outbox import OutboxRow
 from mailgate.store.timers import OUTBOX_RELEASE

@@ -8,9 +8,8 @@ import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from mailgate.clock import Clock, iso
 from mailgate.config import OutboxConfig
@@ -18,6 +17,7 @@ from mailgate.obs import q
 from mailgate.ops import sla
 from mailgate.outgoing.outbox import backoff
 from mailgate.outgoing.relay import Delivery, Result
+from mailgate.runners import Spawn
 from mailgate.store import Store, StoreUnavailable, Txn, messages
 from mailgate.store import outbox as rows
 from mailgate.store import ticket_view as view
@@ -33,8 +33,6 @@ RESTART_PAUSE = 1.0
 
 # Called inside the transaction that marks a row failed: record it and tell someone.
 FailureHook = Callable[[Txn, OutboxRow, str], Awaitable[None]]
-# Starts one long-running task in the daemon's task group.
-Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]], str], "asyncio.Task[None]"]
 
 
 class Sender:
