@@ -41,7 +41,7 @@ async def facts(tx: Txn, ticket_id: int) -> TicketFacts | None:
         "SELECT address FROM ticket_parties WHERE ticket_id = ? AND role = 'requester' ORDER BY address LIMIT 1",
         (ticket_id,),
     )
-    if customer is None and contact_id:
+    if not customer and contact_id:
         customer = await tx.value(
             "SELECT address FROM contact_addresses WHERE contact_id = ? ORDER BY created_at LIMIT 1", (contact_id,)
         )
