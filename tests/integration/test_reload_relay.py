@@ -67,3 +67,15 @@ async def test_sighup_applies_the_relay_and_names_what_needs_a_restart(
             assert not old.received
     partial = [r.getMessage() for r in caplog.records if "config.reload_partial" in r.getMessage()]
     assert partial and "storage" in partial[0] and "relay" not in partial[0]
+
+
+async def test_more_relay_connections_need_a_restart(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with running_sink() as sink:
+        config = config_mod.load(write_config(tmp_path, relay_section(sink.port, send_delay=0) + AGENTS))
+        async with started(config) as running:
+            more = relay_section(sink.port, send_delay=0).replace("timeout = 10\n", "timeout = 10\nconnections = 4\n", 1)
+            write_config(tmp_path, more + AGENTS)
+            with caplog.at_level(logging.WARNING, logger="mailgate.daemon"):
+                assert daemon.reload(running) is True
+            assert running.outgoing is not None and len(running.outgoing.sender._tasks) == config.relay.connections
+    assert any("config.reload_partial needs_restart=relay.connections" in r.getMessage() for r in caplog.records)
