@@ -32,7 +32,6 @@ from mailgate import config as config_mod
 from mailgate import tokens
 from mailgate.daemon import started
 from mailgate.outgoing import compose
-from mailgate.outgoing import notices as outbound
 from mailgate.outgoing.templates import Templates, sample_context
 
 CONNECTIONS = 2
@@ -115,8 +114,7 @@ async def baseline(port: int, sink: Sink, count: int) -> float:
 async def outbox_throughput(running: object, sink: Sink, count: int) -> tuple[float, float]:
     """Render + queue N mails (batches of 50 per transaction), then wait until the sink has them all."""
     store = running.store  # type: ignore[attr-defined]
-    config = running.config  # type: ignore[attr-defined]
-    mailer = outbound.mailer_for(config)
+    mailer = running.mailer  # type: ignore[attr-defined]
     before = sink.count
     start = time.perf_counter()
     done = 0

@@ -6,14 +6,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
 from mailgate import config as config_mod
+from mailgate import rules
+from mailgate.clock import Clock, SystemClock
 from mailgate.config import Config, ConfigError
 from mailgate.obs import sd_notify
 from mailgate.ops import lifecycle, retention, tasks
+from mailgate.outgoing.notices import Mailer
 from mailgate.pipeline.process import Processor
+from mailgate.rules import report as rule_tests
 from mailgate.runners import monitor
 from mailgate.runners.intake import Worker
 from mailgate.runners.monitor import Monitor
@@ -34,36 +39,74 @@ class Running:
     worker: Worker
     server: smtp.SmtpServer
     imap: ImapWorkers | None = None
-    outgoing: Outgoing | None = None  # outbox sender and timers (issue 4)
+    outgoing: Outgoing | None = None  # outbox sender and timers
     worker_task: asyncio.Task[None] | None = None  # the spool worker's loop: /healthz and the watchdog watch it
     monitor: Monitor | None = None  # /metrics, /healthz and the systemd watchdog
     # Seconds the stop gives work in flight (DATA, relay sends, IMAP, the worker) once started()
     # exits. run() sets smtp.stop_timeout on SIGTERM; an error or a test's exit stops at once.
     stop_grace: float = 0.0
+    clock: Clock = field(default_factory=SystemClock)
 
     @property
     def smtp_port(self) -> int:
         return int(self.server.sockets[0].getsockname()[1])
 
+    @property
+    def mailer(self) -> Mailer:
+        """The Mailer of the config in force (a reload builds a new one)."""
+        found = self.store.parts.get(Mailer)
+        assert isinstance(found, Mailer), "the daemon is not running"
+        return found
+
 
 @contextlib.asynccontextmanager
-async def started(config: Config) -> AsyncIterator[Running]:
-    """Everything up and serving; torn down in reverse order on exit."""
-    store = await open_store(config)
+async def started(config: Config, *, clock: Clock | None = None) -> AsyncIterator[Running]:
+    """Everything up and serving; torn down in reverse order on exit.
+
+    clock: the one time every part reads (the store, the timers, the sender's retries); a test
+    passes a ManualClock and moves it instead of rewriting due times in the database.
+    """
+    clock = clock or SystemClock()
+    store = await open_store(config, clock)
+    try:
+        # Every long-running task belongs to this group: none outlives the daemon, and an error
+        # that escapes one (a bug) stops the daemon instead of leaving it half alive.
+        async with asyncio.TaskGroup() as group:
+            async with _parts(config, store, clock, group) as running:
+                yield running
+    except BaseExceptionGroup as errors:
+        # The test's or the caller's own exception comes through the group: give it back as it was.
+        if len(errors.exceptions) == 1:
+            raise errors.exceptions[0] from None
+        raise
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def _parts(config: Config, store: Store, clock: Clock, group: asyncio.TaskGroup) -> AsyncIterator[Running]:
+    def spawn(make: Callable[[], Coroutine[Any, Any, None]], name: str) -> asyncio.Task[None]:
+        return group.create_task(make(), name=name)
+
     worker_task: asyncio.Task[None] | None = None
     server: smtp.SmtpServer | None = None
     imap: ImapWorkers | None = None
     outgoing: Outgoing | None = None
     running: Running | None = None
     try:
+        # One Mailer per config (templates compiled once); the domain finds it through its transaction.
+        mailer = Mailer(config)
+        store.parts[Mailer] = mailer
         worker = Worker(Processor(config, store))
-        worker_task = asyncio.create_task(worker.run(), name="spool-worker")
-        outgoing = Outgoing(config, store)  # the outbox sender and the timers (issue 4)
-        # Ticket life (issue 7): wake-ups and SLA warnings, under the config in force when they fire.
+        worker_task = spawn(worker.run, "spool-worker")
+        outgoing = Outgoing(config, store, mailer, clock=clock)
+        # A commit that queued mail or timers wakes the sender and the timers (no polling wait).
+        store.on_commit = outgoing.committed
+        # Wake-ups, SLA warnings and overdue tasks fire under the config in force when they fire.
         lifecycle.register_timers(outgoing.timers, lambda: worker.processor.config)
-        tasks.register_timers(outgoing.timers, lambda: worker.processor.config)  # overdue tasks (issue 7)
+        tasks.register_timers(outgoing.timers, lambda: worker.processor.config)
         await retention.start(outgoing.timers, store, lambda: worker.processor.config)  # daily purge
-        await outgoing.start()
+        await outgoing.start(spawn)
         handler = smtp.SpoolHandler(config, store, on_accept=worker.wake)
         server = await smtp.serve(config, handler)
         # Each account runs on its own thread and retries on its own: a broken one stops nothing else.
@@ -73,8 +116,8 @@ async def started(config: Config) -> AsyncIterator[Running]:
             "daemon.started listen=%s lmtp=%s database=%s",
             config.smtp.listen, config.smtp.lmtp, config.database_path,
         )
-        running = Running(config, store, worker, server, imap, outgoing, worker_task=worker_task)
-        running.monitor = await monitor.start(running)
+        running = Running(config, store, worker, server, imap, outgoing, worker_task=worker_task, clock=clock)
+        running.monitor = await monitor.start(running, spawn)
         yield running
     finally:
         grace = running.stop_grace if running is not None else 0.0
@@ -103,7 +146,8 @@ async def started(config: Config) -> AsyncIterator[Running]:
                 log.error("daemon.stop_step_failed error=%s: %s", type(result).__name__, result)
         if outgoing is not None:
             await outgoing.stop()
-        await store.close()
+        store.on_commit = None
+        store.parts.pop(Mailer, None)
         if grace:
             log.info("daemon.drained seconds=%.1f grace=%g", loop.time() - began, grace)
 
@@ -131,6 +175,8 @@ def reload(running: Running) -> bool:
 
     The processor swaps config and compiled rules in one step; a message already being processed
     finishes under the old rules. A config whose [[rule_tests]] fail is refused like a broken one.
+    [relay] and [outbox] apply from the next mail the sender takes; what is read only at start
+    (listeners, the database, IMAP threads) is named in config.reload_partial.
     """
     source = running.config.source
     if source is None:
@@ -152,23 +198,21 @@ def reload(running: Running) -> bool:
         return False
     for warning in config_mod.permission_warnings(new):
         log.warning("config.insecure %s", warning)
-    from mailgate import rules
-    from mailgate.rules import report as rules_cli
-
-    _ran, failures = rules_cli.run_tests(new, rules.compile_rules(new))
+    _ran, failures = rule_tests.run_tests(new, rules.compile_rules(new))
     if failures:
         for issue in failures:
             log.error("config.reload_refused rule test failed: %s", issue)
         return False
-    changed = [key for key in _RESTART_ONLY if getattr(new, key) != getattr(running.config, key)]
+    needs = [key for key in _RESTART_ONLY if getattr(new, key) != getattr(running.config, key)]
     if new.gateway.addresses != running.config.gateway.addresses:
-        changed.append("gateway.addresses")
-    if changed:
-        log.warning("config.reload_partial needs_restart=%s", ",".join(changed))
+        needs.append("gateway.addresses")
+    mailer = Mailer(new)
+    running.store.parts[Mailer] = mailer
     running.worker.processor.swap_config(new)
-    swap = getattr(running.outgoing, "swap_config", None)
-    if callable(swap):
-        swap(new)
+    if running.outgoing is not None:
+        needs += running.outgoing.swap_config(new, mailer)
+    if needs:
+        log.warning("config.reload_partial needs_restart=%s", ",".join(needs))
     running.config = new
     log.info(
         "config.reloaded file=%s rules=%d queues=%d agents=%d",
@@ -177,13 +221,13 @@ def reload(running: Running) -> bool:
     return True
 
 
-async def run(config: Config) -> None:
+async def run(config: Config, clock: Clock | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with started(config) as running:
+    async with started(config, clock=clock) as running:
         loop.add_signal_handler(signal.SIGHUP, _on_sighup, running)
         sd_notify("READY=1\nSTATUS=receiving mail")
         await stop.wait()

@@ -13,7 +13,7 @@ import click
 from mailgate.cli.support import emit_json, load_config
 from mailgate.config import Config
 from mailgate.runners import health
-from mailgate.store import store_for
+from mailgate.store import stats, store_for
 
 TIMEOUT = 10.0
 
@@ -78,7 +78,7 @@ async def _from_store(config: Config) -> dict[str, Any]:
         if writable == "writable":
             report.update(await health.status_counts(store))
             async with store.read() as tx:
-                report["dead"] = int(await tx.value("SELECT COUNT(*) FROM spool WHERE state = 'dead'"))
+                report["dead"] = await stats.spool_count(tx, "dead")
     finally:
         await store.close()
     problems = [] if writable == "writable" else [f"store: {writable}"]

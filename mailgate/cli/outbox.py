@@ -11,9 +11,10 @@ from mailgate.cli.support import LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
 from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.outgoing import outbox
-from mailgate.store import Txn
+from mailgate.store import Txn, stats, timers
+from mailgate.store import outbox as rows
 
-OUTBOX_STATES = ("queued", "sending", "sent", "failed", "held", "cancelled")
+OUTBOX_STATES = rows.STATES
 ACTOR = "cli"
 
 
@@ -28,9 +29,7 @@ def outbox_status(ctx: click.Context) -> None:
     """How many outgoing mails are in each state, and how many timers were given up on (dead)."""
 
     async def work(config: Config, tx: Txn) -> dict[str, Any]:
-        rows = await tx.all("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state ORDER BY state")
-        dead = await tx.value("SELECT COUNT(*) FROM timers WHERE dead_at IS NOT NULL")
-        return {"outbox": {r["state"]: r["n"] for r in rows}, "dead_timers": dead}
+        return {"outbox": await stats.outbox_by_state(tx), "dead_timers": await timers.dead_count(tx)}
 
     emit_json(run_txn(ctx, True, work, write=False))
 
@@ -38,14 +37,7 @@ def outbox_status(ctx: click.Context) -> None:
 def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = None, ticket: int | None = None,
           kind: str | None = None) -> None:
     async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
-        rows = await tx.all(
-            "SELECT o.id, o.state, o.kind, t.number, o.rcpt_to, o.attempts, o.retries, o.created_at, o.not_before,"
-            " o.sent_at, o.last_error FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
-            " WHERE (? IS NULL OR o.state = ?) AND (? IS NULL OR t.number = ?) AND (? IS NULL OR o.kind = ?)"
-            " ORDER BY o.id DESC LIMIT ?",
-            (state, state, ticket, ticket, kind, kind, limit),
-        )
-        return [dict(r) for r in rows]
+        return await rows.listing(tx, state=state, ticket=ticket, kind=kind, limit=limit)
 
     found = run_txn(ctx, as_json, work, write=False)
     if as_json:
@@ -93,13 +85,10 @@ def outbox_show(ctx: click.Context, outbox_id: int, raw: bool, as_json: bool) ->
     """One outgoing mail: every field, and the headers of the bytes handed to the relay."""
 
     async def work(config: Config, tx: Txn) -> dict[str, Any]:
-        row = await tx.one(
-            "SELECT o.*, t.number AS ticket FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id WHERE o.id = ?",
-            (outbox_id,),
-        )
+        row = await rows.shown(tx, outbox_id)
         if row is None:
             raise Refused(f"no outbox row {outbox_id}")
-        return dict(row)
+        return row
 
     row = run_txn(ctx, as_json, work, write=False)
     data = bytes(row.pop("raw"))
@@ -132,7 +121,7 @@ def outbox_retry(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> Non
     queued ones waiting for a retry or a delayed send without further wait."""
 
     async def work(config: Config, tx: Txn) -> tuple[list[int], dict[int, str]]:
-        done = [r["id"] for r in await outbox.requeue(tx, list(ids), ACTOR)]
+        done = [r.id for r in await outbox.requeue(tx, list(ids), ACTOR)]
         return done, await _left(tx, ids, done)
 
     done, left = run_txn(ctx, as_json, work)
@@ -147,7 +136,7 @@ def outbox_cancel(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> No
     """Never send these mails (queued or held); the ticket records it. Mail being sent cannot be called back."""
 
     async def work(config: Config, tx: Txn) -> tuple[list[int], dict[int, str]]:
-        done = [r["id"] for r in await outbox.cancel(tx, list(ids), ACTOR)]
+        done = [r.id for r in await outbox.cancel(tx, list(ids), ACTOR)]
         return done, await _left(tx, ids, done)
 
     done, left = run_txn(ctx, as_json, work)
@@ -157,10 +146,7 @@ def outbox_cancel(ctx: click.Context, ids: tuple[int, ...], as_json: bool) -> No
 async def _left(tx: Txn, ids: tuple[int, ...], done: list[int]) -> dict[int, str]:
     """The ids not acted on, with their state ('missing' for no such row): the operator sees why."""
     rest = sorted(set(ids) - set(done))
-    states: dict[int, str] = {}
-    for marks, chunk in outbox.id_chunks(rest):
-        for row in await tx.all(f"SELECT id, state FROM outbox WHERE id IN ({marks})", chunk):
-            states[row["id"]] = row["state"]
+    states = await rows.states(tx, rest)
     return {i: states.get(i, "missing") for i in rest}
 
 

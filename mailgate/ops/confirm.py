@@ -44,7 +44,7 @@ async def tell(
     is_note: bool, excerpt: tuple[str, str] | None = None,
 ) -> None:
     """One mail to the agent: the confirmation or the refusal; its Reply-To keeps a note a note."""
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     data = asdict(outcome)
     who, words = excerpt or ("", "")
     if ticket_id is None:
@@ -63,7 +63,7 @@ async def tell(
 
 async def _tell_ticketless(tx: Txn, config: Config, agent: AgentConfig, template: str, data: dict[str, Any]) -> None:
     """A mail to an agent about no ticket ([list], a refused command mail); Reply-To is the command address."""
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     language = agent.language or config.gateway.default_language
     rendered = mailer.templates.render(template, language, context(
         gateway=config.gateway.name, number=0, tag=config.gateway.ticket_tag, subject="",
@@ -86,7 +86,6 @@ async def _tell_ticketless(tx: Txn, config: Config, agent: AgentConfig, template
     ))
     mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
     await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
-    outbound.wake()
 
 
 async def unproven(
@@ -102,7 +101,7 @@ async def unproven(
         return
     agent = ident.claimed
     await events.add(tx, ticket_id, "system", "agent_mail.unproven", {"agent": agent.id, "why": ident.why, "opened": opened})
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     if mail.kind is not MailKind.MESSAGE or imported:
         return  # an out-of-office in the agent's name: a notice would be answered by the next one
     since = (tx.now() - timedelta(hours=1)).isoformat(timespec="microseconds")

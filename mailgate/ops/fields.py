@@ -95,7 +95,6 @@ async def take(tx: Txn, config: Config, ticket_id: int, agent: AgentConfig) -> C
 async def snooze(tx: Txn, config: Config, ticket_id: int, until: datetime, agent: AgentConfig | None) -> Change:
     """Status 'waiting' until then; the wake-up timer row is written in the same transaction (lifecycle)."""
     await lifecycle.snooze(tx, config, ticket_id, until, actor=who(agent)[0])
-    outbound.wake(later=True)
     return Change("snooze", f"waiting until {timers.iso(until)[:16].replace('T', ' ')} UTC")
 
 
@@ -114,6 +113,4 @@ async def cancel(tx: Txn, ticket_id: int, agent: AgentConfig) -> Change:
 async def send_held(tx: Txn, ticket_id: int, agent: AgentConfig) -> Change:
     """Send the agent's held replies now (the customer wrote again while they waited)."""
     count = await outbox.release_held(tx, ticket_id, agent.id)
-    if count:
-        outbound.wake()
     return Change("send", f"{count} held repl{'y' if count == 1 else 'ies'} sent" if count else "nothing was held")

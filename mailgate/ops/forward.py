@@ -41,7 +41,7 @@ async def forward(
     notes: bool = False, text: str = "",
 ) -> Change:
     """The ticket with its whole correspondence (and attachments) to each address; notes only if asked."""
-    own = {a.lower() for a in config.gateway.addresses} | {outbound.mailer_for(config).bounce_base}
+    own = {a.lower() for a in config.gateway.addresses} | {outbound.mailer_for(tx, config).bounce_base}
     for address in addresses:
         if loops.base(address.lower()) in own:
             raise Refused(f"[forward:{address}]: that is mailgate's own address")
@@ -73,7 +73,7 @@ async def _send(
     tx: Txn, config: Config, ticket_id: int, kind: str, address: str, colleague: AgentConfig | None,
     agent: AgentConfig, *, notes: bool, text: str,
 ) -> None:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     now = tx.now()
     forward_id = await forwards.add(tx, ticket_id, kind, agent.id, address, colleague.id if colleague else None, notes)
@@ -104,7 +104,6 @@ async def _send(
     await events.add(tx, ticket_id, actor(agent), f"ticket.{kind}",
                      {"to": address, "colleague": colleague.id if colleague else None, "notes": notes,
                       "forward": forward_id, "outbox": outbox_id, "attachments": len(files)})
-    outbound.wake()
 
 
 async def _thread(
@@ -177,7 +176,7 @@ async def _store_answer(
     await forwards.flag(tx, ticket_id, asked.asked_by, f"{asked.kind} answered by {address}", now)
     asker = config.agent(asked.asked_by)
     if asker is not None:
-        mailer = outbound.mailer_for(config)
+        mailer = outbound.mailer_for(tx, config)
         info = await mailer.ticket(tx, ticket_id)
         shown = f"{sender.name} <{address}>" if sender and sender.name else address
         await mailer.queue_mail(

@@ -48,7 +48,7 @@ async def mail_ticket_to(
     outcome: dict[str, Any],
 ) -> None:
     """Mail an agent a ticket with the customer's latest words; its Reply-To answers the customer."""
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     last = await messages.latest_inbound(tx, ticket_id)
     shown = (f"{last.from_name} <{last.from_address}>" if last.from_name else last.from_address) if last else ""
@@ -75,7 +75,7 @@ async def send_files(tx: Txn, config: Config, ticket_id: int, value: str, agent:
     if unknown:
         raise Refused(f"[files:{value}]: no file {', '.join(map(str, unknown))} (the ticket has {len(stored)})")
     files, listing = await agent_files.attach(config, [stored[n - 1] for n in wanted])
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     outbox_id = await mailer.queue_mail(
         tx, info, kind="notify", template="files", to_name=agent.name, to_address=agent.addresses[0],

@@ -100,7 +100,6 @@ async def snooze(
     await timers.add(tx, WAKE, ticket_id, until)
     if old != WAITING:
         await sla.status_changed(tx, config, ticket_id, old, WAITING, now=moment, actor=actor)
-    sla.poke_timers()
 
 
 async def wake(tx: Txn, config: Config, ticket_id: int, *, actor: str, reason: str, now: datetime | None = None) -> bool:
@@ -121,10 +120,9 @@ async def on_wake_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: da
     until = datetime.fromisoformat(row.snoozed_until) if row.snoozed_until else moment
     if until > moment + timedelta(seconds=1):
         await timers.add(tx, WAKE, timer.ref, until)  # snoozed again meanwhile, by another process
-        sla.poke_timers()
         return
     await wake(tx, config, timer.ref, actor="system", reason="time", now=moment)
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, timer.ref)
     for agent in mailer.agents_to_tell(info):
         await mailer.queue_mail(

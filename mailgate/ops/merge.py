@@ -59,7 +59,7 @@ async def merge(tx: Txn, config: Config, ticket_id: int, into_number: int, agent
 
 
 async def _tell_customer(tx: Txn, config: Config, survivor: int, old_number: int, old_subject: str) -> None:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, survivor)
     if not info.customer_address or loops.is_machine_address(info.customer_address):
         await events.add(tx, survivor, "system", "merge_notice.suppressed", {"reason": "no-customer-address"})

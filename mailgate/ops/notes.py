@@ -23,6 +23,6 @@ async def add_note(
         attachments=attachments, sent_at=sent_at,
     )
     if text:
-        mailer = outbound.mailer_for(config)
+        mailer = outbound.mailer_for(tx, config)
         await mailer.notify_note(tx, await mailer.ticket(tx, ticket_id), agent, text)
     return row

@@ -99,7 +99,7 @@ async def open_ticket(
     ) if text or spool_id is not None else None
     outbox_id = None
     if send:
-        outbox_id = await outbox.queue_agent_reply(tx, outbound.mailer_for(config), ref.id, agent.id, text)
+        outbox_id = await outbox.queue_agent_reply(tx, outbound.mailer_for(tx, config), ref.id, agent.id, text)
     await watchers.acted(tx, ref.id, agent.id)
     what = f"#{ref.number} opened in {queue_name}, {'mail to' if send else f'{channel} case for'} {address}"
     return Opened(ref.id, ref.number, [Change("behalf" if not send else "new", what, ticket=ref.id)], outbox_id, row)

@@ -28,16 +28,6 @@ KINDS: tuple[str, ...] = tuple(f"sla.{t}.{s}" for t in TARGETS for s in STAGES)
 _EPSILON = 1e-6  # minutes; float sums of business minutes
 
 
-def poke_timers() -> None:
-    """Timer rows were written: a daemon in this process loads them once the transaction commits.
-
-    (Its sync reads through the store's lock, so it cannot run before our commit; the CLI has
-    no listeners and the daemon's poll finds the rows instead.)
-    """
-    for listener in outbound._LISTENERS:
-        listener.poke_timers()
-
-
 def kind(target: str, stage: str) -> str:
     return f"sla.{target}.{stage}"
 
@@ -184,7 +174,6 @@ async def _schedule(tx: Txn, config: Config, ticket_id: int, now: datetime) -> N
             if target.flagged(stage) is None:
                 await timers.add(tx, kind(name, stage), ticket_id, add_minutes(since, threshold - used, hours))
     await store.set_dues(tx, ticket_id, dues["first_response"], dues["resolution"])
-    poke_timers()
 
 
 async def fire(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | None = None) -> None:
@@ -208,7 +197,6 @@ async def fire(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | 
     if used + _EPSILON < threshold:
         # Early (the config's hours changed since it was scheduled): come back when it is due.
         await timers.add(tx, timer.kind, timer.ref, add_minutes(moment, threshold - used, hours))
-        poke_timers()
         return
     await store.flag(tx, timer.ref, target, stage, moment)
     due = clock.target(target).due
@@ -224,7 +212,7 @@ async def fire(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | 
 async def _tell(
     tx: Txn, config: Config, ticket_id: int, target: str, stage: str, due: str | None, limit: int, hours: Hours | None
 ) -> list[str]:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     agents: list[AgentConfig] = mailer.agents_to_tell(info)
     if stage == "breach" and info.queue is not None:

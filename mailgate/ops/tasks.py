@@ -82,7 +82,7 @@ async def create(
 
 
 async def _tell(tx: Txn, config: Config, row: Task, template: str, agents: list[AgentConfig]) -> None:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, row.ticket_id)
     for agent in agents:
         await mailer.queue_mail(
@@ -167,7 +167,7 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
     if closed:
         await done(tx, config, task.id, agent)
     await watchers.acted(tx, ticket_id, agent.id)
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     said = f"Task {task.id} for {task.queue}{' (done)' if closed else ''}:\n\n{text}" if text else (
         f"Task {task.id} for {task.queue} is done." if closed else "")
     if said:
@@ -176,7 +176,7 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
 
 
 async def _refuse(tx: Txn, config: Config, agent: AgentConfig, ticket_id: int, errors: list[str]) -> None:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     info = await mailer.ticket(tx, ticket_id)
     await mailer.queue_mail(
         tx, info, kind="agent", template="agent_refused", to_name=agent.name, to_address=agent.addresses[0],
@@ -198,7 +198,6 @@ async def on_due_timer(tx: Txn, config: Config, timer: timers.Timer, *, now: dat
     due = datetime.fromisoformat(row.due_at)
     if due > moment + timedelta(seconds=1):
         await timers.add(tx, DUE, row.id, due)  # the deadline moved meanwhile
-        outbound.wake(later=True)
         return
     await task_store.mark_reminded(tx, row.id, timers.iso(moment))
     queue = config.queue(row.queue)

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 
 from mailgate import tokens
+from mailgate.clock import iso
 from mailgate.config import StormConfig
 from mailgate.mail import identity
 from mailgate.models import MailKind, ParsedMail
-from mailgate.store import Txn
+from mailgate.store import Txn, outbox, storms
 
 log = logging.getLogger("mailgate.loops")
 
@@ -26,11 +27,6 @@ _MACHINE_LOCAL = re.compile(
 )
 # Many list and campaign senders put "-bounces" or "-request" at the end of the local part.
 _MACHINE_SUFFIX = re.compile(r"[-_.+](?:bounces?|request|owner|noreply|no-reply)$", re.IGNORECASE)
-
-
-def clock() -> datetime:
-    """Now, in UTC: the one place the caps read the time (a test moves it past a window)."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +101,6 @@ def may_answer(
         return Verdict(False, "auto-reply")
     if mail.kind is MailKind.BULK:
         return Verdict(False, "bulk")
-    if mail.kind is not MailKind.MESSAGE:
-        return Verdict(False, str(mail.kind))
     return Verdict(True, "message from a person")
 
 
@@ -127,17 +121,12 @@ async def under_hourly_cap(tx: Txn, recipient: str, cap: int, now: datetime | No
     """Fewer than `cap` acknowledgements went to this address in the last hour (a storm fuse)."""
     if cap <= 0:
         return False
-    since = ((now or clock()) - timedelta(hours=1)).isoformat(timespec="microseconds")
-    count = await tx.value(
-        "SELECT COUNT(*) FROM outbox WHERE rcpt_to = ? AND kind = 'ack' AND created_at > ? AND state != 'cancelled'",
-        (recipient.lower(), since),
-    )
-    return int(count or 0) < cap
+    return await outbox.acks_to_since(tx, recipient, (now or tx.now()) - timedelta(hours=1)) < cap
 
 
 # -- storms and backscatter -------------------------------------------------------------------------
 
-ALL_SENDERS = ""  # the sender_hours row of the installation-wide acknowledgement cap
+ALL_SENDERS = storms.ALL_SENDERS
 
 
 def hour_of(now: datetime) -> str:
@@ -157,44 +146,28 @@ class Admission:
     ticket_id: int | None = None  # where this sender's held mail went earlier in the hour
 
 
-async def _bump(tx: Txn, sender: str, hour: str, column: str, now: str) -> None:
-    await tx.execute(
-        "INSERT INTO sender_hours (sender, hour) VALUES (?, ?) ON CONFLICT (sender, hour) DO NOTHING", (sender, hour)
-    )
-    if column == "held":
-        await tx.execute(
-            "UPDATE sender_hours SET held = held + 1, first_held_at = COALESCE(first_held_at, ?), last_held_at = ?"
-            " WHERE sender = ? AND hour = ?", (now, now, sender, hour),
-        )
-    else:
-        await tx.execute("UPDATE sender_hours SET passed = passed + 1 WHERE sender = ? AND hour = ?", (sender, hour))
-
-
 async def admit(tx: Txn, sender: str, cap: int, now: datetime | None = None) -> Admission:
     """Count one mail from `sender`; past `cap` in this clock hour it is held (cap 0: never held)."""
-    now = now or clock()
+    now = now or tx.now()
     sender, hour = sender.strip().lower(), hour_of(now)
-    row = await tx.one(
-        "SELECT passed, held, released, ticket_id FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour)
-    )
-    passed, held, released = (int(row["passed"]), int(row["held"]), bool(row["released"])) if row else (0, 0, False)
-    stamp = now.isoformat(timespec="microseconds")
+    row = await storms.of(tx, sender, hour)
+    passed, held, released = (row.passed, row.held, row.released) if row else (0, 0, False)
     if cap <= 0 or released or passed < cap:
-        await _bump(tx, sender, hour, "passed", stamp)
+        await storms.count_passed(tx, sender, hour)
         return Admission(False, False, passed + 1, held, hour)
-    await _bump(tx, sender, hour, "held", stamp)
-    return Admission(True, held == 0, passed, held + 1, hour, row["ticket_id"] if row else None)
+    await storms.count_held(tx, sender, hour, iso(now))
+    return Admission(True, held == 0, passed, held + 1, hour, row.ticket_id if row else None)
 
 
 async def ack_refusal(
-    tx: Txn, storms: StormConfig, mail: ParsedMail, recipient: str, *, per_recipient: int,
+    tx: Txn, storm: StormConfig, mail: ParsedMail, recipient: str, *, per_recipient: int,
     authserv_ids: tuple[str, ...], received: int, now: datetime | None = None,
 ) -> str | None:
     """Why an otherwise allowed acknowledgement must not go out (None: send it). The cheap checks first."""
-    flagged = spam_flagged(mail, storms.spam_headers)
+    flagged = spam_flagged(mail, storm.spam_headers)
     if flagged:
         return f"marked as spam ({flagged})"
-    if storms.no_ack_on_auth_fail:
+    if storm.no_ack_on_auth_fail:
         failed = auth_failed(mail, authserv_ids, received)
         if failed:
             return f"{failed} from a trusted MTA: the sender is likely forged (backscatter)"
@@ -203,22 +176,18 @@ async def ack_refusal(
     results = identity.trusted_results(mail, authserv_ids, received)
     if mail.from_ and identity.auth_proof(results, mail.from_[0].address):
         return None  # the trusted MTA vouches for the sender: an answer to it is not backscatter
-    now = now or clock()
-    for cap, window, name in ((storms.acks_per_minute, timedelta(minutes=1), "minute"),
-                              (storms.acks_per_hour, timedelta(hours=1), "hour")):
+    now = now or tx.now()
+    for cap, window, name in ((storm.acks_per_minute, timedelta(minutes=1), "minute"),
+                              (storm.acks_per_hour, timedelta(hours=1), "hour")):
         if cap <= 0:
             continue
-        since = (now - window).isoformat(timespec="microseconds")
-        count = await tx.value(
-            "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'", (since,)
-        )
-        if int(count or 0) >= cap:
+        if await outbox.acks_since(tx, now - window) >= cap:
             reason = f"more than {cap} acknowledgements to all senders this {name}"
             hour = hour_of(now)
-            before = await tx.value("SELECT held FROM sender_hours WHERE sender = ? AND hour = ?", (ALL_SENDERS, hour))
-            if not before:  # once an hour, not once per withheld acknowledgement
+            before = await storms.of(tx, ALL_SENDERS, hour)
+            if not (before and before.held):  # once an hour, not once per withheld acknowledgement
                 log.warning("storm.ack_cap_reached cap=%s per=%s hour=%s", cap, name, hour)
-            await _bump(tx, ALL_SENDERS, hour, "held", now.isoformat(timespec="microseconds"))
+            await storms.count_held(tx, ALL_SENDERS, hour, iso(now))
             return reason
     return None
 
@@ -253,27 +222,18 @@ def auth_failed(mail: ParsedMail, authserv_ids: tuple[str, ...], received: int) 
 
 async def held_senders(tx: Txn, hours: int, now: datetime | None = None) -> list[dict[str, object]]:
     """Senders whose mail the storm fuse held in the last `hours` clock hours, newest hour first."""
-    since = hour_of((now or clock()) - timedelta(hours=max(hours - 1, 0)))
-    rows = await tx.all(
-        "SELECT h.sender, h.hour, h.passed, h.held, h.released, h.first_held_at, h.last_held_at, t.number"
-        " FROM sender_hours h LEFT JOIN tickets t ON t.id = h.ticket_id"
-        " WHERE h.held > 0 AND h.hour >= ? ORDER BY h.hour DESC, h.held DESC, h.sender", (since,),
-    )
+    since = hour_of((now or tx.now()) - timedelta(hours=max(hours - 1, 0)))
     return [
         {"sender": r["sender"] or None, "what": "mail" if r["sender"] else "acknowledgements (all senders)",
          "hour": r["hour"], "passed": r["passed"], "held": r["held"], "released": bool(r["released"]),
          "ticket": r["number"], "first_held_at": r["first_held_at"], "last_held_at": r["last_held_at"]}
-        for r in rows
+        for r in await storms.held_since(tx, since)
     ]
 
 
 async def release(tx: Txn, sender: str, now: datetime | None = None) -> dict[str, object]:
     """Lift the cap for `sender` for the rest of this clock hour (a monitoring system the operator trusts)."""
-    sender, hour = sender.strip().lower(), hour_of(now or clock())
-    await tx.execute(
-        "INSERT INTO sender_hours (sender, hour, released) VALUES (?, ?, 1)"
-        " ON CONFLICT (sender, hour) DO UPDATE SET released = 1", (sender, hour),
-    )
-    held = await tx.value("SELECT held FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour))
+    sender, hour = sender.strip().lower(), hour_of(now or tx.now())
+    held = await storms.release(tx, sender, hour)
     log.info("storm.released sender=%s hour=%s held=%s", sender, hour, held)
-    return {"sender": sender, "hour": hour, "held": int(held or 0)}
+    return {"sender": sender, "hour": hour, "held": held}

@@ -31,7 +31,7 @@ class Result:
 
 
 class Delivery(Protocol):
-    """What the outbox needs of a relay: the SMTP Relay here, or maildir_relay.MaildirRelay (a folder)."""
+    """What the sender needs of a relay: the SMTP Relay here, or maildir.MaildirRelay (a folder)."""
 
     config: RelayConfig
 

@@ -23,15 +23,19 @@ from mailgate.outgoing.compose import clean
 # Inside the package, so a wheel (`pip install .`, not only an editable checkout) carries them.
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "templates"
 # Every mail mailgate writes; each is <lang>/<name>.txt (first line: the subject) and optionally .html.
-NAMES: tuple[str, ...] = ("ack", "notify_new", "notify_reply", "resolved", "reply", "delivery_failed", "held",
-                          # Agents working by mail (issue 6).
-                          "notify_note", "agent_done", "agent_refused", "agent_unproven")
-NAMES += ("sla_warning", "sla_breach", "waiting_over")  # ticket life (issue 7)
-NAMES += ("task_new", "task_overdue")  # tasks (issue 7 part 9)
-NAMES += ("merged", "forward", "help_request", "forward_answer")  # merge, forward, ask a colleague (issue 7)
-NAMES += ("assigned",)  # an agent hears a ticket was given to them (issue 6)
-NAMES += ("storm_held",)  # one notice that a sender's flood is being held (storm fuse)
-NAMES += ("files",)  # the ticket's files an agent asked for with [files]
+NAMES: tuple[str, ...] = (
+    # To the customer, and about their mail.
+    "ack", "notify_new", "notify_reply", "resolved", "reply", "delivery_failed", "held",
+    # To agents working by mail: notes, what their commands did, mail in their name without proof.
+    "notify_note", "agent_done", "agent_refused", "agent_unproven",
+    # Ticket life: SLA warnings and breaches, the end of a wait.
+    "sla_warning", "sla_breach", "waiting_over",
+    "task_new", "task_overdue",
+    "merged", "forward", "help_request", "forward_answer",  # merge, forward, ask a colleague
+    "assigned",  # an agent hears a ticket was given to them
+    "storm_held",  # one notice that a sender's flood is being held (storm fuse)
+    "files",  # the ticket's files an agent asked for with [files]
+)
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 
 
@@ -74,10 +78,10 @@ def context(
     error_yours: bool = False,  # the notice goes to that agent
     assignee: str = "",
     outcome: Mapping[str, Any] | None = None,
-    deadline_kind: str = "",  # SLA (issue 7): first_response | resolution
+    deadline_kind: str = "",  # first_response | resolution
     deadline_due: str = "",
     deadline_minutes: int = 0,
-    task: Mapping[str, Any] | None = None,  # tasks (issue 7 part 9): id, queue, due, by, text, status
+    task: Mapping[str, Any] | None = None,  # id, queue, due, by, text, status
     parties: Mapping[str, Any] | None = None,  # who a mail brought to the ticket: pending, left_out (a count)
     files: Mapping[str, Any] | None = None,  # the customer's files: attached, or listed and why not (_files.txt)
 ) -> dict[str, Any]:
@@ -107,8 +111,8 @@ def context(
                   "written": error_written, "author": error_author, "yours": error_yours},
         # What an agent's mail did (agent_done / agent_refused / agent_unproven): every key always there.
         "outcome": {**_OUTCOME, **(outcome or {})},
-        "deadline": {"kind": deadline_kind, "due": deadline_due, "minutes": deadline_minutes},  # SLA (issue 7)
-        "task": {**_TASK, **(task or {})},  # tasks (issue 7 part 9)
+        "deadline": {"kind": deadline_kind, "due": deadline_due, "minutes": deadline_minutes},
+        "task": {**_TASK, **(task or {})},
         "parties": {**_PARTIES, **(parties or {})},
         "files": {**_FILES, **(files or {})},
     }
@@ -126,7 +130,7 @@ _OUTCOME: dict[str, Any] = {
     "why": "",  # why a mail was not taken as the agent's
     "opened": False, "address": "",  # agent_unproven: the mail opened the ticket; where to write with proof
     "ticketless": False,  # no ticket: a mail to the command address
-    # Merge, forward, ask a colleague (issue 7): the other ticket; who asked, their words, the history.
+    # Merge, forward, ask a colleague: the other ticket; who asked, their words, the history.
     "other_number": 0, "other_subject": "", "other_tag": "",
     "by": "", "question": "", "notes": False,
     "thread": [],  # {direction (in | out | note), from, at, subject, text, attachments: [names]}

@@ -126,7 +126,7 @@ async def _proven(
     tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, key: str, found: Correlation,
     ident: Identity, agent: AgentConfig,
 ) -> Decision:
-    mailer = outbound.mailer_for(config)
+    mailer = outbound.mailer_for(tx, config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     answered = await answered_subject(tx, mail, ticket_id)
     words = agent_words.for_customer(

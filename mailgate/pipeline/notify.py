@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from mailgate import tokens
-from mailgate.ops import tickets
+from mailgate.models import MailKind
+from mailgate.ops import tickets, watchers
 from mailgate.pipeline import agent_mail
 from mailgate.pipeline.context import MailContext, Outcome
 from mailgate.store import storm_holds
@@ -19,6 +20,8 @@ async def notify(m: MailContext) -> Outcome | None:
     if m.held:
         await _held(m, m.ticket_id)
         return None
+    if m.mail.kind is not MailKind.BOUNCE:
+        await watchers.customer_wrote(m.tx, m.ticket_id)  # unread again for every agent
     await m.mailer.after_inbound(m.tx, ticket_id=m.ticket_id, mail=m.mail, envelope=m.entry.envelope,
                                  new_ticket=m.new_ticket, joined=m.joined)
     if m.agent is not None and m.agent.unproven:  # an agent's From without proof: the real agent is told

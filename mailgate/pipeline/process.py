@@ -95,7 +95,7 @@ class Processor:
         key = content_key(entry.raw)
         config, ruleset, secret = self.config, self._ruleset, self._secret
         async with self._txn() as tx:
-            context = MailContext(tx, config, ruleset, secret, notices.mailer_for(config), entry, mail, key)
+            context = MailContext(tx, config, ruleset, secret, notices.mailer_for(tx, config), entry, mail, key)
             for step in STEPS:
                 outcome = await step(context)
                 if outcome is not None:

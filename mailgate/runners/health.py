@@ -8,13 +8,12 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailgate.obs import sd_notify
-from mailgate.store import Store
-
-if TYPE_CHECKING:
-    from mailgate.daemon import Running
+from mailgate.runners import Spawn
+from mailgate.runners.parts import Parts
+from mailgate.store import Store, stats
 
 log = logging.getLogger("mailgate.health")
 
@@ -54,7 +53,7 @@ class Verdict:
         }
 
 
-def workers_alive(running: Running) -> dict[str, bool]:
+def workers_alive(running: Parts) -> dict[str, bool]:
     """Every loop the daemon cannot work without; a task that ended is a dead worker."""
     worker_task = running.worker_task
     alive = {
@@ -77,7 +76,7 @@ async def store_writable(store: Store, wait: float = STORE_WAIT) -> str:
     return "writable"
 
 
-def relay_state(running: Running, window_minutes: float) -> str:
+def relay_state(running: Parts, window_minutes: float) -> str:
     """From the sender's last attempts: failing when the latest one within the window failed."""
     if running.outgoing is None:
         return "unknown"
@@ -91,7 +90,7 @@ def relay_state(running: Running, window_minutes: float) -> str:
     return "unknown"
 
 
-async def check(running: Running) -> Verdict:
+async def check(running: Parts) -> Verdict:
     return Verdict(
         store=await store_writable(running.store),
         workers=workers_alive(running),
@@ -102,13 +101,8 @@ async def check(running: Running) -> Verdict:
 async def status_counts(store: Store) -> dict[str, int]:
     """What systemctl status shows: mail waiting in the spool and outbox, and what failed."""
     async with store.read() as tx:
-        row = await tx.one(
-            "SELECT (SELECT COUNT(*) FROM spool WHERE state = 'received') AS spooled,"
-            " (SELECT COUNT(*) FROM outbox WHERE state = 'queued') AS queued,"
-            " (SELECT COUNT(*) FROM outbox WHERE state = 'failed') AS failed"
-        )
-    assert row is not None
-    return {"spooled": int(row["spooled"]), "queued": int(row["queued"]), "failed": int(row["failed"])}
+        found = await stats.waiting(tx)
+    return {"spooled": found.spooled, "queued": found.queued, "failed": found.failed}
 
 
 def watchdog_interval() -> float | None:
@@ -130,15 +124,15 @@ class Watchdog:
     STATUS= carries live counts for `systemctl status`.
     """
 
-    def __init__(self, running: Running, interval: float) -> None:
+    def __init__(self, running: Parts, interval: float) -> None:
         self.running = running
         self.interval = interval
         self.pings = 0
         self._task: asyncio.Task[None] | None = None
         self._withheld = False
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="watchdog")
+    def start(self, spawn: Spawn) -> None:
+        self._task = spawn(self._loop, "watchdog")
         log.info("watchdog.started interval=%.1fs", self.interval)
 
     async def stop(self) -> None:

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mailgate.store import Store, Txn
-
-if TYPE_CHECKING:
-    from mailgate.daemon import Running
+from mailgate.runners import health
+from mailgate.runners.parts import Parts
+from mailgate.store import Store, Txn, stats
 
 # A `_created` series per counter doubles what is stored and means nothing for totals we
 # derive from the database.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # States that always appear (as 0), so an alert on "failed > 0" has a series before the first failure.
 OUTBOX_STATES = ("queued", "sending", "sent", "failed", "held", "cancelled")
@@ -27,11 +25,7 @@ IMAP_STATES = ("connecting", "idle", "polling", "fetching", "backoff", "auth-fai
 
 @dataclass
 class _Tally:
-    """A running count per label over rows with growing ids: only rows added since the last scrape are read.
-
-    The spool holds every raw mail; counting it whole on each scrape would read every blob's
-    pages (SQLite walks a row's overflow chain to reach columns after the blob).
-    """
+    """A running count per label over rows with growing ids: only rows added since the last scrape are read."""
 
     table: str
     column: str
@@ -39,15 +33,10 @@ class _Tally:
     counts: dict[str, int] = field(default_factory=dict)
 
     async def update(self, tx: Txn) -> None:
-        rows = await tx.all(
-            f"SELECT COALESCE({self.column}, '') AS label, COUNT(*) AS n, MAX(id) AS top"
-            f" FROM {self.table} WHERE id > ? GROUP BY label",
-            (self.last_id,),
-        )
-        for row in rows:
-            label = row["label"] or "none"
-            self.counts[label] = self.counts.get(label, 0) + int(row["n"])
-            self.last_id = max(self.last_id, int(row["top"]))
+        added, self.last_id = await stats.added_since(tx, self.table, self.column, self.last_id)
+        for label, n in added.items():
+            key = label or "none"
+            self.counts[key] = self.counts.get(key, 0) + n
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +53,7 @@ class Snapshot:
 class Metrics:
     """Holds the running tallies between scrapes; render() is what GET /metrics answers."""
 
-    def __init__(self, running: Running) -> None:
+    def __init__(self, running: Parts) -> None:
         self.running = running
         self._received = _Tally("spool", "source")
         self._opened = _Tally("tickets", "queue")
@@ -73,20 +62,15 @@ class Metrics:
         async with store.read() as tx:
             await self._received.update(tx)
             await self._opened.update(tx)
-            pending = int(await tx.value("SELECT COUNT(*) FROM spool WHERE state = 'received'"))
-            dead = int(await tx.value("SELECT COUNT(*) FROM spool WHERE state = 'dead'"))
-            outbox = {r["state"]: int(r["n"]) for r in await tx.all(
-                "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")}
-            oldest = await tx.value("SELECT MIN(created_at) FROM outbox WHERE state = 'queued'")
-            imap = {r["state"]: int(r["n"]) for r in await tx.all(
-                "SELECT state, COUNT(*) AS n FROM imap_accounts GROUP BY state")}
-            breached = await tx.one(
-                "SELECT COUNT(first_response_breached) AS first_response, COUNT(resolution_breached) AS resolution"
-                " FROM ticket_sla"
-            )
+            pending = await stats.spool_count(tx, "received")
+            dead = await stats.spool_count(tx, "dead")
+            outbox = await stats.outbox_by_state(tx)
+            oldest = await stats.oldest_queued(tx)
+            imap = await stats.imap_by_state(tx)
+            breached = await stats.sla_breached(tx)
         age = 0.0
         if oldest:
-            age = max(0.0, (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds())
+            age = max(0.0, (store.clock.now() - datetime.fromisoformat(oldest)).total_seconds())
         return Snapshot(
             received=dict(self._received.counts),
             opened=dict(self._opened.counts),
@@ -94,7 +78,7 @@ class Metrics:
             outbox=outbox,
             oldest_queued_seconds=age,
             imap=imap,
-            sla_breached={k: int(breached[k]) if breached else 0 for k in ("first_response", "resolution")},
+            sla_breached=breached,
         )
 
     async def render(self) -> bytes:
@@ -107,13 +91,11 @@ class Metrics:
 class _Families(Collector):
     """The metric families of one scrape (a fresh registry each time: nothing stale survives)."""
 
-    def __init__(self, snap: Snapshot, running: Running) -> None:
+    def __init__(self, snap: Snapshot, running: Parts) -> None:
         self.snap = snap
         self.running = running
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        from mailgate.runners import health
-
         snap = self.snap
         received = CounterMetricFamily("mailgate_mails_received", "Mails spooled, by source.", labels=["source"])
         for source, n in sorted(snap.received.items()):

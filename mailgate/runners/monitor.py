@@ -7,15 +7,12 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from mailgate.runners import health
+from mailgate.runners import Spawn, health
 from mailgate.runners.metrics import Metrics
-
-if TYPE_CHECKING:
-    from mailgate.daemon import Running
+from mailgate.runners.parts import Parts
 
 log = logging.getLogger("mailgate.monitor")
 
@@ -44,7 +41,7 @@ class Monitor:
         return int(self.server.sockets[0].getsockname()[1])
 
 
-async def start(running: Running) -> Monitor:
+async def start(running: Parts, spawn: Spawn) -> Monitor:
     """The listener when [http] listen is set; the watchdog when systemd asked for one."""
     monitor = Monitor()
     listen = running.config.http.listen
@@ -55,7 +52,7 @@ async def start(running: Running) -> Monitor:
     interval = health.watchdog_interval()
     if interval is not None:
         monitor.watchdog = health.Watchdog(running, interval)
-        monitor.watchdog.start()
+        monitor.watchdog.start(spawn)
     return monitor
 
 
@@ -71,7 +68,7 @@ async def stop(monitor: Monitor | None) -> None:
 
 
 class _Handler:
-    def __init__(self, running: Running) -> None:
+    def __init__(self, running: Parts) -> None:
         self.running = running
         self.metrics = Metrics(running)
         self._clients = 0

@@ -5,57 +5,77 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
+from mailgate.clock import Clock
 from mailgate.config import Config
-from mailgate.outgoing import notices as outbound
 from mailgate.outgoing.maildir import MaildirRelay
-from mailgate.outgoing.outbox import Sender
+from mailgate.outgoing.notices import Mailer
 from mailgate.outgoing.relay import Delivery, Relay
-from mailgate.runners import timers
-from mailgate.store import Row, Store, Txn
+from mailgate.runners import Spawn, timers
+from mailgate.runners.sender import Sender
+from mailgate.store import Store, Txn, stats
+from mailgate.store.outbox import OutboxRow
 from mailgate.store.timers import OUTBOX_RELEASE
 
 log = logging.getLogger("mailgate.outgoing")
 
 
+def _relay_for(config: Config) -> Delivery:
+    if config.relay.maildir is not None:
+        return MaildirRelay(config.relay)
+    return Relay(config.relay, config.smtp.hostname)
+
+
 class Outgoing:
-    """Owns the sender task and the scheduler; tests reach both through Running.outgoing."""
+    """Owns the relay, the sender tasks and the scheduler; tests reach them through Running.outgoing."""
 
     def __init__(
-        self, config: Config, store: Store, *, timer_poll: float = 5.0, sender_poll: float = 30.0,
-        watch_seconds: float = 1.0,
+        self, config: Config, store: Store, mailer: Mailer, *, clock: Clock | None = None, timer_poll: float = 5.0,
+        sender_poll: float = 30.0, watch_seconds: float = 1.0,
     ) -> None:
         self.config = config
         self.store = store
-        self.relay: Delivery = (
-            MaildirRelay(config.relay) if config.relay.maildir is not None else Relay(config.relay, config.smtp.hostname)
-        )
-        self.timers = timers.Timers(store, poll_seconds=timer_poll)
-        self.sender = Sender(
-            config.outbox, store, self.relay, on_failed=self._failed, on_timer=self.timers.poke,
-            poll_seconds=sender_poll,
-        )
+        self.mailer = mailer
+        self.relay = _relay_for(config)
+        self.timers = timers.Timers(store, poll_seconds=timer_poll, clock=clock)
+        self.sender = Sender(config.outbox, store, self.relay, on_failed=self._failed, clock=clock,
+                             poll_seconds=sender_poll)
         # A delayed send or a retry fell due: the row is already 'queued', the sender only needs waking.
         self.timers.register(OUTBOX_RELEASE, after=self.sender.wake)
-        self._listener: outbound.Listener | None = None
         self.watch_seconds = watch_seconds
         self._watch: asyncio.Task[None] | None = None
         self.others_seen = 0  # commits by other processes noticed (tests wait on it)
 
-    def swap_config(self, config: Config) -> None:
-        """A reloaded config: the relay's settings (password_file re-read by the load) take effect
-        for the next session."""
+    def committed(self, touched: frozenset[str]) -> None:
+        """The store committed a transaction that queued mail or timer rows: the sender and the timers look now."""
+        if "outbox" in touched:
+            self.sender.wake()
+        if "timers" in touched:
+            self.timers.poke()
+
+    def swap_config(self, config: Config, mailer: Mailer) -> list[str]:
+        """A reloaded config: [relay] and [outbox] apply from the next mail on; returns what needs a restart.
+
+        The relay's sessions logged in with the old settings are closed (a rotated password_file,
+        a new port); the sender's retry and age limits and the notices' templates are the new ones.
+        """
+        needs: list[str] = []
+        old, new = self.config.relay, config.relay
+        if (old.maildir is None) != (new.maildir is None) or old.maildir != new.maildir:
+            needs.append("relay.maildir")
+        elif old.connections != new.connections:
+            needs.append("relay.connections")
+        if isinstance(self.relay, Relay) and "relay.maildir" not in needs:
+            self.relay.use(new)
         self.config = config
-        self.relay.use(config.relay)
+        self.mailer = mailer
+        self.sender.config = config.outbox
+        return needs
 
-    async def _failed(self, tx: Txn, row: Row, reason: str) -> None:
-        await outbound.mailer_for(self.config).delivery_failed(tx, row, reason)
+    async def _failed(self, tx: Txn, row: OutboxRow, reason: str) -> None:
+        await self.mailer.delivery_failed(tx, row, reason)
 
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._listener = outbound.Listener(_on_loop(loop, self.sender.wake), _on_loop(loop, self.timers.poke))
-        outbound.add_listener(self._listener)
+    async def start(self, spawn: Spawn) -> None:
         # Before the sender's first look: a commit by another process after it is then seen.
         version = await self._data_version()
         if isinstance(self.relay, MaildirRelay):
@@ -63,9 +83,9 @@ class Outgoing:
             stale = await asyncio.to_thread(self.relay.prepare)
             if stale:
                 log.info("maildir.stale_removed files=%s folder=%s", stale, self.relay.folder / "tmp")
-        await self.sender.start()
+        await self.sender.start(spawn)
         await self.timers.start()
-        self._watch = asyncio.create_task(self._watch_other_writers(version), name="outgoing-watch")
+        self._watch = spawn(lambda: self._watch_other_writers(version), "outgoing-watch")
         if isinstance(self.relay, MaildirRelay):
             # A warning: with a copied example config in production, nothing would ever leave the machine.
             log.warning("outgoing.started maildir=%s delivery=folder-only (no mail leaves this machine;"
@@ -75,8 +95,6 @@ class Outgoing:
                      self.config.relay.security)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            outbound.remove_listener(self._listener)
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.cancel()
@@ -89,7 +107,7 @@ class Outgoing:
     async def _data_version(self) -> int | None:
         try:
             async with self.store.read() as tx:
-                return int(await tx.value("PRAGMA data_version"))
+                return await stats.data_version(tx)
         except Exception as exc:  # the store struggling: the polls still catch up later
             log.warning("outgoing.watch_failed error=%s", " ".join(f"{type(exc).__name__}: {exc}".split())[:300])
             return None
@@ -111,25 +129,3 @@ class Outgoing:
                 self.sender.wake()
                 self.timers.poke()
             last = version
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop, wake: Callable[[], None]) -> Callable[[], None]:
-    """wake() run on the daemon's loop, even when a domain call in another thread queued the mail.
-
-    The sender's event and the timers' lock belong to the daemon's loop; a CLI command run in a
-    thread of the same process (an embedding program, the tests) would otherwise touch them from
-    its own loop ("bound to a different event loop").
-    """
-
-    def call() -> None:
-        try:
-            here = asyncio.get_running_loop()
-        except RuntimeError:
-            here = None
-        if here is loop:
-            wake()
-        else:
-            with contextlib.suppress(RuntimeError):  # the daemon's loop has closed meanwhile
-                loop.call_soon_threadsafe(wake)
-
-    return call

@@ -8,13 +8,15 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from mailgate.store import Store, StoreUnavailable, Txn, now_iso
-from mailgate.store.timers import Handler, Timer, timer_of
+from mailgate.clock import Clock
+from mailgate.store import Store, StoreUnavailable, Txn
+from mailgate.store import timers as rows
+from mailgate.store.timers import Handler, Timer
 
 log = logging.getLogger("mailgate.timers")
 
@@ -22,8 +24,6 @@ log = logging.getLogger("mailgate.timers")
 MAX_TRIES = 5
 _RETRY_BASE = 5.0  # seconds before the second try, doubling up to _RETRY_MAX
 _RETRY_MAX = 600.0
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,12 @@ class Timers:
 
     APScheduler 3's persistent job store would mean sync SQLAlchemy I/O on the loop and pickled
     jobs; the table is the truth instead, and the scheduler only holds what the table says.
+    A row is due by the daemon's clock: a test that moves a ManualClock past it and pokes sees it fire.
     """
 
-    def __init__(self, store: Store, poll_seconds: float = 5.0) -> None:
+    def __init__(self, store: Store, poll_seconds: float = 5.0, clock: Clock | None = None) -> None:
         self.store = store
+        self.clock = clock or store.clock
         self.poll_seconds = poll_seconds  # catches rows other processes (the CLI) wrote
         self._handlers: dict[str, _Registration] = {}
         self._seen = 0
@@ -95,36 +97,47 @@ class Timers:
         async with self._sync_lock:
             try:
                 async with self.store.read() as tx:
-                    rows = await tx.all("SELECT * FROM timers WHERE id > ? ORDER BY id", (self._seen,))
+                    found, unreadable = await rows.newer_than(tx, self._seen)
             except Exception as exc:  # StoreUnavailable, sqlite3 errors: the next sync tries again
                 log.warning("timers.sync_failed error=%s", _reason(exc))
                 return
             scheduler = self._scheduler
             if scheduler is None:
                 return
-            for row in rows:
-                self._seen = max(self._seen, row["id"])
-                if row["dead_at"] is not None:
+            for timer_id, error in unreadable.items():  # one bad row must not keep the rest out
+                self._seen = max(self._seen, timer_id)
+                log.error("timers.schedule_failed id=%s error=%s", timer_id, error[:500])
+            for timer in found:
+                self._seen = max(self._seen, timer.id)
+                if timer.dead:
                     continue
                 try:
-                    timer = timer_of(row)
                     # A date in the past runs at once (misfire_grace_time=None): nothing is forgotten.
                     scheduler.add_job(
-                        self._fire, DateTrigger(run_date=timer.due_at, timezone=UTC), args=[timer.id],
-                        id=f"timer-{timer.id}", replace_existing=True,
+                        self._fire, DateTrigger(run_date=self._run_date(timer.due_at), timezone=UTC),
+                        args=[timer.id], id=f"timer-{timer.id}", replace_existing=True,
                     )
-                except Exception as exc:  # one unreadable row (a bad due_at) must not keep the rest out
-                    log.error("timers.schedule_failed id=%s error=%s", row["id"], _reason(exc))
+                except Exception as exc:  # one row the scheduler refuses must not keep the rest out
+                    log.error("timers.schedule_failed id=%s error=%s", timer.id, _reason(exc))
+
+    async def reschedule(self) -> None:
+        """Schedule every row again by the clock as it is now (it was moved: a test's ManualClock)."""
+        async with self._sync_lock:
+            self._seen = 0
+        await self.sync()
+
+    def _run_date(self, due_at: datetime) -> datetime:
+        """When APScheduler (which reads the real time) must run a row due at `due_at` by our clock."""
+        return datetime.now(UTC) + max(due_at - self.clock.now(), timedelta(0))
 
     async def _fire(self, timer_id: int) -> None:
         """Run one timer's handler in its own transaction; never raises into the scheduler."""
         after: Callable[[], None] | None = None
         try:
             async with self.store.txn() as tx:
-                row = await tx.one("SELECT * FROM timers WHERE id = ?", (timer_id,))
-                if row is None or row["dead_at"] is not None:
+                timer = await rows.get(tx, timer_id)
+                if timer is None or timer.dead:
                     return  # cancelled, fired by another process, or given up on
-                timer = timer_of(row)
                 registration = self._handlers.get(timer.kind)
                 if registration is None:
                     if timer.kind not in self._warned:
@@ -132,7 +145,7 @@ class Timers:
                         log.warning("timers.no_handler kind=%s (kept for a later version)", timer.kind)
                     return
                 await registration.handler(tx, timer)
-                await tx.execute("DELETE FROM timers WHERE id = ?", (timer_id,))
+                await rows.done(tx, timer_id)
                 after = registration.after
         except (StoreUnavailable, sqlite3.OperationalError) as exc:
             # The row stays; the next start (or a later sync after a retry) fires it.
@@ -154,25 +167,20 @@ class Timers:
         reason = _reason(exc)
         try:
             async with self.store.txn() as tx:
-                row = await tx.one(
-                    "UPDATE timers SET attempts = attempts + 1, last_error = ?,"
-                    " dead_at = CASE WHEN attempts + 1 >= ? THEN ? END WHERE id = ?"
-                    " RETURNING kind, ref, attempts, dead_at",
-                    (reason[:2000], MAX_TRIES, now_iso(), timer_id),
-                )
+                row = await rows.failed(tx, timer_id, reason, MAX_TRIES)
         except Exception as store_exc:
             log.error("timers.fire_error id=%s error=%s (not recorded: %s)", timer_id, reason, _reason(store_exc))
             self._retry_later(timer_id, _RETRY_MAX)
             return
         if row is None:
             return
-        if row["dead_at"] is not None:
+        if row.dead:
             log.error("timers.dead id=%s kind=%s ref=%s attempts=%s error=%s",
-                      timer_id, row["kind"], row["ref"], row["attempts"], reason)
+                      timer_id, row.kind, row.ref, row.attempts, reason)
             return
-        wait = min(self.retry_base * 2 ** (row["attempts"] - 1), _RETRY_MAX)
+        wait = min(self.retry_base * 2 ** (row.attempts - 1), _RETRY_MAX)
         log.warning("timers.fire_error id=%s kind=%s ref=%s attempts=%s retry_in=%.0fs error=%s",
-                    timer_id, row["kind"], row["ref"], row["attempts"], wait, reason)
+                    timer_id, row.kind, row.ref, row.attempts, wait, reason)
         self._retry_later(timer_id, wait)
 
     def _retry_later(self, timer_id: int, seconds: float) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from mailgate.config import Config
 
 Row = sqlite3.Row
+T = TypeVar("T")
+# Told after a write transaction committed, with what it touched (e.g. {"outbox", "timers"}).
+CommitListener = Callable[[frozenset[str]], None]
 
 
 class StoreUnavailable(Exception):
@@ -72,7 +76,7 @@ def migrations() -> list[tuple[int, str, str]]:
         if name.endswith(".sql") and name[:4].isdigit():
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
     found.sort()
-    for (a, first, _), (b, second, _) in zip(found, found[1:]):
+    for (a, first, _), (b, second, _) in itertools.pairwise(found):
         if a == b:  # one of the two would silently never run
             raise RuntimeError(f"two migrations share number {a:04d}: {first} and {second}")
     return found
@@ -88,9 +92,22 @@ class Txn:
     through aiosqlite's thread.
     """
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock | None = None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, clock: Clock | None = None, parts: dict[type[Any], object] | None = None
+    ) -> None:
         self._conn = conn
         self.clock: Clock = clock or SystemClock()
+        self._parts = parts if parts is not None else {}
+        self.touched: set[str] = set()
+
+    def touch(self, what: str) -> None:
+        """This transaction queued work a runner waits for ("outbox", "timers"): its owner hears after COMMIT."""
+        self.touched.add(what)
+
+    def part(self, kind: type[T]) -> T | None:
+        """A part the store's owner handed every transaction (the daemon's mailer), found by its type."""
+        found = self._parts.get(kind)
+        return found if isinstance(found, kind) else None
 
     def now(self) -> datetime:
         """The store's clock: the daemon's, or a test's that it moves."""
@@ -122,7 +139,8 @@ class Txn:
     async def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         cursor = self._conn.execute(sql, params)
         try:
-            return cursor.fetchone()
+            row: Row | None = cursor.fetchone()
+            return row
         finally:
             cursor.close()  # an unfinished statement would make COMMIT fail
 
@@ -146,6 +164,9 @@ class Store:
     ) -> None:
         self.path = path
         self.clock: Clock = clock or SystemClock()
+        # Set by whoever runs the store (the daemon): parts every Txn can reach, and who hears of commits.
+        self.parts: dict[type[Any], object] = {}
+        self.on_commit: CommitListener | None = None
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -272,8 +293,9 @@ class Store:
             db = self._require()
             assert self._conn is not None
             await self._begin(db, deadline)
+            tx = Txn(self._conn, self.clock, self.parts)
             try:
-                yield Txn(self._conn, self.clock)
+                yield tx
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
@@ -284,6 +306,8 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
                 raise StoreUnavailable(f"cannot commit: {exc}") from exc
+        if tx.touched and self.on_commit is not None:
+            self.on_commit(frozenset(tx.touched))
 
     async def _begin(self, db: aiosqlite.Connection, deadline: float | None) -> None:
         """BEGIN IMMEDIATE, which may wait for another process's writer: busy_timeout, or until the deadline.
@@ -321,7 +345,7 @@ class Store:
             assert conn is not None
             conn.execute("BEGIN").close()
             try:
-                yield Txn(conn, self.clock)
+                yield Txn(conn, self.clock, self.parts)
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT").close()

@@ -15,7 +15,6 @@ from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.mail.parse import parse
 from mailgate.outgoing import guard as loops
-from mailgate.outgoing import notices as outbound
 
 from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section
@@ -234,4 +233,4 @@ async def test_auto_responder_exchange_stops_after_one_answer(
             assert await tx.value("SELECT COUNT(*) FROM tickets") == 1
             inbound = await tx.value("SELECT COUNT(*) FROM messages WHERE direction = 'in'")
         assert inbound <= 4
-        assert outbound.mailer_for(running.config) is not None
+        assert running.mailer is not None

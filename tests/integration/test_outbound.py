@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -13,6 +12,7 @@ import pytest
 
 from mailgate import config as config_mod
 from mailgate import tokens
+from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.outgoing import notices as outbound
@@ -292,7 +292,7 @@ async def test_5xx_fails_at_once_and_tells_the_agent(sink: Sink, outconfig: Call
 async def test_agent_reply_waits_for_the_delay_then_goes(sink: Sink, outconfig: Callable[..., Config]) -> None:
     async with started(outconfig()) as running:
         await open_ticket(running, sink, message_id="<d1@customer.test>")
-        mailer = outbound.mailer_for(running.config)
+        mailer = running.mailer
         async with running.store.txn() as tx:
             outbox_id = await outbox.queue_agent_reply(tx, mailer, 1, "aino", "We replaced the printer.", delay=0.5)
             assert [r["kind"] for r in await tx.all("SELECT kind FROM timers")] == ["outbox.release"]
@@ -310,7 +310,7 @@ async def test_agent_reply_waits_for_the_delay_then_goes(sink: Sink, outconfig: 
 async def test_cancel_before_the_delay_ends_sends_nothing(sink: Sink, outconfig: Callable[..., Config]) -> None:
     async with started(outconfig()) as running:
         await open_ticket(running, sink, message_id="<c1@customer.test>")
-        mailer = outbound.mailer_for(running.config)
+        mailer = running.mailer
         async with running.store.txn() as tx:
             await outbox.queue_agent_reply(tx, mailer, 1, "aino", "CANCELLED TEXT", delay=0.3)
         async with running.store.txn() as tx:
@@ -329,7 +329,7 @@ async def test_cancel_before_the_delay_ends_sends_nothing(sink: Sink, outconfig:
 async def test_customer_writing_again_holds_the_reply_and_asks_the_agent(sink: Sink, outconfig: Callable[..., Config]) -> None:
     async with started(outconfig()) as running:
         ack = await open_ticket(running, sink, message_id="<h1@customer.test>")
-        mailer = outbound.mailer_for(running.config)
+        mailer = running.mailer
         async with running.store.txn() as tx:
             outbox_id = await outbox.queue_agent_reply(tx, mailer, 1, "aino", "Please restart it.", delay=30)
         await send(running.smtp_port, mail(subject="Re: x", body="Never mind, I bought a new one.\n",
@@ -351,17 +351,14 @@ async def test_customer_writing_again_holds_the_reply_and_asks_the_agent(sink: S
 
 async def test_timer_missed_while_down_fires_after_restart(sink: Sink, outconfig: Callable[..., Config]) -> None:
     config = outconfig()
-    async with started(config) as running:
+    clock = ManualClock()
+    async with started(config, clock=clock) as running:
         await open_ticket(running, sink, message_id="<m1@customer.test>")
         async with running.store.txn() as tx:
-            await outbox.queue_agent_reply(tx, outbound.mailer_for(config), 1, "aino", "LATE REPLY", delay=600)
+            await outbox.queue_agent_reply(tx, running.mailer, 1, "aino", "LATE REPLY", delay=600)
     # While the daemon was down the reply fell due (APScheduler's default 1 s grace would drop it).
-    past = (datetime.now(UTC) - timedelta(minutes=10)).isoformat(timespec="microseconds")
-    with sqlite3.connect(config.database_path) as db:
-        assert db.execute("UPDATE timers SET due_at = ?", (past,)).rowcount == 1
-        db.execute("UPDATE outbox SET not_before = ? WHERE kind = 'reply'", (past,))
-    db.close()
-    async with started(config) as running:
+    clock.advance(timedelta(minutes=20))
+    async with started(config, clock=clock) as running:
         await sink.wait_for(lambda r: any("LATE REPLY" in x.text() for x in sink.to(CUSTOMER)))
         await wait_db(running, "SELECT 1 FROM outbox WHERE kind = 'reply' AND state = 'sent'")
         async with asyncio.timeout(10):

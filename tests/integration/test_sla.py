@@ -23,7 +23,6 @@ from mailgate.config import BusinessHoursConfig, Config, ConfigError
 from mailgate.daemon import Running, started
 from mailgate.ops import lifecycle, sla, tickets
 from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
-from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
 from mailgate.store import Store, open_store, timers
 
@@ -372,7 +371,7 @@ async def test_sla_escalation_end_to_end(sink: Sink, slaconfig: Callable[[], Con
             "aino@agents.test", "pekka@agents.test"]
         # An agent's answer reaches the relay: first response met (late), its timers gone.
         async with running.store.txn() as tx:
-            await outbox.queue_agent_reply(tx, outbound.mailer_for(running.config), ticket["id"], "aino",
+            await outbox.queue_agent_reply(tx, running.mailer, ticket["id"], "aino",
                                            "We are on it.", delay=0)
         await sink.wait_for(lambda r: any(x.rcpt_tos == ["alice@customer.test"] and "We are on it." in x.text()
                                           for x in r))

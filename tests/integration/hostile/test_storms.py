@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from mailgate.cli.main import main
+from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.outgoing import guard as loops
@@ -134,14 +135,13 @@ async def test_flood_without_from_is_capped_by_envelope_sender(
         await still_flowing(running, sink)
 
 
-async def test_forged_senders_get_at_most_the_global_cap(
-    hostile_config: Callable[..., Config], sink: Sink, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_forged_senders_get_at_most_the_global_cap(hostile_config: Callable[..., Config], sink: Sink) -> None:
     cap = 5
+    clock = ManualClock()
     config = hostile_config("\n[storms]\nacks_per_minute = 5\n", smtp=TRUST_LOOPBACK)
     spam = [(f"victim{i}@forged.test", mail(sender=f"victim{i}@forged.test", subject=f"Cheap pills {i}",
                                              message_id=f"<spam{i}@forged.test>")) for i in range(50)]
-    async with started(config) as running:
+    async with started(config, clock=clock) as running:
         await send_many(running.smtp_port, spam)
         await settle(running, timeout=60)
         assert await _count(running, "SELECT COUNT(*) FROM tickets") == 50  # every mail is kept
@@ -163,8 +163,7 @@ async def test_forged_senders_get_at_most_the_global_cap(
         await wait_mail(sink, customer, "Real question")
 
         # The cap is per minute: once the flood's minute is over, ordinary customers are answered again.
-        later = loops.clock() + timedelta(minutes=2)
-        monkeypatch.setattr(loops, "clock", lambda: later)
+        clock.advance(timedelta(minutes=2))
         await still_flowing(running, sink)
 
 

@@ -1,0 +1,298 @@
+"""The outbox sender: claims due rows and hands them to the relay, retrying with backoff until outbox.max_age."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from mailgate.clock import Clock, iso
+from mailgate.config import OutboxConfig
+from mailgate.obs import q
+from mailgate.ops import sla
+from mailgate.outgoing.outbox import backoff
+from mailgate.outgoing.relay import Delivery, Result
+from mailgate.runners import Spawn
+from mailgate.store import Store, StoreUnavailable, Txn, messages
+from mailgate.store import outbox as rows
+from mailgate.store import ticket_facts as view
+from mailgate.store.outbox import OutboxRow
+
+log = logging.getLogger("mailgate.outbox")
+
+# An error of ours (not the relay's answer) is tried this often, then the row fails with it: a
+# bug that one mail triggers every time must not keep that mail retrying for outbox.max_age.
+UNEXPECTED_TRIES = 3
+# A sender task that died anyway is started again after this pause (never in a tight loop).
+RESTART_PAUSE = 1.0
+
+# Called inside the transaction that marks a row failed: record it and tell someone.
+FailureHook = Callable[[Txn, OutboxRow, str], Awaitable[None]]
+
+
+class Sender:
+    """Claims due rows and hands them to the relay, `relay.connections` at a time."""
+
+    def __init__(
+        self,
+        config: OutboxConfig,
+        store: Store,
+        relay: Delivery,
+        *,
+        on_failed: FailureHook | None = None,
+        clock: Clock | None = None,
+        poll_seconds: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.relay = relay
+        self.on_failed = on_failed
+        self.clock = clock or store.clock
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self.delivered = asyncio.Event()  # set after every attempt; tests wait on it
+        self.attempts = 0
+        self.restarts = 0  # sender tasks started again after dying
+        # What the relay did last, for /healthz and the metrics (monotonic seconds; None: not yet).
+        self.relay_ok_at: float | None = None
+        self.relay_failed_at: float | None = None
+        self.relay_failures = 0
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._errors: dict[int, str] = {}
+        self._spawn_in: Spawn | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def alive(self) -> bool:
+        """Every sender task runs (one that died is dead until its restart a second later)."""
+        return not self._stopping and bool(self._tasks) and not any(task.done() for task in self._tasks)
+
+    async def recover(self) -> int:
+        """Rows a killed daemon left 'sending' may or may not have reached the relay: send again.
+
+        One daemon per database: a row in 'sending' at start is one a dead process was holding.
+        """
+        async with self.store.read() as tx:
+            if not await rows.any_sending(tx):
+                return 0
+        async with self.store.txn() as tx:
+            return await rows.requeue_sending(tx)
+
+    async def start(self, spawn: Spawn) -> None:
+        """Recover, then run `relay.connections` workers as tasks of the daemon's group (`spawn`)."""
+        recovered = await self.recover()
+        if recovered:
+            log.warning("outbox.recovered rows=%s (in flight when the daemon stopped)", recovered)
+        self._stopping = False
+        self._spawn_in = spawn
+        self._tasks = [self._spawn(i) for i in range(self.relay.config.connections)]
+
+    def _spawn(self, index: int) -> asyncio.Task[None]:
+        assert self._spawn_in is not None
+        task = self._spawn_in(lambda: self._guarded(index), f"outbox-sender-{index}")
+        task.add_done_callback(lambda done: self._ended(index, done))
+        return task
+
+    async def _guarded(self, index: int) -> None:
+        """A worker whose error ends only itself: the daemon's task group must not fall with it."""
+        try:
+            await self._work()
+        except Exception as exc:
+            self._errors[index] = _reason(exc)
+
+    def _ended(self, index: int, task: asyncio.Task[None]) -> None:
+        """A sender task ended while the daemon runs: say so now (not at shutdown) and start another."""
+        if self._stopping or index >= len(self._tasks) or self._tasks[index] is not task:
+            return
+        error = "cancelled" if task.cancelled() else self._errors.pop(index, "returned")
+        log.error("outbox.worker_died worker=%s error=%s restart_in=%.0fs", index, error, RESTART_PAUSE)
+        self.restarts += 1
+
+        def restart() -> None:
+            if not self._stopping and self._tasks[index] is task:
+                with contextlib.suppress(RuntimeError):  # the task group is already closing
+                    self._tasks[index] = self._spawn(index)
+
+        asyncio.get_running_loop().call_later(RESTART_PAUSE, restart)
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Claim no more rows; mail already handed to the relay gets `grace` seconds to finish.
+
+        Then the workers are cancelled: a row still 'sending' is sent again at the next start
+        (the relay may see it twice, never zero times).
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._tasks and grace > 0:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            if pending:
+                log.warning("outbox.stop_cut in_flight=%d after=%gs (sent again at start)", len(pending), grace)
+        for task in self._tasks:
+            # Cancel until done: 3.11's wait_for (inside aiosmtplib) can swallow a cancel that
+            # arrives with a reply, and a shutdown must not hang on that.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1)
+        for error in self._errors.values():
+            log.error("outbox.worker_failed error=%s", error)
+        self._errors.clear()
+        self._tasks = []
+
+    async def _work(self) -> None:
+        pause = 1.0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                row = await self._claim()
+            except Exception as exc:  # the store struggling, or a bug: either way the loop goes on
+                log.warning("outbox.claim_failed error=%s retry_in=%.0fs", _reason(exc), pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 60.0)
+                continue
+            pause = 1.0
+            if row is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
+                continue
+            await self._deliver(row)
+
+    async def _claim(self) -> OutboxRow | None:
+        now = self.clock.now()
+        # Look before taking the write lock: an idle sender must not contend with intake writers.
+        async with self.store.read() as tx:
+            if not await rows.any_due(tx, now):
+                return None
+        async with self.store.txn() as tx:
+            return await rows.claim(tx, now)
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        try:
+            result = await self.relay.send(row.mail_from, row.rcpt_to, row.raw)
+        except Exception as exc:  # Relay.send answers every failure; this is a bug, kept to this row
+            log.error("outbox.send_error id=%s error=%s", row.id, _reason(exc))
+            result = Result(False, False, None, _reason(exc), unexpected=True)
+        self.attempts += 1
+        self._relay_seen(result)
+        pause = 1.0
+        while True:
+            try:
+                await self._record(row, result)
+                break
+            except (StoreUnavailable, sqlite3.OperationalError) as exc:
+                # The mail went (or not); the row must say so, or a restart sends it again.
+                log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row.id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            except Exception as exc:
+                # A bug after the send (the ticket's event, the agents' notice of a failure): the
+                # row still says what happened, without the rest.
+                log.error("outbox.record_error id=%s error=%s", row.id, _reason(exc))
+                await self._record_plain(row, result, exc)
+                break
+        self.delivered.set()
+
+    def _relay_seen(self, result: Result) -> None:
+        """Whether the relay itself works: any answer about a recipient proves it; no session does not."""
+        now = time.monotonic()
+        if relay_trouble(result):
+            self.relay_failed_at = now
+            self.relay_failures += 1
+        elif not result.unexpected:
+            self.relay_ok_at = now
+
+    async def _record_plain(self, row: OutboxRow, result: Result, error: Exception) -> None:
+        """Only the row's state, when recording it in full raised: 'sent', or 'failed' with both reasons."""
+        state = "sent" if result.ok else "failed"
+        note = f"{'sent' if result.ok else result.message}; recording it failed: {_reason(error)}"[:2000]
+        pause = 1.0
+        while True:
+            try:
+                async with self.store.txn() as tx:
+                    await rows.mark_plain(tx, row.id, state, note)
+                log.warning("outbox.%s id=%s rcpt=%r reason=%s", state, row.id, row.rcpt_to, note)
+                return
+            except (StoreUnavailable, sqlite3.OperationalError) as exc:
+                log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row.id, exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            except Exception as exc:  # left 'sending': the next start sends it again
+                log.error("outbox.record_error id=%s error=%s", row.id, _reason(exc))
+                return
+
+    async def _record(self, row: OutboxRow, result: Result) -> None:
+        now = self.clock.now()
+        if result.ok:
+            number = None
+            async with self.store.txn() as tx:
+                await self._sent(tx, row, now)
+                if row.ticket_id is not None:
+                    number = await view.number_of(tx, row.ticket_id)
+            # After the commit: the relay's reply holds its queue id, the thread to follow into its log.
+            log.info("outbox.sent id=%s ticket=%s kind=%s message_id=%s rcpt=%s attempts=%s relay=%s",
+                     row.id, number, row.kind, q(f"<{row.message_id}>"), q(row.rcpt_to),
+                     row.attempts, q(" ".join(str(result.message or "").split())[:300]))
+            return
+        async with self.store.txn() as tx:
+            created = datetime.fromisoformat(row.created_at)
+            retry_at = now + timedelta(seconds=backoff(self.config, row.attempts))
+            capped = result.unexpected and row.attempts >= UNEXPECTED_TRIES
+            if not result.permanent and not capped and retry_at <= created + timedelta(seconds=self.config.max_age):
+                # The retry's timer row wakes this sender when it is due (the store says so on commit).
+                await rows.mark_retry(tx, row.id, retry_at, result.message)
+                # A relay outage or a refusal for now: nothing is lost, but the operator must see it.
+                log.warning("outbox.retry id=%s kind=%s attempts=%s at=%s reason=%s",
+                            row.id, row.kind, row.attempts, retry_at.isoformat(), q(result.message))
+            else:
+                reason = result.message if result.permanent else f"gave up after {row.attempts} tries: {result.message}"
+                await rows.mark_failed(tx, row.id, reason)
+                log.warning("outbox.failed id=%s kind=%s rcpt=%s reason=%s", row.id, row.kind, q(row.rcpt_to),
+                            q(reason))
+                if self.on_failed is not None:
+                    await self.on_failed(tx, row, reason)
+
+    async def _sent(self, tx: Txn, row: OutboxRow, now: datetime) -> None:
+        message_row = None
+        if row.ticket_id is not None and row.kind in rows.CUSTOMER_KINDS:
+            text = row.text
+            message_row = await messages.insert(tx, messages.NewMessage(
+                ticket_id=row.ticket_id, direction="out", message_id=row.message_id,
+                content_key=hashlib.sha256(text.encode()).hexdigest(), in_reply_to=row.in_reply_to,
+                from_name=row.from_name, from_address=row.from_address,
+                recipients={"to": [{"name": "", "address": row.rcpt_to}], "cc": [], "reply_to": []},
+                subject=row.subject, sent_at=iso(now), text=text, reply_text=text,
+                kind="auto-reply" if row.automatic else "message", thread_rule="outbound",
+                thread_detail=row.kind, created_at=tx.now_iso(), thread_by_id=False,
+            ))
+        await rows.mark_sent(tx, row.id, now, message_row)
+        if row.ticket_id is not None and row.kind == "reply":
+            # An agent's answer reached the relay: the ticket's first-response SLA is met.
+            await sla.first_response_sent(tx, row.ticket_id, now)
+        if row.ticket_id is not None:
+            await view.event(
+                tx, row.ticket_id, "system", "mail.sent",
+                {"outbox": row.id, "kind": row.kind, "to": row.rcpt_to, "message_id": row.message_id,
+                 "attempts": row.attempts},
+            )
+
+
+def relay_trouble(result: Result) -> bool:
+    """The relay, not this one mail, is the problem: no session (refused, timeout, dropped), 421, or
+    our credentials refused; every mail waits until the operator or the relay fixes it."""
+    if result.ok or result.unexpected:
+        return False
+    if result.code is None:
+        return not result.permanent
+    return result.code in (421, 454, 530, 534, 535)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """One line for the log and last_error: the exception's type and text, bounded."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]

@@ -1,0 +1,314 @@
+"""The outbox table: one rendered mail per envelope recipient, from queued to sent, failed or cancelled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mailgate.clock import iso
+from mailgate.store import Row, Txn, timers
+
+# Mail the customer sees: stored as an outgoing message of the ticket once sent.
+CUSTOMER_KINDS = frozenset({"ack", "resolved", "reply"})
+STATES = ("queued", "sending", "sent", "failed", "held", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One outgoing mail as stored."""
+
+    id: int
+    ticket_id: int | None
+    kind: str
+    automatic: bool
+    agent: str | None
+    message_id: str
+    mail_from: str
+    from_name: str
+    from_address: str
+    in_reply_to: str | None
+    rcpt_to: str
+    subject: str
+    text: str
+    raw: bytes
+    not_before: str
+    created_at: str
+    state: str
+    attempts: int
+    last_error: str | None
+    sent_at: str | None
+    message_row: int | None
+    retries: int
+
+
+def _row(r: Row) -> OutboxRow:
+    return OutboxRow(
+        id=r["id"], ticket_id=r["ticket_id"], kind=r["kind"], automatic=bool(r["automatic"]), agent=r["agent"],
+        message_id=r["message_id"], mail_from=r["mail_from"], from_name=r["from_name"],
+        from_address=r["from_address"], in_reply_to=r["in_reply_to"], rcpt_to=r["rcpt_to"], subject=r["subject"],
+        text=r["text"], raw=bytes(r["raw"]), not_before=r["not_before"], created_at=r["created_at"],
+        state=r["state"], attempts=r["attempts"], last_error=r["last_error"], sent_at=r["sent_at"],
+        message_row=r["message_row"], retries=r["retries"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMail:
+    """One rendered mail for one envelope recipient, ready for the table."""
+
+    ticket_id: int | None
+    kind: str
+    automatic: bool
+    agent: str | None
+    message_id: str
+    from_name: str
+    from_address: str
+    in_reply_to: str | None
+    rcpt_to: str
+    subject: str
+    text: str
+    not_before: datetime
+    state: str = "queued"
+
+
+@dataclass(frozen=True, slots=True)
+class Acted:
+    """A row an operator (or agent) acted on: requeued, cancelled, held."""
+
+    id: int
+    ticket_id: int | None
+    kind: str
+    rcpt_to: str
+    agent: str | None = None
+    text: str = ""
+    last_error: str | None = None
+
+
+def id_chunks(ids: list[int], size: int = 500) -> Iterator[tuple[str, list[int]]]:
+    """(placeholders, ids) in slices: an operator's `xargs` list must not hit SQLite's variable limit."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        yield ",".join("?" * len(chunk)), chunk
+
+
+async def insert(tx: Txn, mail: NewMail) -> int:
+    """The row, before its bytes: the VERP return path names the row id, so compose comes after."""
+    outbox_id = await tx.execute(
+        "INSERT INTO outbox (ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
+        " in_reply_to, rcpt_to, subject, text, raw, not_before, created_at, state)"
+        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, x'', ?, ?, ?)",
+        (
+            mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail.from_name,
+            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text,
+            iso(mail.not_before), tx.now_iso(), mail.state,
+        ),
+    )
+    if mail.ticket_id is not None:
+        # Every Message-ID we send threads a reply by header, even with a rewritten subject.
+        await tx.execute(
+            "INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 1)",
+            (mail.message_id, mail.ticket_id),
+        )
+    tx.touch("outbox")
+    return outbox_id
+
+
+async def set_wire(tx: Txn, outbox_id: int, mail_from: str, raw: bytes, not_before: datetime) -> None:
+    """Store the composed bytes; a future not-before time gets its timer row in the same transaction."""
+    await tx.execute("UPDATE outbox SET mail_from = ?, raw = ? WHERE id = ?", (mail_from, raw, outbox_id))
+    if not_before > tx.now():
+        await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, not_before)
+    tx.touch("outbox")
+
+
+async def get(tx: Txn, outbox_id: int) -> OutboxRow | None:
+    row = await tx.one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
+    return _row(row) if row is not None else None
+
+
+async def by_message_id(tx: Txn, message_id: str) -> OutboxRow | None:
+    row = await tx.one("SELECT * FROM outbox WHERE message_id = ?", (message_id,))
+    return _row(row) if row is not None else None
+
+
+async def cancel_pending(tx: Txn, ticket_id: int, agent: str | None) -> list[int]:
+    """The agent's replies that have not gone yet (queued or held) become 'cancelled'; None = any agent's."""
+    rows = await tx.all(
+        "UPDATE outbox SET state = 'cancelled' WHERE ticket_id = ? AND kind = 'reply'"
+        " AND state IN ('queued', 'held') AND (? IS NULL OR agent = ?) RETURNING id",
+        (ticket_id, agent, agent),
+    )
+    ids = [int(r["id"]) for r in rows]
+    for outbox_id in ids:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, outbox_id)
+    return ids
+
+
+async def hold_pending(tx: Txn, ticket_id: int) -> list[Acted]:
+    """Queued replies of the ticket become 'held' (their delayed-send timers go)."""
+    rows = await tx.all(
+        "UPDATE outbox SET state = 'held' WHERE ticket_id = ? AND kind = 'reply' AND state = 'queued'"
+        " RETURNING id, ticket_id, kind, rcpt_to, agent, text",
+        (ticket_id,),
+    )
+    held = [Acted(r["id"], r["ticket_id"], r["kind"], r["rcpt_to"], r["agent"], r["text"]) for r in rows]
+    for row in held:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row.id)
+    return held
+
+
+async def release_held(tx: Txn, ticket_id: int, agent: str | None) -> int:
+    """Held replies of the ticket (one agent's, or any) are queued again, due now."""
+    count = await tx.rowcount(
+        "UPDATE outbox SET state = 'queued', not_before = ? WHERE ticket_id = ? AND kind = 'reply'"
+        " AND state = 'held' AND (? IS NULL OR agent = ?)",
+        (tx.now_iso(), ticket_id, agent, agent),
+    )
+    if count:
+        tx.touch("outbox")
+    return count
+
+
+async def requeue(tx: Txn, ids: list[int]) -> list[Acted]:
+    """Failed rows again and queued rows without their wait; last_error stays, a failed row's age restarts."""
+    now = tx.now_iso()
+    found: list[Acted] = []
+    for marks, chunk in id_chunks(ids):
+        rows = await tx.all(
+            "UPDATE outbox SET attempts = CASE WHEN state = 'failed' THEN 0 ELSE attempts END,"
+            " created_at = CASE WHEN state = 'failed' THEN ? ELSE created_at END,"
+            " state = 'queued', not_before = ?, retries = retries + 1"
+            f" WHERE id IN ({marks}) AND (state = 'failed' OR (state = 'queued' AND not_before > ?))"
+            " RETURNING id, ticket_id, kind, rcpt_to, last_error",
+            (now, now, *chunk, now),
+        )
+        found += [Acted(r["id"], r["ticket_id"], r["kind"], r["rcpt_to"], last_error=r["last_error"]) for r in rows]
+    for row in found:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row.id)  # it is due now; the old wake-up is moot
+    if found:
+        tx.touch("outbox")
+    return found
+
+
+async def cancel(tx: Txn, ids: list[int]) -> list[Acted]:
+    """These rows, when queued or held, become 'cancelled' (one being sent cannot be called back)."""
+    found: list[Acted] = []
+    for marks, chunk in id_chunks(ids):
+        rows = await tx.all(
+            f"UPDATE outbox SET state = 'cancelled' WHERE id IN ({marks}) AND state IN ('queued', 'held')"
+            " RETURNING id, ticket_id, kind, rcpt_to",
+            chunk,
+        )
+        found += [Acted(r["id"], r["ticket_id"], r["kind"], r["rcpt_to"]) for r in rows]
+    for row in found:
+        await timers.cancel(tx, timers.OUTBOX_RELEASE, row.id)
+    return found
+
+
+async def states(tx: Txn, ids: list[int]) -> dict[int, str]:
+    """The state of each row that exists."""
+    found: dict[int, str] = {}
+    for marks, chunk in id_chunks(ids):
+        for row in await tx.all(f"SELECT id, state FROM outbox WHERE id IN ({marks})", chunk):
+            found[int(row["id"])] = row["state"]
+    return found
+
+
+async def mark_failed(tx: Txn, outbox_id: int, reason: str) -> None:
+    await tx.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", (reason, outbox_id))
+
+
+# -- the sender's statements ------------------------------------------------------------------------
+
+
+async def any_sending(tx: Txn) -> bool:
+    return bool(await tx.value("SELECT 1 FROM outbox WHERE state = 'sending' LIMIT 1"))
+
+
+async def requeue_sending(tx: Txn) -> int:
+    """Rows left 'sending' by a process that died: queued again."""
+    return await tx.rowcount("UPDATE outbox SET state = 'queued' WHERE state = 'sending'")
+
+
+async def any_due(tx: Txn, now: datetime) -> bool:
+    return bool(await tx.value(
+        "SELECT 1 FROM outbox WHERE state = 'queued' AND not_before <= ? LIMIT 1", (iso(now),)
+    ))
+
+
+async def claim(tx: Txn, now: datetime) -> OutboxRow | None:
+    """The next due row, marked 'sending' with one more attempt counted."""
+    row = await tx.one(
+        "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ("
+        " SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT 1)"
+        " RETURNING *",
+        (iso(now),),
+    )
+    return _row(row) if row is not None else None
+
+
+async def mark_sent(tx: Txn, outbox_id: int, sent_at: datetime, message_row: int | None) -> None:
+    await tx.execute(
+        "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL, message_row = ? WHERE id = ?",
+        (iso(sent_at), message_row, outbox_id),
+    )
+
+
+async def mark_retry(tx: Txn, outbox_id: int, retry_at: datetime, error: str) -> None:
+    """Queued again for `retry_at`, with the timer that wakes the sender then."""
+    await tx.execute(
+        "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ? WHERE id = ?",
+        (iso(retry_at), error, outbox_id),
+    )
+    await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, retry_at)
+
+
+async def mark_plain(tx: Txn, outbox_id: int, state: str, note: str) -> None:
+    """Only the state and a note, when recording the outcome in full failed."""
+    await tx.execute(
+        "UPDATE outbox SET state = ?, last_error = ?, sent_at = CASE WHEN ? = 'sent' THEN ? END WHERE id = ?",
+        (state, note, state, tx.now_iso(), outbox_id),
+    )
+
+
+# -- counts the storm fuse and the operator read ----------------------------------------------------
+
+
+async def acks_to_since(tx: Txn, recipient: str, since: datetime) -> int:
+    """Acknowledgements (not cancelled) to one address created after `since`."""
+    return int(await tx.value(
+        "SELECT COUNT(*) FROM outbox WHERE rcpt_to = ? AND kind = 'ack' AND created_at > ? AND state != 'cancelled'",
+        (recipient.lower(), iso(since)),
+    ) or 0)
+
+
+async def acks_since(tx: Txn, since: datetime) -> int:
+    """Acknowledgements (not cancelled) to anyone created after `since`."""
+    return int(await tx.value(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'", (iso(since),)
+    ) or 0)
+
+
+async def listing(
+    tx: Txn, *, state: str | None, ticket: int | None, kind: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Rows newest first, with the ticket's number, for `mailgate outbox list`."""
+    rows = await tx.all(
+        "SELECT o.id, o.state, o.kind, t.number, o.rcpt_to, o.attempts, o.retries, o.created_at, o.not_before,"
+        " o.sent_at, o.last_error FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
+        " WHERE (? IS NULL OR o.state = ?) AND (? IS NULL OR t.number = ?) AND (? IS NULL OR o.kind = ?)"
+        " ORDER BY o.id DESC LIMIT ?",
+        (state, state, ticket, ticket, kind, kind, limit),
+    )
+    return [dict(r) for r in rows]
+
+
+async def shown(tx: Txn, outbox_id: int) -> dict[str, Any] | None:
+    """Every column of one row and its ticket's number, for `mailgate outbox show`."""
+    row = await tx.one(
+        "SELECT o.*, t.number AS ticket FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id WHERE o.id = ?",
+        (outbox_id,),
+    )
+    return dict(row) if row is not None else None

@@ -1,0 +1,65 @@
+"""The sender_hours table: mail per sender and clock hour, for the storm fuse and the operator's view of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mailgate.store import Txn
+
+ALL_SENDERS = ""  # the row of the installation-wide acknowledgement cap
+
+
+@dataclass(frozen=True, slots=True)
+class SenderHour:
+    passed: int
+    held: int
+    released: bool
+    ticket_id: int | None
+
+
+async def of(tx: Txn, sender: str, hour: str) -> SenderHour | None:
+    row = await tx.one(
+        "SELECT passed, held, released, ticket_id FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour)
+    )
+    if row is None:
+        return None
+    return SenderHour(int(row["passed"]), int(row["held"]), bool(row["released"]), row["ticket_id"])
+
+
+async def count_passed(tx: Txn, sender: str, hour: str) -> None:
+    await _ensure(tx, sender, hour)
+    await tx.execute("UPDATE sender_hours SET passed = passed + 1 WHERE sender = ? AND hour = ?", (sender, hour))
+
+
+async def count_held(tx: Txn, sender: str, hour: str, now: str) -> None:
+    await _ensure(tx, sender, hour)
+    await tx.execute(
+        "UPDATE sender_hours SET held = held + 1, first_held_at = COALESCE(first_held_at, ?), last_held_at = ?"
+        " WHERE sender = ? AND hour = ?", (now, now, sender, hour),
+    )
+
+
+async def _ensure(tx: Txn, sender: str, hour: str) -> None:
+    await tx.execute(
+        "INSERT INTO sender_hours (sender, hour) VALUES (?, ?) ON CONFLICT (sender, hour) DO NOTHING", (sender, hour)
+    )
+
+
+async def release(tx: Txn, sender: str, hour: str) -> int:
+    """Lift the cap for the sender's hour; how many of its mails were held so far."""
+    await tx.execute(
+        "INSERT INTO sender_hours (sender, hour, released) VALUES (?, ?, 1)"
+        " ON CONFLICT (sender, hour) DO UPDATE SET released = 1", (sender, hour),
+    )
+    return int(await tx.value("SELECT held FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour)) or 0)
+
+
+async def held_since(tx: Txn, hour: str) -> list[dict[str, Any]]:
+    """Hours with held mail from `hour` on, newest first, with the number of the ticket it went to."""
+    rows = await tx.all(
+        "SELECT h.sender, h.hour, h.passed, h.held, h.released, h.first_held_at, h.last_held_at, t.number"
+        " FROM sender_hours h LEFT JOIN tickets t ON t.id = h.ticket_id"
+        " WHERE h.held > 0 AND h.hour >= ? ORDER BY h.hour DESC, h.held DESC, h.sender", (hour,),
+    )
+    return [dict(r) for r in rows]
