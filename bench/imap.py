@@ -23,10 +23,11 @@ from imapclient import IMAPClient  # type: ignore[import-untyped]
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.dovecot import Dovecot, find_dovecot
+
 from mailgate import config as config_mod
 from mailgate.sources.imap import AccountWorker
 from mailgate.store import store_for
-from tests.dovecot import Dovecot, find_dovecot
 
 CORPUS = REPO.parent / "shared" / "corpus"
 USER, PASSWORD = "bench", "bench-secret"

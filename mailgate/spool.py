@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailgate.models import Envelope
 from mailgate.obs import q
-from mailgate.store import Store, StoreUnavailable, Txn
+from mailgate.store import DatabaseError, Store, StoreUnavailable, Txn
 from mailgate.store import spool as rows
 from mailgate.store.spool import SpoolEntry
 
@@ -38,7 +37,7 @@ async def accept(store: Store, raw: bytes, envelope: Envelope, *, wait: float | 
     try:
         async with store.txn(wait=wait) as tx:
             return await accept_in(tx, raw, digest, envelope)
-    except sqlite3.Error as exc:
+    except DatabaseError as exc:
         raise StoreUnavailable(str(exc)) from exc
 
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from mailgate.cli.support import CONTACT, EX_TEMPFAIL, load_config, out, run_txn
 from mailgate.config import Config
 from mailgate.ops import erase as erase_ops
 from mailgate.ops import retention
-from mailgate.store import StoreUnavailable, Txn, store_for
+from mailgate.store import DatabaseError, StoreUnavailable, Txn, store_for
 from mailgate.store import backup as backups
 from mailgate.store.blobs import BlobStore, unlink_unreferenced
 
@@ -83,7 +82,7 @@ def db_backup(ctx: click.Context, file: Path, attachments: Path | None, force: b
         result = backups.backup(source, file, busy_timeout=config.storage.busy_timeout)
     except backups.BackupFailed as exc:
         raise click.ClickException(str(exc)) from None
-    except sqlite3.Error as exc:
+    except DatabaseError as exc:
         click.echo(f"store unavailable: {exc}", err=True)
         ctx.exit(EX_TEMPFAIL)
     data: dict[str, Any] = {

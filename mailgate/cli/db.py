@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import click
 
 from mailgate.cli.support import emit_json, load_config
-from mailgate.store import newest_schema, schema_of
+from mailgate.store import DatabaseError, newest_schema, schema_of
 
 EX_CONFIG = 78  # sysexits: as `run` on a database a newer mailgate wrote; retrying will not help
 
@@ -36,7 +35,7 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
     else:
         try:
             found = schema_of(path)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             info.update(state="unreadable", error=str(exc))
             _show(as_json, info, f"{path}: cannot read it: {exc}")
             ctx.exit(1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 
@@ -16,7 +15,7 @@ from mailgate.obs import q
 from mailgate.outgoing import notices
 from mailgate.pipeline.context import MailContext, Outcome
 from mailgate.pipeline.steps import STEPS
-from mailgate.store import Store, StoreUnavailable, Txn
+from mailgate.store import Store, StoreUnavailable, TransientError, Txn
 from mailgate.store.blobs import BlobStore
 from mailgate.store.savepoints import savepoint
 from mailgate.store.spool import SpoolEntry
@@ -106,7 +105,7 @@ class Processor:
         """Process; on failure record it on the spool row (kept, retried, then dead)."""
         try:
             outcome = await self.process(entry)
-        except (StoreUnavailable, sqlite3.OperationalError) as exc:
+        except (StoreUnavailable, TransientError) as exc:
             # The store itself is struggling: leave the row untouched and try later.
             log.warning("spool.process_deferred id=%s error=%s", entry.id, exc)
             raise
@@ -174,7 +173,7 @@ class Processor:
                     count += 1
                     try:
                         outcomes.append(await self.process(entry))
-                    except (StoreUnavailable, sqlite3.OperationalError) as exc:
+                    except (StoreUnavailable, TransientError) as exc:
                         log.warning("spool.process_deferred id=%s error=%s", entry.id, exc)
                         raise
                     except Exception as exc:  # a bug on one message must not stop the others

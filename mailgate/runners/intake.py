@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 
 from mailgate import spool
 from mailgate.pipeline.process import MAX_ATTEMPTS, Processor, log_outcome, reason
-from mailgate.store import StoreUnavailable
+from mailgate.store import StoreUnavailable, TransientError
 
 log = logging.getLogger("mailgate.process")
 
@@ -49,7 +48,7 @@ class Worker:
             except Exception as exc:
                 # The store struggling, or a bug outside one message's guard (reading the spool,
                 # recording a failure): the rows stay 'received' and a later round takes them again.
-                store = isinstance(exc, (StoreUnavailable, sqlite3.OperationalError))
+                store = isinstance(exc, (StoreUnavailable, TransientError))
                 log.warning("worker.%s error=%s retry_in=%.0fs", "store_unavailable" if store else "drain_failed",
                             reason(exc), backoff)
                 self.failures += 1

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from mailgate.ops import sla
 from mailgate.outgoing.outbox import backoff
 from mailgate.outgoing.relay import Delivery, Result
 from mailgate.runners import Spawn
-from mailgate.store import Store, StoreUnavailable, Txn, messages
+from mailgate.store import Store, StoreUnavailable, TransientError, Txn, messages
 from mailgate.store import outbox as rows
 from mailgate.store import ticket_facts as view
 from mailgate.store.outbox import OutboxRow
@@ -186,7 +185,7 @@ class Sender:
             try:
                 await self._record(row, result)
                 break
-            except (StoreUnavailable, sqlite3.OperationalError) as exc:
+            except (StoreUnavailable, TransientError) as exc:
                 # The mail went (or not); the row must say so, or a restart sends it again.
                 log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row.id, exc, pause)
                 await asyncio.sleep(pause)
@@ -219,7 +218,7 @@ class Sender:
                     await rows.mark_plain(tx, row.id, state, note)
                 log.warning("outbox.%s id=%s rcpt=%r reason=%s", state, row.id, row.rcpt_to, note)
                 return
-            except (StoreUnavailable, sqlite3.OperationalError) as exc:
+            except (StoreUnavailable, TransientError) as exc:
                 log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row.id, exc, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)

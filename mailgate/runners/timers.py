@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from mailgate.clock import Clock
-from mailgate.store import Store, StoreUnavailable, Txn
+from mailgate.store import Store, StoreUnavailable, TransientError, Txn
 from mailgate.store import timers as rows
 from mailgate.store.timers import Handler, Timer
 
@@ -147,7 +146,7 @@ class Timers:
                 await registration.handler(tx, timer)
                 await rows.done(tx, timer_id)
                 after = registration.after
-        except (StoreUnavailable, sqlite3.OperationalError) as exc:
+        except (StoreUnavailable, TransientError) as exc:
             # The row stays; the next start (or a later sync after a retry) fires it.
             log.warning("timers.fire_failed id=%s error=%s", timer_id, exc)
             self._retry_later(timer_id, self.retry_base)

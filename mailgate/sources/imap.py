@@ -7,7 +7,6 @@ import contextlib
 import imaplib
 import logging
 import random
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +17,7 @@ from mailgate.sources.imap_auth import CredentialsUnavailable
 from mailgate.sources.imap_session import AuthFailed, Disconnected, FolderMissing, Session
 from mailgate.sources.imap_state import save_state
 from mailgate.sources.imap_sync import FolderSync
-from mailgate.store import Store, StoreUnavailable
+from mailgate.store import DatabaseError, Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.imap")
 
@@ -26,7 +25,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 IDLE_RENEW = 25 * 60.0  # RFC 2177: re-issue IDLE at least every 29 minutes or the server may log us out
-_NETWORK = (OSError, imaplib.IMAP4.error, Disconnected, TimeoutError, StoreUnavailable, sqlite3.Error)
+_NETWORK = (OSError, imaplib.IMAP4.error, Disconnected, TimeoutError, StoreUnavailable, DatabaseError)
 
 
 class Backoff:
@@ -112,7 +111,7 @@ class AccountWorker(FolderSync):
             self.last_error = error
         try:
             await save_state(self.store, self.name, state, error, retry_in)
-        except (StoreUnavailable, sqlite3.Error) as exc:  # state is for humans; never fail over it
+        except (StoreUnavailable, DatabaseError) as exc:  # state is for humans; never fail over it
             log.warning("imap.state_not_saved account=%s state=%s error=%s", self.name, state, exc)
         await self._notify()
 

@@ -7,14 +7,13 @@ import logging
 import mailbox
 import os
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailgate import spool
 from mailgate.models import Envelope, Source
-from mailgate.store import Store, StoreUnavailable
+from mailgate.store import DatabaseError, Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.pipe")
 
@@ -117,7 +116,7 @@ async def store_messages(
                     )
                     for ref, raw in batch
                 ]
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise StoreUnavailable(str(exc)) from exc
         for item in accepted:
             if item.duplicate:

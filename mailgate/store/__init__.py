@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from mailgate.config import Config
 
 Row = sqlite3.Row
+# The engine's errors, named once here: the rest of mailgate catches these, never the driver's own
+# classes, so a second engine only has to map its errors in store/.
+DatabaseError = sqlite3.Error
+# A statement that failed this time ("database is locked", a full disk): worth trying again later.
+TransientError = sqlite3.OperationalError
 T = TypeVar("T")
 # Told after a write transaction committed, with what it touched (e.g. {"outbox", "timers"}).
 CommitListener = Callable[[frozenset[str]], None]

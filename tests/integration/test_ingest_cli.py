@@ -154,7 +154,7 @@ def test_postfix_pipe_line_takes_every_recipient_and_the_null_sender(tmp_path: P
     printed = mailgate(config, "postfix-config", "--pipe", "--command", "MAILGATE")
     assert printed.returncode == 0, printed.stderr
     text = printed.stdout.decode()
-    (line,) = [l for l in text.splitlines() if "argv=" in l]
+    (line,) = [x for x in text.splitlines() if "argv=" in x]
     argv = postfix_argv(line, sender="MAILER-DAEMON", recipients=["support@example.test", "billing+x1@example.test"])
     assert argv[0] == "MAILGATE" and "--config" in argv
     result = run_argv([sys.executable, "-m", "mailgate", *argv[1:]], DSN_LIKE)
@@ -208,7 +208,7 @@ def test_failures_start_with_an_enhanced_status_and_keep_the_mail(tmp_path: Path
     first, *rest = failed.stderr.decode().splitlines()
     # The status line comes first (pipe(8) reads it only there); the details follow in the log.
     assert first == "4.3.5 mailgate: config unusable, try again later"
-    assert any("ingest.config_error" in l and "broken.toml:1" in l for l in rest)
+    assert any("ingest.config_error" in x and "broken.toml:1" in x for x in rest)
 
 
 def test_postfix_config_lmtp_lines_follow_the_config(tmp_path: Path) -> None:
@@ -223,7 +223,7 @@ def test_postfix_config_lmtp_lines_follow_the_config(tmp_path: Path) -> None:
     assert "mailgate_destination_concurrency_limit = 8" in out
     assert "relay_domains = bounce.example.test, example.test" in out
     for address in ("support@example.test", "billing@example.test", "returns@bounce.example.test"):
-        assert any(l.startswith(address) and l.endswith("mailgate:inet:127.0.0.1:2424") for l in out), out
+        assert any(x.startswith(address) and x.endswith("mailgate:inet:127.0.0.1:2424") for x in out), out
 
 
 @pytest.mark.asyncio

@@ -115,7 +115,7 @@ async def test_outbox_shows_refused_mail_with_its_reason_and_retry_and_cancel_wo
         assert all(r["kind"] == "ack" for r in await cli_json(config, "outbox", "list", "--kind", "ack"))
         assert len(await cli_json(config, "outbox", "list", "--limit", "1")) == 1
         text = (await cli(config, "outbox", "list")).stdout
-        line = next(l for l in text.splitlines() if l.split()[0] == str(later["id"]))
+        line = next(x for x in text.splitlines() if x.split()[0] == str(later["id"]))
         assert "queued" in line and "in " in line and LATER in line and "greylisted" in line
 
         # show: every field and the headers of the bytes handed to the relay; --raw the bytes.
@@ -128,7 +128,7 @@ async def test_outbox_shows_refused_mail_with_its_reason_and_retry_and_cancel_wo
         shown_text = (await cli(config, "outbox", "show", str(gone["id"]))).stdout
         assert "User unknown" in shown_text
         assert "\n" + " " * 14 + "5.1.1 See https://help.mx.example.test/nouser" in shown_text
-        assert sum(str(gone["id"]) == l.split()[0] for l in text.splitlines()[1:]) == 1
+        assert sum(str(gone["id"]) == x.split()[0] for x in text.splitlines()[1:]) == 1
         assert (await cli(config, "outbox", "show", str(gone["id"]), "--raw")).stdout_bytes == bytes(gone["raw"])
 
         # cancel: a waiting mail never goes; the ticket records who cancelled it.

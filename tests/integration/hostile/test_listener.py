@@ -266,7 +266,7 @@ async def test_parallel_large_uploads_over_the_memory_budget_get_452_and_nothing
         listener = running.server.listener
         mails = [big_mail(n) for n in range(6)]
         async with clients(running.smtp_port, 6) as uploads:
-            for client, (first, _) in zip(uploads, mails):
+            for client, (first, _) in zip(uploads, mails, strict=True):
                 await client.envelope()
                 client.writer.write(first)
                 await client.writer.drain()
@@ -277,11 +277,11 @@ async def test_parallel_large_uploads_over_the_memory_budget_get_452_and_nothing
                     await listener.changed.wait()
             assert listener.data_held <= budget
             answers = []
-            for client, (_, rest) in zip(uploads, mails):
+            for client, (_, rest) in zip(uploads, mails, strict=True):
                 client.writer.write(rest)
                 answers.append(await client.command(b"."))
-        accepted = [first + rest for (first, rest), a in zip(mails, answers) if a.startswith(b"250")]
-        refused = [first + rest for (first, rest), a in zip(mails, answers) if a.startswith(b"452 4.3.1")]
+        accepted = [first + rest for (first, rest), a in zip(mails, answers, strict=True) if a.startswith(b"250")]
+        refused = [first + rest for (first, rest), a in zip(mails, answers, strict=True) if a.startswith(b"452 4.3.1")]
         assert len(accepted) == 2 and len(refused) == 4, answers
         assert await spooled(running) == accepted  # every 250 stored, nothing else
         assert listener.data_held == 0
