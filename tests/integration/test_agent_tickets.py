@@ -15,6 +15,7 @@ from mailgate import tokens
 from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.store import timers as timer_rows
 
 from .conftest import SECRET, SUPPORT, mail, send, settle, wait_until, write_config
 from .conftest import run_cli as cli
@@ -228,8 +229,7 @@ async def test_overdue_task_reminds_once(sink: Sink, cfg: Callable[..., Config])
         # Fault injection: a second due row for the same task, as a database restored from a backup
         # taken before the first firing would hold; the task remembers it reminded, so no second mail.
         async with running.store.txn() as tx:
-            await tx.execute("INSERT INTO timers (kind, ref, due_at, created_at) VALUES ('task.due', 1, ?, ?)",
-                             (tx.now_iso(), tx.now_iso()))
+            await timer_rows.add(tx, "task.due", 1, tx.now())
         await running.outgoing.timers.reschedule()
 
         async def none_left() -> bool:

@@ -225,6 +225,7 @@ async def newer_database(tmp_path: Path) -> tuple[Path, int]:
     await store.close()
     newer = newest_schema() + 2
     with sqlite3.connect(tmp_path / "mailgate.sqlite3") as conn:
+        # Fault injection: this version never writes a schema newer than its own (a downgrade leaves it).
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (newer,))
     conn.close()
     return config_path, newer
