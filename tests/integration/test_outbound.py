@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -18,7 +17,7 @@ from mailgate.daemon import Running, started
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
 
-from .conftest import BILLING, SECRET, SUPPORT, cli_ok, mail, send, settle, write_config
+from .conftest import BILLING, SECRET, SUPPORT, cli_ok, mail, send, settle, wait_until, write_config
 from .sink import AGENTS, Received, Sink, free_port, relay_section, running_sink
 
 pytestmark = pytest.mark.asyncio
@@ -39,14 +38,9 @@ async def rows(running: Running, sql: str, params: tuple[object, ...] = ()) -> l
         return await tx.all(sql, params)
 
 
-async def wait_db(running: Running, sql: str, params: tuple[object, ...] = (), timeout: float = 20) -> list:
-    """Wait until a query returns rows (the daemon works in the same loop; no fixed sleeps)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await rows(running, sql, params)
-            if found:
-                return found
-            await asyncio.sleep(0.02)
+async def wait_db(running: Running, sql: str, params: tuple[object, ...] = ()) -> list:
+    """Wait until a query returns rows (the daemon works in the same loop)."""
+    return await wait_until(lambda: rows(running, sql, params), what=sql)
 
 
 async def open_ticket(running: Running, sink: Sink, customer: str = CUSTOMER, **kwargs: object) -> Received:
@@ -373,7 +367,8 @@ async def test_timer_missed_while_down_fires_after_restart(sink: Sink, outconfig
     async with started(config, clock=clock) as running:
         await sink.wait_for(lambda r: any("LATE REPLY" in x.text() for x in sink.to(CUSTOMER)))
         await wait_db(running, "SELECT 1 FROM outbox WHERE kind = 'reply' AND state = 'sent'")
-        async with asyncio.timeout(10):
-            while await rows(running, "SELECT * FROM timers"):
-                await asyncio.sleep(0.02)
+        async def no_timers() -> bool:
+            return not await rows(running, "SELECT * FROM timers")
+
+        await wait_until(no_timers, what="the fired timer row gone")
         assert running.outgoing is not None and running.outgoing.timers.fired == 1

@@ -29,7 +29,7 @@ from mailgate import daemon
 from mailgate.cli.main import main
 from mailgate.daemon import started
 
-from .conftest import REPO, SUPPORT, mail, send, write_config
+from .conftest import REPO, SUPPORT, mail, send, wait_until, write_config
 from .sink import Sink, relay_section
 
 EXAMPLE_SECRET = "change-me-to-a-long-random-string"
@@ -136,9 +136,7 @@ async def test_an_embedded_daemon_keeps_its_files_private_too(tmp_path: Path) ->
     config = config_mod.load(write_config(tmp_path, storage='attachments = "files"'))
     async with started(config) as running:
         await send(running.smtp_port, with_attachment("<embedded@customer.test>"))
-        async with asyncio.timeout(30):
-            while not [p for p in (tmp_path / "files").rglob("*") if p.is_file()]:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: [p for p in (tmp_path / "files").rglob("*") if p.is_file()], what="an attachment file")
         found = {k: v for k, v in modes(tmp_path).items() if k.startswith(("files", "mailgate.sqlite3"))}
     assert "mailgate.sqlite3" in found and "files" in found
     assert_private(found)

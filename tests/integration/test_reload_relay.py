@@ -14,7 +14,7 @@ from mailgate import config as config_mod
 from mailgate import daemon
 from mailgate.daemon import started
 
-from .conftest import mail, send, settle, write_config
+from .conftest import mail, send, settle, wait_until, write_config
 from .sink import AGENTS, relay_section, running_sink, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -57,9 +57,7 @@ async def test_sighup_applies_the_relay_and_names_what_needs_a_restart(
                 write_config(tmp_path, relay_section(new.port, send_delay=0) + AGENTS,
                              storage="busy_timeout = 5.0")
                 os.kill(os.getpid(), signal.SIGHUP)
-                async with asyncio.timeout(10):
-                    while running.config is config:
-                        await asyncio.sleep(0.01)
+                await wait_until(lambda: running.config is not config, what="the reload")
             finally:
                 running_loop.remove_signal_handler(signal.SIGHUP)
             await send(running.smtp_port, mail(subject="After the signal", message_id="<sig@customer.test>"))
