@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from mailgate.cli.main import main
 from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import retention
 from mailgate.store import store_for
 
-from .conftest import SUPPORT, send, settle, wait_until
+from .conftest import SUPPORT, run_cli_sync, send, settle, wait_until
 from .conftest import run_cli as cli
 from .sink import AGENTS, Sink, relay_section, wait_mail
 
@@ -299,7 +297,7 @@ async def test_retention_config_errors_name_file_line_and_key(tmp_path: Path) ->
     from .conftest import write_config
 
     path = write_config(tmp_path, "\n[retention]\nclosed_after_days = -3\n")
-    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 1
     line = path.read_text().splitlines().index("closed_after_days = -3") + 1
     assert f"{path}:{line}: retention.closed_after_days:" in result.output
