@@ -366,6 +366,13 @@ async def later(running: Running, clock: ManualClock, minutes: float) -> None:
     await running.outgoing.timers.reschedule()
 
 
+async def still_ahead(running: Running, clock: ManualClock, kind: str, ticket_id: int) -> bool:
+    """The timer row is there and due after the clock's now: nothing of that stage can have gone."""
+    async with running.store.read() as tx:
+        due = await tx.value("SELECT due_at FROM timers WHERE kind = ? AND ref = ?", (kind, ticket_id))
+    return due is not None and datetime.fromisoformat(due) > clock.now()
+
+
 def agent_answer(notice: Received, text: str) -> tuple[bytes, str]:
     """Aino answers the new-request notice from her mail client: to its Reply-To, quoting it."""
     target = notice.msg["Reply-To"].addresses[0].addr_spec
@@ -393,7 +400,7 @@ async def test_sla_escalation_end_to_end(sink: Sink, slaconfig: Callable[[], Con
         await cli_ok(running, "tickets", "assign", str(ticket["number"]), "aino", "--as", "aino")
         notice = await wait_mail(sink, "aino@agents.test", "New request [#1000]")
         await later(running, clock, 47)  # not yet 80% of the 60-minute first response
-        await settle(running)
+        assert await still_ahead(running, clock, "sla.first_response.warning", ticket["id"])
         assert not any("approaching" in x.header("Subject") for x in sink.received)
         await later(running, clock, 3)  # past it
         [warning] = await sink.wait_for(lambda r: any("approaching" in x.header("Subject") for x in r)) and [
@@ -457,7 +464,9 @@ async def test_breach_notice_in_the_queue_language(sink: Sink, slaconfig: Callab
                                            subject="Lasku"), ["billing@example.test"])
         await settle(running)
         await later(running, clock, 119)  # two working hours less a minute: not missed yet
-        await settle(running)
+        async with running.store.read() as tx:
+            ticket_id = await tx.value("SELECT id FROM tickets")
+        assert await still_ahead(running, clock, "sla.first_response.breach", ticket_id)
         assert not any("ylittyi" in x.header("Subject") for x in sink.received)
         await later(running, clock, 2)
         [notice] = await sink.wait_for(lambda r: any("ylittyi" in x.header("Subject") for x in r)) and [
