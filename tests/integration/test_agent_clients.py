@@ -332,13 +332,20 @@ async def test_an_empty_answer_to_a_confirmation_is_told_not_ignored(
 async def test_answer_to_a_delivery_failure_notice_is_refused_with_the_reason(
     sink: Sink, clientconfig: Callable[..., Config]
 ) -> None:
+    refusing = False
+    sink.refuse = lambda rcpt: "550 5.1.1 The email account that you tried to reach does not exist." \
+        if refusing and CUSTOMER in rcpt else None
     async with started(clientconfig()) as running:
         notice = await open_ticket(running, sink)
-        # A notice mailgate sent to the agent that does not promise "Reply = answer the customer".
-        async with running.store.txn() as tx:
-            await tx.execute("UPDATE outbox SET kind = 'failed' WHERE message_id = ?",
-                             (notice.header("Message-ID").strip("<>"),))
-        await answer(running, notice, mutt_bottom(notice, "What happened here?"))
+        await wait_mail(sink, CUSTOMER, "Printer on fire 1")  # the acknowledgement went through
+        refusing = True  # the customer's mailbox was deleted meanwhile: Aino's answer bounces at the relay
+        await answer(running, notice, gmail(notice, "First answer."))
+        failed = await wait_mail(sink, AINO, "Delivery failed")
+        # The failure notice does not promise "Reply = answer the customer"; answering it is refused.
+        # Its Reply-To carries no agent token, so Aino is known by her domain's DKIM pass, as our MX saw it.
+        why = wire(mutt_bottom(failed, "What happened here?", message_id="<why@agents.test>"))
+        why = f"Authentication-Results: {TRUSTED}; dkim=pass header.d=agents.test\r\n".encode() + why
+        await agent_sends(running, why, failed.msg["Reply-To"].addresses[0].addr_spec)
         refused = await wait_mail(sink, AINO, "Not done [#1000]")
         assert "answers a delivery failure notice" in refused.text()
         assert "Correct what is listed above and send it again." in refused.text()

@@ -478,16 +478,8 @@ async def test_assign_tells_the_new_assignee_by_mail_and_cli(sink: Sink, agentco
         await agent_sends(running, raw, rcpt, sender=CECILIA)
         await wait_mail(sink, CECILIA, "Done [#1000]")
         # The CLI is the same operation: Bartek (Polish) hears it in Polish.
-        from click.testing import CliRunner
-
-        from mailgate.cli.main import main
-
-        result = await asyncio.to_thread(CliRunner().invoke, main, [
-            "--config", str(running.config.source), "tickets", "queue", "1000", "billing", "--as", "aino"])
-        assert result.exit_code == 0, result.output
-        result = await asyncio.to_thread(CliRunner().invoke, main, [
-            "--config", str(running.config.source), "tickets", "assign", "1000", "bartek", "--as", "aino"])
-        assert result.exit_code == 0, result.output
+        await cli_ok(running, "tickets", "queue", "1000", "billing", "--as", "aino")
+        await cli_ok(running, "tickets", "assign", "1000", "bartek", "--as", "aino")
         polish = await wait_mail(sink, "bartek@agents.test", "Przypisano do Ciebie [#1000]")
         assert "Aino Agent przypisał(a) Ci zgłoszenie [#1000]" in polish.text()
         assert tokens.find(KEY, polish.msg["Reply-To"].addresses[0].addr_spec) == [tokens.Token("a", 1000, "bartek")]

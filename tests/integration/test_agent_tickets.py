@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,10 +12,12 @@ import pytest
 
 from mailgate import config as config_mod
 from mailgate import tokens
+from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.store import timers as timer_rows
 
-from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
+from .conftest import SECRET, SUPPORT, mail, send, settle, wait_until, write_config
 from .conftest import run_cli as cli
 from .sink import AGENTS, Sink, relay_section
 from .test_agent_mail import (
@@ -205,30 +206,36 @@ async def test_task_for_unknown_queue_or_without_text_is_refused_whole(sink: Sin
 
 
 async def test_overdue_task_reminds_once(sink: Sink, cfg: Callable[..., Config]) -> None:
-    async with started(cfg()) as running:
+    clock = ManualClock()
+    async with started(cfg(send_delay=0), clock=clock) as running:  # nothing waits on the clock but the task
+        assert running.outgoing is not None
         await open_ticket(running, sink)
         result = await cli(running, "tickets", "task", "1000", "billing", "--due", "3d", "--text", "Check the invoice",
                            "--as", "aino", "--json")
         assert result.exit_code == 0, result.output
+        # The CLI read the real time, which went on while the daemon's clock stood: catch up a second.
+        clock.advance(timedelta(seconds=1))
+        running.outgoing.sender.wake()
         await wait_mail(sink, BARTEK, "billing")
-        # The deadline passes (moved into the past, as time would): the timer fires, once.
-        past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="microseconds")
-        async with running.store.txn() as tx:
-            await tx.execute("UPDATE tasks SET due_at = ?", (past,))
-            await tx.execute("DELETE FROM timers WHERE kind = 'task.due'")
-            await tx.execute("INSERT INTO timers (kind, ref, due_at, created_at) VALUES ('task.due', 1, ?, ?)", (past, past))
+        await running.outgoing.timers.reschedule()  # by the clock that has not moved: not due yet
+        assert await count(running, "SELECT COUNT(*) FROM timers WHERE kind = 'task.due'") == 1
+        assert not to(sink, BARTEK, "Task overdue")
+        # Three days and a minute pass: the timer fires, once.
+        clock.advance(timedelta(days=3, minutes=1))
+        await running.outgoing.timers.reschedule()
         reminder = await wait_mail(sink, BARTEK, "Task overdue")
         assert "Check the invoice" in reminder.text()
         await wait_mail(sink, AINO, "Task overdue")
-        async with running.store.txn() as tx:  # fired again (a second row): no second reminder
-            await tx.execute("INSERT INTO timers (kind, ref, due_at, created_at) VALUES ('task.due', 1, ?, ?)", (past, past))
+        # Fault injection: a second due row for the same task, as a database restored from a backup
+        # taken before the first firing would hold; the task remembers it reminded, so no second mail.
+        async with running.store.txn() as tx:
+            await timer_rows.add(tx, "task.due", 1, tx.now())
+        await running.outgoing.timers.reschedule()
 
-        async def timers_left() -> int:
-            return await count(running, "SELECT COUNT(*) FROM timers WHERE kind = 'task.due'")
+        async def none_left() -> bool:
+            return await count(running, "SELECT COUNT(*) FROM timers WHERE kind = 'task.due'") == 0
 
-        async with asyncio.timeout(20):
-            while await timers_left():
-                await asyncio.sleep(0.1)
+        await wait_until(none_left, what="the second row fired")
         await settle(running)
         assert len(to(sink, BARTEK, "Task overdue")) == 1
         [task] = await rows(running, "SELECT reminded_at FROM tasks")

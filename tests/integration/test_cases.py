@@ -303,11 +303,16 @@ async def test_help_to_an_unknown_colleague_is_refused_and_nobody_is_asked(
 
 async def test_split_turns_the_answered_message_into_its_own_ticket(sink: Sink, caseconfig: Callable[[], Config]) -> None:
     async with started(caseconfig()) as running:
-        await customer_writes(running, sink, f"Alice <{ALICE}>", 1)
+        first = await customer_writes(running, sink, f"Alice <{ALICE}>", 1)
         ack = await wait_mail(sink, ALICE, "[#1000]")
-        async with running.store.txn() as tx:
-            await tx.execute("UPDATE tickets SET assignee = 'aino', priority = 'high', category = 'Hardware',"
-                             " status = 'open' WHERE number = 1000")
+        # Aino takes the ticket and sets its fields by mail: the split-off ticket inherits them.
+        raw, rcpt = answer(first, "", sender=f"Aino Agent <{AINO}>",
+                           subject=f"[take] [priority:high] [category:Hardware] Re: {first.header('Subject')}")
+        await mail_in(running, raw, rcpt, AINO)
+        await wait_mail(sink, AINO, "Done [#1000]")
+        taken = await ticket(running, 1000)
+        assert (taken["assignee"], taken["priority"], taken["category"], taken["status"]) == (
+            "aino", "high", "Hardware", "open")
         second = await customer_writes(running, sink, f"Alice <{ALICE}>", 2, in_reply_to=ack.header("Message-ID"),
                                        attachment=("scan.pdf", b"%PDF scan"), expect="Printer on fire 1")
         assert "fire (2)" in second.text()
@@ -326,7 +331,7 @@ async def test_split_turns_the_answered_message_into_its_own_ticket(sink: Sink, 
         assert any("#1000" in n for n in await notes(running, 1001))
         result = await cli(running, "tickets", "links", "1001", "--json")
         assert [(link["number"], link["kind"]) for link in json.loads(result.stdout)["links"]] == [(1000, "split-from")]
-        done = await wait_mail(sink, AINO, "Done [#1000]")
+        done = await wait_mail(sink, AINO, "Done [#1000]", 2)
         assert "is now #1001" in done.text()
 
 

@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from mailgate.cli.main import main
 from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import retention
 from mailgate.store import store_for
 
-from .conftest import SUPPORT, send, settle
+from .conftest import SUPPORT, run_cli_sync, send, settle, wait_until
 from .conftest import run_cli as cli
 from .sink import AGENTS, Sink, relay_section, wait_mail
 
@@ -157,9 +155,10 @@ async def test_retention_purges_old_closed_tickets_spool_bytes_and_sent_mail_on_
         await wait_mail(sink, "nina@new.test", "Open matter")
         await ok(running, "tickets", "status", str(old), "closed", "--as", "aino")
         # Wait until the sender marked the acknowledgements sent.
-        async with asyncio.timeout(20):
-            while await value(running, "SELECT COUNT(*) FROM outbox WHERE state = 'queued' OR state = 'sending'"):
-                await asyncio.sleep(0.05)
+        async def all_sent() -> bool:
+            return not await value(running, "SELECT COUNT(*) FROM outbox WHERE state = 'queued' OR state = 'sending'")
+
+        await wait_until(all_sent, what="the outbox sent")
         old_messages = await value(running, "SELECT COUNT(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id"
                                             " WHERE t.number = ?", (old,))
         new_messages = await value(running, "SELECT COUNT(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id"
@@ -215,9 +214,8 @@ async def test_the_daemon_books_a_daily_retention_run_and_a_due_one_purges_at_st
     # The daemon was down when its run fell due: it starts again 40 days on, and runs it at once.
     later = datetime.now(UTC) + timedelta(days=40)
     async with started(config, clock=ManualClock(later)) as running:
-        async with asyncio.timeout(20):
-            while not await value(running, "SELECT COUNT(*) FROM events WHERE kind = 'retention.purged'"):
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: value(running, "SELECT COUNT(*) FROM events WHERE kind = 'retention.purged'"),
+                         what="the retention run")
         assert await value(running, "SELECT COUNT(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id"
                                     " WHERE t.number = ?", (number,)) == 0
         due = await value(running, "SELECT due_at FROM timers WHERE kind = ? AND dead_at IS NULL", (retention.RUN,))
@@ -299,7 +297,7 @@ async def test_retention_config_errors_name_file_line_and_key(tmp_path: Path) ->
     from .conftest import write_config
 
     path = write_config(tmp_path, "\n[retention]\nclosed_after_days = -3\n")
-    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 1
     line = path.read_text().splitlines().index("closed_after_days = -3") + 1
     assert f"{path}:{line}: retention.closed_after_days:" in result.output

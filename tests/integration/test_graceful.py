@@ -12,14 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from mailgate import replies
-from mailgate.cli.main import main
 from mailgate.config import load
 from mailgate.store import newest_schema, open_store
 
-from .conftest import SUPPORT, mail, send, wait_until, write_config
+from .conftest import SUPPORT, mail, run_cli_sync, send, wait_until, write_config
 from .sink import Sink, free_port, relay_section, running_sink
 
 SHUTTING_DOWN = f"{replies.S421_SHUTTING_DOWN}".encode()
@@ -225,6 +223,7 @@ async def newer_database(tmp_path: Path) -> tuple[Path, int]:
     await store.close()
     newer = newest_schema() + 2
     with sqlite3.connect(tmp_path / "mailgate.sqlite3") as conn:
+        # Fault injection: this version never writes a schema newer than its own (a downgrade leaves it).
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (newer,))
     conn.close()
     return config_path, newer
@@ -251,7 +250,7 @@ async def test_a_database_written_by_a_newer_mailgate_is_refused(tmp_path: Path)
     )
     assert ingest.returncode == 75, ingest.stderr
 
-    status = CliRunner().invoke(main, ["--config", str(config_path), "db", "status"])
+    status = run_cli_sync(config_path, "db", "status")
     assert status.exit_code == 78
     assert f"schema {newer}, this mailgate knows {known}" in status.output
     assert "upgrade mailgate or restore a backup" in status.output
@@ -264,18 +263,17 @@ async def test_a_database_written_by_a_newer_mailgate_is_refused(tmp_path: Path)
 @pytest.mark.asyncio
 async def test_db_status_shows_the_schema_version(tmp_path: Path) -> None:
     config_path = write_config(tmp_path)
-    runner = CliRunner()
-    missing = runner.invoke(main, ["--config", str(config_path), "db", "status", "--json"])
+    missing = run_cli_sync(config_path, "db", "status", "--json")
     assert missing.exit_code == 0
     assert json.loads(missing.output)["state"] == "missing"
     assert not (tmp_path / "mailgate.sqlite3").exists()  # looking does not create it
 
     store = await open_store(load(config_path))
     await store.close()
-    current = runner.invoke(main, ["--config", str(config_path), "db", "status"])
+    current = run_cli_sync(config_path, "db", "status")
     assert current.exit_code == 0
     assert f"schema {newest_schema()}, matches this mailgate" in current.output
-    data = json.loads(runner.invoke(main, ["--config", str(config_path), "db", "status", "--json"]).output)
+    data = json.loads(run_cli_sync(config_path, "db", "status", "--json").output)
     assert data == {"ok": True, "database": str(tmp_path / "mailgate.sqlite3"), "schema": newest_schema(),
                     "known": newest_schema(), "state": "current"}
 

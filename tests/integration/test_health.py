@@ -9,15 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailgate import config as config_mod
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
-from .conftest import SUPPORT, closed_port, mail, send, settle, write_config
+from .conftest import SUPPORT, closed_port, mail, run_cli_sync, send, settle, write_config
 from .sink import AGENTS, Sink, relay_section, wait_mail
 
 HTTP = '\n[http]\nlisten = "127.0.0.1:0"\n'
@@ -163,7 +161,7 @@ async def test_listener_refuses_everything_but_get_metrics_and_healthz(
 
 
 def _cli(config: Config, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["--config", str(config.source), "health", *args])
+    result = run_cli_sync(config, "health", *args)
     return result.exit_code, result.output
 
 

@@ -15,11 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from imapclient import SEEN  # type: ignore[import-untyped]
 
 from mailgate import config as config_mod
-from mailgate.cli.main import main as cli_main
 from mailgate.config import Config, ConfigError
 from mailgate.daemon import Running, started
 from mailgate.sources.imap import AccountWorker
@@ -27,7 +25,7 @@ from mailgate.sources.imap_auth import CredentialsUnavailable, credentials
 from mailgate.sources.imap_session import fetched_bodies, uid_set
 from mailgate.store import store_for
 
-from .conftest import REPO, SUPPORT, mail, send, settle, write_config
+from .conftest import REPO, SUPPORT, mail, run_cli, send, settle, write_config
 from .dovecot import Dovecot, find_dovecot
 
 USER, PASSWORD = "mailgate", "mailgate-secret"
@@ -307,9 +305,7 @@ async def test_wrong_password_does_not_stop_the_other_account_or_smtp(
             assert await count(running, "SELECT COUNT(*) FROM tickets") == 4
             assert broken.logins == 1  # the next try is minutes away, not a tight loop
             assert "login refused" in (broken.last_error or "")
-            result = await asyncio.to_thread(
-                CliRunner().invoke, cli_main, ["--config", str(config.source), "imap", "status", "--json"]
-            )
+            result = await run_cli(config, "imap", "status", "--json")
     assert result.exit_code == 0, result.output
     states = {a["account"]: a for a in json.loads(result.output)}
     assert states["broken"]["state"] == "auth-failed" and states["broken"]["next_try_at"]
@@ -346,7 +342,7 @@ async def test_too_big_mail_is_left_on_the_server_and_reported(dovecot: Dovecot,
         assert [(r["uid"], r["size"]) for r in skipped] == [(1, len(big))] and last_uid == 2
     flags = await asyncio.to_thread(folder_state, dovecot)
     assert flags[1] == () and SEEN in flags[2]  # untouched, never half-stored
-    result = await asyncio.to_thread(CliRunner().invoke, cli_main, ["--config", str(config.source), "imap", "status"])
+    result = await run_cli(config, "imap", "status")
     assert "left on server: INBOX uid 1" in result.output
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailgate import config as config_mod
+from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
-from mailgate.errors import Refused
-from mailgate.ops import base, lifecycle
+from mailgate.ops import lifecycle
 
 from .conftest import cli_ok, mail, send, settle, write_config
 from .conftest import run_cli as cli
@@ -68,21 +68,24 @@ async def reply(running: Running, ack: Received, message_id: str, headers: dict[
     await settle(running)
 
 
-async def change(running: Running, number: int, status: str, now: datetime | None = None) -> None:
-    async with running.store.txn() as tx:
-        ticket_id = await base.ticket_id_for(tx, number)
-        await lifecycle.set_status(tx, running.config, ticket_id, status, actor="agent:aino", now=now)
+async def change(running: Running, number: int, status: str) -> None:
+    """Aino sets the status from the command line."""
+    await cli_ok(running, "tickets", "status", str(number), status, "--as", "aino")
 
 
 async def test_snooze_ends_by_time_and_the_agent_hears_back(sink: Sink, lifeconfig: Callable[[], Config]) -> None:
-    async with started(lifeconfig()) as running:
+    clock = ManualClock()
+    async with started(lifeconfig(), clock=clock) as running:
+        assert running.outgoing is not None
         await open_ticket(running, sink, "<w1@customer.test>")
         await cli_ok(running, "tickets", "assign", "1000", "aino", "--as", "aino")
-        async with running.store.txn() as tx:
-            ticket_id = await base.ticket_id_for(tx, 1000)
-            await lifecycle.snooze(tx, running.config, ticket_id, datetime.now(UTC) + timedelta(seconds=0.5),
-                                   actor="agent:aino")
+        await cli_ok(running, "tickets", "snooze", "1000", "3d", "--as", "aino")
         assert (await ticket(running, 1000))["status"] == "waiting"
+        async with running.store.read() as tx:  # due three days on, by the clock that has not moved
+            due = await tx.value("SELECT due_at FROM timers WHERE kind = ?", (lifecycle.WAKE,))
+        assert datetime.fromisoformat(due) > clock.now() + timedelta(days=2)
+        clock.advance(timedelta(days=3, minutes=1))
+        await running.outgoing.timers.reschedule()
         back = await sink.wait_for(lambda r: any("Back from waiting" in x.header("Subject") for x in r))
         [notice] = [x for x in back if "Back from waiting" in x.header("Subject")]
         assert notice.rcpt_tos == ["aino@agents.test"]
@@ -123,10 +126,8 @@ async def test_refused_snoozes_change_nothing(sink: Sink, lifeconfig: Callable[[
         result = await cli(running, "tickets", "snooze", "4242", "3d")
         assert result.exit_code == 1 and "no ticket #4242" in result.output
         await change(running, 1000, "closed")
-        async with running.store.txn() as tx:
-            with pytest.raises(Refused, match="only an open ticket can wait"):
-                await lifecycle.snooze(tx, running.config, await base.ticket_id_for(tx, 1000),
-                                       datetime.now(UTC) + timedelta(days=1), actor="agent:aino")
+        result = await cli(running, "tickets", "snooze", "1000", "1d", "--as", "aino")
+        assert result.exit_code == 1 and "only an open ticket can wait" in result.output
         row = await ticket(running, 1000)
         assert row["status"] == "closed" and row["snoozed_until"] is None and await wake_timers(running) == 0
         def changes(found: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -180,9 +181,11 @@ async def test_reply_to_closed_ticket_opens_a_linked_follow_up(sink: Sink, lifec
 
 
 async def test_reply_long_after_resolving_opens_a_new_ticket(sink: Sink, lifeconfig: Callable[[], Config]) -> None:
-    async with started(lifeconfig()) as running:
+    clock = ManualClock()
+    async with started(lifeconfig(), clock=clock) as running:
         ack = await open_ticket(running, sink, "<o1@customer.test>")
-        await change(running, 1000, "resolved", now=datetime.now(UTC) - timedelta(days=15))
+        await change(running, 1000, "resolved")
+        clock.advance(timedelta(days=15))  # past reopen_days = 14
         await reply(running, ack, "<o2@customer.test>")
         assert (await ticket(running, 1000))["status"] == "resolved"
         assert (await ticket(running, 1001))["status"] == "new"

@@ -25,7 +25,7 @@ from mailgate.daemon import Running, started
 from mailgate.pipeline.process import Outcome, Processor
 from mailgate.spool import SpoolEntry
 
-from .conftest import SUPPORT, mail, send, settle, wait_until, write_config
+from .conftest import SUPPORT, mail, run_cli, send, settle, wait_until, write_config
 from .sink import AGENTS, Sink, relay_section, running_sink, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -57,6 +57,7 @@ def queues_config(tmp_path: Path, port: int) -> Config:
 
 
 async def cli(config: Config, *args: str) -> Result:
+    # click's own Result: `--raw` prints the stored bytes, which only its stdout_bytes keeps as they are.
     result = await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(config.source), *args])
     assert result.exit_code == 0, (args, result.output)
     return result
@@ -162,19 +163,17 @@ async def test_outbox_commands_refuse_bad_input_in_json(tmp_path: Path, relay: S
         pass
     for args in (["outbox", "show", "999"], ["outbox", "show", "0"], ["outbox", "retry", "-1"],
                  ["outbox", "list", "--state", "bogus"], ["spool", "show", "999"], ["spool", "list", "--limit", "0"]):
-        result = await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(config.source), *args, "--json"])
+        result = await run_cli(config, *args, "--json")
         assert result.exit_code != 0, args
         reply = json.loads(result.stdout.splitlines()[0])
         assert reply["ok"] is False and reply["error"], args
     # More ids than SQLite binds in one statement (xargs output): answered, not an error.
     many = [str(i) for i in range(1, 1201)]
     for verb in ("retry", "cancel"):
-        result = await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(config.source), "outbox", verb,
-                                                                     *many, "--json"])
+        result = await run_cli(config, "outbox", verb, *many, "--json")
         assert result.exit_code == 0, result.output
         assert len(json.loads(result.stdout)["left"]) == 1200
-    spooled = await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(config.source), "spool", "retry",
-                                                                  *many, "--json"])
+    spooled = await run_cli(config, "spool", "retry", *many, "--json")
     assert json.loads(spooled.stdout) == {"ok": True, "requeued": 0}
 
 

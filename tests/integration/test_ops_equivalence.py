@@ -8,7 +8,6 @@ stored on the ticket, the confirmation sent back to them).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -18,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from mailgate import config as config_mod
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 
-from .conftest import SUPPORT, send, settle, write_config
+from .conftest import SUPPORT, run_cli, send, settle, write_config
 from .sink import Received, Sink, relay_section, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -137,7 +134,7 @@ async def _agent_answers(running: Running, notice: Received, tags: str, body: st
 
 async def _partner_answers(running: Running, sink: Sink, number: int) -> None:
     """Aino forwards ticket #number to a partner (CLI), who answers: the ticket is flagged for her."""
-    result = await _cli(running, "tickets", "forward", str(number), PARTNER, "--as", "aino")
+    result = await run_cli(running, "tickets", "forward", str(number), PARTNER, "--as", "aino")
     assert result.exit_code == 0, result.output
     forwarded = await wait_mail(sink, PARTNER, f"#{number}]")
     msg = EmailMessage()
@@ -151,10 +148,6 @@ async def _partner_answers(running: Running, sink: Sink, number: int) -> None:
     await settle(running)
     assert await _rows(running, "SELECT 1 FROM ticket_flags f JOIN tickets t ON t.id = f.ticket_id WHERE t.number = ?",
                        (number,))
-
-
-async def _cli(running: Running, *args: str) -> Any:
-    return await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(running.config.source), *args])
 
 
 async def _rows(running: Running, sql: str, params: tuple[object, ...] = ()) -> list[dict[str, Any]]:
@@ -283,7 +276,7 @@ async def test_a_command_by_mail_and_by_cli_changes_the_same(case: Case, sink: S
         message = await _rows(running, "SELECT id FROM messages WHERE ticket_id = ? AND direction = 'in'"
                                        " ORDER BY id DESC LIMIT 1", (ids[cli_number],))
         args = [a.format(n=cli_number, other=cli_number + 2, message=message[0]["id"]) for a in case.cli]
-        result = await _cli(running, "tickets", args[0], "--as", "aino", *args[1:])
+        result = await run_cli(running, "tickets", args[0], "--as", "aino", *args[1:])
         assert result.exit_code == 0, result.output
         await settle(running)
         cli_ids = await _ids(running, ids[cli_number])

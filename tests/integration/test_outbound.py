@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -18,7 +17,7 @@ from mailgate.daemon import Running, started
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
 
-from .conftest import BILLING, SECRET, SUPPORT, cli_ok, mail, send, settle, write_config
+from .conftest import BILLING, SECRET, SUPPORT, cli_ok, mail, send, settle, wait_until, write_config
 from .sink import AGENTS, Received, Sink, free_port, relay_section, running_sink
 
 pytestmark = pytest.mark.asyncio
@@ -28,8 +27,8 @@ CUSTOMER = "alice@customer.test"
 
 @pytest.fixture
 def outconfig(tmp_path: Path, sink: Sink) -> Callable[..., Config]:
-    def make(extra: str = "", **outbox_settings: object) -> Config:
-        return config_mod.load(write_config(tmp_path, relay_section(sink.port, **outbox_settings) + AGENTS + extra))
+    def make(extra: str = "", agents: str = AGENTS, **outbox_settings: object) -> Config:
+        return config_mod.load(write_config(tmp_path, relay_section(sink.port, **outbox_settings) + agents + extra))
 
     return make
 
@@ -39,14 +38,9 @@ async def rows(running: Running, sql: str, params: tuple[object, ...] = ()) -> l
         return await tx.all(sql, params)
 
 
-async def wait_db(running: Running, sql: str, params: tuple[object, ...] = (), timeout: float = 20) -> list:
-    """Wait until a query returns rows (the daemon works in the same loop; no fixed sleeps)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = await rows(running, sql, params)
-            if found:
-                return found
-            await asyncio.sleep(0.02)
+async def wait_db(running: Running, sql: str, params: tuple[object, ...] = ()) -> list:
+    """Wait until a query returns rows (the daemon works in the same loop)."""
+    return await wait_until(lambda: rows(running, sql, params), what=sql)
 
 
 async def open_ticket(running: Running, sink: Sink, customer: str = CUSTOMER, **kwargs: object) -> Received:
@@ -146,8 +140,17 @@ async def test_reply_threads_by_sent_message_id_with_rewritten_subject(sink: Sin
         assert len(sink.to(CUSTOMER)) == 1  # a follow-up gets no second acknowledgement
 
 
+# Support with a second member, so the ticket can be handed over inside its queue.
+TWO_IN_SUPPORT = AGENTS.replace('members = ["aino"]\n', 'members = ["aino", "cecilia"]\n', 1) + """
+[[agents]]
+id = "cecilia"
+name = "Cecilia Agent"
+addresses = ["cecilia@agents.test"]
+"""
+
+
 async def test_agents_are_notified_of_new_tickets_and_follow_ups(sink: Sink, outconfig: Callable[..., Config]) -> None:
-    async with started(outconfig()) as running:
+    async with started(outconfig(agents=TWO_IN_SUPPORT)) as running:
         ack = await open_ticket(running, sink, message_id="<n1@customer.test>", body="The printer is on fire.\n")
         [new] = await sink.wait_for(lambda r: len(sink.to("aino@agents.test")) >= 1) and sink.to("aino@agents.test")
         assert new.msg["Subject"] == "New request [#1000]: Printer on fire"
@@ -164,14 +167,17 @@ async def test_agents_are_notified_of_new_tickets_and_follow_ups(sink: Sink, out
         follow = sink.to("aino@agents.test")[1]
         assert follow.msg["Subject"] == "Customer replied [#1000]: Printer on fire"
         assert "Now it smokes too." in follow.text()
-        # Assigned: only the assignee hears of the next one.
-        async with running.store.txn() as tx:
-            await tx.execute("UPDATE tickets SET assignee = 'bartek' WHERE number = 1000")
+        await sink.wait_for(lambda r: len(sink.to("cecilia@agents.test")) >= 2)  # the other member heard too
+        # Assigned (by Aino, to Cecilia): only the assignee hears of the next one.
+        await cli_ok(running, "tickets", "assign", "1000", "cecilia", "--as", "aino")
+        await sink.wait_for(lambda r: any("assigned" in x.header("Subject").lower()
+                                          for x in sink.to("cecilia@agents.test")))
         await send(running.smtp_port, mail(subject="Re: more", body="Fire is out.\n",
                                            message_id="<n3@customer.test>", in_reply_to=ack.msg["Message-ID"]))
         await settle(running)
-        await sink.wait_for(lambda r: len(sink.to("bartek@agents.test")) >= 1)
+        await sink.wait_for(lambda r: any("Fire is out." in x.text() for x in sink.to("cecilia@agents.test")))
         assert len(sink.to("aino@agents.test")) == 2
+        assert not sink.to("bartek@agents.test")
 
 
 async def test_resolution_notice_and_queue_switch(sink: Sink, outconfig: Callable[..., Config]) -> None:
@@ -361,7 +367,8 @@ async def test_timer_missed_while_down_fires_after_restart(sink: Sink, outconfig
     async with started(config, clock=clock) as running:
         await sink.wait_for(lambda r: any("LATE REPLY" in x.text() for x in sink.to(CUSTOMER)))
         await wait_db(running, "SELECT 1 FROM outbox WHERE kind = 'reply' AND state = 'sent'")
-        async with asyncio.timeout(10):
-            while await rows(running, "SELECT * FROM timers"):
-                await asyncio.sleep(0.02)
+        async def no_timers() -> bool:
+            return not await rows(running, "SELECT * FROM timers")
+
+        await wait_until(no_timers, what="the fired timer row gone")
         assert running.outgoing is not None and running.outgoing.timers.fired == 1

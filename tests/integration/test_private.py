@@ -29,7 +29,7 @@ from mailgate import daemon
 from mailgate.cli.main import main
 from mailgate.daemon import started
 
-from .conftest import REPO, SUPPORT, mail, send, write_config
+from .conftest import REPO, SUPPORT, mail, run_cli_sync, send, wait_until, write_config
 from .sink import Sink, relay_section
 
 EXAMPLE_SECRET = "change-me-to-a-long-random-string"
@@ -136,9 +136,7 @@ async def test_an_embedded_daemon_keeps_its_files_private_too(tmp_path: Path) ->
     config = config_mod.load(write_config(tmp_path, storage='attachments = "files"'))
     async with started(config) as running:
         await send(running.smtp_port, with_attachment("<embedded@customer.test>"))
-        async with asyncio.timeout(30):
-            while not [p for p in (tmp_path / "files").rglob("*") if p.is_file()]:
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: [p for p in (tmp_path / "files").rglob("*") if p.is_file()], what="an attachment file")
         found = {k: v for k, v in modes(tmp_path).items() if k.startswith(("files", "mailgate.sqlite3"))}
     assert "mailgate.sqlite3" in found and "files" in found
     assert_private(found)
@@ -158,12 +156,11 @@ def example_copy(tmp_path: Path) -> Path:
 def test_the_example_secret_is_refused_outside_dev(tmp_path: Path) -> None:
     path = example_copy(tmp_path)
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("secret ="))
-    runner = CliRunner()
     for command in (["check-config"], ["run"]):
-        result = runner.invoke(main, ["--config", str(path), *command])
+        result = run_cli_sync(path, *command)
         assert result.exit_code == 1, result.output
         assert f"{path}:{line}: gateway.secret: replace the example secret: e.g. `openssl rand -hex 32`" in result.output
-    result = runner.invoke(main, ["--config", str(path), "check-config", "--dev"])
+    result = run_cli_sync(path, "check-config", "--dev")
     assert result.exit_code == 0, result.output
     assert "ok (2 support addresses)" in result.output and "warning" not in result.output
 
@@ -173,7 +170,7 @@ def test_the_example_secret_in_a_secret_file_is_refused_too(tmp_path: Path) -> N
     (tmp_path / "secret").write_text(EXAMPLE_SECRET + "\n")
     (tmp_path / "secret").chmod(0o600)
     path.write_text(path.read_text().replace(f'secret = "{EXAMPLE_SECRET}"', 'secret_file = "secret"'))
-    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 1 and ": gateway.secret_file: replace the example secret" in result.output
 
 
@@ -191,13 +188,12 @@ async def test_a_reload_to_the_example_secret_is_refused(tmp_path: Path) -> None
 
 def test_check_config_warns_of_secrets_other_users_can_read(tmp_path: Path) -> None:
     path = write_config(tmp_path)
-    runner = CliRunner()
     path.chmod(0o640)
-    result = runner.invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 0, result.output
     assert f"warning: {path} holds gateway.secret inline and is readable by its group (mode 0640)" in result.output
     path.chmod(0o600)
-    result = runner.invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 0 and "warning" not in result.output, result.output
 
     # A secret in a file: the config may be group-readable (root:mailgate 0640), the file not world-readable.
@@ -206,11 +202,11 @@ def test_check_config_warns_of_secrets_other_users_can_read(tmp_path: Path) -> N
     secret.chmod(0o644)
     path.write_text(re.sub(r'secret = "[^"]*"', 'secret_file = "secret"', path.read_text()))
     path.chmod(0o640)
-    result = runner.invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 0, result.output
     assert f"warning: gateway.secret_file {secret} is readable by every local user (mode 0644)" in result.output
     secret.chmod(0o640)
-    result = runner.invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 0 and "warning" not in result.output, result.output
 
 
@@ -280,11 +276,11 @@ def test_relay_password_file_errors_name_file_line_and_key(tmp_path: Path) -> No
     relay = '\n[relay]\nhost = "127.0.0.1"\nport = 2526\nusername = "mailgate"\npassword_file = "missing"\n'
     path = write_config(tmp_path, relay)
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("password_file"))
-    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 1
     assert f"{path}:{line}: relay.password_file: cannot read" in result.output
     both = relay + 'password = "also-here"\n'
-    result = CliRunner().invoke(main, ["--config", str(write_config(tmp_path, both)), "check-config"])
+    result = run_cli_sync(write_config(tmp_path, both), "check-config")
     assert result.exit_code == 1 and "given two ways" in result.output
 
 
@@ -322,7 +318,7 @@ def test_check_config_fails_when_the_database_cannot_be_created(tmp_path: Path) 
     path.write_text(path.read_text().replace('"mailgate.sqlite3"', '"blocker/db/mailgate.sqlite3"'))
     path.chmod(0o600)
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("database ="))
-    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 1, result.output
     assert f"{path}:{line}: storage.database: cannot create" in result.output
     assert "blocker is not a folder" in result.output
@@ -334,7 +330,7 @@ def test_check_config_fails_on_a_read_only_data_folder(tmp_path: Path) -> None:
     (tmp_path / "ro").mkdir(mode=0o500)
     path = write_config(tmp_path)
     path.write_text(path.read_text().replace('"mailgate.sqlite3"', '"ro/mailgate.sqlite3"'))
-    result = CliRunner().invoke(main, ["--config", str(path), "check-config"])
+    result = run_cli_sync(path, "check-config")
     assert result.exit_code == 1 and "storage.database: cannot create" in result.output
 
 

@@ -14,8 +14,8 @@ from mailgate import config as config_mod
 from mailgate import daemon
 from mailgate.daemon import started
 
-from .conftest import mail, send, settle, write_config
-from .sink import AGENTS, relay_section, running_sink, wait_mail
+from .conftest import MakeDaemon, mail, send, settle, wait_until, write_config
+from .sink import AGENTS, Sink, relay_section, running_sink, wait_mail
 
 pytestmark = pytest.mark.asyncio
 
@@ -57,9 +57,7 @@ async def test_sighup_applies_the_relay_and_names_what_needs_a_restart(
                 write_config(tmp_path, relay_section(new.port, send_delay=0) + AGENTS,
                              storage="busy_timeout = 5.0")
                 os.kill(os.getpid(), signal.SIGHUP)
-                async with asyncio.timeout(10):
-                    while running.config is config:
-                        await asyncio.sleep(0.01)
+                await wait_until(lambda: running.config is not config, what="the reload")
             finally:
                 running_loop.remove_signal_handler(signal.SIGHUP)
             await send(running.smtp_port, mail(subject="After the signal", message_id="<sig@customer.test>"))
@@ -69,13 +67,14 @@ async def test_sighup_applies_the_relay_and_names_what_needs_a_restart(
     assert partial and "storage" in partial[0] and "relay" not in partial[0]
 
 
-async def test_more_relay_connections_need_a_restart(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    async with running_sink() as sink:
-        config = config_mod.load(write_config(tmp_path, relay_section(sink.port, send_delay=0) + AGENTS))
-        async with started(config) as running:
-            more = relay_section(sink.port, send_delay=0).replace("timeout = 10\n", "timeout = 10\nconnections = 4\n", 1)
-            write_config(tmp_path, more + AGENTS)
-            with caplog.at_level(logging.WARNING, logger="mailgate.daemon"):
-                assert daemon.reload(running) is True
-            assert running.outgoing is not None and len(running.outgoing.sender._tasks) == config.relay.connections
+async def test_more_relay_connections_need_a_restart(
+    tmp_path: Path, make_daemon: MakeDaemon, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = await make_daemon(AGENTS, send_delay=0)
+    config = running.config
+    more = relay_section(sink.port, send_delay=0).replace("timeout = 10\n", "timeout = 10\nconnections = 4\n", 1)
+    write_config(tmp_path, more + AGENTS)
+    with caplog.at_level(logging.WARNING, logger="mailgate.daemon"):
+        assert daemon.reload(running) is True
+    assert running.outgoing is not None and len(running.outgoing.sender._tasks) == config.relay.connections
     assert any("config.reload_partial needs_restart=relay.connections" in r.getMessage() for r in caplog.records)

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from mailgate.cli.main import main
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.ops import assign
 from mailgate.store import open_store
 
-from .conftest import BILLING, SUPPORT, cli_ok, mail, send, settle
+from .conftest import BILLING, SUPPORT, cli_ok, mail, run_cli, send, settle
 
 ROUTING = """
 [[queues]]
@@ -74,11 +71,6 @@ suppress_ack = true
 """
 
 
-async def cli(args: list[str]) -> Any:
-    """The CLI runs its own event loop: call it from a thread, beside the daemon in this loop."""
-    return await asyncio.to_thread(CliRunner().invoke, main, args)
-
-
 async def ticket_row(running: Running, number: int) -> dict[str, Any]:
     async with running.store.read() as tx:
         row = await tx.one("SELECT * FROM tickets WHERE number = ?", (number,))
@@ -125,13 +117,13 @@ async def test_a_new_ticket_gets_queue_priority_tags_assignee_and_trace(make_con
     assert routed["rules"] == ["vip", "fire"] and routed["queue"] == "hardware"
 
     # `tickets show` says why: queue and priority with the rule that decided each.
-    result = await cli(["--config", str(config.source), "tickets", "show", str(only["number"])])
+    result = await run_cli(config, "tickets", "show", str(only["number"]))
     assert result.exit_code == 0, result.output
     assert "    queue = hardware: rule 'fire'" in result.output
     assert "    priority = urgent: rule 'vip'" in result.output
     assert "    rule 'vip' matched (rules.1.sender_domain): sender_domain equals 'bigcorp.test': matched 'bigcorp.test'" in result.output
     assert "  tags: fire, vip" in result.output
-    result = await cli(["--config", str(config.source), "tickets", "show", "--json", str(only["number"])])
+    result = await run_cli(config, "tickets", "show", "--json", str(only["number"]))
     data = json.loads(result.output)
     assert data["category"] == "printer" and data["routing"]["matched"] == ["vip", "fire"]
 
@@ -168,11 +160,11 @@ async def test_quarantined_tickets_are_kept_but_hidden(make_config: Callable[...
         spam, question = await all_tickets(running)
         spam_row = await ticket_row(running, spam["number"])
     assert spam_row["quarantined"] == 1 and spam_row["ack_suppressed"] == 1 and spam_row["assignee"] is None
-    listed = await cli(["--config", str(config.source), "tickets", "list", "--json"])
+    listed = await run_cli(config, "tickets", "list", "--json")
     assert [t["number"] for t in json.loads(listed.output)] == [question["number"]]
-    hidden = await cli(["--config", str(config.source), "tickets", "list", "--json", "--quarantined"])
+    hidden = await run_cli(config, "tickets", "list", "--json", "--quarantined")
     assert [t["number"] for t in json.loads(hidden.output)] == [spam["number"]]
-    shown = await cli(["--config", str(config.source), "tickets", "show", str(spam["number"])])
+    shown = await run_cli(config, "tickets", "show", str(spam["number"]))
     assert "quarantined: yes" in shown.output and "rule 'spam' matched" in shown.output
 
 

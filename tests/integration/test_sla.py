@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailgate import config as config_mod
-from mailgate.cli.main import main
 from mailgate.clock import ManualClock
 from mailgate.config import BusinessHoursConfig, Config, ConfigError
 from mailgate.daemon import Running, started
-from mailgate.ops import lifecycle, sla, tickets
+from mailgate.ops import fields, lifecycle, opening, sla
 from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
-from mailgate.outgoing import outbox
 from mailgate.store import Store, open_store, timers
 
-from .conftest import cli_ok, mail, send, settle, write_config
-from .sink import Sink, relay_section
+from .conftest import cli_ok, mail, send, settle, wait_until, write_config
+from .sink import Received, Sink, relay_section, wait_mail
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 WEEKDAYS = Hours.from_config(BusinessHoursConfig(timezone="Europe/Helsinki"))  # mon-fri 08-17
@@ -41,6 +37,11 @@ name = "support"
 addresses = ["support@example.test"]
 members = ["aino", "pekka"]
 sla = { normal = { first_response = 60, resolution = 480 }, urgent = { first_response = 15, resolution = 120 } }
+
+[[queues]]
+name = "lab"
+members = ["aino"]
+sla = { urgent = { first_response = 15 } }
 
 [[queues]]
 name = "office"
@@ -145,7 +146,7 @@ def test_business_hours_config_errors_name_the_line(tmp_path: Path) -> None:
 @pytest_asyncio.fixture
 async def store(tmp_path: Path) -> AsyncIterator[tuple[Config, Store]]:
     config = config_mod.load(write_config(tmp_path, SLA_CONFIG))
-    s = await open_store(config)
+    s = await open_store(config, ManualClock(T0))
     try:
         yield config, s
     finally:
@@ -155,15 +156,25 @@ async def store(tmp_path: Path) -> AsyncIterator[tuple[Config, Store]]:
 T0 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 09:00 in Helsinki
 
 
+def at(s: Store, when: datetime) -> None:
+    """Move the store's clock (a ManualClock in these tests) to `when`."""
+    assert isinstance(s.clock, ManualClock)
+    s.clock.set(when)
+
+
 async def new_ticket(s: Store, config: Config, *, queue: str = "support", priority: str = "normal",
-                     assignee: str | None = "aino", now: datetime = T0) -> int:
+                     agent: str = "aino", now: datetime = T0) -> int:
+    """A case an agent opens for a customer at `now`, as from the command address: queue chosen,
+    the agent holds it, open; then the agent's priority, when not the default."""
+    at(s, now)
+    who = config.agent(agent)
+    assert who is not None
     async with s.txn() as tx:
-        ref = await tickets.open_ticket(tx, subject="Printer", contact_id=None, first_number=1000, actor="test")
-        await tx.execute("UPDATE tickets SET queue = ?, priority = ?, assignee = ?, status = 'open' WHERE id = ?",
-                         (queue, priority, assignee, ref.id))
-        await tickets.add_party(tx, ref.id, "alice@customer.test", "requester")
-        await lifecycle.opened(tx, config, ref.id, follows=None, actor="test", now=now)
-        return ref.id
+        opened = await opening.open_ticket(tx, config, who, customer="alice@customer.test", subject="Printer",
+                                           text="", queue=queue, send=False)
+        if priority != "normal":
+            await fields.set_priority(tx, config, opened.ticket_id, priority, who)
+        return opened.ticket_id
 
 
 async def one(s: Store, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -192,13 +203,9 @@ async def test_deadlines_and_timers_from_the_queue_targets(store: tuple[Config, 
         "sla.resolution.breach": T0 + timedelta(minutes=480),
     }
     # A queue without targets for the priority: no clock at all.
-    other = await new_ticket(s, config, priority="low")
+    other = await new_ticket(s, config, queue="lab")
     assert await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (other,)) is None
-    # Quarantined mail is kept, not worked on: no clock either.
-    async with s.txn() as tx:
-        ref = await tickets.open_ticket(tx, subject="Spam", contact_id=None, first_number=1000, actor="test")
-        await tx.execute("UPDATE tickets SET queue = 'support', quarantined = 1 WHERE id = ?", (ref.id,))
-        assert await sla.start(tx, config, ref.id, now=T0) is False
+    assert await timer_rows(s, other) == {}
 
 
 @pytest.mark.asyncio
@@ -230,7 +237,7 @@ async def test_the_clock_runs_on_the_stores_time(tmp_path: Path) -> None:
 async def test_business_hours_deadline_and_pause_while_waiting_on_the_customer(store: tuple[Config, Store]) -> None:
     config, s = store
     friday = local(2026, 11, 20, 16, 0)
-    ticket = await new_ticket(s, config, queue="office", assignee=None, now=friday)
+    ticket = await new_ticket(s, config, queue="office", agent="pekka", now=friday)
     row = await one(s, "SELECT first_response_due FROM ticket_sla WHERE ticket_id = ?", (ticket,))
     assert datetime.fromisoformat(row["first_response_due"]) == local(2026, 11, 23, 9, 0)
     # 30 working minutes pass, then the ticket waits on the customer over the weekend and Monday.
@@ -257,18 +264,20 @@ async def test_business_hours_deadline_and_pause_while_waiting_on_the_customer(s
 async def test_priority_change_recomputes_and_keeps_the_time_used(store: tuple[Config, Store]) -> None:
     config, s = store
     ticket = await new_ticket(s, config)
+    aino = config.agent("aino")
+    assert aino is not None
+    at(s, T0 + timedelta(minutes=10))
     async with s.txn() as tx:
-        await tx.execute("UPDATE tickets SET priority = 'urgent' WHERE id = ?", (ticket,))
-        await sla.recompute(tx, config, ticket, now=T0 + timedelta(minutes=10), actor="agent:aino")
+        await fields.set_priority(tx, config, ticket, "urgent", aino)
     row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
     assert (row["priority"], row["first_response_minutes"], row["resolution_minutes"]) == ("urgent", 15, 120)
     assert datetime.fromisoformat(row["first_response_due"]) == T0 + timedelta(minutes=15)
     due = await timer_rows(s, ticket)
     assert due["sla.first_response.warning"] == T0 + timedelta(minutes=12)
     # Lowering it to one without targets keeps the row, with no deadlines and no timers.
+    at(s, T0 + timedelta(minutes=11))
     async with s.txn() as tx:
-        await tx.execute("UPDATE tickets SET priority = 'low' WHERE id = ?", (ticket,))
-        await sla.recompute(tx, config, ticket, now=T0 + timedelta(minutes=11))
+        await fields.set_priority(tx, config, ticket, "low", aino)
     row = await one(s, "SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket,))
     assert row["first_response_due"] is None and row["resolution_due"] is None
     assert await timer_rows(s, ticket) == {}
@@ -336,80 +345,130 @@ async def test_resolution_met_on_resolve_and_clock_resumes_on_reopen(store: tupl
 # -- end to end: real SMTP in, the daemon's timers, the relay sink out ----------------------------
 
 
+SPAM_RULE = """
+[[rules]]
+name = "spam"
+header = { name = "X-Spam-Flag", equals = "YES" }
+quarantine = true
+"""
+
+
 @pytest.fixture
 def slaconfig(tmp_path: Path, sink: Sink) -> Callable[[], Config]:
-    return lambda: config_mod.load(write_config(tmp_path, relay_section(sink.port) + SLA_CONFIG))
+    # No send delay: an agent's answer goes when the clock says now, with no need to move it for that.
+    return lambda: config_mod.load(write_config(tmp_path, relay_section(sink.port, send_delay=0) + SLA_CONFIG + SPAM_RULE))
 
 
-async def shift_clock(running: Running, ticket_id: int, minutes: float) -> None:
-    """Pretend `minutes` have passed on the clock: its start moves back, the deadlines are recomputed."""
-    async with running.store.txn() as tx:
-        since = await tx.value("SELECT running_since FROM ticket_sla WHERE ticket_id = ?", (ticket_id,))
-        earlier = datetime.fromisoformat(since) - timedelta(minutes=minutes)
-        await tx.execute("UPDATE ticket_sla SET running_since = ? WHERE ticket_id = ?", (timers.iso(earlier), ticket_id))
-        await sla.recompute(tx, running.config, ticket_id)
+async def later(running: Running, clock: ManualClock, minutes: float) -> None:
+    """`minutes` pass on the daemon's clock; the timers look at their rows again by it."""
+    clock.advance(timedelta(minutes=minutes))
+    assert running.outgoing is not None
+    await running.outgoing.timers.reschedule()
+
+
+async def still_ahead(running: Running, clock: ManualClock, kind: str, ticket_id: int) -> bool:
+    """The timer row is there and due after the clock's now: nothing of that stage can have gone."""
+    async with running.store.read() as tx:
+        due = await tx.value("SELECT due_at FROM timers WHERE kind = ? AND ref = ?", (kind, ticket_id))
+    return due is not None and datetime.fromisoformat(due) > clock.now()
+
+
+def agent_answer(notice: Received, text: str) -> tuple[bytes, str]:
+    """Aino answers the new-request notice from her mail client: to its Reply-To, quoting it."""
+    target = notice.msg["Reply-To"].addresses[0].addr_spec
+    msg = EmailMessage()
+    msg["From"] = "Aino Agent <aino@agents.test>"
+    msg["To"] = target
+    msg["Subject"] = f"Re: {notice.header('Subject')}"
+    msg["Message-ID"] = "<answer1@agents.test>"
+    msg["In-Reply-To"] = notice.header("Message-ID")
+    msg["References"] = notice.header("Message-ID")
+    quoted = "\n".join(f"> {line}" for line in notice.text().splitlines())
+    msg.set_content(f"{text}\n\nOn Mon, 23 Nov 2026 at 10:00, Support <support@example.test> wrote:\n\n{quoted}\n")
+    return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), target
 
 
 @pytest.mark.asyncio
 async def test_sla_escalation_end_to_end(sink: Sink, slaconfig: Callable[[], Config]) -> None:
-    async with started(slaconfig()) as running:
+    clock = ManualClock()
+    async with started(slaconfig(), clock=clock) as running:
         await send(running.smtp_port, mail(message_id="<s1@customer.test>", subject="Down again"))
         await settle(running)
         async with running.store.read() as tx:
             ticket = await tx.one("SELECT id, number FROM tickets")
             assert await tx.value("SELECT COUNT(*) FROM timers WHERE kind LIKE 'sla.%' AND ref = ?", (ticket["id"],)) == 4
         await cli_ok(running, "tickets", "assign", str(ticket["number"]), "aino", "--as", "aino")
-        await shift_clock(running, ticket["id"], 50)  # past 80% of the 60-minute first response
+        notice = await wait_mail(sink, "aino@agents.test", "New request [#1000]")
+        await later(running, clock, 47)  # not yet 80% of the 60-minute first response
+        assert await still_ahead(running, clock, "sla.first_response.warning", ticket["id"])
+        assert not any("approaching" in x.header("Subject") for x in sink.received)
+        await later(running, clock, 3)  # past it
         [warning] = await sink.wait_for(lambda r: any("approaching" in x.header("Subject") for x in r)) and [
             x for x in sink.received if "approaching" in x.header("Subject")]
         assert warning.rcpt_tos == ["aino@agents.test"]
         assert "first response deadline of [#1000] Down again is near" in warning.text()
         assert warning.msg["Auto-Submitted"] == "auto-generated"
-        await shift_clock(running, ticket["id"], 15)
+        await later(running, clock, 15)
         breach = await sink.wait_for(lambda r: sum("missed" in x.header("Subject") for x in r) >= 2)
         assert sorted(x.rcpt_tos[0] for x in breach if "missed" in x.header("Subject")) == [
             "aino@agents.test", "pekka@agents.test"]
-        # An agent's answer reaches the relay: first response met (late), its timers gone.
-        async with running.store.txn() as tx:
-            await outbox.queue_agent_reply(tx, running.mailer, ticket["id"], "aino",
-                                           "We are on it.", delay=0)
+        # Aino's answer by mail reaches the relay: first response met (late), its timers gone.
+        raw, rcpt = agent_answer(notice, "We are on it.")
+        await send(running.smtp_port, raw, [rcpt], sender="aino@agents.test")
+        await settle(running)
         await sink.wait_for(lambda r: any(x.rcpt_tos == ["alice@customer.test"] and "We are on it." in x.text()
                                           for x in r))
-        async with asyncio.timeout(20):
-            while True:
-                async with running.store.read() as tx:
-                    row = await tx.one("SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket["id"],))
-                if row["first_response_at"]:
-                    break
-                await asyncio.sleep(0.02)
+
+        async def answered() -> Any:
+            async with running.store.read() as tx:
+                row = await tx.one("SELECT * FROM ticket_sla WHERE ticket_id = ?", (ticket["id"],))
+            return row if row["first_response_at"] else None
+
+        row = await wait_until(answered, what="the first response recorded")
         assert row["first_response_late"] == 1
         async with running.store.read() as tx:
             kinds = {r["kind"] for r in await tx.all("SELECT kind FROM timers WHERE ref = ?", (ticket["id"],))}
         assert kinds == {"sla.resolution.warning", "sla.resolution.breach"}
         # Mail count: once each, however often the clock is looked at again.
-        await shift_clock(running, ticket["id"], 0)
+        await later(running, clock, 0)
         await settle(running)
         assert sum("approaching" in x.header("Subject") or "missed" in x.header("Subject") for x in sink.received) == 3
 
-        result = await asyncio.to_thread(CliRunner().invoke, main,
-                                         ["--config", str(running.config.source), "tickets", "sla", "1000", "--json"])
-        assert result.exit_code == 0, result.output
-        data = json.loads(result.output)["sla"]
+        data = (await cli_ok(running, "tickets", "sla", "1000", "--json")).json["sla"]
         assert data["first_response"]["late"] is True and data["first_response"]["breached_at"]
         assert data["resolution"]["minutes"] == 480 and data["running"] is True
 
 
 @pytest.mark.asyncio
-async def test_breach_notice_in_the_queue_language(sink: Sink, slaconfig: Callable[[], Config]) -> None:
+async def test_quarantined_mail_starts_no_clock(sink: Sink, slaconfig: Callable[[], Config]) -> None:
+    """Quarantined mail is kept, not worked on: no SLA clock, no timers, so no one is warned about spam."""
     async with started(slaconfig()) as running:
+        await send(running.smtp_port, mail(message_id="<spam1@customer.test>", subject="Cheap toner",
+                                           headers={"X-Spam-Flag": "YES"}))
+        await send(running.smtp_port, mail(message_id="<ham1@customer.test>", subject="Toner empty"))
+        await settle(running)
+        async with running.store.read() as tx:
+            found = {r["subject"]: (r["quarantined"], r["clocks"], r["timers"]) for r in await tx.all(
+                "SELECT t.subject, t.quarantined,"
+                " (SELECT COUNT(*) FROM ticket_sla c WHERE c.ticket_id = t.id) AS clocks,"
+                " (SELECT COUNT(*) FROM timers m WHERE m.ref = t.id AND m.kind LIKE 'sla.%') AS timers"
+                " FROM tickets t")}
+    assert found == {"Cheap toner": (1, 0, 0), "Toner empty": (0, 1, 4)}
+
+
+@pytest.mark.asyncio
+async def test_breach_notice_in_the_queue_language(sink: Sink, slaconfig: Callable[[], Config]) -> None:
+    clock = ManualClock(local(2026, 11, 23, 9, 0))  # Monday morning: the office is open
+    async with started(slaconfig(), clock=clock) as running:
         await send(running.smtp_port, mail(to="billing@example.test", message_id="<f1@customer.test>",
                                            subject="Lasku"), ["billing@example.test"])
         await settle(running)
-        async with running.store.txn() as tx:
+        await later(running, clock, 119)  # two working hours less a minute: not missed yet
+        async with running.store.read() as tx:
             ticket_id = await tx.value("SELECT id FROM tickets")
-            # Forget the business hours for this check: mark the clock as long overdue instead.
-            await tx.execute("UPDATE ticket_sla SET used_minutes = 200 WHERE ticket_id = ?", (ticket_id,))
-            await sla.recompute(tx, running.config, ticket_id)
+        assert await still_ahead(running, clock, "sla.first_response.breach", ticket_id)
+        assert not any("ylittyi" in x.header("Subject") for x in sink.received)
+        await later(running, clock, 2)
         [notice] = await sink.wait_for(lambda r: any("ylittyi" in x.header("Subject") for x in r)) and [
             x for x in sink.received if "ylittyi" in x.header("Subject")]
         assert notice.rcpt_tos == ["pekka@agents.test"]

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from mailgate.cli.main import main
 from mailgate.cli.support import IdOrText, RowNumber
 
-from ..conftest import write_config
+from ..conftest import run_cli_sync, write_config
 
 BAD = [str(2**63), str(2**64), "-1", "0", "abc", "1e3", "²", "99999999999999999999999999"]
 
@@ -73,7 +73,7 @@ def config_path(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("bad", BAD)
 def test_out_of_range_numbers_are_usage_errors(config_path: Path, bad: str) -> None:
-    runner = CliRunner()
+    runner = CliRunner()  # its own: the check below reads the exception click caught
     commands = _numbered()
     assert len(commands) >= 25
     for path, command, name in commands:
@@ -102,7 +102,7 @@ def test_out_of_range_numbers_are_usage_errors(config_path: Path, bad: str) -> N
     ],
 )
 def test_other_hostile_input_is_a_clean_refusal(config_path: Path, args: list[str]) -> None:
-    result = CliRunner().invoke(main, ["--config", str(config_path), *args, "--json"])
+    result = run_cli_sync(config_path, *args, "--json")
     assert result.exit_code != 0, result.output
     assert "Traceback" not in result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["ok"] is False

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from email import message_from_string, policy
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from mailgate import config as config_mod
+from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.outgoing.relay import Relay, Result
@@ -31,8 +33,9 @@ from mailgate.pipeline.process import Outcome, Processor
 from mailgate.runners.timers import Timer
 from mailgate.spool import SpoolEntry
 from mailgate.store import Row
+from mailgate.store import timers as timer_rows
 
-from ..conftest import SUPPORT, mail, settle, write_config
+from ..conftest import SUPPORT, mail, settle, wait_until, write_config
 from ..sink import AGENTS, Sink, free_port, relay_section, wait_mail
 
 pytestmark = pytest.mark.asyncio
@@ -203,10 +206,11 @@ async def test_restart_with_hostile_rows_first_delivers_the_rest(tmp_path: Path)
         assert len(await rows(running)) == ACKED + len(customers)
     db = config.database_path
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-        # As after a kill -9 mid-send of the first hostile row; and every row due now.
+        # Fault injection: a row left 'sending', as a kill -9 between the relay's 250 and the commit leaves it.
         conn.execute("UPDATE outbox SET state = 'sending' WHERE id = (SELECT MIN(id) FROM outbox)")
-        conn.execute("UPDATE outbox SET not_before = '2000-01-01T00:00:00.000000+00:00' WHERE state = 'queued'")
-    async with relay_sink(utf8=False, port=port) as sink, started(config) as running:
+    # The restart comes an hour later: every retry the dead relay earned is due by then.
+    later = ManualClock(datetime.now(UTC) + timedelta(hours=1))
+    async with relay_sink(utf8=False, port=port) as sink, started(config, clock=later) as running:
         for n, customer in enumerate(customers):
             await wait_mail(sink, customer, f"Ordinary {n}")
         found = await wait_rows(running, settled(ACKED + len(customers)))
@@ -290,21 +294,20 @@ async def test_a_failing_timer_ends_dead_and_the_others_still_fire(tmp_path: Pat
             fired.put_nowait(timer.ref)
 
         timers.register("test.boom", boom)
+        # Fault injection: rows of a kind only this test handles, one whose handler always raises.
         async with running.store.txn() as tx:
             for ref in (1, 2):
-                await tx.execute(
-                    "INSERT INTO timers (kind, ref, due_at, created_at) VALUES ('test.boom', ?, '2000-01-01T00:00:00.000000+00:00', '')",
-                    (ref,),
-                )
+                await timer_rows.add(tx, "test.boom", ref, tx.now())
         timers.poke()
         async with asyncio.timeout(20):
             assert await fired.get() == 2
-            while True:
-                async with running.store.read() as tx:
-                    row = await tx.one("SELECT * FROM timers WHERE kind = 'test.boom' AND ref = 1")
-                if row["dead_at"] is not None:
-                    break
-                await asyncio.sleep(0.05)
+
+        async def dead() -> Row | None:
+            async with running.store.read() as tx:
+                found: Row | None = await tx.one("SELECT * FROM timers WHERE kind = 'test.boom' AND ref = 1")
+            return found if found is not None and found["dead_at"] is not None else None
+
+        row = await wait_until(dead, what="the failing timer given up on")
         assert row["attempts"] == 5 and "ValueError: cannot handle this row" in row["last_error"]
         customers = await send_ordinary(running.smtp_port, 1)  # and mail still flows
         await settle(running)
@@ -395,12 +398,11 @@ async def test_a_message_the_store_rejects_does_not_hold_up_the_others(tmp_path:
             customers = await send_ordinary(running.smtp_port, 2)
             for n, customer in enumerate(customers):
                 await wait_mail(sink, customer, f"Ordinary {n}")
-            async with asyncio.timeout(60):
-                while True:
-                    async with running.store.read() as tx:
-                        row = await tx.one("SELECT state, attempts, error FROM spool ORDER BY id LIMIT 1")
-                    if row["state"] == "dead":
-                        break
-                    running.worker.wake()
-                    await asyncio.sleep(0.1)
+            async def dead_spool_row() -> Row | None:
+                running.worker.wake()  # its retries are spaced out; each look asks for the next one
+                async with running.store.read() as tx:
+                    found: Row | None = await tx.one("SELECT state, attempts, error FROM spool ORDER BY id LIMIT 1")
+                return found if found is not None and found["state"] == "dead" else None
+
+            row = await wait_until(dead_spool_row, timeout=60, what="the hostile spool row given up on")
             assert row["attempts"] == 5 and "OperationalError: too many SQL variables" in row["error"]

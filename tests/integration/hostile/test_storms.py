@@ -15,15 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from mailgate.cli.main import main
 from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
 from mailgate.outgoing import guard as loops
 
-from ..conftest import SUPPORT, mail, settle
+from ..conftest import SUPPORT, mail, run_cli, settle
 from ..sink import Sink, wait_mail
 from .conftest import AINO, TRUSTED, still_flowing
 
@@ -56,7 +54,7 @@ async def send_many(port: int, mails: list[tuple[str, bytes]]) -> None:
 async def cli(config: Config, *args: str) -> tuple[int, str]:
     """The real `mailgate` command against the daemon's database (asyncio.run needs its own thread)."""
     assert config.source is not None
-    result = await asyncio.to_thread(CliRunner().invoke, main, ["--config", str(config.source), *args])
+    result = await run_cli(config, *args)
     return result.exit_code, result.stdout
 
 
