@@ -9,7 +9,7 @@ from mailgate import tokens
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.models import CLOSED_STATUSES, TicketStatus
-from mailgate.ops import files as agent_files
+from mailgate.outgoing import attachments as agent_files
 from mailgate.ops import lifecycle, watchers
 from mailgate.ops.base import Change, actor, my_queues
 from mailgate.outgoing import notices as outbound
