@@ -9,9 +9,9 @@ from mailgate import tokens
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.models import CLOSED_STATUSES, TicketStatus
-from mailgate.outgoing import attachments as agent_files
 from mailgate.ops import lifecycle, watchers
 from mailgate.ops.base import Change, actor, my_queues
+from mailgate.outgoing import attachments as agent_files
 from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn, events, messages
 from mailgate.store import tickets as ticket_store
