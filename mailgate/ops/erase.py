@@ -7,8 +7,8 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from mailgate.ops import contacts, tickets
-from mailgate.store import Txn
+from mailgate.ops import contacts
+from mailgate.store import Txn, events
 from mailgate.store import contacts as contact_rows
 from mailgate.store import erase as store
 from mailgate.store.blobs import drop_unreferenced
@@ -111,7 +111,7 @@ async def erase(tx: Txn, ref: str, *, actor: str = "cli") -> Erased:
     result.hashes = await drop_unreferenced(tx, result.hashes)
     result.tickets = len(touched)
     for ticket_id in sorted(touched):
-        await tickets.event(tx, ticket_id, actor, "contact.erased",
+        await events.add(tx, ticket_id, actor, "contact.erased",
                             {"contact": contact_id, "text": "contact erased by operator"})
     return result
 

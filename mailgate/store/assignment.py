@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mailgate.models import CLOSED_STATUSES
 from mailgate.store import Txn
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """The routed fields a ticket is given when it is opened."""
-
-    queue: str | None
-    priority: str
-    category: str | None
-    assignee: str | None
-    quarantined: bool
-    ack_suppressed: bool
-    language: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +59,6 @@ async def open_load(tx: Txn, agent_ids: Sequence[str]) -> dict[str, int]:
         [*agent_ids, *closed],
     )
     return {r["assignee"]: int(r["n"]) for r in rows}
-
-
-async def place(tx: Txn, ticket_id: int, placed: Placed) -> None:
-    p = placed
-    await tx.execute(
-        "UPDATE tickets SET queue = ?, priority = ?, category = ?, assignee = ?, quarantined = ?,"
-        " ack_suppressed = ?, detected_language = ? WHERE id = ?",
-        (p.queue, p.priority, p.category, p.assignee, int(p.quarantined), int(p.ack_suppressed), p.language, ticket_id),
-    )
-
-
-async def add_tags(tx: Txn, ticket_id: int, tags: Iterable[str]) -> None:
-    """Tags on a ticket; one it has already is kept once."""
-    await tx.executemany("INSERT OR IGNORE INTO ticket_tags (ticket_id, tag) VALUES (?, ?)", [(ticket_id, t) for t in tags])
 
 
 async def save_trace(tx: Txn, ticket_id: int, trace: Mapping[str, Any]) -> None:

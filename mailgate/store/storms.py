@@ -46,6 +46,11 @@ async def _ensure(tx: Txn, sender: str, hour: str) -> None:
     )
 
 
+async def remember_ticket(tx: Txn, sender: str, hour: str, ticket_id: int) -> None:
+    """The rest of this sender's held mail this hour goes to the same ticket."""
+    await tx.execute("UPDATE sender_hours SET ticket_id = ? WHERE sender = ? AND hour = ?", (ticket_id, sender, hour))
+
+
 async def release(tx: Txn, sender: str, hour: str) -> int:
     """Lift the cap for the sender's hour; how many of its mails were held so far."""
     await tx.execute(
