@@ -200,7 +200,7 @@ async def opened(
     await events.add(tx, follows, actor, "ticket.followed_up", {"ticket": await ticket_store.number_of(tx, ticket_id)})
 
 
-async def linked(tx: Txn, ticket_id: int) -> list[dict[str, Any]]:
+async def linked(tx: Txn, ticket_id: int) -> list[links.Link]:
     """The tickets linked to this one, both ways."""
     return await links.of_ticket(tx, ticket_id)
 
