@@ -11,7 +11,7 @@ from mailgate.cli.support import LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
 from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.outgoing import outbox
-from mailgate.store import Txn, stats, timers
+from mailgate.store import Txn, outbox_view, stats, timers
 from mailgate.store import outbox as rows
 
 OUTBOX_STATES = rows.STATES
@@ -37,7 +37,7 @@ def outbox_status(ctx: click.Context) -> None:
 def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = None, ticket: int | None = None,
           kind: str | None = None) -> None:
     async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
-        return await rows.listing(tx, state=state, ticket=ticket, kind=kind, limit=limit)
+        return [r.to_json() for r in await outbox_view.listing(tx, state=state, ticket=ticket, kind=kind, limit=limit)]
 
     found = run_txn(ctx, as_json, work, write=False)
     if as_json:
@@ -85,10 +85,10 @@ def outbox_show(ctx: click.Context, outbox_id: int, raw: bool, as_json: bool) ->
     """One outgoing mail: every field, and the headers of the bytes handed to the relay."""
 
     async def work(config: Config, tx: Txn) -> dict[str, Any]:
-        row = await rows.shown(tx, outbox_id)
+        row = await outbox_view.shown(tx, outbox_id)
         if row is None:
             raise Refused(f"no outbox row {outbox_id}")
-        return row
+        return row.to_json()
 
     row = run_txn(ctx, as_json, work, write=False)
     data = bytes(row.pop("raw"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from mailgate.clock import iso
 from mailgate.store import Row, Txn, timers
@@ -43,7 +42,7 @@ class OutboxRow:
     retries: int
 
 
-def _row(r: Row) -> OutboxRow:
+def from_row(r: Row) -> OutboxRow:
     return OutboxRow(
         id=r["id"], ticket_id=r["ticket_id"], kind=r["kind"], automatic=bool(r["automatic"]), agent=r["agent"],
         message_id=r["message_id"], mail_from=r["mail_from"], from_name=r["from_name"],
@@ -125,12 +124,12 @@ async def set_wire(tx: Txn, outbox_id: int, mail_from: str, raw: bytes, not_befo
 
 async def get(tx: Txn, outbox_id: int) -> OutboxRow | None:
     row = await tx.one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
-    return _row(row) if row is not None else None
+    return from_row(row) if row is not None else None
 
 
 async def by_message_id(tx: Txn, message_id: str) -> OutboxRow | None:
     row = await tx.one("SELECT * FROM outbox WHERE message_id = ?", (message_id,))
-    return _row(row) if row is not None else None
+    return from_row(row) if row is not None else None
 
 
 async def cancel_pending(tx: Txn, ticket_id: int, agent: str | None) -> list[int]:
@@ -246,7 +245,7 @@ async def claim(tx: Txn, now: datetime) -> OutboxRow | None:
         " RETURNING *",
         (iso(now),),
     )
-    return _row(row) if row is not None else None
+    return from_row(row) if row is not None else None
 
 
 async def mark_sent(tx: Txn, outbox_id: int, sent_at: datetime, message_row: int | None) -> None:
@@ -330,26 +329,3 @@ async def acks_since(tx: Txn, since: datetime) -> int:
     return int(await tx.value(
         "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'", (iso(since),)
     ) or 0)
-
-
-async def listing(
-    tx: Txn, *, state: str | None, ticket: int | None, kind: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Rows newest first, with the ticket's number, for `mailgate outbox list`."""
-    rows = await tx.all(
-        "SELECT o.id, o.state, o.kind, t.number, o.rcpt_to, o.attempts, o.retries, o.created_at, o.not_before,"
-        " o.sent_at, o.last_error FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
-        " WHERE (? IS NULL OR o.state = ?) AND (? IS NULL OR t.number = ?) AND (? IS NULL OR o.kind = ?)"
-        " ORDER BY o.id DESC LIMIT ?",
-        (state, state, ticket, ticket, kind, kind, limit),
-    )
-    return [dict(r) for r in rows]
-
-
-async def shown(tx: Txn, outbox_id: int) -> dict[str, Any] | None:
-    """Every column of one row and its ticket's number, for `mailgate outbox show`."""
-    row = await tx.one(
-        "SELECT o.*, t.number AS ticket FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id WHERE o.id = ?",
-        (outbox_id,),
-    )
-    return dict(row) if row is not None else None
