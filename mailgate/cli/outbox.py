@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
@@ -36,10 +37,11 @@ def outbox_status(ctx: click.Context) -> None:
 
 def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = None, ticket: int | None = None,
           kind: str | None = None) -> None:
-    async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
-        return [r.to_json() for r in await outbox_view.listing(tx, state=state, ticket=ticket, kind=kind, limit=limit)]
+    async def work(config: Config, tx: Txn) -> tuple[datetime, list[dict[str, Any]]]:
+        listed = await outbox_view.listing(tx, state=state, ticket=ticket, kind=kind, limit=limit)
+        return tx.now(), [r.to_json() for r in listed]
 
-    found = run_txn(ctx, as_json, work, write=False)
+    now, found = run_txn(ctx, as_json, work, write=False)
     if as_json:
         emit_json(found)
         return
@@ -47,10 +49,10 @@ def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = Non
                "  rcpt / last error")
     for row in found:
         ticket_text = f"#{row['number']}" if row["number"] is not None else "-"
-        next_try = until(row["not_before"]) if row["state"] == "queued" else "-"
+        next_try = until(row["not_before"], now) if row["state"] == "queued" else "-"
         click.echo(
             f"{row['id']:>6} {row['state']:<9} {row['kind']:<8} {ticket_text:>7} {row['attempts']:>5}"
-            f" {age(row['created_at']):>5} {next_try:>6}  {shorten(row['rcpt_to'], 40)} {shorten(row['last_error'])}"
+            f" {age(row['created_at'], now):>5} {next_try:>6}  {shorten(row['rcpt_to'], 40)} {shorten(row['last_error'])}"
         )
 
 

@@ -8,7 +8,7 @@ import itertools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,10 +66,6 @@ def schema_of(path: Path) -> int | None:
         return int(row[0]) if row and row[0] is not None else None
     finally:
         conn.close()
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def migrations() -> list[tuple[int, str, str]]:
