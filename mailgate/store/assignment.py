@@ -81,3 +81,8 @@ async def routing_of(tx: Txn, ticket_id: int) -> StoredRouting | None:
                                                 (ticket_id,)))
     return StoredRouting(row["category"], tags, bool(row["quarantined"]), bool(row["ack_suppressed"]),
                          row["detected_language"], json.loads(row["trace"]) if row["trace"] else None)
+
+
+async def set_trace_text(tx: Txn, ticket_id: int, trace: str | None) -> None:
+    """The stored trace's JSON text as given (an erasure scrubbed it)."""
+    await tx.execute("UPDATE ticket_routing SET trace = ? WHERE ticket_id = ?", (trace, ticket_id))

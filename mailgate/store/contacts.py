@@ -241,3 +241,14 @@ async def learn_language(tx: Txn, ticket_id: int, language: str) -> None:
         "UPDATE contacts SET language = ? WHERE id = (SELECT contact_id FROM tickets WHERE id = ?)"
         " AND language IS NULL", (language, ticket_id),
     )
+
+
+async def blank(tx: Txn, contact_id: int, placeholder: str) -> None:
+    """The contact keeps its id and one placeholder address (its tickets still point at it); nothing else."""
+    await tx.execute("UPDATE contacts SET name = '', organization = '', department = '', title = '', language = NULL"
+                     " WHERE id = ?", (contact_id,))
+    await tx.execute("DELETE FROM contact_phones WHERE contact_id = ?", (contact_id,))
+    await tx.execute("DELETE FROM contact_notes WHERE contact_id = ?", (contact_id,))
+    await tx.execute("DELETE FROM contact_addresses WHERE contact_id = ?", (contact_id,))
+    await tx.execute("INSERT INTO contact_addresses (address, contact_id, created_at) VALUES (?, ?, ?)"
+                     " ON CONFLICT (address) DO NOTHING", (placeholder, contact_id, EPOCH))

@@ -329,3 +329,26 @@ async def acks_since(tx: Txn, since: datetime) -> int:
     return int(await tx.value(
         "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'", (iso(since),)
     ) or 0)
+
+
+# -- what retention and erasure remove --------------------------------------------------------------
+
+# Finished mail retention may delete.
+AGED = "state IN ('sent', 'cancelled', 'failed') AND created_at < ?"
+
+
+async def delete_aged(tx: Txn, cutoff: str, batch: int) -> int:
+    """Delete at most `batch` finished rows created before cutoff; how many were."""
+    return await tx.rowcount(f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE {AGED} LIMIT ?)",
+                             (cutoff, batch))
+
+
+async def unlink_messages(tx: Txn, ids: Sequence[int]) -> None:
+    """Rows recorded as these messages forget them (the messages are about to go)."""
+    await tx.execute(f"UPDATE outbox SET message_row = NULL WHERE message_row IN ({','.join('?' for _ in ids)})", ids)
+
+
+async def drop(tx: Txn, ids: Sequence[int]) -> int:
+    """Delete outgoing mail and the timers that would release it; how many mails went."""
+    await timers.drop(tx, timers.OUTBOX_RELEASE, ids)
+    return await tx.rowcount(f"DELETE FROM outbox WHERE id IN ({','.join('?' for _ in ids)})", ids)

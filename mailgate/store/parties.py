@@ -95,3 +95,9 @@ async def is_contact_address(tx: Txn, ticket_id: int, address: str) -> bool:
 async def placement(tx: Txn, ticket_id: int) -> Placement | None:
     row = await tx.one("SELECT queue, assignee FROM tickets WHERE id = ?", (ticket_id,))
     return None if row is None else Placement(row["queue"], row["assignee"])
+
+
+async def rename_address(tx: Txn, address: str, placeholder: str) -> None:
+    """The address becomes the placeholder on every ticket (a ticket that has both keeps one)."""
+    await tx.execute("UPDATE OR IGNORE ticket_parties SET address = ? WHERE address = ?", (placeholder, address))
+    await tx.execute("DELETE FROM ticket_parties WHERE address = ?", (address,))

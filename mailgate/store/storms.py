@@ -82,3 +82,9 @@ async def held_since(tx: Txn, hour: str) -> list[HeldHour]:
     )
     return [HeldHour(r["sender"], r["hour"], int(r["passed"]), int(r["held"]), bool(r["released"]),
                      r["first_held_at"], r["last_held_at"], r["number"]) for r in rows]
+
+
+async def rename_sender(tx: Txn, sender: str, placeholder: str) -> None:
+    """The sender's hours are counted under the placeholder (an hour it has already keeps its own)."""
+    await tx.execute("UPDATE OR IGNORE sender_hours SET sender = ? WHERE sender = ?", (placeholder, sender))
+    await tx.execute("DELETE FROM sender_hours WHERE sender = ?", (sender,))

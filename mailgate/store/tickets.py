@@ -233,3 +233,10 @@ async def move_requested_tickets(tx: Txn, address: str, old: int, new: int) -> l
         (new, old, address),
     )
     return [MovedTicket(r["id"], r["number"]) for r in rows]
+
+
+async def set_subjects(tx: Txn, ticket_ids: Sequence[int], subject: str) -> None:
+    """One subject for these tickets (an erased customer's own words go), updated_at unchanged."""
+    if ticket_ids:
+        marks = ",".join("?" for _ in ticket_ids)
+        await tx.execute(f"UPDATE tickets SET subject = ? WHERE id IN ({marks})", [subject, *ticket_ids])
