@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailgate.store import Txn
+from mailgate.store import Txn, blobs
 
 NO_RECIPIENTS: Mapping[str, Sequence[Mapping[str, str]]] = {"to": (), "cc": (), "reply_to": ()}
 
@@ -71,6 +71,14 @@ class MessageTrace:
     defects: str  # JSON
 
 
+async def index_message_id(tx: Txn, message_id: str, ticket_id: int, *, outbound: bool) -> None:
+    """A Message-ID that threads later replies to the ticket; the first ticket to store an ID keeps it."""
+    await tx.execute(
+        "INSERT INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        (message_id, ticket_id, int(outbound)),
+    )
+
+
 async def insert(tx: Txn, message: NewMessage) -> int:
     """Write the message, its files and (unless told not to) its Message-ID; return the message row."""
     m = message
@@ -88,15 +96,9 @@ async def insert(tx: Txn, message: NewMessage) -> int:
         ),
     )
     if m.thread_by_id:
-        await tx.execute(
-            "INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 0)",
-            (m.message_id, m.ticket_id),
-        )
+        await index_message_id(tx, m.message_id, m.ticket_id, outbound=False)
     for attachment in m.attachments:
-        await tx.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-            (attachment.sha256, attachment.size, m.created_at),
-        )
+        await blobs.record(tx, attachment.sha256, attachment.size, m.created_at)
     if m.attachments:
         await tx.executemany(
             "INSERT INTO attachments (message_row, sha256, filename, content_type, size, inline, content_id)"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailgate.clock import iso
-from mailgate.store import Row, Txn, timers
+from mailgate.store import Row, Txn, messages, timers
 
 # Mail the customer sees: stored as an outgoing message of the ticket once sent.
 CUSTOMER_KINDS = frozenset({"ack", "resolved", "reply"})
@@ -106,10 +106,7 @@ async def insert(tx: Txn, mail: NewMail) -> int:
     )
     if mail.ticket_id is not None:
         # Every Message-ID we send threads a reply by header, even with a rewritten subject.
-        await tx.execute(
-            "INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 1)",
-            (mail.message_id, mail.ticket_id),
-        )
+        await messages.index_message_id(tx, mail.message_id, mail.ticket_id, outbound=True)
     tx.touch("outbox")
     return outbox_id
 
