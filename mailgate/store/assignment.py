@@ -64,7 +64,8 @@ async def open_load(tx: Txn, agent_ids: Sequence[str]) -> dict[str, int]:
 async def save_trace(tx: Txn, ticket_id: int, trace: Mapping[str, Any]) -> None:
     """The routing trace shown by `tickets explain`; a later decision replaces it."""
     await tx.execute(
-        "INSERT OR REPLACE INTO ticket_routing (ticket_id, decided_at, trace) VALUES (?, ?, ?)",
+        "INSERT INTO ticket_routing (ticket_id, decided_at, trace) VALUES (?, ?, ?)"
+        " ON CONFLICT (ticket_id) DO UPDATE SET decided_at = excluded.decided_at, trace = excluded.trace",
         (ticket_id, tx.now_iso(), json.dumps(trace, ensure_ascii=False)),
     )
 

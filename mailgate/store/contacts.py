@@ -158,7 +158,7 @@ async def set_fields(tx: Txn, contact_id: int, values: Mapping[str, str]) -> Non
 async def add_phone(tx: Txn, contact_id: int, phone: str, label: str) -> None:
     """A phone number; the same number twice is kept once."""
     await tx.execute(
-        "INSERT OR IGNORE INTO contact_phones (contact_id, phone, label, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO contact_phones (contact_id, phone, label, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (contact_id, phone, label, tx.now_iso()),
     )
 
@@ -180,11 +180,11 @@ async def move_address(tx: Txn, address: str, contact_id: int) -> None:
 async def unused(tx: Txn, contact_id: int) -> bool:
     """A contact left with nothing: no address, ticket, phone or note."""
     return not await tx.value(
-        "SELECT EXISTS (SELECT 1 FROM contact_addresses WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM tickets WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM contact_phones WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM contact_notes WHERE contact_id = ?1)",
-        (contact_id,),
+        "SELECT EXISTS (SELECT 1 FROM contact_addresses WHERE contact_id = ?)"
+        " OR EXISTS (SELECT 1 FROM tickets WHERE contact_id = ?)"
+        " OR EXISTS (SELECT 1 FROM contact_phones WHERE contact_id = ?)"
+        " OR EXISTS (SELECT 1 FROM contact_notes WHERE contact_id = ?)",
+        (contact_id,) * 4,
     )
 
 

@@ -10,7 +10,8 @@ from mailgate.store import Txn
 
 async def add(tx: Txn, ticket_id: int, other_id: int, kind: str) -> None:
     """Link ticket_id to other_id (once per kind)."""
-    await tx.execute("INSERT OR IGNORE INTO ticket_links (ticket_id, other_id, kind, created_at) VALUES (?, ?, ?, ?)",
+    await tx.execute("INSERT INTO ticket_links (ticket_id, other_id, kind, created_at) VALUES (?, ?, ?, ?)"
+                     " ON CONFLICT DO NOTHING",
                      (ticket_id, other_id, kind, tx.now_iso()))
 
 

@@ -97,10 +97,10 @@ async def insert(tx: Txn, mail: NewMail) -> int:
     outbox_id = await tx.execute(
         "INSERT INTO outbox (ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
         " in_reply_to, rcpt_to, subject, text, raw, not_before, created_at, state)"
-        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, x'', ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail.from_name,
-            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text,
+            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text, b"",
             iso(mail.not_before), tx.now_iso(), mail.state,
         ),
     )

@@ -309,20 +309,20 @@ AGED = "state IN ('done', 'duplicate') AND received_at < ? AND length(raw) > 0"
 async def blank_aged(tx: Txn, cutoff: str, batch: int) -> int:
     """Drop the bytes of at most `batch` processed rows received before cutoff; how many were."""
     return await tx.rowcount(
-        f"UPDATE spool SET raw = X'' WHERE id IN (SELECT id FROM spool WHERE {AGED} LIMIT ?)", (cutoff, batch))
+        f"UPDATE spool SET raw = ? WHERE id IN (SELECT id FROM spool WHERE {AGED} LIMIT ?)", (b"", cutoff, batch))
 
 
 async def blank_of_messages(tx: Txn, ids: Sequence[int]) -> int:
     """The wire bytes behind these messages hold everything their columns held: they go."""
     marks = ",".join("?" for _ in ids)
     return await tx.rowcount(
-        f"UPDATE spool SET raw = X'', error = NULL WHERE message_row IN ({marks})"
-        f" OR id IN (SELECT spool_id FROM messages WHERE id IN ({marks}))", [*ids, *ids])
+        f"UPDATE spool SET raw = ?, error = NULL WHERE message_row IN ({marks})"
+        f" OR id IN (SELECT spool_id FROM messages WHERE id IN ({marks}))", [b"", *ids, *ids])
 
 
 async def blank(tx: Txn, spool_id: int, mail_from: str, rcpt_to: str) -> None:
-    await tx.execute("UPDATE spool SET raw = X'', error = NULL, mail_from = ?, rcpt_to = ? WHERE id = ?",
-                     (mail_from, rcpt_to, spool_id))
+    await tx.execute("UPDATE spool SET raw = ?, error = NULL, mail_from = ?, rcpt_to = ? WHERE id = ?",
+                     (b"", mail_from, rcpt_to, spool_id))
 
 
 async def unlink_messages(tx: Txn, ids: Sequence[int]) -> None:
