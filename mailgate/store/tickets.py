@@ -181,10 +181,32 @@ def _rank(priorities: Sequence[str]) -> str:
     return f"CASE t.priority {cases} ELSE {len(priorities)} END"
 
 
+@dataclass(frozen=True, slots=True)
+class InboxLine:
+    """One ticket in an agent's folder listing."""
+
+    number: int
+    subject: str
+    status: str
+    priority: str
+    queue: str | None
+    assignee: str | None
+    snoozed_until: str | None
+    updated_at: str
+    flagged: int  # 1: an answer to this agent's [help]/[forward] came in
+    unread: int  # 1: the customer wrote since this agent last read it
+
+    def to_json(self) -> dict[str, Any]:
+        """As the [list] answer's template reads it."""
+        return {"number": self.number, "subject": self.subject, "status": self.status, "priority": self.priority,
+                "queue": self.queue, "assignee": self.assignee, "snoozed_until": self.snoozed_until,
+                "updated_at": self.updated_at, "flagged": self.flagged, "unread": self.unread}
+
+
 async def inbox(
     tx: Txn, agent_id: str, queues: Sequence[str], which: str, closed: Sequence[str], rank: Sequence[str],
     unread_sql: str, limit: int,
-) -> list[dict[str, Any]]:
+) -> list[InboxLine]:
     """The folders of a help-desk inbox for one agent: inbox, waiting, mine, all (not closed)."""
     queues = list(queues) or ["\x00"]
     marks = ", ".join("?" for _ in queues)
@@ -208,7 +230,8 @@ async def inbox(
         f" ORDER BY flagged DESC, {unread_first}{_rank(rank)}, t.updated_at DESC LIMIT ?",
         [agent_id, agent_id, *params, limit],
     )
-    return [dict(r) for r in rows]
+    return [InboxLine(r["number"], r["subject"], r["status"], r["priority"], r["queue"], r["assignee"],
+                      r["snoozed_until"], r["updated_at"], int(r["flagged"]), int(r["unread"] or 0)) for r in rows]
 
 
 async def place(tx: Txn, ticket_id: int, placed: Placed) -> None:
