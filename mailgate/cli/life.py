@@ -18,6 +18,7 @@ from mailgate.ops import contacts as contact_ops
 from mailgate.ops import fields, lifecycle, sla
 from mailgate.ops.base import ticket_id_for
 from mailgate.store import Txn
+from mailgate.store.links import Link
 
 T = TypeVar("T")
 
@@ -127,15 +128,15 @@ def tickets_sla(ctx: click.Context, number: int, recompute: bool, as_json: bool)
 def tickets_links(ctx: click.Context, number: int, as_json: bool) -> None:
     """Tickets linked to NUMBER (follow-ups of a closed ticket, and what they follow)."""
 
-    async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
+    async def work(config: Config, tx: Txn) -> list[Link]:
         return await lifecycle.linked(tx, await ticket_id_for(tx, number))
 
     found = _run(ctx, as_json, work, write=False)
     if as_json:
-        emit_json({"ok": True, "ticket": number, "links": found})
+        emit_json({"ok": True, "ticket": number, "links": [link.to_json() for link in found]})
         return
     for link in found:
-        click.echo(f"{link['way']} #{link['number']} ({link['status']}) {link['subject']}")
+        click.echo(f"{link.way} #{link.number} ({link.status}) {link.subject}")
 
 
 # -- contacts -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ from mailgate.cli.support import LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
 from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.outgoing import outbox
-from mailgate.store import Txn, stats, timers
+from mailgate.store import Txn, outbox_view, stats, timers
 from mailgate.store import outbox as rows
 
 OUTBOX_STATES = rows.STATES
@@ -36,10 +37,11 @@ def outbox_status(ctx: click.Context) -> None:
 
 def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = None, ticket: int | None = None,
           kind: str | None = None) -> None:
-    async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
-        return await rows.listing(tx, state=state, ticket=ticket, kind=kind, limit=limit)
+    async def work(config: Config, tx: Txn) -> tuple[datetime, list[dict[str, Any]]]:
+        listed = await outbox_view.listing(tx, state=state, ticket=ticket, kind=kind, limit=limit)
+        return tx.now(), [r.to_json() for r in listed]
 
-    found = run_txn(ctx, as_json, work, write=False)
+    now, found = run_txn(ctx, as_json, work, write=False)
     if as_json:
         emit_json(found)
         return
@@ -47,10 +49,10 @@ def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = Non
                "  rcpt / last error")
     for row in found:
         ticket_text = f"#{row['number']}" if row["number"] is not None else "-"
-        next_try = until(row["not_before"]) if row["state"] == "queued" else "-"
+        next_try = until(row["not_before"], now) if row["state"] == "queued" else "-"
         click.echo(
             f"{row['id']:>6} {row['state']:<9} {row['kind']:<8} {ticket_text:>7} {row['attempts']:>5}"
-            f" {age(row['created_at']):>5} {next_try:>6}  {shorten(row['rcpt_to'], 40)} {shorten(row['last_error'])}"
+            f" {age(row['created_at'], now):>5} {next_try:>6}  {shorten(row['rcpt_to'], 40)} {shorten(row['last_error'])}"
         )
 
 
@@ -85,10 +87,10 @@ def outbox_show(ctx: click.Context, outbox_id: int, raw: bool, as_json: bool) ->
     """One outgoing mail: every field, and the headers of the bytes handed to the relay."""
 
     async def work(config: Config, tx: Txn) -> dict[str, Any]:
-        row = await rows.shown(tx, outbox_id)
+        row = await outbox_view.shown(tx, outbox_id)
         if row is None:
             raise Refused(f"no outbox row {outbox_id}")
-        return row
+        return row.to_json()
 
     row = run_txn(ctx, as_json, work, write=False)
     data = bytes(row.pop("raw"))

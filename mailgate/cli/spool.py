@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import click
@@ -19,23 +19,23 @@ SPOOL_STATES = ("received", "done", "duplicate", "dead", "failed")
 SHORT_ERROR = 60  # a listing stays one line per row; `show` has the whole reason
 
 
-def age(stamp: str | None) -> str:
-    """'42s', '7m', '3h', '2d' since an ISO time; '-' for none (or one a clock moved past)."""
-    seconds = _seconds(stamp)
+def age(stamp: str | None, now: datetime) -> str:
+    """'42s', '7m', '3h', '2d' from an ISO time to `now` (the store's clock); '-' for none (or one a clock moved past)."""
+    seconds = _seconds(stamp, now)
     return "-" if seconds is None or seconds < 0 else _span(seconds)
 
 
-def until(stamp: str | None) -> str:
-    """How long until an ISO time ('in 5m'); '-' once it is due."""
-    seconds = _seconds(stamp)
+def until(stamp: str | None, now: datetime) -> str:
+    """How long from `now` until an ISO time ('in 5m'); '-' once it is due."""
+    seconds = _seconds(stamp, now)
     return "-" if seconds is None or seconds >= 0 else "in " + _span(-seconds)
 
 
-def _seconds(stamp: str | None) -> float | None:
+def _seconds(stamp: str | None, now: datetime) -> float | None:
     if not stamp:
         return None
     try:
-        return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+        return (now - datetime.fromisoformat(stamp)).total_seconds()
     except (ValueError, TypeError):
         return None
 
@@ -95,10 +95,10 @@ def write_raw(raw: bytes) -> None:
 def spool_list(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
     """The latest spooled mails: id, state, source, sender, size, tries and the error, newest first."""
 
-    async def work(config: Config, tx: Txn) -> list[dict[str, Any]]:
-        return [asdict(row) for row in await spooled.listing(tx, state, limit)]
+    async def work(config: Config, tx: Txn) -> tuple[datetime, list[dict[str, Any]]]:
+        return tx.now(), [asdict(row) for row in await spooled.listing(tx, state, limit)]
 
-    found = run_txn(ctx, as_json, work, write=False)
+    now, found = run_txn(ctx, as_json, work, write=False)
     if as_json:
         emit_json(found)
         return
@@ -108,7 +108,7 @@ def spool_list(ctx: click.Context, state: str | None, limit: int, as_json: bool)
         error = row["error"] or row["last_error"]
         click.echo(
             f"{row['id']:>6} {row['state']:<9} {row['source']:<6} {ticket:>7} {row['size']:>8} {row['attempts']:>5}"
-            f" {age(row['received_at']):>5}  {shorten(row['mail_from'] or '<>', 40)} {shorten(error)}"
+            f" {age(row['received_at'], now):>5}  {shorten(row['mail_from'] or '<>', 40)} {shorten(error)}"
         )
 
 

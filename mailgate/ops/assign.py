@@ -7,10 +7,10 @@ from typing import Any
 
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
-from mailgate.ops import tickets
 from mailgate.rules import Routing
-from mailgate.store import Txn
+from mailgate.store import Txn, events, tags
 from mailgate.store import assignment as store
+from mailgate.store import tickets as ticket_store
 
 
 class UnknownAgent(Refused):
@@ -70,15 +70,15 @@ async def apply(tx: Txn, config: Config, ticket_id: int, routing: Routing, actor
         assignment = Assignment(None, "none", "quarantined tickets are not assigned")
     else:
         assignment = await choose(tx, config, routing.queue, routing.assignee)
-    await store.place(tx, ticket_id, store.Placed(
+    await ticket_store.place(tx, ticket_id, ticket_store.Placed(
         routing.queue, routing.priority, routing.category, assignment.agent, routing.quarantined,
         routing.ack_suppressed, routing.language,
     ))
-    await store.add_tags(tx, ticket_id, routing.tags)
+    await tags.add(tx, ticket_id, routing.tags)
     trace = routing.to_json(full=False)
     trace["assignment"] = {"agent": assignment.agent, "strategy": assignment.strategy, "why": assignment.why}
     await store.save_trace(tx, ticket_id, trace)
-    await tickets.event(
+    await events.add(
         tx,
         ticket_id,
         actor,
@@ -90,11 +90,11 @@ async def apply(tx: Txn, config: Config, ticket_id: int, routing: Routing, actor
         },
     )
     if assignment.agent is not None:
-        await tickets.event(
+        await events.add(
             tx, ticket_id, actor, "ticket.assigned", {"assignee": assignment.agent, "strategy": assignment.strategy}
         )
     elif assignment.strategy == "refused":
-        await tickets.event(tx, ticket_id, actor, "ticket.assign_refused", {"why": assignment.why})
+        await events.add(tx, ticket_id, actor, "ticket.assign_refused", {"why": assignment.why})
     return assignment
 
 

@@ -14,7 +14,8 @@ from mailgate.models import MailKind, ParsedMail
 from mailgate.outgoing import compose, outbox
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing.templates import context
-from mailgate.store import Txn, events, outbox_reads
+from mailgate.store import Txn, events
+from mailgate.store import outbox as outbox_rows
 
 UNPROVEN_NOTICES_PER_HOUR = 5
 
@@ -105,7 +106,7 @@ async def unproven(
     if mail.kind is not MailKind.MESSAGE or imported:
         return  # an out-of-office in the agent's name: a notice would be answered by the next one
     since = (tx.now() - timedelta(hours=1)).isoformat(timespec="microseconds")
-    if await outbox_reads.count_since(tx, "unproven", agent.addresses[0], since) >= UNPROVEN_NOTICES_PER_HOUR:
+    if await outbox_rows.count_since(tx, "unproven", agent.addresses[0], since) >= UNPROVEN_NOTICES_PER_HOUR:
         return  # a flood of forgeries: the agent has been told
     info = await mailer.ticket(tx, ticket_id)
     token = tokens.Token(tokens.AGENT_REPLY, info.number, agent.id)

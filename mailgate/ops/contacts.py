@@ -8,10 +8,10 @@ from typing import Any
 
 from mailgate.config import Config
 from mailgate.errors import Refused
-from mailgate.ops import tickets
-from mailgate.store import Txn
+from mailgate.store import Txn, events
 from mailgate.store import contacts as store
 from mailgate.store import parties as party_rows
+from mailgate.store import tickets as ticket_store
 from mailgate.store.contacts import FIELDS as FIELDS
 
 _ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\".]+(?:\.[^@\s<>()\[\],;:\".]+)+")
@@ -147,9 +147,9 @@ async def link(tx: Txn, address: str, contact_id: int, *, move: bool, actor: str
         )
     await store.move_address(tx, address, contact_id)
     # "Its tickets": those of the old contact where this address is the requester.
-    moved = await store.move_requested_tickets(tx, address, current, contact_id)
+    moved = await ticket_store.move_requested_tickets(tx, address, current, contact_id)
     for ticket in moved:
-        await tickets.event(tx, ticket.id, actor, "ticket.contact_changed",
+        await events.add(tx, ticket.id, actor, "ticket.contact_changed",
                             {"from": current, "to": contact_id, "address": address})
     result["moved_tickets"] = sorted(t.number for t in moved)
     # An automatic contact emptied by the move (no address, ticket, phone or note) goes too.
@@ -175,8 +175,8 @@ async def detach(tx: Txn, number: int, address: str, *, actor: str) -> dict[str,
     if is_contact:
         # Another requester with the same or another contact takes over; else the ticket has none.
         new_contact = await store.first_requester_contact(tx, ticket.id)
-        await store.set_ticket_contact(tx, ticket.id, new_contact)
-    await tickets.event(tx, ticket.id, actor, "ticket.customer_detached",
+        await ticket_store.update(tx, ticket.id, contact_id=new_contact)
+    await events.add(tx, ticket.id, actor, "ticket.customer_detached",
                         {"address": address, "role": party, "contact": new_contact})
     return {"ticket": number, "address": address, "was": party or "contact", "contact": new_contact}
 

@@ -7,10 +7,15 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from mailgate.ops import contacts, tickets
-from mailgate.store import Txn
+from mailgate.ops import contacts
+from mailgate.store import Txn, assignment, events, forwards, storms, tasks
 from mailgate.store import contacts as contact_rows
 from mailgate.store import erase as store
+from mailgate.store import messages as message_rows
+from mailgate.store import outbox as outbox_rows
+from mailgate.store import parties as party_rows
+from mailgate.store import spool as spool_rows
+from mailgate.store import tickets as ticket_rows
 from mailgate.store.blobs import drop_unreferenced
 
 ERASED = "[erased]"
@@ -111,7 +116,7 @@ async def erase(tx: Txn, ref: str, *, actor: str = "cli") -> Erased:
     result.hashes = await drop_unreferenced(tx, result.hashes)
     result.tickets = len(touched)
     for ticket_id in sorted(touched):
-        await tickets.event(tx, ticket_id, actor, "contact.erased",
+        await events.add(tx, ticket_id, actor, "contact.erased",
                             {"contact": contact_id, "text": "contact erased by operator"})
     return result
 
@@ -126,22 +131,22 @@ async def _their_messages(tx: Txn, addresses: list[str], owned: list[int]) -> li
 
 async def _erase_messages(tx: Txn, ids: list[int], scrub: _Scrubber, result: Erased) -> None:
     for trace in await store.message_traces(tx, ids):
-        await store.blank_message(tx, replace(
+        await message_rows.blank(tx, replace(
             trace, from_address=scrub.text(trace.from_address) or "", recipients=scrub.json_text(trace.recipients) or "",
             in_reply_to=scrub.text(trace.in_reply_to), defects=scrub.json_text(trace.defects) or "",
         ), ERASED)
         new_id = scrub.text(trace.message_id)
         if new_id and new_id != trace.message_id:  # a Message-ID some mailers build from the sender's address
-            await store.rename_message_id(tx, trace.id, trace.message_id, new_id)
-    result.attachments, result.hashes = await store.drop_attachments(tx, ids)
-    result.spool += await store.blank_spool_of_messages(tx, ids)
+            await message_rows.rename_message_id(tx, trace.id, trace.message_id, new_id)
+    result.attachments, result.hashes = await message_rows.drop_attachments(tx, ids)
+    result.spool += await spool_rows.blank_of_messages(tx, ids)
 
 
 async def _erase_spool(tx: Txn, addresses: list[str], scrub: _Scrubber, result: Erased) -> None:
     """Spool rows from them that made no message (dead, duplicates) lose their bytes; envelopes are scrubbed."""
     for address in addresses:
         for trace in await store.spool_naming(tx, address):
-            await store.blank_spool(tx, trace.id, scrub.text(trace.mail_from) or "", scrub.text(trace.rcpt_to) or "")
+            await spool_rows.blank(tx, trace.id, scrub.text(trace.mail_from) or "", scrub.text(trace.rcpt_to) or "")
             result.spool += 1 if trace.size else 0
 
 
@@ -153,24 +158,27 @@ async def _erase_outbox(tx: Txn, addresses: list[str], owned: list[int], message
     ids |= await store.outbox_of_tickets(tx, owned)
     ids |= await store.outbox_of_messages(tx, messages)
     if ids:
-        result.outbox = await store.drop_outbox(tx, sorted(ids))
+        result.outbox = await outbox_rows.drop(tx, sorted(ids))
 
 
 async def _erase_people(
     tx: Txn, contact_id: int, addresses: list[str], owned: list[int], fake: str, scrub: _Scrubber
 ) -> None:
-    await store.blank_contact(tx, contact_id, fake)
+    await contact_rows.blank(tx, contact_id, fake)
     for address in addresses:
-        await store.replace_address(tx, address, fake)
-    await store.set_ticket_subjects(tx, owned, ERASED)
+        # The address becomes the placeholder as a ticket party, in the sender-rate window and on forwards.
+        await party_rows.rename_address(tx, address, fake)
+        await storms.rename_sender(tx, address, fake)
+        await forwards.rename_address(tx, address, fake)
+    await ticket_rows.set_subjects(tx, owned, ERASED)
     for trace in await store.routing_traces(tx):
         new = scrub.json_text(trace.text)
         if new != trace.text:
-            await store.set_routing_trace(tx, trace.id, new)
+            await assignment.set_trace_text(tx, trace.id, new)
     for task in await store.task_texts(tx):
         new = scrub.text(task.text)
         if new != task.text:
-            await store.set_task_text(tx, task.id, new)
+            await tasks.set_text(tx, task.id, new)
 
 
 async def _scrub_events(tx: Txn, ticket_ids: list[int], addresses: list[str], scrub: _Scrubber) -> int:
@@ -186,6 +194,6 @@ async def _scrub_events(tx: Txn, ticket_ids: list[int], addresses: list[str], sc
         seen.add(event.id)
         actor, data = scrub.text(event.text), scrub.json_text(event.extra)
         if (actor, data) != (event.text, event.extra):
-            await store.set_event(tx, event.id, actor, data)
+            await events.rewrite(tx, event.id, actor, data)
             changed += 1
     return changed

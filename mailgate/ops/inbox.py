@@ -9,9 +9,9 @@ from mailgate import tokens
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.models import CLOSED_STATUSES, TicketStatus
-from mailgate.ops import files as agent_files
 from mailgate.ops import lifecycle, watchers
 from mailgate.ops.base import Change, actor, my_queues
+from mailgate.outgoing import attachments as agent_files
 from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn, events, messages
 from mailgate.store import tickets as ticket_store
@@ -39,8 +39,9 @@ async def next_ticket(tx: Txn, config: Config, agent: AgentConfig) -> Change:
 
 async def list_tickets(tx: Txn, config: Config, agent: AgentConfig, which: str, limit: int = 50) -> list[dict[str, Any]]:
     """The folders of a help-desk inbox: inbox, waiting, mine, all (not closed)."""
-    return await ticket_store.inbox(tx, agent.id, my_queues(config, agent), which, sorted(CLOSED_STATUSES), RANK,
-                                    watchers.unread_sql(), limit)
+    found = await ticket_store.inbox(tx, agent.id, my_queues(config, agent), which, sorted(CLOSED_STATUSES), RANK,
+                                     watchers.unread_sql(), limit)
+    return [line.to_json() for line in found]
 
 
 async def mail_ticket_to(

@@ -10,9 +10,9 @@ from typing import Any
 from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule, TicketStatus
-from mailgate.ops import sla, tickets
+from mailgate.ops import sla
 from mailgate.outgoing import notices as outbound
-from mailgate.store import Txn, links, timers
+from mailgate.store import Txn, events, links, timers
 from mailgate.store import tickets as ticket_store
 
 log = logging.getLogger("mailgate.lifecycle")
@@ -107,7 +107,7 @@ async def wake(tx: Txn, config: Config, ticket_id: int, *, actor: str, reason: s
     if await _status(tx, ticket_id) != WAITING:
         return False
     await set_status(tx, config, ticket_id, OPEN, actor=actor, now=now, reason=reason)
-    await tickets.event(tx, ticket_id, actor, "ticket.woken", {"reason": reason})
+    await events.add(tx, ticket_id, actor, "ticket.woken", {"reason": reason})
     return True
 
 
@@ -160,7 +160,7 @@ async def customer_reply(
             await set_status(tx, config, ticket_id, OPEN, actor=actor, now=moment, reason="customer-reply")
         elif status == "resolved" and _recent(config, row.resolved_at or row.updated_at, moment):
             await set_status(tx, config, ticket_id, OPEN, actor=actor, now=moment, reason="customer-reply")
-            await tickets.event(tx, ticket_id, actor, "ticket.reopened", {"after": "resolved"})
+            await events.add(tx, ticket_id, actor, "ticket.reopened", {"after": "resolved"})
         elif status in ("resolved", "closed"):
             # An earlier reply may have opened a follow-up already: this one belongs there too.
             later = await links.latest_to(tx, ticket_id, FOLLOW_UP)
@@ -196,11 +196,11 @@ async def opened(
     if follows is None:
         return
     await links.add(tx, ticket_id, follows, FOLLOW_UP)
-    await tickets.event(tx, ticket_id, actor, "ticket.follows_up", {"ticket": await ticket_store.number_of(tx, follows)})
-    await tickets.event(tx, follows, actor, "ticket.followed_up", {"ticket": await ticket_store.number_of(tx, ticket_id)})
+    await events.add(tx, ticket_id, actor, "ticket.follows_up", {"ticket": await ticket_store.number_of(tx, follows)})
+    await events.add(tx, follows, actor, "ticket.followed_up", {"ticket": await ticket_store.number_of(tx, ticket_id)})
 
 
-async def linked(tx: Txn, ticket_id: int) -> list[dict[str, Any]]:
+async def linked(tx: Txn, ticket_id: int) -> list[links.Link]:
     """The tickets linked to this one, both ways."""
     return await links.of_ticket(tx, ticket_id)
 

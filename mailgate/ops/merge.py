@@ -9,7 +9,7 @@ from mailgate.ops import lifecycle, sla
 from mailgate.ops.base import Change, system_note, ticket, who
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing import notices as outbound
-from mailgate.store import Txn, events, forwards, links, messages, tags
+from mailgate.store import Txn, events, forwards, links, messages, parties, tags
 from mailgate.store import tickets as ticket_store
 
 LINK = "merged-into"
@@ -39,7 +39,7 @@ async def merge(tx: Txn, config: Config, ticket_id: int, into_number: int, agent
     await tags.move_all(tx, ticket_id, survivor)
     # The old ticket's people take part in the survivor (copied: its subject tag keeps working for them).
     # A sender still waiting for an agent's confirmation stays waiting on the survivor too.
-    await ticket_store.copy_parties(tx, ticket_id, survivor)
+    await parties.copy(tx, ticket_id, survivor)
     await forwards.move(tx, ticket_id, survivor)
     await links.add(tx, ticket_id, survivor, LINK)
     await lifecycle.set_status(tx, config, ticket_id, TicketStatus.MERGED, actor=actor, reason=f"merged into #{there}")

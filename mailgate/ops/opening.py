@@ -18,7 +18,8 @@ from mailgate.ops.base import Change, actor, add_message, my_queues
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing import outbox
-from mailgate.store import Txn, events, outbox_reads, savepoints
+from mailgate.store import Txn, events, savepoints
+from mailgate.store import outbox as outbox_rows
 from mailgate.store import tickets as ticket_store
 
 
@@ -150,7 +151,7 @@ async def open_by_mail(
     outcome = confirm.Outcome(note=new is None)
     outcome.changes = [f"[{c.command}] {c.summary}" for c in changes]
     if opened.outbox_id is not None:
-        due = await outbox_reads.not_before(tx, opened.outbox_id)
+        due = await outbox_rows.not_before(tx, opened.outbox_id)
         outcome.reply_to = [(to or Command("to")).value]
         outcome.reply_at = confirm.local_time(config, datetime.fromisoformat(due))
     await confirm.tell(tx, config, agent, opened.ticket_id, "agent_done", outcome, new is None)

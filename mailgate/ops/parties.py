@@ -9,9 +9,8 @@ from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.mail import identity
 from mailgate.models import ParsedMail
-from mailgate.ops import tickets
 from mailgate.outgoing import guard as loops
-from mailgate.store import Txn, watchers
+from mailgate.store import Txn, events, watchers
 from mailgate.store import parties as store
 from mailgate.store.parties import SAMPLE as SAMPLE
 from mailgate.store.parties import Joined as Joined
@@ -90,7 +89,7 @@ async def join(tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new
         else:
             await store.put(tx, ticket_id, sender, PENDING)
             pending = (sender,)
-            await tickets.event(tx, ticket_id, f"customer:{sender}", "party.pending",
+            await events.add(tx, ticket_id, f"customer:{sender}", "party.pending",
                                 {"address": sender, "message_id": mail.message_id})
             log.info("parties.pending ticket=%s address=%s reason=not a party of the ticket", ticket_id, sender)
     cap = config.tickets.max_cc_parties
@@ -98,7 +97,7 @@ async def join(tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new
               if a != sender and known.get(a) not in RECEIVING and may_be_party(config, a)]
     if not trusted:
         if wanted:
-            await tickets.event(tx, ticket_id, "system", "party.cc_ignored",
+            await events.add(tx, ticket_id, "system", "party.cc_ignored",
                                 {"from": sender, "count": len(wanted), "addresses": wanted[:SAMPLE]})
         return Joined(pending=pending, ignored_cc=len(wanted), cap=cap)
     room = max(cap - sum(1 for role in known.values() if role == "cc"), 0)
@@ -106,7 +105,7 @@ async def join(tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new
     for address in added:
         await store.put(tx, ticket_id, address, "cc")
     if left_out:
-        await tickets.event(tx, ticket_id, "system", "party.cc_capped",
+        await events.add(tx, ticket_id, "system", "party.cc_capped",
                             {"cap": cap, "left_out": len(left_out), "addresses": list(left_out[:SAMPLE])})
         log.warning("parties.cc_capped ticket=%s cap=%s added=%s left_out=%s", ticket_id, cap, len(added), len(left_out))
     return Joined(added=added, left_out=left_out, cap=cap)
@@ -124,7 +123,7 @@ async def change(tx: Txn, config: Config, ticket_id: int, add: tuple[str, ...], 
             done.append(f"{address} already receives replies")
             continue
         await store.put(tx, ticket_id, address, "cc")
-        await tickets.event(tx, ticket_id, actor, "party.confirmed", {"address": address, "was": known.get(address)})
+        await events.add(tx, ticket_id, actor, "party.confirmed", {"address": address, "was": known.get(address)})
         log.info("parties.confirmed ticket=%s address=%s by=%s", ticket_id, address, actor)
         done.append(f"{address} receives replies from now on")
     for address in remove:
@@ -135,6 +134,6 @@ async def change(tx: Txn, config: Config, ticket_id: int, add: tuple[str, ...], 
             done.append(f"{address} was not a party")
             continue
         await store.remove(tx, ticket_id, address)
-        await tickets.event(tx, ticket_id, actor, "party.removed", {"address": address, "was": role})
+        await events.add(tx, ticket_id, actor, "party.removed", {"address": address, "was": role})
         done.append(f"{address} no longer receives replies")
     return ", ".join(done)

@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from mailgate.config import Config, RetentionConfig
-from mailgate.ops import tickets
-from mailgate.store import Store, Txn, timers
+from mailgate.store import Store, Txn, events, timers
 from mailgate.store import retention as rows
 from mailgate.store.blobs import BlobStore, drop_unreferenced, unlink_unreferenced
 from mailgate.store.retention import OUTBOX, SPOOL
@@ -89,7 +88,7 @@ async def _closed_tickets(
             purged.files += await asyncio.to_thread(unlink_unreferenced, blobs, unreferenced)
         if count:
             async with store.txn() as tx:
-                await tickets.event(tx, ticket_id, "system", "retention.purged",
+                await events.add(tx, ticket_id, "system", "retention.purged",
                                     {"messages": count, "text": f"purged {count} messages"})
             purged.tickets += 1
             purged.messages += count

@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 
 from mailgate.config import AgentConfig, Config
 from mailgate.models import CLOSED_STATUSES, PAUSED_STATUSES
-from mailgate.ops import tickets
 from mailgate.ops.business_hours import Hours, add_minutes, minutes_between
 from mailgate.outgoing import notices as outbound
-from mailgate.store import Txn, timers
+from mailgate.store import Txn, events, timers
 from mailgate.store import sla as store
 from mailgate.store.sla import TARGETS as TARGETS
 from mailgate.store.sla import SlaClock
@@ -74,7 +73,7 @@ async def start(tx: Txn, config: Config, ticket_id: int, *, now: datetime | None
         running_since=None if ticket.status in STOPPED else timers.iso(moment),
         first_response=wanted["first_response"], resolution=wanted["resolution"],
     )
-    await tickets.event(tx, ticket_id, "system", "sla.started", {**wanted, "queue": ticket.queue,
+    await events.add(tx, ticket_id, "system", "sla.started", {**wanted, "queue": ticket.queue,
                                                                  "priority": ticket.priority})
     await _schedule(tx, config, ticket_id, moment)
     return True
@@ -103,7 +102,7 @@ async def recompute(tx: Txn, config: Config, ticket_id: int, *, now: datetime | 
     before = (clock.first_response.minutes, clock.resolution.minutes) if clock is not None else (None, None)
     await store.set_targets(tx, ticket_id, ticket.queue, ticket.priority, wanted["first_response"], wanted["resolution"])
     if before != (wanted["first_response"], wanted["resolution"]):
-        await tickets.event(tx, ticket_id, actor, "sla.recomputed",
+        await events.add(tx, ticket_id, actor, "sla.recomputed",
                             {**wanted, "queue": ticket.queue, "priority": ticket.priority})
     await _schedule(tx, config, ticket_id, moment)
 
@@ -125,13 +124,13 @@ async def status_changed(
         if new in CLOSED_STATUSES and resolution.met_at is None and resolution.minutes is not None:
             late = resolution.breached is not None or used_at(clock, moment, hours) > resolution.minutes
             await store.resolved(tx, ticket_id, moment, late)
-            await tickets.event(tx, ticket_id, actor, "sla.resolution_met", {"late": late})
+            await events.add(tx, ticket_id, actor, "sla.resolution_met", {"late": late})
         elif new in PAUSED_STATUSES:
-            await tickets.event(tx, ticket_id, actor, "sla.paused", {"status": new})
+            await events.add(tx, ticket_id, actor, "sla.paused", {"status": new})
         return
     if clock.running_since is None:
         await store.resume(tx, ticket_id, moment)
-        await tickets.event(tx, ticket_id, actor, "sla.resumed", {"status": new, "after": old})
+        await events.add(tx, ticket_id, actor, "sla.resumed", {"status": new, "after": old})
     await _schedule(tx, config, ticket_id, moment)
 
 
@@ -145,7 +144,7 @@ async def first_response_sent(tx: Txn, ticket_id: int, at: datetime) -> None:
     await store.first_response_met(tx, ticket_id, at, late)
     for stage in STAGES:
         await timers.cancel(tx, kind("first_response", stage), ticket_id)
-    await tickets.event(tx, ticket_id, "system", "sla.first_response_met", {"late": late})
+    await events.add(tx, ticket_id, "system", "sla.first_response_met", {"late": late})
 
 
 async def _cancel(tx: Txn, ticket_id: int) -> None:
@@ -202,10 +201,10 @@ async def fire(tx: Txn, config: Config, timer: timers.Timer, *, now: datetime | 
     due = clock.target(target).due
     if stage == "warning" and used >= limit:
         # Already past the deadline itself: the breach notice says it all, one mail not two.
-        await tickets.event(tx, timer.ref, "system", "sla.warning_skipped", {"target": target, "due": due})
+        await events.add(tx, timer.ref, "system", "sla.warning_skipped", {"target": target, "due": due})
         return
     told = await _tell(tx, config, timer.ref, target, stage, due, limit, hours)
-    await tickets.event(tx, timer.ref, "system", "sla.warning" if stage == "warning" else "sla.breached",
+    await events.add(tx, timer.ref, "system", "sla.warning" if stage == "warning" else "sla.breached",
                         {"target": target, "due": due, "minutes": limit, "told": told})
 
 

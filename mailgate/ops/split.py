@@ -10,7 +10,8 @@ from mailgate.mail.subjects import clean_subject
 from mailgate.models import TicketStatus
 from mailgate.ops import lifecycle, tickets
 from mailgate.ops.base import Change, system_note, ticket, who
-from mailgate.store import Txn, events, links, messages, outbox_reads
+from mailgate.store import Txn, events, links, messages
+from mailgate.store import outbox as outbox_rows
 from mailgate.store import tickets as ticket_store
 from mailgate.store.messages import Message
 
@@ -27,7 +28,7 @@ async def message_for(tx: Txn, ticket_id: int, parents: Sequence[str]) -> Messag
         found = await messages.inbound(tx, ticket_id, message_id=parent)
         if found is not None:
             return found
-        about = await outbox_reads.in_reply_to_of(tx, parent, ticket_id)
+        about = await outbox_rows.in_reply_to_of(tx, parent, ticket_id)
         if about:
             found = await messages.inbound(tx, ticket_id, message_id=about)
             if found is not None:

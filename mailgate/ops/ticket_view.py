@@ -12,7 +12,7 @@ async def list_tickets(
     tx: Txn, *, limit: int = 50, status: str | None = None, quarantined: bool = False
 ) -> list[dict[str, Any]]:
     """Newest activity first; quarantined tickets only when asked for (then only those)."""
-    return await ticket_view.summaries(tx, limit=limit, status=status, quarantined=quarantined)
+    return [t.to_json() for t in await ticket_view.summaries(tx, limit=limit, status=status, quarantined=quarantined)]
 
 
 async def show_ticket(tx: Txn, number: int) -> dict[str, Any] | None:
@@ -20,7 +20,8 @@ async def show_ticket(tx: Txn, number: int) -> dict[str, Any] | None:
     ticket = await ticket_view.detail(tx, number)
     if ticket is None:
         return None
-    events = ticket.pop("events")
-    ticket.update(await routing_of(tx, ticket.pop("id")) or {})
-    ticket["events"] = events
-    return ticket
+    shown = ticket.to_json()
+    events = shown.pop("events")
+    shown.update(await routing_of(tx, ticket.id) or {})
+    shown["events"] = events
+    return shown

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from mailgate.models import Address, ParsedMail, ThreadRule
-from mailgate.store import Txn, events, messages, requesters
+from mailgate.store import Txn, contacts, events, messages, parties
 from mailgate.store import tickets as ticket_store
 
 
@@ -16,19 +15,14 @@ class TicketRef:
     number: int
 
 
-async def event(tx: Txn, ticket_id: int, actor: str, kind: str, data: dict[str, Any] | None = None) -> None:
-    """Record one change to a ticket; every change writes one."""
-    await events.add(tx, ticket_id, actor, kind, data)
-
-
 async def contact_for(tx: Txn, address: Address) -> int:
     """The contact owning an address; an unknown sender becomes a new contact."""
-    return await requesters.contact_for(tx, address.address, address.name)
+    return await contacts.find_or_create(tx, address.address, address.name)
 
 
 async def contact_of_address(tx: Txn, address: str) -> int | None:
     """The contact owning an address, if any."""
-    return await requesters.contact_of(tx, address)
+    return await contacts.owner(tx, address.lower())
 
 
 async def open_ticket(
@@ -44,17 +38,17 @@ async def open_ticket(
     """A new ticket with the next short human number."""
     ticket_id, number = await ticket_store.create(tx, subject=subject or "(no subject)", contact_id=contact_id,
                                                   first_number=first_number, channel=channel, direction=direction)
-    await event(tx, ticket_id, actor, "ticket.created", {"number": number, "subject": subject, "channel": channel})
+    await events.add(tx, ticket_id, actor, "ticket.created", {"number": number, "subject": subject, "channel": channel})
     return TicketRef(ticket_id, number)
 
 
 async def add_party(tx: Txn, ticket_id: int, address: str, role: str) -> None:
-    await requesters.add_party(tx, ticket_id, address, role)
+    await parties.add(tx, ticket_id, address, role)
 
 
 async def latest_requested_by(tx: Txn, address: str) -> int | None:
     """The newest ticket this address opened, if any (where a flood from it is kept, see loops.admit)."""
-    return await requesters.latest_requested_by(tx, address)
+    return await parties.latest_requested_by(tx, address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +91,7 @@ async def add_inbound_message(
         attachments=mail.attachments,
     ))
     await ticket_store.touch(tx, ticket_id)
-    await event(
+    await events.add(
         tx,
         ticket_id,
         actor,

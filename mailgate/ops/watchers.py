@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailgate.ops import tickets
-from mailgate.store import Txn
+from mailgate.store import Txn, events
 from mailgate.store import watchers as store
 from mailgate.store.watchers import customer_wrote as customer_wrote
 from mailgate.store.watchers import following as following
@@ -24,7 +23,7 @@ async def set_following(tx: Txn, ticket_id: int, agent_id: str, following: bool)
     before = await store.is_following(tx, ticket_id, agent_id)
     await store.set_following(tx, ticket_id, agent_id, following)
     if before is None or before != following:
-        await tickets.event(tx, ticket_id, f"agent:{agent_id}", "ticket.followed" if following else "ticket.unfollowed",
+        await events.add(tx, ticket_id, f"agent:{agent_id}", "ticket.followed" if following else "ticket.unfollowed",
                             {"agent": agent_id})
         return True
     return False

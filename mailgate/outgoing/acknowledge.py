@@ -8,8 +8,7 @@ from mailgate.models import Envelope, ParsedMail
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing.relay import mailbox
 from mailgate.outgoing.writer import TicketInfo, Writer
-from mailgate.store import Txn
-from mailgate.store import ticket_facts as view
+from mailgate.store import Txn, contacts, events
 
 
 async def acknowledge(w: Writer, tx: Txn, info: TicketInfo) -> int:
@@ -51,7 +50,7 @@ async def maybe_acknowledge(w: Writer, tx: Txn, info: TicketInfo, mail: ParsedMa
     if allowed:
         await acknowledge(w, tx, info)
     else:
-        await view.event(tx, info.id, "system", "ack.suppressed", {"reason": reason})
+        await events.add(tx, info.id, "system", "ack.suppressed", {"reason": reason})
 
 
 async def learn_language(tx: Txn, info: TicketInfo, mail: ParsedMail) -> None:
@@ -60,7 +59,7 @@ async def learn_language(tx: Txn, info: TicketInfo, mail: ParsedMail) -> None:
     if value not in LANGUAGES:
         value = info.detected_language or ""
     if value in LANGUAGES:
-        await view.learn_language(tx, info.id, value)
+        await contacts.learn_language(tx, info.id, value)
 
 
 async def resolved(w: Writer, tx: Txn, ticket_id: int) -> int | None:
@@ -69,7 +68,7 @@ async def resolved(w: Writer, tx: Txn, ticket_id: int) -> int | None:
     if info.queue is not None and not info.queue.resolution_notice:
         return None
     if not info.customer_address or loops.is_machine_address(info.customer_address):
-        await view.event(tx, ticket_id, "system", "resolution_notice.suppressed", {"reason": "no-customer-address"})
+        await events.add(tx, ticket_id, "system", "resolution_notice.suppressed", {"reason": "no-customer-address"})
         return None
     return await w.queue_mail(
         tx, info, kind="resolved", template="resolved", to_name=info.customer_name,

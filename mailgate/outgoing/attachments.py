@@ -67,3 +67,8 @@ async def of_message(tx: Txn, config: Config, ticket_id: int, message_row: int) 
     """One stored message's files for its notification, numbered as in the whole ticket."""
     chosen = [f for f in await ticket_files(tx, ticket_id) if f.message_row == message_row]
     return await attach(config, chosen)
+
+
+async def of_ticket(tx: Txn, config: Config, ticket_id: int) -> tuple[tuple[compose.File, ...], dict[str, Any]]:
+    """Every file of the ticket: what an agent newly given the ticket has not seen."""
+    return await attach(config, await ticket_files(tx, ticket_id))

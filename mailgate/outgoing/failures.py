@@ -9,7 +9,7 @@ from mailgate.models import Correlation, Envelope, MailKind, ParsedMail, ThreadR
 from mailgate.outgoing import compose
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing.writer import Writer, local_time
-from mailgate.store import Txn
+from mailgate.store import Txn, events
 from mailgate.store import outbox as rows
 from mailgate.store import ticket_facts as view
 
@@ -27,7 +27,7 @@ async def delivery_failed(w: Writer, tx: Txn, row: rows.OutboxRow, reason: str) 
     """A mail could not be delivered: an event on the ticket, and a notice to the agent or queue."""
     if row.ticket_id is None:
         return
-    await view.event(tx, row.ticket_id, "system", "delivery.failed",
+    await events.add(tx, row.ticket_id, "system", "delivery.failed",
                      {"outbox": row.id, "kind": row.kind, "to": row.rcpt_to, "reason": reason})
     if row.kind not in rows.CUSTOMER_KINDS:
         return  # a notice to an agent failed: telling agents by mail again would fail the same way
@@ -76,13 +76,13 @@ async def bounced(w: Writer, tx: Txn, ticket_id: int, mail: ParsedMail, envelope
     """A bounce came in: its outbox row failed, with the reason the DSN gives."""
     row = await bounced_row(w, tx, mail, envelope.rcpt_to)
     if row is None:
-        await view.event(tx, ticket_id, "system", "bounce.unmatched", {"bounce_of": mail.bounce_of})
+        await events.add(tx, ticket_id, "system", "bounce.unmatched", {"bounce_of": mail.bounce_of})
         return
     # The delivery-status part is not in the parsed text: read the report from the wire bytes.
     raw = await view.wire_of(tx, mail.message_id)
     reason = "bounced: " + bounce_reason(mail, raw[:200_000].decode("latin-1"))
     await rows.mark_failed(tx, row.id, reason)
-    await view.event(tx, row.ticket_id or ticket_id, "system", "delivery.bounced",
+    await events.add(tx, row.ticket_id or ticket_id, "system", "delivery.bounced",
                      {"outbox": row.id, "to": row.rcpt_to, "kind": row.kind})
     await delivery_failed(w, tx, row, reason)
 

@@ -224,9 +224,9 @@ async def held_senders(tx: Txn, hours: int, now: datetime | None = None) -> list
     """Senders whose mail the storm fuse held in the last `hours` clock hours, newest hour first."""
     since = hour_of((now or tx.now()) - timedelta(hours=max(hours - 1, 0)))
     return [
-        {"sender": r["sender"] or None, "what": "mail" if r["sender"] else "acknowledgements (all senders)",
-         "hour": r["hour"], "passed": r["passed"], "held": r["held"], "released": bool(r["released"]),
-         "ticket": r["number"], "first_held_at": r["first_held_at"], "last_held_at": r["last_held_at"]}
+        {"sender": r.sender or None, "what": "mail" if r.sender else "acknowledgements (all senders)",
+         "hour": r.hour, "passed": r.passed, "held": r.held, "released": r.released,
+         "ticket": r.ticket_number, "first_held_at": r.first_held_at, "last_held_at": r.last_held_at}
         for r in await storms.held_since(tx, since)
     ]
 

@@ -10,9 +10,8 @@ from mailgate.outgoing.acknowledge import learn_language, maybe_acknowledge
 from mailgate.outgoing.failures import bounced
 from mailgate.outgoing.notify import held_notice, notify_agents
 from mailgate.outgoing.writer import Writer
-from mailgate.store import Txn
+from mailgate.store import Txn, events
 from mailgate.store import outbox as rows
-from mailgate.store import ticket_facts as view
 
 
 class Parties(Protocol):
@@ -44,7 +43,7 @@ async def after_inbound(
     if notify and not new_ticket and not (joined and joined.pending):
         held = await rows.hold_pending(tx, ticket_id)
         if held:
-            await view.event(tx, ticket_id, "system", "reply.held", {"outbox": [r.id for r in held]})
+            await events.add(tx, ticket_id, "system", "reply.held", {"outbox": [r.id for r in held]})
         for row in held:
             await held_notice(w, tx, info, row, mail)
     if notify and not info.quarantined and (info.queue is None or info.queue.notify):

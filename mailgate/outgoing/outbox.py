@@ -6,9 +6,8 @@ import logging
 
 from mailgate.config import OutboxConfig
 from mailgate.outgoing.reply import queue_agent_reply
-from mailgate.store import Txn
+from mailgate.store import Txn, events
 from mailgate.store import outbox as _rows
-from mailgate.store import ticket_facts as view
 from mailgate.store.outbox import CUSTOMER_KINDS, Acted, NewMail, id_chunks, insert, set_wire
 
 log = logging.getLogger("mailgate.outbox")
@@ -18,7 +17,7 @@ async def cancel_pending(tx: Txn, ticket_id: int, agent: str | None) -> int:
     """Cancel the agent's replies that have not gone yet (queued or held); None = any agent's."""
     ids = await _rows.cancel_pending(tx, ticket_id, agent)
     if ids:
-        await view.event(tx, ticket_id, f"agent:{agent}" if agent else "system", "reply.cancelled", {"outbox": ids})
+        await events.add(tx, ticket_id, f"agent:{agent}" if agent else "system", "reply.cancelled", {"outbox": ids})
     return len(ids)
 
 
@@ -26,7 +25,7 @@ async def release_held(tx: Txn, ticket_id: int, agent: str | None) -> int:
     """The agent confirmed: held replies go now."""
     count = await _rows.release_held(tx, ticket_id, agent)
     if count:
-        await view.event(tx, ticket_id, f"agent:{agent}" if agent else "system", "reply.released", {"count": count})
+        await events.add(tx, ticket_id, f"agent:{agent}" if agent else "system", "reply.released", {"count": count})
     return count
 
 
@@ -40,7 +39,7 @@ async def requeue(tx: Txn, ids: list[int], actor: str) -> list[Acted]:
     found = await _rows.requeue(tx, ids)
     for row in found:
         if row.ticket_id is not None:
-            await view.event(tx, row.ticket_id, actor, "mail.requeued",
+            await events.add(tx, row.ticket_id, actor, "mail.requeued",
                              {"outbox": row.id, "kind": row.kind, "to": row.rcpt_to, "last_error": row.last_error})
         log.info("outbox.requeued id=%s rcpt=%r actor=%s last_error=%s", row.id, row.rcpt_to, actor, row.last_error)
     return found
@@ -51,7 +50,7 @@ async def cancel(tx: Txn, ids: list[int], actor: str) -> list[Acted]:
     found = await _rows.cancel(tx, ids)
     for row in found:
         if row.ticket_id is not None:
-            await view.event(tx, row.ticket_id, actor, "mail.cancelled",
+            await events.add(tx, row.ticket_id, actor, "mail.cancelled",
                              {"outbox": row.id, "kind": row.kind, "to": row.rcpt_to})
         log.info("outbox.cancelled id=%s rcpt=%r actor=%s", row.id, row.rcpt_to, actor)
     return found

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from mailgate.outgoing import compose
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing.writer import TicketInfo, Writer
-from mailgate.store import Txn
+from mailgate.store import Txn, events
 from mailgate.store import outbox as rows
 from mailgate.store import ticket_facts as view
 
@@ -51,10 +51,10 @@ async def agent_reply(
     actor = f"agent:{agent_id}"
     if left_out:
         cap = w.config.tickets.max_reply_recipients
-        await view.event(tx, ticket_id, actor, "reply.recipients_capped",
+        await events.add(tx, ticket_id, actor, "reply.recipients_capped",
                          {"outbox": outbox_id, "cap": cap, "left_out": len(left_out), "addresses": left_out[:10]})
         log.warning("outbound.reply_recipients_capped ticket=%s cap=%s left_out=%s", info.number, cap, len(left_out))
-    await view.event(tx, ticket_id, actor, "reply.queued",
+    await events.add(tx, ticket_id, actor, "reply.queued",
                      {"outbox": outbox_id, "not_before": not_before.isoformat(), "cc": cc,
                       "attachments": [f.name for f in files]})
     return outbox_id

@@ -23,7 +23,8 @@ from mailgate.ops.base import actor, add_message
 from mailgate.outgoing import compose, outbox
 from mailgate.outgoing import notices as outbound
 from mailgate.spool import SpoolEntry
-from mailgate.store import Txn, events, messages, outbox_reads, savepoints, sent
+from mailgate.store import Txn, events, messages, savepoints, sent
+from mailgate.store import outbox as outbox_rows
 from mailgate.store import tickets as ticket_store
 from mailgate.store.blobs import BlobStore, message_files
 
@@ -270,7 +271,7 @@ async def _apply(
                                        embedded=False)
     outcome.changes += [f"(reply) {name}" for name in names if "(not attached:" in name]
     outbox_id = await outbox.queue_agent_reply(tx, mailer, ticket_id, agent.id, text, files=tuple(files))
-    due = await outbox_reads.not_before(tx, outbox_id)
+    due = await outbox_rows.not_before(tx, outbox_id)
     outcome.reply_to = sorted(people)
     if left_out:
         outcome.changes.append(f"(reply) not sent to {len(left_out)} more Cc parties (at most"
@@ -289,7 +290,7 @@ async def answered_subject(tx: Txn, mail: ParsedMail, ticket_id: int | None) -> 
         key = compose.clean_message_id(parent or "")
         if not key:
             continue
-        subject = await outbox_reads.subject_of(tx, key)
+        subject = await outbox_rows.subject_of(tx, key)
         if subject is None:
             subject = await messages.subject_of(tx, key)
         if subject is not None:
@@ -308,7 +309,7 @@ async def _answers_our_automatic_mail(tx: Txn, mail: ParsedMail) -> bool:
     parents = [m for m in (mail.in_reply_to, *mail.references[-3:]) if m]
     if not parents:
         return False
-    return await outbox_reads.any_of_kinds(tx, parents, ("agent", "unproven", "held", "failed"))
+    return await outbox_rows.any_of_kinds(tx, parents, ("agent", "unproven", "held", "failed"))
 
 
 REFUSALS_PER_HOUR = 3  # per agent and ticket, for mails that answer mailgate's own; then kept without a reply
@@ -329,7 +330,7 @@ async def _answers_a_notice(tx: Txn, mail: ParsedMail) -> str | None:
     parent = mail.in_reply_to or (mail.references[-1] if mail.references else None)
     if not parent:
         return None
-    kind = await outbox_reads.kind_of(tx, parent)
+    kind = await outbox_rows.kind_of(tx, parent)
     return _NOTICES.get(kind) if kind is not None else None
 
 

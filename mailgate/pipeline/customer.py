@@ -8,7 +8,7 @@ from mailgate.models import Correlation, MailKind, ThreadRule
 from mailgate.ops import assign, lifecycle, parties, tickets
 from mailgate.outgoing import guard
 from mailgate.pipeline.context import MailContext, Outcome
-from mailgate.store import storm_holds, threads
+from mailgate.store import tickets as ticket_store
 
 
 async def reopen(m: MailContext) -> Outcome | None:
@@ -53,7 +53,9 @@ async def open_or_append(m: MailContext) -> Outcome | None:
     m.new_ticket = m.found.ticket_id is None
     if m.found.ticket_id is not None:
         m.ticket_id = m.found.ticket_id
-        m.number = await threads.number_of(m.tx, m.ticket_id)
+        number = await ticket_store.number_of(m.tx, m.ticket_id)
+        assert number is not None  # threading found it in this transaction
+        m.number = number
         return None
     sender = m.sender
     contact_id = await tickets.contact_for(m.tx, sender) if sender and sender.address else None
@@ -72,7 +74,7 @@ async def open_or_append(m: MailContext) -> Outcome | None:
     await assign.apply(m.tx, m.ruleset.config, ref.id, routing)
     await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor)
     if m.held:  # a first mail of this sender already over the cap: hidden like a quarantined one
-        await storm_holds.hide_ticket(m.tx, ref.id)
+        await ticket_store.hide(m.tx, ref.id)
     return None
 
 

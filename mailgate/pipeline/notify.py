@@ -6,10 +6,10 @@ import logging
 
 from mailgate import tokens
 from mailgate.models import MailKind
-from mailgate.ops import tickets, watchers
+from mailgate.ops import watchers
 from mailgate.pipeline import agent_mail
 from mailgate.pipeline.context import MailContext, Outcome
-from mailgate.store import storm_holds
+from mailgate.store import events, storms
 
 log = logging.getLogger("mailgate.process")
 
@@ -35,12 +35,12 @@ async def _held(m: MailContext, ticket_id: int) -> None:
     admission = m.admission
     assert admission is not None
     sender = m.storm_key
-    await storm_holds.remember_ticket(m.tx, sender, admission.hour, ticket_id)
+    await storms.remember_ticket(m.tx, sender, admission.hour, ticket_id)
     if not admission.first_held:
         return
     cap = m.config.storms.sender_mails_per_hour
     log.warning("storm.sender_capped sender=%s cap=%s ticket=%s", sender, cap, m.number)
-    await tickets.event(m.tx, ticket_id, "system", "storm.held", {"sender": sender, "cap": cap})
+    await events.add(m.tx, ticket_id, "system", "storm.held", {"sender": sender, "cap": cap})
     mailer = m.mailer
     info = await mailer.ticket(m.tx, ticket_id)
     shown_name = m.mail.from_[0].name if m.mail.from_ else ""

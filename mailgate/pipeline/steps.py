@@ -9,6 +9,7 @@ from mailgate.pipeline.notify import notify
 from mailgate.pipeline.thread import find as find_ticket
 from mailgate.store import spool as spooled
 from mailgate.store import threads
+from mailgate.store import tickets as ticket_store
 
 
 async def claim(m: MailContext) -> Outcome | None:
@@ -50,7 +51,7 @@ async def agent(m: MailContext) -> Outcome | None:
         m.found = decision.found  # mail to an agent's token address threads by it, whoever sent it
         return None
     await spooled.mark_done(m.tx, m.entry.id, decision.message_row)
-    queue = await threads.queue_by_number(m.tx, decision.ticket_number)
+    queue = await ticket_store.queue_by_number(m.tx, decision.ticket_number)
     return Outcome(m.entry.id, "done", decision.ticket_number, decision.message_row, decision.found.rule,
                    queue=queue, by="agent")
 
@@ -59,7 +60,7 @@ async def finish(m: MailContext) -> Outcome | None:
     """The spool row points at the message it became; processing it again would change nothing."""
     assert m.ticket_id is not None
     await spooled.mark_done(m.tx, m.entry.id, m.message_row)
-    queue = await threads.queue_of(m.tx, m.ticket_id)
+    queue = await ticket_store.queue_of(m.tx, m.ticket_id)
     return Outcome(m.entry.id, "done", m.number, m.message_row, m.found.rule, m.new_ticket, queue=queue)
 
 

@@ -9,6 +9,7 @@ from mailgate.models import Correlation, ParsedMail, ThreadRule
 from mailgate.ops import parties
 from mailgate.store import Txn
 from mailgate.store import threads as known
+from mailgate.store import tickets as ticket_store
 from mailgate.store.tickets import survivor
 
 __all__ = ["Correlation", "find"]
@@ -39,7 +40,7 @@ async def find(
         for token in tokens.find(secret, text):
             if token.purpose != "r":
                 continue
-            ticket_id = await known.ticket_id(tx, token.ticket)
+            ticket_id = await ticket_store.id_of(tx, token.ticket)
             if ticket_id is not None:
                 return Correlation(await survivor(tx, ticket_id), ThreadRule.TOKEN, f"token for #{token.ticket} in {place}")
 

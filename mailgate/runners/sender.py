@@ -17,9 +17,9 @@ from mailgate.ops import sla
 from mailgate.outgoing.outbox import backoff
 from mailgate.outgoing.relay import Delivery, Result
 from mailgate.runners import Spawn
-from mailgate.store import Store, StoreUnavailable, TransientError, Txn, messages
+from mailgate.store import Store, StoreUnavailable, TransientError, Txn, events, messages
 from mailgate.store import outbox as rows
-from mailgate.store import ticket_facts as view
+from mailgate.store import tickets as ticket_store
 from mailgate.store.outbox import OutboxRow
 
 log = logging.getLogger("mailgate.outbox")
@@ -233,7 +233,7 @@ class Sender:
             async with self.store.txn() as tx:
                 await self._sent(tx, row, now)
                 if row.ticket_id is not None:
-                    number = await view.number_of(tx, row.ticket_id)
+                    number = await ticket_store.number_of(tx, row.ticket_id)
             # After the commit: the relay's reply holds its queue id, the thread to follow into its log.
             log.info("outbox.sent id=%s ticket=%s kind=%s message_id=%s rcpt=%s attempts=%s relay=%s",
                      row.id, number, row.kind, q(f"<{row.message_id}>"), q(row.rcpt_to),
@@ -275,7 +275,7 @@ class Sender:
             # An agent's answer reached the relay: the ticket's first-response SLA is met.
             await sla.first_response_sent(tx, row.ticket_id, now)
         if row.ticket_id is not None:
-            await view.event(
+            await events.add(
                 tx, row.ticket_id, "system", "mail.sent",
                 {"outbox": row.id, "kind": row.kind, "to": row.rcpt_to, "message_id": row.message_id,
                  "attempts": row.attempts},

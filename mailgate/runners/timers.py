@@ -12,12 +12,16 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from mailgate.clock import Clock
+from mailgate.clock import Clock, SystemClock
 from mailgate.store import Store, StoreUnavailable, TransientError, Txn
 from mailgate.store import timers as rows
 from mailgate.store.timers import Handler, Timer
 
 log = logging.getLogger("mailgate.timers")
+
+# APScheduler 3 compares run dates with the real time itself (datetime.now in its wake-up loop), so
+# a run date is real time: the daemon's clock says how far off a row is, this one when that is.
+SCHEDULER_CLOCK: Clock = SystemClock()
 
 # Like the spool's: a timer whose handler raised this often is kept but no longer scheduled (dead).
 MAX_TRIES = 5
@@ -127,7 +131,7 @@ class Timers:
 
     def _run_date(self, due_at: datetime) -> datetime:
         """When APScheduler (which reads the real time) must run a row due at `due_at` by our clock."""
-        return datetime.now(UTC) + max(due_at - self.clock.now(), timedelta(0))
+        return SCHEDULER_CLOCK.now() + max(due_at - self.clock.now(), timedelta(0))
 
     async def _fire(self, timer_id: int) -> None:
         """Run one timer's handler in its own transaction; never raises into the scheduler."""
@@ -186,10 +190,10 @@ class Timers:
         scheduler = self._scheduler
         if scheduler is None:
             return
-        retry_at = datetime.now(UTC).timestamp() + seconds
+        retry_at = SCHEDULER_CLOCK.now() + timedelta(seconds=seconds)
         try:
             scheduler.add_job(
-                self._fire, DateTrigger(run_date=datetime.fromtimestamp(retry_at, UTC), timezone=UTC),
+                self._fire, DateTrigger(run_date=retry_at, timezone=UTC),
                 args=[timer_id], id=f"timer-{timer_id}", replace_existing=True,
             )
         except Exception as exc:  # a scheduler shutting down: the row stays and loads at the next start

@@ -1,21 +1,52 @@
-"""The SQLite store: one connection, WAL, versioned migrations, one transaction per change."""
+"""The SQLite store: one connection, WAL, versioned migrations, one transaction per change.
+
+Every write to a table is in one module (reads may join anywhere, e.g. the operators' read models
+ticket_view, outbox_view, stats, and the finders erase, retention, threads, ticket_facts, sent):
+
+    tickets     tickets                    messages  messages, message_ids, attachments
+    parties     ticket_parties             blobs     blobs (and the files under their sha256)
+    contacts    contacts, contact_addresses, contact_phones, contact_notes
+    assignment  ticket_routing, queue_rotation             tags      ticket_tags
+    events      events                     links     ticket_links
+    sla         ticket_sla                 watchers  ticket_watchers
+    forwards    forwards, ticket_flags     tasks     tasks
+    spool       spool                      outbox    outbox
+    timers      timers                     storms    sender_hours
+    imap        imap_accounts, imap_folders, imap_skipped
+    schema      (reads schema_version; Store._migrate writes it and runs store/sql/)
+
+SQLite-only constructs still used, for a second engine to map (the rest is standard SQL that
+PostgreSQL runs too: ON CONFLICT, RETURNING, LIMIT in subqueries, ||, SAVEPOINT):
+    UPDATE OR IGNORE     messages.rename_message_id, parties.rename_address, storms.rename_sender
+    instr()              contacts.search, erase (messages_naming, spool_naming, outbox_naming, events_naming)
+    group_concat()       contacts.search (string_agg)
+    CAST(blob AS TEXT)   erase.spool_naming, erase.outbox_naming (bytea: convert_from / encode)
+    PRAGMA               here (busy_timeout, journal_mode, synchronous, foreign_keys), erase.secure_delete,
+                         stats (data_version), backup (journal_mode, integrity_check, wal_checkpoint)
+    sqlite_master        schema.schema_of
+    BEGIN IMMEDIATE      Store._begin (the write lock up front; PostgreSQL: plain BEGIN + row locks)
+    lastrowid            Txn.execute for INSERT (PostgreSQL: RETURNING id)
+    WITHOUT ROWID, INTEGER PRIMARY KEY AUTOINCREMENT   the migrations in store/sql/
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import UTC, datetime
-from importlib import resources
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
 from mailgate.clock import Clock, SystemClock, iso
+from mailgate.store.schema import migrations as migrations
+from mailgate.store.schema import newest_schema as newest_schema
+from mailgate.store.schema import schema_of as schema_of
+from mailgate.store.schema import statements
 
 if TYPE_CHECKING:
     from mailgate.config import Config
@@ -48,43 +79,6 @@ class SchemaTooNew(StoreUnavailable):
             f"{path}: this database was written by a newer mailgate (schema {found}, this one knows {known});"
             " upgrade mailgate or restore a backup"
         )
-
-
-def newest_schema() -> int:
-    """The schema version this mailgate's migrations end at."""
-    found = migrations()
-    return found[-1][0] if found else 0
-
-
-def schema_of(path: Path) -> int | None:
-    """The database's schema version, read-only (nothing created or migrated); None if it has none yet."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone() is None:
-            return None
-        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        return int(row[0]) if row and row[0] is not None else None
-    finally:
-        conn.close()
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every migration shipped with this package, in order."""
-    folder = resources.files("mailgate.store") / "sql"
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    for (a, first, _), (b, second, _) in itertools.pairwise(found):
-        if a == b:  # one of the two would silently never run
-            raise RuntimeError(f"two migrations share number {a:04d}: {first} and {second}")
-    return found
 
 
 class Txn:
@@ -249,7 +243,7 @@ class Store:
                 if ((row[0] if row else None) or 0) >= version:
                     await db.execute("ROLLBACK")
                     continue
-                for statement in _statements(sql):
+                for statement in statements(sql):
                     await db.execute(statement)
                 await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                 await db.execute("COMMIT")
@@ -354,23 +348,6 @@ class Store:
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT").close()
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (sqlite3.complete_statement knows where one ends)."""
-    statements: list[str] = []
-    current: list[str] = []
-    for line in sql.splitlines(keepends=True):
-        if not current and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        current.append(line)
-        candidate = "".join(current)
-        if sqlite3.complete_statement(candidate):
-            statements.append(candidate.strip())
-            current = []
-    if "".join(current).strip():
-        statements.append("".join(current).strip())
-    return statements
 
 
 def store_for(config: Config, clock: Clock | None = None) -> Store:

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mailgate.models import CLOSED_STATUSES
 from mailgate.store import Txn
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """The routed fields a ticket is given when it is opened."""
-
-    queue: str | None
-    priority: str
-    category: str | None
-    assignee: str | None
-    quarantined: bool
-    ack_suppressed: bool
-    language: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +61,11 @@ async def open_load(tx: Txn, agent_ids: Sequence[str]) -> dict[str, int]:
     return {r["assignee"]: int(r["n"]) for r in rows}
 
 
-async def place(tx: Txn, ticket_id: int, placed: Placed) -> None:
-    p = placed
-    await tx.execute(
-        "UPDATE tickets SET queue = ?, priority = ?, category = ?, assignee = ?, quarantined = ?,"
-        " ack_suppressed = ?, detected_language = ? WHERE id = ?",
-        (p.queue, p.priority, p.category, p.assignee, int(p.quarantined), int(p.ack_suppressed), p.language, ticket_id),
-    )
-
-
-async def add_tags(tx: Txn, ticket_id: int, tags: Iterable[str]) -> None:
-    """Tags on a ticket; one it has already is kept once."""
-    await tx.executemany("INSERT OR IGNORE INTO ticket_tags (ticket_id, tag) VALUES (?, ?)", [(ticket_id, t) for t in tags])
-
-
 async def save_trace(tx: Txn, ticket_id: int, trace: Mapping[str, Any]) -> None:
     """The routing trace shown by `tickets explain`; a later decision replaces it."""
     await tx.execute(
-        "INSERT OR REPLACE INTO ticket_routing (ticket_id, decided_at, trace) VALUES (?, ?, ?)",
+        "INSERT INTO ticket_routing (ticket_id, decided_at, trace) VALUES (?, ?, ?)"
+        " ON CONFLICT (ticket_id) DO UPDATE SET decided_at = excluded.decided_at, trace = excluded.trace",
         (ticket_id, tx.now_iso(), json.dumps(trace, ensure_ascii=False)),
     )
 
@@ -108,3 +82,8 @@ async def routing_of(tx: Txn, ticket_id: int) -> StoredRouting | None:
                                                 (ticket_id,)))
     return StoredRouting(row["category"], tags, bool(row["quarantined"]), bool(row["ack_suppressed"]),
                          row["detected_language"], json.loads(row["trace"]) if row["trace"] else None)
+
+
+async def set_trace_text(tx: Txn, ticket_id: int, trace: str | None) -> None:
+    """The stored trace's JSON text as given (an erasure scrubbed it)."""
+    await tx.execute("UPDATE ticket_routing SET trace = ? WHERE ticket_id = ?", (trace, ticket_id))

@@ -144,3 +144,10 @@ def unlink_unreferenced(blobs: BlobStore, hashes: Iterable[str]) -> int:
         except (OSError, ValueError) as exc:  # one file that cannot go must not stop the rest
             log.warning("retention.unlink_failed sha256=%s error=%s", sha256, exc)
     return removed
+
+
+async def record(tx: Txn, sha256: str, size: int, created_at: str) -> None:
+    """The content-addressed file is known to the database (once, however many attachments name it)."""
+    await tx.execute(
+        "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (sha256, size, created_at)
+    )

@@ -62,12 +62,6 @@ class ContactTicket:
     updated_at: str
 
 
-@dataclass(frozen=True, slots=True)
-class MovedTicket:
-    id: int
-    number: int
-
-
 async def exists(tx: Txn, contact_id: int) -> bool:
     return await tx.value("SELECT id FROM contacts WHERE id = ?", (contact_id,)) is not None
 
@@ -164,7 +158,7 @@ async def set_fields(tx: Txn, contact_id: int, values: Mapping[str, str]) -> Non
 async def add_phone(tx: Txn, contact_id: int, phone: str, label: str) -> None:
     """A phone number; the same number twice is kept once."""
     await tx.execute(
-        "INSERT OR IGNORE INTO contact_phones (contact_id, phone, label, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO contact_phones (contact_id, phone, label, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (contact_id, phone, label, tx.now_iso()),
     )
 
@@ -183,35 +177,19 @@ async def move_address(tx: Txn, address: str, contact_id: int) -> None:
     await tx.execute("UPDATE contact_addresses SET contact_id = ? WHERE address = ?", (contact_id, address))
 
 
-async def move_requested_tickets(tx: Txn, address: str, old: int, new: int) -> list[MovedTicket]:
-    """The old contact's tickets on which this address is the requester now belong to the new contact."""
-    rows = await tx.all(
-        "UPDATE tickets SET contact_id = ? WHERE contact_id = ? AND id IN"
-        " (SELECT ticket_id FROM ticket_parties WHERE address = ? AND role = 'requester') RETURNING id, number",
-        (new, old, address),
-    )
-    return [MovedTicket(r["id"], r["number"]) for r in rows]
-
-
 async def unused(tx: Txn, contact_id: int) -> bool:
     """A contact left with nothing: no address, ticket, phone or note."""
     return not await tx.value(
-        "SELECT EXISTS (SELECT 1 FROM contact_addresses WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM tickets WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM contact_phones WHERE contact_id = ?1)"
-        " OR EXISTS (SELECT 1 FROM contact_notes WHERE contact_id = ?1)",
-        (contact_id,),
+        "SELECT EXISTS (SELECT 1 FROM contact_addresses WHERE contact_id = ?)"
+        " OR EXISTS (SELECT 1 FROM tickets WHERE contact_id = ?)"
+        " OR EXISTS (SELECT 1 FROM contact_phones WHERE contact_id = ?)"
+        " OR EXISTS (SELECT 1 FROM contact_notes WHERE contact_id = ?)",
+        (contact_id,) * 4,
     )
 
 
 async def delete(tx: Txn, contact_id: int) -> None:
     await tx.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
-
-
-async def set_ticket_contact(tx: Txn, ticket_id: int, contact_id: int | None) -> None:
-    """Whose ticket it is; changing it counts as a change of the ticket (updated_at)."""
-    await tx.execute("UPDATE tickets SET contact_id = ?, updated_at = ? WHERE id = ?",
-                     (contact_id, tx.now_iso(), ticket_id))
 
 
 async def first_requester_contact(tx: Txn, ticket_id: int) -> int | None:
@@ -255,3 +233,22 @@ class TicketOwner:
 async def ticket_owner(tx: Txn, number: int) -> TicketOwner | None:
     row = await tx.one("SELECT id, contact_id FROM tickets WHERE number = ?", (number,))
     return None if row is None else TicketOwner(row["id"], row["contact_id"])
+
+
+async def learn_language(tx: Txn, ticket_id: int, language: str) -> None:
+    """The ticket's contact writes in `language`, unless a language was known already."""
+    await tx.execute(
+        "UPDATE contacts SET language = ? WHERE id = (SELECT contact_id FROM tickets WHERE id = ?)"
+        " AND language IS NULL", (language, ticket_id),
+    )
+
+
+async def blank(tx: Txn, contact_id: int, placeholder: str) -> None:
+    """The contact keeps its id and one placeholder address (its tickets still point at it); nothing else."""
+    await tx.execute("UPDATE contacts SET name = '', organization = '', department = '', title = '', language = NULL"
+                     " WHERE id = ?", (contact_id,))
+    await tx.execute("DELETE FROM contact_phones WHERE contact_id = ?", (contact_id,))
+    await tx.execute("DELETE FROM contact_notes WHERE contact_id = ?", (contact_id,))
+    await tx.execute("DELETE FROM contact_addresses WHERE contact_id = ?", (contact_id,))
+    await tx.execute("INSERT INTO contact_addresses (address, contact_id, created_at) VALUES (?, ?, ?)"
+                     " ON CONFLICT (address) DO NOTHING", (placeholder, contact_id, EPOCH))

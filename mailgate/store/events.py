@@ -21,3 +21,8 @@ async def count_since(tx: Txn, ticket_id: int, actor: str, kind: str, since: str
     return int(await tx.value(
         "SELECT COUNT(*) FROM events WHERE ticket_id = ? AND actor = ? AND kind = ? AND at > ?",
         (ticket_id, actor, kind, since)) or 0)
+
+
+async def rewrite(tx: Txn, event_id: int, actor: str | None, data: str | None) -> None:
+    """An event's actor and data JSON as given (an erasure scrubbed them); what happened and when stay."""
+    await tx.execute("UPDATE events SET actor = ?, data = ? WHERE id = ?", (actor, data, event_id))

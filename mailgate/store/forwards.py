@@ -62,3 +62,7 @@ async def flag(tx: Txn, ticket_id: int, agent_id: str, reason: str, at: str) -> 
 
 async def unflag(tx: Txn, ticket_id: int, agent_id: str) -> None:
     await tx.execute("DELETE FROM ticket_flags WHERE ticket_id = ? AND agent = ?", (ticket_id, agent_id))
+
+
+async def rename_address(tx: Txn, address: str, placeholder: str) -> None:
+    await tx.execute("UPDATE forwards SET address = ? WHERE address = ?", (placeholder, address))

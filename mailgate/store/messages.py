@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mailgate.store import Txn
+from mailgate.store import Txn, blobs
 
 NO_RECIPIENTS: Mapping[str, Sequence[Mapping[str, str]]] = {"to": (), "cc": (), "reply_to": ()}
 
@@ -59,6 +59,26 @@ class NewMessage:
     thread_by_id: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class MessageTrace:
+    """The columns of a message that may name its people beyond its text."""
+
+    id: int
+    from_address: str
+    recipients: str  # JSON
+    message_id: str
+    in_reply_to: str | None
+    defects: str  # JSON
+
+
+async def index_message_id(tx: Txn, message_id: str, ticket_id: int, *, outbound: bool) -> None:
+    """A Message-ID that threads later replies to the ticket; the first ticket to store an ID keeps it."""
+    await tx.execute(
+        "INSERT INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        (message_id, ticket_id, int(outbound)),
+    )
+
+
 async def insert(tx: Txn, message: NewMessage) -> int:
     """Write the message, its files and (unless told not to) its Message-ID; return the message row."""
     m = message
@@ -76,15 +96,9 @@ async def insert(tx: Txn, message: NewMessage) -> int:
         ),
     )
     if m.thread_by_id:
-        await tx.execute(
-            "INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 0)",
-            (m.message_id, m.ticket_id),
-        )
+        await index_message_id(tx, m.message_id, m.ticket_id, outbound=False)
     for attachment in m.attachments:
-        await tx.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)",
-            (attachment.sha256, attachment.size, m.created_at),
-        )
+        await blobs.record(tx, attachment.sha256, attachment.size, m.created_at)
     if m.attachments:
         await tx.executemany(
             "INSERT INTO attachments (message_row, sha256, filename, content_type, size, inline, content_id)"
@@ -184,3 +198,44 @@ async def said_since(tx: Txn, ticket_id: int, from_address: str, text: str, sinc
         "SELECT 1 FROM messages WHERE ticket_id = ? AND direction = 'agent' AND from_address = ? AND reply_text = ?"
         " AND created_at > ? LIMIT 1", (ticket_id, from_address, text, since),
     ))
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" for _ in values)
+
+
+async def blank(tx: Txn, trace: MessageTrace, text: str) -> None:
+    """Every free-text column becomes `text`; the address columns take the trace's (already scrubbed) values."""
+    await tx.execute(
+        "UPDATE messages SET subject = ?, text = ?, html = NULL, reply_text = ?, from_name = '',"
+        " from_address = ?, recipients = ?, in_reply_to = ?, defects = ?, thread_detail = '' WHERE id = ?",
+        (text, text, text, trace.from_address, trace.recipients, trace.in_reply_to, trace.defects, trace.id),
+    )
+
+
+async def rename_message_id(tx: Txn, row: int, old: str, new: str) -> None:
+    """A Message-ID rewritten on the message and in the threading index; a clash keeps the old row's."""
+    await tx.execute("UPDATE OR IGNORE messages SET message_id = ? WHERE id = ?", (new, row))
+    await tx.execute("UPDATE OR IGNORE message_ids SET message_id = ? WHERE message_id = ?", (new, old))
+    await tx.execute("DELETE FROM message_ids WHERE message_id = ?", (old,))
+
+
+async def drop_attachments(tx: Txn, ids: Sequence[int]) -> tuple[int, list[str]]:
+    """Delete the messages' attachment rows; (rows deleted, the distinct sha256s they named)."""
+    marks = _marks(ids)
+    hashes = [r["sha256"] for r in await tx.all(
+        f"SELECT DISTINCT sha256 FROM attachments WHERE message_row IN ({marks})", ids)]
+    return await tx.rowcount(f"DELETE FROM attachments WHERE message_row IN ({marks})", ids), hashes
+
+
+async def spool_rows_of(tx: Txn, ids: Sequence[int]) -> list[int]:
+    """The spool rows these messages were parsed from."""
+    return [r["spool_id"] for r in await tx.all(
+        f"SELECT spool_id FROM messages WHERE id IN ({_marks(ids)}) AND spool_id IS NOT NULL", ids)]
+
+
+async def delete(tx: Txn, ids: Sequence[int]) -> None:
+    """Delete message rows (their attachments, and links to them from spool and outbox, must be gone first)."""
+    marks = _marks(ids)
+    await tx.execute(f"UPDATE messages SET spool_id = NULL WHERE id IN ({marks})", ids)
+    await tx.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)

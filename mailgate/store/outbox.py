@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from mailgate.clock import iso
-from mailgate.store import Row, Txn, timers
+from mailgate.store import Row, Txn, messages, timers
 
 # Mail the customer sees: stored as an outgoing message of the ticket once sent.
 CUSTOMER_KINDS = frozenset({"ack", "resolved", "reply"})
@@ -43,7 +42,7 @@ class OutboxRow:
     retries: int
 
 
-def _row(r: Row) -> OutboxRow:
+def from_row(r: Row) -> OutboxRow:
     return OutboxRow(
         id=r["id"], ticket_id=r["ticket_id"], kind=r["kind"], automatic=bool(r["automatic"]), agent=r["agent"],
         message_id=r["message_id"], mail_from=r["mail_from"], from_name=r["from_name"],
@@ -98,19 +97,16 @@ async def insert(tx: Txn, mail: NewMail) -> int:
     outbox_id = await tx.execute(
         "INSERT INTO outbox (ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
         " in_reply_to, rcpt_to, subject, text, raw, not_before, created_at, state)"
-        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, x'', ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail.from_name,
-            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text,
+            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text, b"",
             iso(mail.not_before), tx.now_iso(), mail.state,
         ),
     )
     if mail.ticket_id is not None:
         # Every Message-ID we send threads a reply by header, even with a rewritten subject.
-        await tx.execute(
-            "INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, 1)",
-            (mail.message_id, mail.ticket_id),
-        )
+        await messages.index_message_id(tx, mail.message_id, mail.ticket_id, outbound=True)
     tx.touch("outbox")
     return outbox_id
 
@@ -125,12 +121,12 @@ async def set_wire(tx: Txn, outbox_id: int, mail_from: str, raw: bytes, not_befo
 
 async def get(tx: Txn, outbox_id: int) -> OutboxRow | None:
     row = await tx.one("SELECT * FROM outbox WHERE id = ?", (outbox_id,))
-    return _row(row) if row is not None else None
+    return from_row(row) if row is not None else None
 
 
 async def by_message_id(tx: Txn, message_id: str) -> OutboxRow | None:
     row = await tx.one("SELECT * FROM outbox WHERE message_id = ?", (message_id,))
-    return _row(row) if row is not None else None
+    return from_row(row) if row is not None else None
 
 
 async def cancel_pending(tx: Txn, ticket_id: int, agent: str | None) -> list[int]:
@@ -246,7 +242,7 @@ async def claim(tx: Txn, now: datetime) -> OutboxRow | None:
         " RETURNING *",
         (iso(now),),
     )
-    return _row(row) if row is not None else None
+    return from_row(row) if row is not None else None
 
 
 async def mark_sent(tx: Txn, outbox_id: int, sent_at: datetime, message_row: int | None) -> None:
@@ -273,6 +269,47 @@ async def mark_plain(tx: Txn, outbox_id: int, state: str, note: str) -> None:
     )
 
 
+# -- what agent mail asks of our sent mail --------------------------------------------------------
+
+
+async def in_reply_to_of(tx: Txn, message_id: str, ticket_id: int) -> str | None:
+    """What our mail with this Message-ID answered (a notification keeps the customer message it is about)."""
+    value = await tx.value("SELECT in_reply_to FROM outbox WHERE message_id = ? AND ticket_id = ?",
+                           (message_id, ticket_id))
+    return str(value) if value else None
+
+
+async def not_before(tx: Txn, outbox_id: int) -> str:
+    """When the queued mail may leave (the undo delay of an agent's reply)."""
+    return str(await tx.value("SELECT not_before FROM outbox WHERE id = ?", (outbox_id,)))
+
+
+async def kind_of(tx: Txn, message_id: str) -> str | None:
+    value = await tx.value("SELECT kind FROM outbox WHERE message_id = ? LIMIT 1", (message_id,))
+    return None if value is None else str(value)
+
+
+async def any_of_kinds(tx: Txn, message_ids: Sequence[str], kinds: Sequence[str]) -> bool:
+    """Whether one of these Message-IDs is a mail of ours of one of these kinds."""
+    ids = ", ".join("?" for _ in message_ids)
+    marks = ", ".join("?" for _ in kinds)
+    return bool(await tx.value(f"SELECT 1 FROM outbox WHERE message_id IN ({ids}) AND kind IN ({marks}) LIMIT 1",
+                               (*message_ids, *kinds)))
+
+
+async def subject_of(tx: Txn, message_id: str) -> str | None:
+    """The subject of our mail with this Message-ID (bare or in angle brackets)."""
+    value = await tx.value("SELECT subject FROM outbox WHERE message_id IN (?, ?) ORDER BY id DESC LIMIT 1",
+                           (message_id, f"<{message_id}>"))
+    return None if value is None else str(value)
+
+
+async def count_since(tx: Txn, kind: str, rcpt_to: str, since: str) -> int:
+    """How many mails of this kind went to this address since then."""
+    return int(await tx.value("SELECT COUNT(*) FROM outbox WHERE kind = ? AND rcpt_to = ? AND created_at > ?",
+                              (kind, rcpt_to, since)) or 0)
+
+
 # -- counts the storm fuse and the operator read ----------------------------------------------------
 
 
@@ -291,24 +328,24 @@ async def acks_since(tx: Txn, since: datetime) -> int:
     ) or 0)
 
 
-async def listing(
-    tx: Txn, *, state: str | None, ticket: int | None, kind: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Rows newest first, with the ticket's number, for `mailgate outbox list`."""
-    rows = await tx.all(
-        "SELECT o.id, o.state, o.kind, t.number, o.rcpt_to, o.attempts, o.retries, o.created_at, o.not_before,"
-        " o.sent_at, o.last_error FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
-        " WHERE (? IS NULL OR o.state = ?) AND (? IS NULL OR t.number = ?) AND (? IS NULL OR o.kind = ?)"
-        " ORDER BY o.id DESC LIMIT ?",
-        (state, state, ticket, ticket, kind, kind, limit),
-    )
-    return [dict(r) for r in rows]
+# -- what retention and erasure remove --------------------------------------------------------------
+
+# Finished mail retention may delete.
+AGED = "state IN ('sent', 'cancelled', 'failed') AND created_at < ?"
 
 
-async def shown(tx: Txn, outbox_id: int) -> dict[str, Any] | None:
-    """Every column of one row and its ticket's number, for `mailgate outbox show`."""
-    row = await tx.one(
-        "SELECT o.*, t.number AS ticket FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id WHERE o.id = ?",
-        (outbox_id,),
-    )
-    return dict(row) if row is not None else None
+async def delete_aged(tx: Txn, cutoff: str, batch: int) -> int:
+    """Delete at most `batch` finished rows created before cutoff; how many were."""
+    return await tx.rowcount(f"DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE {AGED} LIMIT ?)",
+                             (cutoff, batch))
+
+
+async def unlink_messages(tx: Txn, ids: Sequence[int]) -> None:
+    """Rows recorded as these messages forget them (the messages are about to go)."""
+    await tx.execute(f"UPDATE outbox SET message_row = NULL WHERE message_row IN ({','.join('?' for _ in ids)})", ids)
+
+
+async def drop(tx: Txn, ids: Sequence[int]) -> int:
+    """Delete outgoing mail and the timers that would release it; how many mails went."""
+    await timers.drop(tx, timers.OUTBOX_RELEASE, ids)
+    return await tx.rowcount(f"DELETE FROM outbox WHERE id IN ({','.join('?' for _ in ids)})", ids)

@@ -54,6 +54,32 @@ async def put(tx: Txn, ticket_id: int, address: str, role: str) -> None:
     )
 
 
+async def add(tx: Txn, ticket_id: int, address: str, role: str) -> None:
+    """Add a party (lowercased); one already there keeps its role."""
+    await tx.execute(
+        "INSERT INTO ticket_parties (ticket_id, address, role) VALUES (?, ?, ?)"
+        " ON CONFLICT (ticket_id, address) DO NOTHING",
+        (ticket_id, address.lower(), role),
+    )
+
+
+async def copy(tx: Txn, from_ticket: int, to_ticket: int) -> None:
+    """One ticket's people take part in another (a merge); a sender still waiting for confirmation stays so."""
+    await tx.execute("INSERT INTO ticket_parties (ticket_id, address, role) SELECT ?, address,"
+                     " CASE role WHEN 'pending' THEN 'pending' ELSE 'cc' END"
+                     " FROM ticket_parties WHERE ticket_id = ? ON CONFLICT (ticket_id, address) DO NOTHING",
+                     (to_ticket, from_ticket))
+
+
+async def latest_requested_by(tx: Txn, address: str) -> int | None:
+    """The newest ticket this address opened, if any."""
+    value = await tx.value(
+        "SELECT ticket_id FROM ticket_parties WHERE address = ? AND role = 'requester' ORDER BY ticket_id DESC LIMIT 1",
+        (address.lower(),),
+    )
+    return None if value is None else int(value)
+
+
 async def remove(tx: Txn, ticket_id: int, address: str) -> None:
     await tx.execute("DELETE FROM ticket_parties WHERE ticket_id = ? AND address = ?", (ticket_id, address))
 
@@ -69,3 +95,9 @@ async def is_contact_address(tx: Txn, ticket_id: int, address: str) -> bool:
 async def placement(tx: Txn, ticket_id: int) -> Placement | None:
     row = await tx.one("SELECT queue, assignee FROM tickets WHERE id = ?", (ticket_id,))
     return None if row is None else Placement(row["queue"], row["assignee"])
+
+
+async def rename_address(tx: Txn, address: str, placeholder: str) -> None:
+    """The address becomes the placeholder on every ticket (a ticket that has both keeps one)."""
+    await tx.execute("UPDATE OR IGNORE ticket_parties SET address = ? WHERE address = ?", (placeholder, address))
+    await tx.execute("DELETE FROM ticket_parties WHERE address = ?", (address,))

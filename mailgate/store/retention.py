@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailgate.models import TicketStatus
-from mailgate.store import Txn
+from mailgate.store import Txn, messages, outbox, spool
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -48,43 +48,32 @@ async def first_messages(tx: Txn, ticket_id: int, limit: int) -> list[int]:
 
 async def delete_messages(tx: Txn, ids: Sequence[int]) -> tuple[int, set[str]]:
     """Delete message rows with their attachment rows and spool rows; (attachments deleted, their sha256s)."""
-    marks = _marks(ids)
-    hashes = {r["sha256"] for r in await tx.all(f"SELECT sha256 FROM attachments WHERE message_row IN ({marks})", ids)}
-    gone = await tx.rowcount(f"DELETE FROM attachments WHERE message_row IN ({marks})", ids)
-    spool_ids = [r["spool_id"] for r in await tx.all(
-        f"SELECT spool_id FROM messages WHERE id IN ({marks}) AND spool_id IS NOT NULL", ids)]
+    gone, hashes = await messages.drop_attachments(tx, ids)
+    spool_ids = await messages.spool_rows_of(tx, ids)
     # spool and messages point at each other; both links are cut before either row goes.
-    await tx.execute(f"UPDATE spool SET message_row = NULL WHERE message_row IN ({marks})", ids)
-    await tx.execute(f"UPDATE outbox SET message_row = NULL WHERE message_row IN ({marks})", ids)
-    await tx.execute(f"UPDATE messages SET spool_id = NULL WHERE id IN ({marks})", ids)
-    await tx.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)
-    if spool_ids:
-        # A dead row is the operator's to look at, never purged with its ticket.
-        await tx.execute(f"DELETE FROM spool WHERE state != 'dead' AND id IN ({_marks(spool_ids)})", spool_ids)
-    return gone, hashes
+    await spool.unlink_messages(tx, ids)
+    await outbox.unlink_messages(tx, ids)
+    await messages.delete(tx, ids)
+    await spool.delete_processed(tx, spool_ids)
+    return gone, set(hashes)
 
 
 SPOOL = "spool"
 OUTBOX = "outbox"
-# table: (which rows are old enough, what happens to them). Processed spool mail only: 'received'
-# is not parsed yet and 'dead' waits for the operator (requeue, replay); the row and its sha256
-# stay (dedupe, message links), only the wire bytes go.
-_AGED = {
-    SPOOL: ("state IN ('done', 'duplicate') AND received_at < ? AND length(raw) > 0", "UPDATE spool SET raw = X''"),
-    OUTBOX: ("state IN ('sent', 'cancelled', 'failed') AND created_at < ?", "DELETE FROM outbox"),
-}
+# table: which rows are old enough (spool: only the bytes of processed mail go; outbox: finished rows).
+_AGED = {SPOOL: spool.AGED, OUTBOX: outbox.AGED}
 
 
 async def count_aged(tx: Txn, table: str, cutoff: str) -> int:
     """Rows of SPOOL or OUTBOX that retention would treat, older than cutoff."""
-    where, _ = _AGED[table]
-    return int(await tx.value(f"SELECT COUNT(*) FROM {table} WHERE {where}", (cutoff,)))
+    return int(await tx.value(f"SELECT COUNT(*) FROM {table} WHERE {_AGED[table]}", (cutoff,)))
 
 
 async def purge_aged(tx: Txn, table: str, cutoff: str, batch: int) -> int:
     """Treat at most `batch` aged rows of SPOOL or OUTBOX; how many were."""
-    where, change = _AGED[table]
-    return await tx.rowcount(f"{change} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT ?)", (cutoff, batch))
+    if table == SPOOL:
+        return await spool.blank_aged(tx, cutoff, batch)
+    return await outbox.delete_aged(tx, cutoff, batch)
 
 
 async def run_booked(tx: Txn, kind: str) -> bool:

@@ -87,8 +87,9 @@ async def create(
 ) -> None:
     """A ticket's clock; a ticket that has one keeps it."""
     await tx.execute(
-        "INSERT OR IGNORE INTO ticket_sla (ticket_id, queue, priority, started_at, running_since, used_minutes,"
-        " first_response_minutes, resolution_minutes, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ticket_sla (ticket_id, queue, priority, started_at, running_since, used_minutes,"
+        " first_response_minutes, resolution_minutes, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (ticket_id, queue, priority, started_at, running_since, used_minutes, first_response, resolution,
          tx.now_iso()),
     )

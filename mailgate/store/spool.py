@@ -299,3 +299,38 @@ async def insert_copies(tx: Txn, rows: Sequence[Copied]) -> None:
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(c.id, *_values(c.sha256, c.raw, c.envelope, c.received_at)) for c in rows],
     )
+
+
+# Processed mail whose bytes retention may drop: 'received' is not parsed yet and 'dead' waits for
+# the operator (requeue, replay); the row and its sha256 stay (dedupe, message links).
+AGED = "state IN ('done', 'duplicate') AND received_at < ? AND length(raw) > 0"
+
+
+async def blank_aged(tx: Txn, cutoff: str, batch: int) -> int:
+    """Drop the bytes of at most `batch` processed rows received before cutoff; how many were."""
+    return await tx.rowcount(
+        f"UPDATE spool SET raw = ? WHERE id IN (SELECT id FROM spool WHERE {AGED} LIMIT ?)", (b"", cutoff, batch))
+
+
+async def blank_of_messages(tx: Txn, ids: Sequence[int]) -> int:
+    """The wire bytes behind these messages hold everything their columns held: they go."""
+    marks = ",".join("?" for _ in ids)
+    return await tx.rowcount(
+        f"UPDATE spool SET raw = ?, error = NULL WHERE message_row IN ({marks})"
+        f" OR id IN (SELECT spool_id FROM messages WHERE id IN ({marks}))", [b"", *ids, *ids])
+
+
+async def blank(tx: Txn, spool_id: int, mail_from: str, rcpt_to: str) -> None:
+    await tx.execute("UPDATE spool SET raw = ?, error = NULL, mail_from = ?, rcpt_to = ? WHERE id = ?",
+                     (b"", mail_from, rcpt_to, spool_id))
+
+
+async def unlink_messages(tx: Txn, ids: Sequence[int]) -> None:
+    """Rows parsed into these messages forget them (the messages are about to go)."""
+    await tx.execute(f"UPDATE spool SET message_row = NULL WHERE message_row IN ({','.join('?' for _ in ids)})", ids)
+
+
+async def delete_processed(tx: Txn, ids: Sequence[int]) -> None:
+    """Delete these rows, but a dead one: that is the operator's to look at, never purged with its ticket."""
+    if ids:
+        await tx.execute(f"DELETE FROM spool WHERE state != 'dead' AND id IN ({','.join('?' for _ in ids)})", ids)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from mailgate.store import Txn
 
@@ -46,6 +45,11 @@ async def _ensure(tx: Txn, sender: str, hour: str) -> None:
     )
 
 
+async def remember_ticket(tx: Txn, sender: str, hour: str, ticket_id: int) -> None:
+    """The rest of this sender's held mail this hour goes to the same ticket."""
+    await tx.execute("UPDATE sender_hours SET ticket_id = ? WHERE sender = ? AND hour = ?", (ticket_id, sender, hour))
+
+
 async def release(tx: Txn, sender: str, hour: str) -> int:
     """Lift the cap for the sender's hour; how many of its mails were held so far."""
     await tx.execute(
@@ -55,11 +59,32 @@ async def release(tx: Txn, sender: str, hour: str) -> int:
     return int(await tx.value("SELECT held FROM sender_hours WHERE sender = ? AND hour = ?", (sender, hour)) or 0)
 
 
-async def held_since(tx: Txn, hour: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class HeldHour:
+    """One sender's clock hour in which the fuse held mail, with the number of the ticket it went to."""
+
+    sender: str  # ALL_SENDERS for the installation-wide acknowledgement cap
+    hour: str
+    passed: int
+    held: int
+    released: bool
+    first_held_at: str | None
+    last_held_at: str | None
+    ticket_number: int | None
+
+
+async def held_since(tx: Txn, hour: str) -> list[HeldHour]:
     """Hours with held mail from `hour` on, newest first, with the number of the ticket it went to."""
     rows = await tx.all(
         "SELECT h.sender, h.hour, h.passed, h.held, h.released, h.first_held_at, h.last_held_at, t.number"
         " FROM sender_hours h LEFT JOIN tickets t ON t.id = h.ticket_id"
         " WHERE h.held > 0 AND h.hour >= ? ORDER BY h.hour DESC, h.held DESC, h.sender", (hour,),
     )
-    return [dict(r) for r in rows]
+    return [HeldHour(r["sender"], r["hour"], int(r["passed"]), int(r["held"]), bool(r["released"]),
+                     r["first_held_at"], r["last_held_at"], r["number"]) for r in rows]
+
+
+async def rename_sender(tx: Txn, sender: str, placeholder: str) -> None:
+    """The sender's hours are counted under the placeholder (an hour it has already keeps its own)."""
+    await tx.execute("UPDATE OR IGNORE sender_hours SET sender = ? WHERE sender = ?", (placeholder, sender))
+    await tx.execute("DELETE FROM sender_hours WHERE sender = ?", (sender,))

@@ -8,7 +8,7 @@ from mailgate.store import Txn
 
 
 async def add(tx: Txn, ticket_id: int, tags: Sequence[str]) -> None:
-    await tx.executemany("INSERT OR IGNORE INTO ticket_tags (ticket_id, tag) VALUES (?, ?)",
+    await tx.executemany("INSERT INTO ticket_tags (ticket_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
                          [(ticket_id, t) for t in tags])
 
 
@@ -22,6 +22,6 @@ async def of_ticket(tx: Txn, ticket_id: int) -> list[str]:
 
 async def move_all(tx: Txn, from_ticket: int, to_ticket: int) -> None:
     """Every tag of one ticket onto another (a merge)."""
-    await tx.execute("INSERT OR IGNORE INTO ticket_tags (ticket_id, tag) SELECT ?, tag FROM ticket_tags"
-                     " WHERE ticket_id = ?", (to_ticket, from_ticket))
+    await tx.execute("INSERT INTO ticket_tags (ticket_id, tag) SELECT ?, tag FROM ticket_tags"
+                     " WHERE ticket_id = ? ON CONFLICT DO NOTHING", (to_ticket, from_ticket))
     await tx.execute("DELETE FROM ticket_tags WHERE ticket_id = ?", (from_ticket,))

@@ -56,3 +56,7 @@ async def of_ticket(tx: Txn, ticket_id: int, *, only_open: bool = False) -> list
     rows = await tx.all("SELECT * FROM tasks WHERE ticket_id = ? AND (? = 0 OR status = 'open') ORDER BY id",
                         (ticket_id, int(only_open)))
     return [_task(r) for r in rows]
+
+
+async def set_text(tx: Txn, task_id: int, text: str | None) -> None:
+    await tx.execute("UPDATE tasks SET text = ? WHERE id = ?", (text, task_id))

@@ -1,4 +1,4 @@
-"""What threading reads: Message-IDs already seen, tickets by number, a sender's part in a ticket."""
+"""What threading reads: Message-IDs already seen, a tagged ticket, a sender's part in a ticket."""
 
 from __future__ import annotations
 
@@ -46,12 +46,6 @@ async def tickets_of_message_ids(tx: Txn, message_ids: Sequence[str]) -> dict[st
     return found
 
 
-async def ticket_id(tx: Txn, number: int) -> int | None:
-    """The ticket with this human number."""
-    value = await tx.value("SELECT id FROM tickets WHERE number = ?", (number,))
-    return None if value is None else int(value)
-
-
 async def tagged(tx: Txn, number: int) -> Tagged | None:
     row = await tx.one("SELECT id, contact_id FROM tickets WHERE number = ?", (number,))
     return None if row is None else Tagged(int(row["id"]), row["contact_id"])
@@ -65,22 +59,6 @@ async def takes_part(tx: Txn, ticket: Tagged, address: str) -> bool:
         (ticket.id, address, ticket.contact_id, address),
     )
     return bool(found)
-
-
-async def number_of(tx: Txn, ticket_id: int) -> int:
-    """The human number of a ticket that exists."""
-    return int(await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,)))
-
-
-async def queue_of(tx: Txn, ticket_id: int) -> str | None:
-    """The queue a ticket is in now (None: none, or no such ticket)."""
-    value = await tx.value("SELECT queue FROM tickets WHERE id = ?", (ticket_id,))
-    return None if value is None else str(value)
-
-
-async def queue_by_number(tx: Txn, number: int | None) -> str | None:
-    value = await tx.value("SELECT queue FROM tickets WHERE number = ?", (number,))
-    return None if value is None else str(value)
 
 
 async def message_count(tx: Txn) -> int:

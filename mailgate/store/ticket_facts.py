@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from mailgate.store import Txn
 
@@ -69,11 +68,6 @@ def _recipients(stored: str | None) -> tuple[str, ...]:
     return tuple(str(r) for r in found) if isinstance(found, list) else ()
 
 
-async def number_of(tx: Txn, ticket_id: int) -> int | None:
-    value = await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,))
-    return int(value) if value is not None else None
-
-
 async def cc_parties(tx: Txn, ticket_id: int) -> list[str]:
     rows = await tx.all("SELECT address FROM ticket_parties WHERE ticket_id = ? AND role = 'cc' ORDER BY address",
                         (ticket_id,))
@@ -101,19 +95,3 @@ async def wire_of(tx: Txn, message_id: str) -> bytes:
         " ORDER BY m.id DESC LIMIT 1", (message_id,),
     )
     return bytes(raw or b"")
-
-
-async def learn_language(tx: Txn, ticket_id: int, language: str) -> None:
-    """The ticket's contact writes in `language`, unless a language was known already."""
-    await tx.execute(
-        "UPDATE contacts SET language = ? WHERE id = (SELECT contact_id FROM tickets WHERE id = ?)"
-        " AND language IS NULL", (language, ticket_id),
-    )
-
-
-async def event(tx: Txn, ticket_id: int, actor: str, kind: str, data: dict[str, Any] | None = None) -> None:
-    """One row of the ticket's history (the same row the domain's event writer adds)."""
-    await tx.execute(
-        "INSERT INTO events (ticket_id, at, actor, kind, data) VALUES (?, ?, ?, ?, ?)",
-        (ticket_id, tx.now_iso(), actor, kind, json.dumps(data or {}, ensure_ascii=False, default=str)),
-    )

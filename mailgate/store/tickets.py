@@ -32,6 +32,25 @@ class Ticket:
     updated_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """The routed fields a ticket is given when it is opened."""
+
+    queue: str | None
+    priority: str
+    category: str | None
+    assignee: str | None
+    quarantined: bool
+    ack_suppressed: bool
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MovedTicket:
+    id: int
+    number: int
+
+
 def _ticket(row: Row) -> Ticket:
     return Ticket(
         id=int(row["id"]), number=int(row["number"]), subject=row["subject"], status=TicketStatus(row["status"]),
@@ -76,6 +95,17 @@ async def id_of(tx: Txn, number: int) -> int | None:
 async def number_of(tx: Txn, ticket_id: int) -> int | None:
     value = await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,))
     return None if value is None else int(value)
+
+
+async def queue_of(tx: Txn, ticket_id: int) -> str | None:
+    """The queue a ticket is in now (None: none, or no such ticket)."""
+    value = await tx.value("SELECT queue FROM tickets WHERE id = ?", (ticket_id,))
+    return None if value is None else str(value)
+
+
+async def queue_by_number(tx: Txn, number: int | None) -> str | None:
+    value = await tx.value("SELECT queue FROM tickets WHERE number = ?", (number,))
+    return None if value is None else str(value)
 
 
 async def survivor(tx: Txn, ticket_id: int) -> int:
@@ -151,10 +181,32 @@ def _rank(priorities: Sequence[str]) -> str:
     return f"CASE t.priority {cases} ELSE {len(priorities)} END"
 
 
+@dataclass(frozen=True, slots=True)
+class InboxLine:
+    """One ticket in an agent's folder listing."""
+
+    number: int
+    subject: str
+    status: str
+    priority: str
+    queue: str | None
+    assignee: str | None
+    snoozed_until: str | None
+    updated_at: str
+    flagged: int  # 1: an answer to this agent's [help]/[forward] came in
+    unread: int  # 1: the customer wrote since this agent last read it
+
+    def to_json(self) -> dict[str, Any]:
+        """As the [list] answer's template reads it."""
+        return {"number": self.number, "subject": self.subject, "status": self.status, "priority": self.priority,
+                "queue": self.queue, "assignee": self.assignee, "snoozed_until": self.snoozed_until,
+                "updated_at": self.updated_at, "flagged": self.flagged, "unread": self.unread}
+
+
 async def inbox(
     tx: Txn, agent_id: str, queues: Sequence[str], which: str, closed: Sequence[str], rank: Sequence[str],
     unread_sql: str, limit: int,
-) -> list[dict[str, Any]]:
+) -> list[InboxLine]:
     """The folders of a help-desk inbox for one agent: inbox, waiting, mine, all (not closed)."""
     queues = list(queues) or ["\x00"]
     marks = ", ".join("?" for _ in queues)
@@ -178,11 +230,36 @@ async def inbox(
         f" ORDER BY flagged DESC, {unread_first}{_rank(rank)}, t.updated_at DESC LIMIT ?",
         [agent_id, agent_id, *params, limit],
     )
-    return [dict(r) for r in rows]
+    return [InboxLine(r["number"], r["subject"], r["status"], r["priority"], r["queue"], r["assignee"],
+                      r["snoozed_until"], r["updated_at"], int(r["flagged"]), int(r["unread"] or 0)) for r in rows]
 
 
-async def copy_parties(tx: Txn, from_ticket: int, to_ticket: int) -> None:
-    """One ticket's people take part in another (a merge); a sender still waiting for confirmation stays so."""
-    await tx.execute("INSERT OR IGNORE INTO ticket_parties (ticket_id, address, role) SELECT ?, address,"
-                     " CASE role WHEN 'pending' THEN 'pending' ELSE 'cc' END"
-                     " FROM ticket_parties WHERE ticket_id = ?", (to_ticket, from_ticket))
+async def place(tx: Txn, ticket_id: int, placed: Placed) -> None:
+    p = placed
+    await tx.execute(
+        "UPDATE tickets SET queue = ?, priority = ?, category = ?, assignee = ?, quarantined = ?,"
+        " ack_suppressed = ?, detected_language = ? WHERE id = ?",
+        (p.queue, p.priority, p.category, p.assignee, int(p.quarantined), int(p.ack_suppressed), p.language, ticket_id),
+    )
+
+
+async def hide(tx: Txn, ticket_id: int) -> None:
+    """A ticket opened by mail over the storm cap: quarantined and never acknowledged, like a spam suspect's."""
+    await tx.execute("UPDATE tickets SET quarantined = 1, ack_suppressed = 1 WHERE id = ?", (ticket_id,))
+
+
+async def move_requested_tickets(tx: Txn, address: str, old: int, new: int) -> list[MovedTicket]:
+    """The old contact's tickets on which this address is the requester now belong to the new contact."""
+    rows = await tx.all(
+        "UPDATE tickets SET contact_id = ? WHERE contact_id = ? AND id IN"
+        " (SELECT ticket_id FROM ticket_parties WHERE address = ? AND role = 'requester') RETURNING id, number",
+        (new, old, address),
+    )
+    return [MovedTicket(r["id"], r["number"]) for r in rows]
+
+
+async def set_subjects(tx: Txn, ticket_ids: Sequence[int], subject: str) -> None:
+    """One subject for these tickets (an erased customer's own words go), updated_at unchanged."""
+    if ticket_ids:
+        marks = ",".join("?" for _ in ticket_ids)
+        await tx.execute(f"UPDATE tickets SET subject = ? WHERE id IN ({marks})", [subject, *ticket_ids])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -104,3 +104,8 @@ class Registry(Protocol):
 
 
 __all__ = ["OUTBOX_RELEASE", "Failure", "Handler", "Registry", "Timer", "add", "cancel", "iso", "timer_of"]
+
+
+async def drop(tx: Txn, kind: str, refs: Sequence[int]) -> None:
+    """Delete the timers of this kind for these rows (the rows themselves are going)."""
+    await tx.execute(f"DELETE FROM timers WHERE kind = ? AND ref IN ({','.join('?' for _ in refs)})", [kind, *refs])
