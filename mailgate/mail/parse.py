@@ -126,7 +126,9 @@ def _parse(raw: bytes) -> ParsedMail:
 
     safe_html = sanitize_html(html) if html is not None else None
     try:
-        reply = quotes.reply_text(text, safe_html)
+        # The HTML as sent: sanitizing drops the class and id attributes that mark quote
+        # containers (Gmail's "gmail_quote", Outlook's "divRplyFwdMsg"); only text comes out here.
+        reply = quotes.reply_text(text, html)
     except Exception as exc:  # another module's bug must not lose the mail
         defects.append(f"ReplyTextError:{type(exc).__name__}")
         reply = text
