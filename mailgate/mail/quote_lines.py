@@ -59,6 +59,8 @@ _TRAILING_LINK = re.compile(P.TRAILING_LINK)
 _LINK_ONLY = re.compile(r"<?https?://\S{1,300}>?")
 _DATE_FIRST = re.compile(rf"(?:{P.DATE_FIRST})[^@<>\n]{{0,80}}?<?[^\s<>@]{{1,64}}@[^\s<>@]{{1,255}}>?:?")
 _DATE_FIRST_START = re.compile(P.DATE_FIRST)
+_DATED_SENDER = re.compile(P.DATED_SENDER)
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _TAIL = max(map(len, _WROTE)) + 4  # enough of a line's end to hold any phrase, ":" and a boundary
 _DIGIT = re.compile(r"\d")
 
@@ -272,15 +274,20 @@ def _mark_rules_before_boundaries(lines: list[str], kinds: list[str]) -> None:
 
 
 def _mark_date_first(lines: list[str], kinds: list[str]) -> None:
-    """Mark "2013/7/20 Ann <ann@example.com>" lines: a date, a sender, no verb, then the quote.
+    """Mark attributions without a verb: "2013/7/20 Ann <ann@example.com>", then the quote.
 
     Without a colon at its end such a line is an attribution only when quoted lines follow.
+    A line with a year and a time that ends in "<address>:" is one too, date first or not (mail.ru:
+    "Среда, 5 июня 2013, 13:20 +04:00 от Ann <ann@example.com>:").
     """
     n = len(lines)
     for i in range(n):
         if kinds[i] != "t" or len(lines[i]) > 300:
             continue
         line = lines[i].translate(_NOISE).strip()
+        if line.endswith((">:", ">：")) and _YEAR.search(line) and _DATED_SENDER.fullmatch(line.replace("：", ":")):
+            kinds[i] = "b"
+            continue
         if not line[:1].isdigit() or not _DATE_FIRST_START.match(line):
             continue
         end = i

@@ -20,6 +20,10 @@ GMAIL_DATE_ATTRIBUTION = r"\d{4}-\d{2}-\d{2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:\d{2}\
 # Gmail in Chinese and Japanese locales (and older clients elsewhere) open the quote with a date
 # and the sender and no verb at all: "2013/7/20 Ann Example <ann@example.com>", then "> …".
 DATE_FIRST = r"(?:\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2}|\d{4}年 ?\d{1,2}月 ?\d{1,2}日|\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4})"
+# A line with a time that ends with the sender's address and a colon, whatever the words around
+# them: "Среда, 5 июня 2013, 13:20 +04:00 от Ann <ann@example.com>:" (mail.ru), Yandex's
+# "05.06.2013, 13:20, "Ann" <ann@example.com>:".
+DATED_SENDER = r"[^<>@\n]{0,160}\b\d{1,2}:\d{2}\b[^<>@\n]{0,100}<[^\s<>@:]{1,64}@[^\s<>@]{1,255}>\s?:"
 
 # A sign-off right above the quote, like "-Abhishek Kona" (github/email_reply_parser email_1_1):
 # email_reply_parser reads a line that starts with "-" and a word as a signature. An em dash

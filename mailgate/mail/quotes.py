@@ -39,7 +39,7 @@ def read(text: str, html: str | None = None) -> Cut:
     except Exception:
         plain = _NOTHING
     if html and len(html) <= _HTML_LIMIT and plain.style != "inline":
-        from_html = _from_html(html)
+        from_html = _from_html(html, plain)
         if from_html.text:
             return Cut(from_html.text, from_html.signature or plain.signature,
                        from_html.style if from_html.style != "none" else _html_style(plain))  # fmt: skip
@@ -48,22 +48,27 @@ def read(text: str, html: str | None = None) -> Cut:
     return plain
 
 
-def _from_html(html: str) -> Cut:
+def _from_html(html: str, plain: Cut) -> Cut:
     """The cut from the HTML: an inline answer between blockquotes, else the text outside the quote containers."""
     try:
         quoted = quoted_html_text(html)
-        if quoted is not None:
+        by_blockquote = quote_select.read(quoted[:_WINDOW]) if quoted is not None else _NOTHING
+        if by_blockquote.style == "inline":
             # Apple Mail and Thunderbird answer between <blockquote type="cite"> parts; their text
             # alternative, when there is one, may not mark the quote at all.
-            inline = quote_select.read(quoted[:_WINDOW])
-            if inline.style == "inline":
-                return inline
+            return by_blockquote
         # Trust the HTML when a client-written container marks the quote: that is structure the
         # client put there, independent of language, while the text path guesses from phrases.
         # Without such a container the text part is better (the sender's own line breaks, no
         # HTML→text artefacts), so it wins.
         html_text = html_without_quotes(html)
-        return quote_select.read(html_text) if html_text is not None else _NOTHING
+        if html_text is not None:
+            return quote_select.read(html_text)
+        if by_blockquote.style == "top" and plain.style == "none":
+            # A plain <blockquote> under the new words, in a client or language the phrase tables
+            # do not know (the text made from such HTML has no ">" to go by): the quoted history.
+            return by_blockquote
+        return _NOTHING
     except Exception:
         return _NOTHING
 

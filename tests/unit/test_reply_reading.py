@@ -111,6 +111,8 @@ ATTRIBUTIONS = [
     ("da", "Den 3. maj 2024 kl. 10.00 skrev Help Desk <help@example.test>:"),
     ("no-gmail", "fre. 3. mai 2024 kl. 10:00 skrev Help Desk <help@example.test>:"),
     ("cs", "Dne pá 3. 5. 2024 10:00 uživatel Help Desk <help@example.test> napsal:"),
+    ("ru-mailru", "Пятница, 3 мая 2024, 10:00 +03:00 от Help Desk <help@example.test>:"),
+    ("yandex", '03.05.2024, 10:00, "Help Desk" <help@example.test>:'),
 ]
 
 
@@ -120,9 +122,16 @@ def test_attribution_above_the_quote(line: str) -> None:
     assert (got.text, got.style) == (ANSWER, "top")
 
 
-def test_a_dated_line_in_the_answer_is_not_an_attribution() -> None:
-    text = "The invoice of 2024/5/3 was sent to billing@example.test twice.\nPlease check."
-    assert reply_text(text) == text
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The invoice of 2024/5/3 was sent to billing@example.test twice.\nPlease check.",
+        "Please book 10:00 with these people, Bob <bob@example.com>:\nAnn\nEve",
+        "2024-05-03: the router restarted again\n> this is what the log said\nand then it stopped.",
+    ],
+)
+def test_dated_lines_in_the_answer_are_not_attributions(text: str) -> None:
+    assert reply_text(text).startswith(text.split("\n")[0])
 
 
 HEADER_BLOCKS = [
@@ -237,6 +246,18 @@ def test_inline_text_part_wins_over_html_containers() -> None:
     )
     text = "On Fri, May 3, 2024 Help Desk <help@example.test> wrote:\n> What is your order number?\n\nA-12345\n\n> Colour?\n\nBlue\n"
     assert reply_text(text, html) == "> What is your order number?\n\nA-12345\n\n> Colour?\n\nBlue"
+
+
+def test_plain_blockquote_under_the_answer_is_history() -> None:
+    # A webmail that marks its quote only with <blockquote>, in a language without a phrase table:
+    # the text made from the HTML carries no ">" to go by.
+    html = (
+        "<div>Hei, laite toimii taas.</div><div>Terveisin Matti</div>"
+        "<blockquote><div>Onko laite jo korjattu?</div><div>Help Desk</div></blockquote>"
+    )
+    text = "Hei, laite toimii taas.\nTerveisin Matti\n\nOnko laite jo korjattu?\nHelp Desk\n"
+    got = read(text, html)
+    assert (got.text, got.style) == ("Hei, laite toimii taas.\nTerveisin Matti", "top")
 
 
 # --- embedded and forwarded mail -------------------------------------------------------------
