@@ -128,7 +128,7 @@ def _is_mobile(line: str) -> bool:
 def _is_separator(line: str) -> bool:
     if "--" not in line and "__" not in line and not line.endswith((":", "：")):
         return False
-    words = _norm(line.strip(" -_=*:>"))
+    words = _norm(line.replace("：", ":").strip(" -_=*:>"))
     return words in _SEPARATORS
 
 

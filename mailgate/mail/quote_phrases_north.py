@@ -24,7 +24,7 @@ TABLES: dict[str, Phrases] = {
             "to": ("vastaanottaja", "kopio"),
             "subject": ("aihe",),
         },
-        separators=("alkuperäinen viesti", "välitetty viesti", "edelleenlähetetty viesti"),
+        separators=("alkuperäinen viesti", "välitetty viesti", "välitetty viesti alkaa", "edelleenlähetetty viesti"),
         mobile=(
             r"lähetetty (?:iphonesta|ipadista|android-laitteesta|mobiililaitteesta|outlookista)",
             r"lähetetty [\w\-]{1,30}(?:puhelimesta|sovelluksesta|laitteesta)",
@@ -72,7 +72,7 @@ TABLES: dict[str, Phrases] = {
     ),
     "pl": Phrases(
         wrote=("napisał(a)", "napisał", "napisała", "pisze", "napisał/a"),
-        wrote_inside=("napisał", "napisała", "napisał(a)"),
+        wrote_inside=("napisał", "napisała", "napisał(a)", "napisana przez"),
         leads=("w dniu", "dnia", "pon.", "wt.", "śr.", "czw.", "pt.", "sob.", "niedz."),
         headers={
             "from": ("od",),
@@ -103,7 +103,7 @@ TABLES: dict[str, Phrases] = {
             "to": ("címzett", "másolat"),
             "subject": ("tárgy",),
         },
-        separators=("eredeti üzenet", "továbbított üzenet", "továbbított levél"),
+        separators=("eredeti üzenet", "továbbított üzenet", "továbbított levél", "továbbított levél kezdete"),
         mobile=(
             r"(?:az )?iphone-?(?:omról|ról) küldve",
             rf"{DEVICE}-?(?:ról|ről) küldve",
@@ -120,18 +120,18 @@ TABLES: dict[str, Phrases] = {
             "to": ("komu", "kopie"),
             "subject": ("předmět",),
         },
-        separators=("původní zpráva", "přeposlaná zpráva"),
+        separators=("původní zpráva", "přeposlaná zpráva", "začátek přeposlané zprávy"),
         mobile=(rf"odesláno z (?:mého )?{DEVICE}",),
     ),
     "ru": Phrases(
-        wrote=("написал", "написала", "написал(а)"),
+        wrote=("написал", "написала", "написал(а)", "пишет"),
         headers={
             "from": ("от",),
             "date": ("отправлено", "дата"),
             "to": ("кому", "копия"),
             "subject": ("тема",),
         },
-        separators=("исходное сообщение", "пересылаемое сообщение", "пересланное сообщение", "перенаправленное сообщение"),
+        separators=("исходное сообщение", "пересылаемое сообщение", "пересланное сообщение", "перенаправленное сообщение", "начало переадресованного сообщения"),
         mobile=(rf"отправлено (?:с|из) (?:моего )?{DEVICE}",),
     ),
     "uk": Phrases(

@@ -68,8 +68,8 @@ def _signature(lines: list[str], kinds: list[str], kept: set[int]) -> str | None
                 block.append(lines[j].rstrip())
             words = "\n".join(block[1:]).strip()
             return f"{block[0]}\n{words}" if words else None
-        if kinds[i] in ("q", "b"):
-            return None
+        if kinds[i] in ("q", "b") and i not in kept:
+            return None  # the history starts before any delimiter: nothing was signed
     return None
 
 

@@ -113,6 +113,13 @@ ATTRIBUTIONS = [
     ("cs", "Dne pá 3. 5. 2024 10:00 uživatel Help Desk <help@example.test> napsal:"),
     ("ru-mailru", "Пятница, 3 мая 2024, 10:00 +03:00 от Help Desk <help@example.test>:"),
     ("yandex", '03.05.2024, 10:00, "Help Desk" <help@example.test>:'),
+    ("pl-apple", "Wiadomość napisana przez Help Desk <help@example.test> w dniu 03.05.2024, o godz. 10:00:"),
+    ("cs-apple", "3. 5. 2024 v 10:00, Help Desk <help@example.test>:"),
+    ("ru-thunderbird", "03.05.2024 10:00, Help Desk пишет:"),
+    ("hu-thunderbird", "2024. 05. 03. 10:00 keltezéssel, Help Desk írta:"),
+    ("sv-thunderbird", "Den 2024-05-03 kl. 10:00, skrev Help Desk:"),
+    ("zh-thunderbird", "在 2024/5/3 10:00, Help Desk 写道:"),
+    ("ko-gmail", "2024년 5월 3일 (금) 오전 10:00, Help Desk <help@example.test>님이 작성:"),
 ]
 
 
@@ -206,6 +213,13 @@ def test_inline_answers_cut_the_trailing_history() -> None:
     )
 
 
+def test_signature_under_an_inline_answer_is_reported() -> None:
+    text = INLINE.replace("Thanks, Ann\n", "-- \nAnn Example, Example Ltd\n\n> Kind regards,\n> Help Desk\n")
+    got = read(text)
+    assert got.text.endswith("Blue, the large one.")
+    assert (got.signature, got.style) == ("--\nAnn Example, Example Ltd", "inline")
+
+
 def test_inline_answers_with_bar_quotes() -> None:
     text = "| What is your order number?\nA-12345\n| Which colour?\nBlue.\n"
     got = read(text)
@@ -275,6 +289,11 @@ FORWARDS = [
            "Til: anna@example.com"),
     ("no", "---------- Videresendt melding ---------\nFra: Butikk <shop@example.com>\nDato: fre. 3. mai 2024 kl. 10:00\n"
            "Emne: Din ordre\nTil: <anna@example.com>"),
+    ("fi-apple", "Välitetty viesti alkaa:\n\nLähettäjä: Kauppa <shop@example.com>\nAihe: Tilaus\nPäivämäärä: 3.5.2024 klo 10.00\n"
+                 "Vastaanottaja: anna@example.com"),
+    ("hu-apple", "Továbbított levél kezdete:\n\nFeladó: Bolt <shop@example.com>\nTárgy: Rendelés\nDátum: 2024. május 3. 10:00\n"
+                 "Címzett: anna@example.com"),
+    ("zh-qq", "以下是转发的邮件：\n\n发件人：商店 <shop@example.com>\n主题：订单\n收件人：anna@example.com"),
     ("outlook", "-----Original Message-----\nFrom: Shop [mailto:shop@example.com]\nSent: Friday, May 3, 2024 10:00 AM\n"
                 "To: Ann\nSubject: Your order"),
 ]
