@@ -9,7 +9,7 @@ from __future__ import annotations
 from mailgate.mail import quote_select
 from mailgate.mail.quote_html import html_without_quotes, quoted_html_text
 from mailgate.mail.quote_select import Cut
-from mailgate.mail.text import HTML_LAYOUT_LIMIT
+from mailgate.mail.text import HTML_LAYOUT_LIMIT, strip_tags
 
 __all__ = ["Cut", "new_text", "read", "reply_text"]
 
@@ -51,7 +51,11 @@ def read(text: str, html: str | None = None) -> Cut:
 def _from_html(html: str, plain: Cut) -> Cut:
     """The cut from the HTML: an inline answer between blockquotes, else the text outside the quote containers."""
     try:
-        quoted = quoted_html_text(html)
+        # Laying the HTML out again costs as much as the first time; it can only help when words
+        # follow a blockquote (an answer between quotes) or when the text part showed no quote.
+        last = html.lower().rfind("</blockquote")
+        worth = last >= 0 and (plain.style == "none" or bool(strip_tags(html[last:]).strip()))
+        quoted = quoted_html_text(html) if worth else None
         by_blockquote = quote_select.read(quoted[:_WINDOW]) if quoted is not None else _NOTHING
         if by_blockquote.style == "inline":
             # Apple Mail and Thunderbird answer between <blockquote type="cite"> parts; their text
