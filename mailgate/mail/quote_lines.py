@@ -1,8 +1,9 @@
 """Give every line of a mail a kind: empty, text, quoted, boundary, signature delimiter, mobile signature.
 
-  e empty · t text · q quoted (">", or "|" as some Usenet-era and webmail clients quote) · b boundary: attribution ("On … wrote:"), separator
+  e empty · t text · q quoted (">", or "| " as some webmail and Usenet-era clients quote) ·
+  b boundary: attribution ("On … wrote:", "2013/7/20 Ann <ann@example.com>"), separator
   ("-----Original Message-----"), header block ("From:/Sent:/To:") · s signature delimiter
-  ("-- ", "__________") · m mobile signature ("Sent from my iPhone").
+  ("-- ", "__________") · m mobile or app sign-off ("Sent from my iPhone", "Lähetetty iPhonesta").
 
 Work is line by line with bounded windows; no regex ever sees more than one short line or a
 joined attribution of at most _MAX_ATTRIBUTION characters, so 750 KB quotes stay linear.

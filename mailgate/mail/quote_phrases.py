@@ -1,4 +1,4 @@
-"""Per-language phrase tables that mark where quoted history and signatures begin in a reply."""
+"""Every language's phrase table in one place, and the markers no language owns (dates, links, HTML containers)."""
 
 from __future__ import annotations
 
