@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailgate.mail.parse import parse
 from mailgate.mail.quotes import read, reply_text
 
 ANSWER = "Yes, Tuesday at ten works for us.\nWe will bring the old router."
@@ -319,3 +320,38 @@ def test_plain_mail_has_no_quote_style() -> None:
 def test_all_quote_mail_is_kept_whole_with_nothing_reported() -> None:
     got = read(HISTORY)
     assert (got.text, got.style) == (HISTORY, "none")
+
+
+# --- through the parser: the HTML as sent, the fields an operator sees -----------------------
+
+
+def _html_mail(html: str) -> bytes:
+    head = (
+        "From: Ann <ann@example.com>\r\nTo: help@example.test\r\nSubject: Re: Visit\r\n"
+        "Message-ID: <reply-1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    )
+    return (head + html).encode()
+
+
+def test_outlook_mobile_html_reply() -> None:
+    html = (
+        '<html><body><div dir="ltr">Thanks, got it.</div><div dir="ltr"><br></div>'
+        '<div id="ms-outlook-mobile-signature"><div dir="ltr">Get <a href="https://aka.ms/o0ukef">Outlook for iOS</a>'
+        '</div></div><hr style="display:inline-block;width:98%" tabindex="-1"><div id="divRplyFwdMsg" dir="ltr">'
+        "<b>From:</b> Help Desk &lt;help@example.test&gt;<br><b>Sent:</b> Friday, May 3, 2024 10:00:00 AM<br>"
+        "<b>To:</b> Ann<br><b>Subject:</b> Visit<div>&nbsp;</div></div><div>Would Tuesday suit you?</div></body></html>"
+    )
+    mail = parse(_html_mail(html))
+    assert (mail.reply_text, mail.quote_style) == ("Thanks, got it.", "top")
+    assert mail.signature is not None and mail.signature.startswith("Get Outlook for iOS")
+
+
+def test_gmail_quote_container_is_read_before_sanitizing() -> None:
+    # Sanitizing drops the class attribute; the attribution here is in a language without a table.
+    html = (
+        '<div dir="ltr">ขอบคุณครับ ใช้งานได้แล้ว</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
+        "เมื่อ ศ. 3 พ.ค. 2567 Help Desk เขียนว่า</div><div>ใช้งานได้หรือยังครับ</div></div>"
+    )
+    mail = parse(_html_mail(html))
+    assert mail.reply_text == "ขอบคุณครับ ใช้งานได้แล้ว"
+    assert mail.html is not None and "gmail_quote" not in mail.html
