@@ -133,6 +133,8 @@ class ParsedMail:
     bounce_of: str | None  # for a bounce: the Message-ID it reports on, when known
     defects: tuple[str, ...]
     headers: tuple[tuple[str, str], ...]  # every header, name as sent, value decoded
+    signature: str | None = None  # the sign-off cut from reply_text ("Sent from my iPhone", a "-- " block)
+    quote_style: str = "none"  # where the quoted history sat: top, bottom, inline (kept between answers), none
 
     def header(self, name: str) -> str | None:
         """The first header of that name (case-insensitive), or None."""

@@ -29,6 +29,8 @@ def parsed_to_json(p: ParsedMail) -> dict[str, object]:
         "text": p.text,
         "html": p.html,
         "reply_text": p.reply_text,
+        "signature": p.signature,  # what was cut as a sign-off, so an operator sees why text is missing
+        "quote_style": p.quote_style,
         "attachments": [a.to_json() for a in p.attachments],
         "kind": p.kind.value,
         "bounce_of": p.bounce_of,
@@ -69,6 +71,7 @@ def format_text(p: ParsedMail) -> str:
     lines.append(
         f"Body:        {len(p.text)} chars text" + (f", {len(p.html)} chars HTML" if p.html is not None else "")
     )
+    lines.append(f"Quote:       {p.quote_style}" + (f"; signature cut: {p.signature!r}" if p.signature else ""))
     lines.append("")
     lines.append(p.reply_text)
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from mailgate.mail.classify import Signals, classify, original_message_id
 from mailgate.mail.flowed import unflow
 from mailgate.mail.headers import content_key, generated_message_id
 from mailgate.mail.mime import MAX_DEPTH, header, parse_bytes
+from mailgate.mail.quote_select import Cut
 from mailgate.mail.text import HTML_LAYOUT_LIMIT, html_to_text, sanitize_html, strip_tags, too_deep, visible_name
 from mailgate.models import Address, Attachment, MailKind, ParsedMail
 
@@ -126,13 +127,16 @@ def _parse(raw: bytes) -> ParsedMail:
 
     safe_html = sanitize_html(html) if html is not None else None
     try:
-        reply = quotes.reply_text(text, safe_html)
+        # The HTML as sent: sanitizing drops the class and id attributes that mark quote
+        # containers (Gmail's "gmail_quote", Outlook's "divRplyFwdMsg"); only text comes out here.
+        reply = quotes.read(text, html)
     except Exception as exc:  # another module's bug must not lose the mail
         defects.append(f"ReplyTextError:{type(exc).__name__}")
-        reply = text
+        reply = Cut(text, None, "none")
 
-    return _mail(heads, text=text, html=safe_html, reply_text=reply, attachments=tuple(walk.attachments),
+    mail = _mail(heads, text=text, html=safe_html, reply_text=reply.text, attachments=tuple(walk.attachments),
                  kind=kind, bounce_of=bounce_of, defects=walk.defects + defects)  # fmt: skip
+    return dataclasses.replace(mail, signature=reply.signature, quote_style=reply.style)
 
 
 def _mail(
@@ -227,6 +231,7 @@ def _storable(mail: ParsedMail) -> ParsedMail:
         text=scrub(mail.text),
         html=scrub(mail.html) if mail.html is not None else None,
         reply_text=scrub(mail.reply_text),
+        signature=scrub(mail.signature) if mail.signature is not None else None,
         attachments=tuple(
             dataclasses.replace(
                 a,

@@ -1,8 +1,9 @@
 """Give every line of a mail a kind: empty, text, quoted, boundary, signature delimiter, mobile signature.
 
-  e empty · t text · q quoted (">") · b boundary: attribution ("On … wrote:"), separator
+  e empty · t text · q quoted (">", or "| " as some webmail and Usenet-era clients quote) ·
+  b boundary: attribution ("On … wrote:", "2013/7/20 Ann <ann@example.com>"), separator
   ("-----Original Message-----"), header block ("From:/Sent:/To:") · s signature delimiter
-  ("-- ", "__________") · m mobile signature ("Sent from my iPhone").
+  ("-- ", "__________") · m mobile or app sign-off ("Sent from my iPhone", "Lähetetty iPhonesta").
 
 Work is line by line with bounded windows; no regex ever sees more than one short line or a
 joined attribution of at most _MAX_ATTRIBUTION characters, so 750 KB quotes stay linear.
@@ -22,8 +23,8 @@ _MAX_HEADER_BLOCK = 16  # From/Sent/To/Cc/Subject with wrapped values fit; bound
 
 
 def _norm(s: str) -> str:
-    """Casefolded, whitespace collapsed, French " :" as ":", curly apostrophes straight."""
-    s = " ".join(s.replace("’", "'").casefold().split())
+    """Casefolded, whitespace collapsed, French " :" and full-width "：" as ":", curly apostrophes straight."""
+    s = " ".join(s.replace("’", "'").replace("：", ":").casefold().split())
     return s.replace(" :", ":")
 
 
@@ -31,12 +32,19 @@ def _alternation(words: Sequence[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
 
 
+def _phrase(spaced: Sequence[str], unspaced: Sequence[str]) -> str:
+    """Spaced languages' phrases after a word boundary; Chinese and Japanese ones after anything."""
+    return rf"(?:(?<!\w)(?:{_alternation(spaced)})" + (rf"|(?:{_alternation(unspaced)})" if unspaced else "") + ")"
+
+
 _TABLES = P.PHRASES.values()
 _WROTE = [_norm(w) for t in _TABLES for w in t.wrote]
 _INSIDE = [_norm(w) for t in _TABLES for w in t.wrote_inside]
-_WROTE_END = re.compile(rf"(?<!\w)(?:{_alternation(_WROTE)}):$")
+_SPACED = [_norm(w) for lang, t in P.PHRASES.items() if lang not in P.UNSPACED for w in t.wrote]
+_UNSPACED = [_norm(w) for lang, t in P.PHRASES.items() if lang in P.UNSPACED for w in t.wrote]
+_WROTE_END = re.compile(rf"{_phrase(_SPACED, _UNSPACED)}:$")
 # Zoho: "---- On Tue, 22 Dec 2015 … Sam wrote ----" has no colon; only trusted after a lead.
-_WROTE_BARE_END = re.compile(rf"(?<!\w)(?:{_alternation(_WROTE)})$")
+_WROTE_BARE_END = re.compile(rf"{_phrase(_SPACED, _UNSPACED)}$")
 _WROTE_INSIDE = re.compile(rf"(?<!\w)(?:{_alternation(_INSIDE)})(?!\w)")
 # Raw lines may hold no-break spaces ("a\u00a0écrit\u00a0:"), so spaces in phrases match any space.
 _HINT = re.compile(
@@ -48,6 +56,12 @@ _GMAIL_DATE = re.compile(P.GMAIL_DATE_ATTRIBUTION)
 _HEADER_ROLE = {_norm(k): role for t in _TABLES for role, keys in t.headers.items() for k in keys}
 _SEPARATORS = frozenset(_norm(s) for t in _TABLES for s in t.separators)
 _MOBILE = re.compile("|".join(f"(?:{m})" for t in _TABLES for m in t.mobile), re.IGNORECASE)
+_TRAILING_LINK = re.compile(P.TRAILING_LINK)
+_LINK_ONLY = re.compile(r"<?https?://\S{1,300}>?")
+_DATE_FIRST = re.compile(rf"(?:{P.DATE_FIRST})[^@<>\n]{{0,80}}?<?[^\s<>@]{{1,64}}@[^\s<>@]{{1,255}}>?:?")
+_DATE_FIRST_START = re.compile(P.DATE_FIRST)
+_DATED_SENDER = re.compile(P.DATED_SENDER)
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 _TAIL = max(map(len, _WROTE)) + 4  # enough of a line's end to hold any phrase, ":" and a boundary
 _DIGIT = re.compile(r"\d")
 
@@ -71,18 +85,25 @@ def classify_lines(lines: list[str]) -> list[str]:
             kinds[i] = "q"
         elif len(line) > _LONG_LINE:
             continue
+        elif line.startswith("|") and "|" not in line.lstrip("| "):
+            # "| quoted line" (Outlook Express add-ons, some webmails); a table row or an ASCII
+            # box has more bars than the leading ones and stays text.
+            kinds[i] = "q"
         elif _is_separator(line):
             kinds[i] = "b"
         elif line == "--" or (len(line) >= 5 and not line.strip("_")):  # "-- " once stripped
             kinds[i] = "s"
-        elif len(line) <= 100 and _MOBILE.fullmatch(line):
+        elif _is_mobile(line):
             kinds[i] = "m"
+        elif i > 0 and kinds[i - 1] == "m" and _LINK_ONLY.fullmatch(line):
+            kinds[i] = "m"  # "Sent from Outlook Mobile" with its link wrapped onto the next line
         elif _GMAIL_DATE.match(line):
             kinds[i] = "b"
             if i + 1 < n and kinds[i + 1] == "t" and lines[i + 1].rstrip().endswith(":") and len(lines[i + 1]) < 120:
                 kinds[i + 1] = "b"  # "…GMT+02:00 Long Name <\nnotifications@example.org>:"
     _mark_header_blocks(lines, kinds)
     _mark_attributions(lines, kinds)
+    _mark_date_first(lines, kinds)
     _mark_rules_before_boundaries(lines, kinds)
     return kinds
 
@@ -95,15 +116,25 @@ def _is_quoted_wrote(line: str) -> bool:
     return rest == ":" or bool(_WROTE_END.search(rest))
 
 
-def _is_separator(line: str) -> bool:
-    if "--" not in line and "__" not in line and not line.endswith(":"):
+def _is_mobile(line: str) -> bool:
+    """A mobile or app sign-off ("Sent from my iPad"), its link and full stop set aside."""
+    if len(line) > 400:
         return False
-    words = _norm(line.strip(" -_=*:>"))
+    if len(line) > 20 and (line.endswith((">", ")", "]")) or "://" in line):
+        line = _TRAILING_LINK.sub("", line)
+    line = line.rstrip(" .!")
+    return 0 < len(line) <= 100 and bool(_MOBILE.fullmatch(line))
+
+
+def _is_separator(line: str) -> bool:
+    if "--" not in line and "__" not in line and not line.endswith((":", "：")):
+        return False
+    words = _norm(line.replace("：", ":").strip(" -_=*:>"))
     return words in _SEPARATORS
 
 
 def _header_role(line: str) -> str | None:
-    head, colon, _ = line[:40].partition(":")
+    head, colon, _ = line[:40].replace("：", ":").partition(":")
     if not colon:
         return None
     return _HEADER_ROLE.get(_norm(head.strip(" *\t>")))
@@ -156,7 +187,7 @@ def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
     for j in range(n):
         if kinds[j] != "t":
             continue
-        end = lines[j].strip().rstrip(" -*")
+        end = lines[j].strip().rstrip(" -*").replace("：", ":")
         # The phrase must end the line, so its tail is enough (as in _is_attribution).
         if not end.endswith(":") and not _WROTE_BARE_END.search(_norm(end)[-_TAIL:]):
             continue
@@ -241,3 +272,31 @@ def _mark_rules_before_boundaries(lines: list[str], kinds: list[str]) -> None:
             j += 1
         if j < n and kinds[j] == "b":
             kinds[i] = "b"
+
+
+def _mark_date_first(lines: list[str], kinds: list[str]) -> None:
+    """Mark attributions without a verb: "2013/7/20 Ann <ann@example.com>", then the quote.
+
+    Without a colon at its end such a line is an attribution only when quoted lines follow.
+    A line with a year and a time that ends in "<address>:" is one too, date first or not (mail.ru:
+    "Среда, 5 июня 2013, 13:20 +04:00 от Ann <ann@example.com>:").
+    """
+    n = len(lines)
+    for i in range(n):
+        if kinds[i] != "t" or len(lines[i]) > 300:
+            continue
+        line = lines[i].translate(_NOISE).strip()
+        if line.endswith((">:", ">：")) and _YEAR.search(line) and _DATED_SENDER.fullmatch(line.replace("：", ":")):
+            kinds[i] = "b"
+            continue
+        if not line[:1].isdigit() or not _DATE_FIRST_START.match(line):
+            continue
+        end = i
+        if line.endswith("<") and i + 1 < n and kinds[i + 1] == "t" and len(lines[i + 1]) < 300:
+            end = i + 1  # "2013/7/20 Ann Example <" / "ann@example.com>" wrapped by the client
+            line += lines[i + 1].strip()
+        if not _DATE_FIRST.fullmatch(line.replace("：", ":")):
+            continue
+        if line.endswith((":", "：")) or _quote_follows(kinds, end):
+            for k in range(i, end + 1):
+                kinds[k] = "b"

@@ -7,6 +7,7 @@ rest; a quote followed by more text is an inline reply and kept.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from mailgate.mail import quote_phrases as P
 from mailgate.mail.quote_lines import classify_lines
@@ -14,14 +15,62 @@ from mailgate.mail.quote_lines import classify_lines
 _DASH_SIGNOFF = re.compile(P.DASH_SIGNOFF)
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The new words of a text, the sign-off cut from them, and where the quoted history sat."""
+
+    text: str
+    signature: str | None  # the mobile line, "-- " block or "-Ann" sign-off that was cut
+    style: str  # top (new words above the history), bottom (below it), inline (between), none
+
+
 def cut(text: str, *, answering: bool = False, keep_signature: bool = False) -> str:
     """The new words of a text: its lines classified, then selected, then a trailing sign-off dropped."""
+    return read(text, answering=answering, keep_signature=keep_signature).text
+
+
+def read(text: str, *, answering: bool = False, keep_signature: bool = False) -> Cut:
+    """The cut of a text with the reasons an operator needs: what signature went, which quote style."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kinds = classify_lines(lines)
     keep = select(kinds, answering=answering, keep_signature=keep_signature)
     kept = [lines[i].rstrip() for i in keep]
-    kept = drop_signoff(kept)
-    return "\n".join(kept).strip()
+    trimmed = drop_signoff(kept)
+    signoff = "\n".join(kept[len(trimmed):]).strip() or None
+    signature = _signature(lines, kinds, set(keep)) or signoff
+    return Cut("\n".join(trimmed).strip(), signature, style(kinds, keep))
+
+
+def style(kinds: list[str], keep: list[int]) -> str:
+    """Where the quoted history sits relative to the kept lines."""
+    history = [i for i, k in enumerate(kinds) if k in ("q", "b")]
+    if not history or not keep:
+        return "none"
+    if any(kinds[i] == "q" for i in keep):
+        return "inline"
+    return "bottom" if history[0] < keep[0] else "top"
+
+
+def _signature(lines: list[str], kinds: list[str], kept: set[int]) -> str | None:
+    """The sign-off that was cut: mobile lines wherever they are, else the block under "-- "."""
+    mobile = [lines[i].strip() for i, k in enumerate(kinds) if k == "m"]
+    if mobile:
+        return "\n".join(mobile)
+    first_text = next((i for i, k in enumerate(kinds) if k == "t" and i in kept), None)
+    if first_text is None:
+        return None
+    for i in range(first_text, len(kinds)):
+        if kinds[i] == "s":
+            block = [lines[i].strip()]
+            for j in range(i + 1, len(kinds)):
+                if kinds[j] not in ("t", "e") or j in kept:
+                    break
+                block.append(lines[j].rstrip())
+            words = "\n".join(block[1:]).strip()
+            return f"{block[0]}\n{words}" if words else None
+        if kinds[i] in ("q", "b") and i not in kept:
+            return None  # the history starts before any delimiter: nothing was signed
+    return None
 
 
 def select(kinds: list[str], *, answering: bool = False, keep_signature: bool = False) -> list[int]:

@@ -8,40 +8,78 @@ from __future__ import annotations
 
 from mailgate.mail import quote_select
 from mailgate.mail.quote_html import html_without_quotes, quoted_html_text
-from mailgate.mail.text import HTML_LAYOUT_LIMIT
+from mailgate.mail.quote_select import Cut
+from mailgate.mail.text import HTML_LAYOUT_LIMIT, strip_tags
+
+__all__ = ["Cut", "new_text", "read", "reply_text"]
 
 # A reply's new text sits above its quoted history. Past this many characters only the head is
 # classified: a 30 MB log pasted into a mail took seconds per parse when every line was.
 _WINDOW = 200_000
 _HTML_LIMIT = HTML_LAYOUT_LIMIT  # larger HTML costs seconds in lxml + inscriptis; the plain text is cut instead
+_NOTHING = Cut("", None, "none")
 
 
 def reply_text(text: str, html: str | None = None) -> str:
     """The new text of a reply: no quoted history, no signature; never empty for a non-empty mail."""
+    return read(text, html).text
+
+
+def read(text: str, html: str | None = None) -> Cut:
+    """The reply's new text, the sign-off cut from it and the quote style (top, bottom, inline, none)."""
     # Each path degrades on hostile input instead of raising: the caller keeps the full body.
     try:
         if len(text) > _WINDOW:
             head = text[:_WINDOW].rsplit("\n", 1)[0]
-            cut = quote_select.cut(head)
+            got = quote_select.read(head)
             # Nothing to cut in the head: the whole mail is new text.
-            plain = cut if cut != head.strip() else text.strip()
+            plain = got if got.text != head.strip() else Cut(text.strip(), None, "none")
         else:
-            plain = quote_select.cut(text)
+            plain = quote_select.read(text)
     except Exception:
-        plain = ""
-    if html and len(html) <= _HTML_LIMIT:
+        plain = _NOTHING
+    if html and len(html) <= _HTML_LIMIT and plain.style != "inline":
+        from_html = _from_html(html, plain)
+        if from_html.text:
+            return Cut(from_html.text, from_html.signature or plain.signature,
+                       from_html.style if from_html.style != "none" else _html_style(plain))  # fmt: skip
+    if not plain.text:
+        return Cut(text.strip(), None, "none")  # all quote: nothing is cut, the mail is kept whole
+    return plain
+
+
+def _from_html(html: str, plain: Cut) -> Cut:
+    """The cut from the HTML: an inline answer between blockquotes, else the text outside the quote containers."""
+    try:
+        # Laying the HTML out again costs as much as the first time; it can only help when words
+        # follow a blockquote (an answer between quotes) or when the text part showed no quote.
+        last = html.lower().rfind("</blockquote")
+        worth = last >= 0 and (plain.style == "none" or bool(strip_tags(html[last:]).strip()))
+        quoted = quoted_html_text(html) if worth else None
+        by_blockquote = quote_select.read(quoted[:_WINDOW]) if quoted is not None else _NOTHING
+        if by_blockquote.style == "inline":
+            # Apple Mail and Thunderbird answer between <blockquote type="cite"> parts; their text
+            # alternative, when there is one, may not mark the quote at all.
+            return by_blockquote
         # Trust the HTML when a client-written container marks the quote: that is structure the
         # client put there, independent of language, while the text path guesses from phrases.
         # Without such a container the text part is better (the sender's own line breaks, no
         # HTML→text artefacts), so it wins.
-        try:
-            html_text = html_without_quotes(html)
-            from_html = quote_select.cut(html_text) if html_text is not None else ""
-        except Exception:
-            from_html = ""
-        if from_html:
-            return from_html
-    return plain or text.strip()
+        html_text = html_without_quotes(html)
+        if html_text is not None:
+            return quote_select.read(html_text)
+        if by_blockquote.style == "top" and plain.style == "none":
+            # A plain <blockquote> under the new words, in a client or language the phrase tables
+            # do not know (the text made from such HTML has no ">" to go by): the quoted history.
+            return by_blockquote
+        return _NOTHING
+    except Exception:
+        return _NOTHING
+
+
+def _html_style(plain: Cut) -> str:
+    """The style when an HTML container was cut: the text part's, or "top" (the container was below)."""
+    return plain.style if plain.style != "none" else "top"
 
 
 def new_text(text: str, html: str | None = None, *, keep_signature: bool = False) -> str:

@@ -293,10 +293,10 @@ def test_uuencoded_body_becomes_attachment() -> None:
 
 
 def test_reply_text_errors_do_not_sink_the_parse(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(text: str, html: str | None = None) -> str:
+    def broken(text: str, html: str | None = None) -> quotes.Cut:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(quotes, "reply_text", broken)
+    monkeypatch.setattr(quotes, "read", broken)
     p = parse(mail(b"", b"hello\r\n"))
     assert p.reply_text == p.text == "hello\n"
     assert "ReplyTextError:RuntimeError" in p.defects
