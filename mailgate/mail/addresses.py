@@ -40,7 +40,7 @@ def addresses(name: str, value: str | None, defects: list[str]) -> tuple[tuple[A
         parsed = default_policy.header_factory(name, value)
         strict: list[Address] = []
         for addr in parsed.addresses:
-            spec = f"{addr.username}@{addr.domain}" if addr.domain else addr.username
+            spec = addr_spec(addr.username, addr.domain)
             if spec.strip():
                 strict.append(Address(_name(addr.display_name), spec.strip()))
         # CVE-2023-27043: only policy.default sees that "a@x)<b@y>" is not one clean mailbox.
@@ -65,7 +65,31 @@ def lenient_addresses(value: str) -> tuple[Address, ...]:
         pairs = getaddresses([value])
     except Exception:
         return ()
-    return tuple(Address(_name(n), a.strip()) for n, a in pairs if a.strip())
+    return tuple(Address(_name(n), _requoted(a.strip())) for n, a in pairs if a.strip())
+
+
+_DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+
+
+def addr_spec(local: str, domain: str) -> str:
+    """local@domain as RFC 5322 section 3.4.1 writes it: a local part that is no dot-atom stays quoted.
+
+    The parsers hand back the local part unquoted; '"First Last"@example.com' joined bare becomes
+    "First Last@example.com", another (undeliverable) mailbox.
+    """
+    if local and not _DOT_ATOM.fullmatch(local):
+        local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{local}@{domain}" if domain else local
+
+
+def _requoted(spec: str) -> str:
+    # getaddresses() unquotes too; only a spec with one "@" and a local part needing quotes changes.
+    local, at, domain = spec.rpartition("@")
+    if not at or not local or (" " not in local and '"' not in local and _DOT_ATOM.fullmatch(local)):
+        return spec
+    if local.startswith('"') and local.endswith('"') and len(local) > 1:
+        return spec
+    return addr_spec(local, domain)
 
 
 def _name(display: str) -> str:

@@ -8,6 +8,8 @@ import codecs
 import functools
 import re
 
+from mailgate.mail.charset_guess import best_of_family, family, mojibake
+
 # Labels seen in real mail that Python's codec registry does not know, or knows as a narrower
 # charset than the sender really used. Supersets win: Outlook labels cp949 text "ks_c_5601-1987",
 # Windows labels cp932 text "shift_jis", and GB2312/GBK bodies routinely contain GB18030-only
@@ -163,16 +165,30 @@ def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) 
         defect = f"UnknownCharset:{_short(label)}"
     if codec is not None and codec not in _ASCII_LABELS:
         try:
-            return data.decode(codec), None
+            text = data.decode(codec)
         except UnicodeError:
             pass
         except LookupError:
             codec = None
+        else:
+            if not family(codec) or mojibake(text) < 0.2:
+                return text, None
+            # Decoded, but to text no person wrote (EUC-JP bytes under a Shift_JIS label).
+            other = best_of_family(data, codec, text)
+            if other is None:
+                return text, None
+            return other[0], f"CharsetMislabelled:{codec}>{other[1]}"
         # A mislabelled part (declared latin-1, really utf-8) is common from web forms.
         try:
             return data.decode("utf-8"), defect
         except UnicodeDecodeError:
             pass
+        if codec is not None:
+            # Japanese mail labelled ISO-2022-JP but written in Shift_JIS (Windows clients, KDDI and
+            # docomo gateways) fails the label; its family reads it the way mail clients do.
+            other = best_of_family(data, codec)
+            if other is not None:
+                return other[0], f"CharsetMislabelled:{codec}>{other[1]}"
         if codec == "cp1252":
             # Labelled latin-1 text with one of the five bytes cp1252 leaves undefined.
             return data.decode("latin-1"), defect
@@ -197,6 +213,9 @@ def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) 
             return data.decode(other), defect
         except (UnicodeError, LookupError):
             pass
+        guessed = best_of_family(data, other)
+        if guessed is not None:
+            return guessed[0], defect
     try:
         return data.decode("cp1252"), defect
     except UnicodeDecodeError:
