@@ -174,10 +174,10 @@ def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) 
             if not family(codec) or mojibake(text) < 0.2:
                 return text, None
             # Decoded, but to text no person wrote (EUC-JP bytes under a Shift_JIS label).
-            other = best_of_family(data, codec, text)
-            if other is None:
+            real = best_of_family(data, codec, text)
+            if real is None:
                 return text, None
-            return other[0], f"CharsetMislabelled:{codec}>{other[1]}"
+            return real[0], f"CharsetMislabelled:{codec}>{real[1]}"
         # A mislabelled part (declared latin-1, really utf-8) is common from web forms.
         try:
             return data.decode("utf-8"), defect
@@ -186,9 +186,9 @@ def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) 
         if codec is not None:
             # Japanese mail labelled ISO-2022-JP but written in Shift_JIS (Windows clients, KDDI and
             # docomo gateways) fails the label; its family reads it the way mail clients do.
-            other = best_of_family(data, codec)
-            if other is not None:
-                return other[0], f"CharsetMislabelled:{codec}>{other[1]}"
+            real = best_of_family(data, codec)
+            if real is not None:
+                return real[0], f"CharsetMislabelled:{codec}>{real[1]}"
         if codec == "cp1252":
             # Labelled latin-1 text with one of the five bytes cp1252 leaves undefined.
             return data.decode("latin-1"), defect
