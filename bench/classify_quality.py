@@ -4,7 +4,9 @@ Run: python bench/classify_quality.py [--corpus DIR] [--misses]
 Shares printed: sisimai bounces read as bounces (bsd/ by its labels, dos/ by its file names),
 maildir/not/ read as not-bounce, vacation replies read as auto-replies, ARF reports read as
 auto-replies; flufl.bounce files read as bounces, and the share whose bounced addresses (the
-label's, lowercased) all appear among the recipients we extract. The last line is one JSON object.
+label's, lowercased) all appear among the recipients we extract (and the share that match
+exactly), and the share of labelled sisimai bounces where we find at least as many recipients
+as the label lists. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -58,13 +60,22 @@ def measure(corpus: Path, misses: bool) -> dict[str, Any]:
         "delivered": lambda k: k is not MailKind.BOUNCE,
     }
     counts: dict[str, list[int]] = {c: [0, 0] for c in wanted}
+    s_rcpt = [0, 0]
     for path in sorted(p for p in (sisimai / "maildir").rglob("*") if p.is_file()):
         key = str(path.relative_to(sisimai))
         if key.startswith("maildir/bsd/") and key not in labels:
             continue
         category = _category(key, labels.get(key))
-        kind = parse(path.read_bytes()).kind
+        raw = path.read_bytes()
+        kind = parse(raw).kind
         ok = wanted[category](kind)
+        entries = labels.get(key)
+        if category == "bounce" and isinstance(entries, list) and bounced_recipients is not None:
+            found = len(bounced_recipients(raw))
+            s_rcpt[0] += found >= len(entries)
+            s_rcpt[1] += 1
+            if misses and found < len(entries):
+                print(f"miss sisimai rcpt {key} want={len(entries)} got={found}")
         counts[category][0] += ok
         counts[category][1] += 1
         if misses and not ok:
@@ -73,6 +84,7 @@ def measure(corpus: Path, misses: bool) -> dict[str, Any]:
     flabels: dict[str, Any] = json.loads((flufl / "_labels.json").read_text(encoding="utf-8"))
     f_kind = [0, 0]
     f_addr = [0, 0]
+    f_exact = 0
     for path in sorted(p for p in flufl.iterdir() if p.is_file() and p.name != "_labels.json"):
         raw = path.read_bytes()
         kind = parse(raw).kind
@@ -85,6 +97,7 @@ def measure(corpus: Path, misses: bool) -> dict[str, Any]:
             continue
         got = {a.lower() for a in bounced_recipients(raw)}
         f_addr[0] += expected <= got
+        f_exact += expected == got
         f_addr[1] += 1
         if misses and not expected <= got:
             print(f"miss flufl rcpt {path.name} want={sorted(expected)} got={sorted(got)}")
@@ -94,6 +107,9 @@ def measure(corpus: Path, misses: bool) -> dict[str, Any]:
     result["flufl_bounce_n"] = f_kind[1]
     result["flufl_recipients"] = _share(*f_addr) if bounced_recipients is not None else None
     result["flufl_recipients_n"] = f_addr[1]
+    result["flufl_recipients_exact"] = _share(f_exact, f_addr[1])
+    result["sisimai_recipients"] = _share(*s_rcpt) if bounced_recipients is not None else None
+    result["sisimai_recipients_n"] = s_rcpt[1]
     return result
 
 
