@@ -69,10 +69,10 @@ FORMATS: tuple[Format, ...] = (
            re.compile(r"^the following message to <|an error occurred while trying to deliver", re.I | re.M)),
     Format("amazonses", "x-aws-outgoing", re.compile(r"."),
            re.compile(r"^the following message to <|an error occurred while trying to deliver", re.I | re.M)),
-    Format("interscanmss", "from", re.compile(r"interscan", re.I),
+    Format("interscanmss", "from", re.compile(r"^\W*interscan\b", re.I),  # the display name
            re.compile(r"could not be delivered|unable to deliver|\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093|"
                       r"\u914d\u4fe1\u306b\u5931\u6557", re.I)),
-    Format("kddi", "from", re.compile(r"no-reply@[\w.-]*\.dion\.ne\.jp|@[\w.-]*(ezweb\.ne\.jp|au\.com)\b", re.I),
+    Format("kddi", "from", re.compile(r"no-reply@[\w.-]*\.dion\.ne\.jp", re.I),
            re.compile(r"^\s*could not be delivered to:|^your mail (sent|attempted to be delivered) on:", re.I | re.M)),
     Format("kddi", "reply-to", re.compile(r"no-reply@app\.auone-net\.jp", re.I),
            re.compile(r"^\s*could not be delivered to:|^your mail (sent|attempted to be delivered) on:", re.I | re.M)),

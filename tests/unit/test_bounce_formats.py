@@ -201,8 +201,16 @@ def test_hotmail_complaint_is_a_notice() -> None:
         # A person whose mail server is called InterScan in name only, writing normally.
         b"From: Ken <ken@interscan.example.org>\nTo: support@help.example.com\nSubject: Invoice\n"
         b"Message-ID: <p3@interscan.example.org>\n\nPlease send the invoice again.\n",
+        # ... even when the subject and body talk about failed deliveries.
+        b"From: Ken <ken@interscan.example.org>\nTo: support@help.example.com\n"
+        b"Subject: Parcel could not be delivered\nMessage-ID: <p4@interscan.example.org>\n\n"
+        b"The courier says my parcel could not be delivered. Can you send it again?\n",
+        # A customer of a Japanese carrier writing from the carrier's own domain.
+        b"Received: from mx02.ezweb.ne.jp (mx02.ezweb.ne.jp [192.0.2.10])\n\tby mx.help.example.com\n"
+        b"From: taro@ezweb.example.jp\nTo: support@help.example.com\nSubject: Mail\n"
+        b"Message-ID: <p5@ezweb.example.jp>\n\nYour mail sent on Monday arrived, thank you.\n",
     ],
-    ids=["forwarded", "no-reply-words", "interscan-name"],
+    ids=["forwarded", "no-reply-words", "interscan-name", "interscan-words", "carrier-customer"],
 )
 def test_people_writing_about_bounces_are_messages(raw: bytes) -> None:
     assert parse(raw).kind is MailKind.MESSAGE
