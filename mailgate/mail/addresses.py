@@ -42,7 +42,7 @@ def addresses(name: str, value: str | None, defects: list[str]) -> tuple[tuple[A
         for addr in parsed.addresses:
             spec = addr_spec(addr.username, addr.domain)
             if spec.strip():
-                strict.append(Address(_name(addr.display_name), spec.strip()))
+                strict.append(_unbracketed(Address(_name(addr.display_name), spec.strip()), value))
         # CVE-2023-27043: only policy.default sees that "a@x)<b@y>" is not one clean mailbox.
         # Obsolete-but-unambiguous syntax (a period in a display name) still counts as clean.
         serious = [d for d in parsed.defects if type(d).__name__ != "ObsoleteHeaderDefect"]
@@ -65,7 +65,8 @@ def lenient_addresses(value: str) -> tuple[Address, ...]:
         pairs = getaddresses([value])
     except Exception:
         return ()
-    return tuple(Address(_name(n), _requoted(a.strip())) for n, a in pairs if a.strip())
+    found = (Address(_name(n), _requoted(a.strip())) for n, a in pairs if a.strip())
+    return tuple(_unbracketed(a, value) for a in found)
 
 
 _DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
@@ -80,6 +81,17 @@ def addr_spec(local: str, domain: str) -> str:
     if local and not _DOT_ATOM.fullmatch(local):
         local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{local}@{domain}" if domain else local
+
+
+def _unbracketed(found: Address, value: str) -> Address:
+    """'John Smith john@example.com' (a name without angle brackets, as some web forms write it)
+    is John Smith at john@example.com, not the mailbox "John Smith john": the sender never quoted it."""
+    local, at, domain = found.address.rpartition("@")
+    bare = local.strip('"')
+    if not at or not any(c.isspace() for c in bare) or f'"{bare}"' in value:
+        return found
+    *words, last = bare.split()
+    return Address(found.name or " ".join(words), f"{last}@{domain}")
 
 
 def _requoted(spec: str) -> str:

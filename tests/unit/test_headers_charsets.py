@@ -116,3 +116,11 @@ def test_hostile_labels_are_still_refused(label: str) -> None:
 def test_undecodable_bytes_never_raise() -> None:
     text, defect = decode_bytes(bytes(range(256)), "iso-2022-jp")
     assert isinstance(text, str) and defect is not None
+
+
+def test_name_without_angle_brackets_is_not_a_quoted_mailbox() -> None:
+    # Web forms write "Name address" with no brackets: the sender quoted nothing, so the last word
+    # is the address and the rest the name (and the mailbox is never counted as clean).
+    found, clean = addresses("From", "John Smith john.smith@example.com", [])
+    assert list(found) == [Address("John Smith", "john.smith@example.com")]
+    assert not clean
