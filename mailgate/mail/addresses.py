@@ -69,18 +69,33 @@ def lenient_addresses(value: str) -> tuple[Address, ...]:
     return tuple(_unbracketed(a, value) for a in found)
 
 
-_DOT_ATOM = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+# What makes a local part need quotes (RFC 5322 3.2.3 specials, white space, controls). Dots in
+# odd places are left alone: Japanese carriers issued "taro..hanako.@" addresses that their servers
+# and everyone else's accept unquoted; non-ASCII is plain atext under RFC 6532.
+_NEEDS_QUOTES = re.compile(r'[\s"(),:;<>@\[\]\\\x00-\x1f\x7f]')
 
 
 def addr_spec(local: str, domain: str) -> str:
-    """local@domain as RFC 5322 section 3.4.1 writes it: a local part that is no dot-atom stays quoted.
+    """local@domain as RFC 5322 section 3.4.1 writes it: a local part with specials or spaces stays quoted.
 
     The parsers hand back the local part unquoted; '"First Last"@example.com' joined bare becomes
     "First Last@example.com", another (undeliverable) mailbox.
     """
-    if local and not _DOT_ATOM.fullmatch(local):
+    if not domain:
+        return local  # no mailbox at all ("undisclosed-recipients", a bare word): shown as written
+    if local and _NEEDS_QUOTES.search(local):
         local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{local}@{domain}" if domain else local
+    return f"{local}@{domain}"
+
+
+def _requoted(spec: str) -> str:
+    # getaddresses() unquotes too; only a spec with one "@" and a local part needing quotes changes.
+    local, at, domain = spec.rpartition("@")
+    if not at or not local or not _NEEDS_QUOTES.search(local):
+        return spec
+    if local.startswith('"') and local.endswith('"') and len(local) > 1:
+        return spec
+    return addr_spec(local, domain)
 
 
 def _unbracketed(found: Address, value: str) -> Address:
@@ -92,16 +107,6 @@ def _unbracketed(found: Address, value: str) -> Address:
         return found
     *words, last = bare.split()
     return Address(found.name or " ".join(words), f"{last}@{domain}")
-
-
-def _requoted(spec: str) -> str:
-    # getaddresses() unquotes too; only a spec with one "@" and a local part needing quotes changes.
-    local, at, domain = spec.rpartition("@")
-    if not at or not local or (" " not in local and '"' not in local and _DOT_ATOM.fullmatch(local)):
-        return spec
-    if local.startswith('"') and local.endswith('"') and len(local) > 1:
-        return spec
-    return addr_spec(local, domain)
 
 
 def _name(display: str) -> str:
