@@ -24,12 +24,27 @@ from mailgate.models import Address
         ('"odd\\"quote"@example.com', [Address("", '"odd\\"quote"@example.com')]),
         # Quotes around a dot-atom are optional; without them it is the same mailbox.
         ('"ann.lee"@example.com', [Address("", "ann.lee@example.com")]),
+
     ],
 )
 def test_quoted_local_part_keeps_its_quotes(value: str, expected: list[Address]) -> None:
     found, clean = addresses("From", value, [])
     assert list(found) == expected
     assert clean
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Nothing to quote: RFC 6532 UTF-8 local parts, and the odd dots of old Japanese carrier
+        # addresses, which servers take unquoted (both still count as unclean senders).
+        ("Jürgen <jürgen@example.de>", Address("Jürgen", "jürgen@example.de")),
+        ("<taro..hanako.@docomo.example.jp>", Address("", "taro..hanako.@docomo.example.jp")),
+    ],
+)
+def test_unusual_local_parts_stay_unquoted(value: str, expected: Address) -> None:
+    found, _ = addresses("From", value, [])
+    assert list(found) == [expected]
 
 
 def test_display_names_and_groups_around_quoted_local_parts() -> None:
