@@ -24,7 +24,6 @@ from mailgate.models import Address
         ('"odd\\"quote"@example.com', [Address("", '"odd\\"quote"@example.com')]),
         # Quotes around a dot-atom are optional; without them it is the same mailbox.
         ('"ann.lee"@example.com', [Address("", "ann.lee@example.com")]),
-
     ],
 )
 def test_quoted_local_part_keeps_its_quotes(value: str, expected: list[Address]) -> None:
