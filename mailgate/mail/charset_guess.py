@@ -32,6 +32,17 @@ _MEMBERS: dict[str, tuple[str, ...]] = {
 _MOJIBAKE = re.compile("[\uff61-\uff9f\ue000-\uf8ff\x80-\x9f\ufffd]")
 
 
+# A well-formed UTF-8 multi-byte sequence. Text labelled utf-8 that fails to decode but holds not
+# one of these was written in a legacy 8-bit charset (Outlook Express and PHP mailers sent
+# "Det h\xe4r \xe4r" under a utf-8 label); text that holds them is UTF-8 with a damaged byte.
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def legacy_under_utf8(data: bytes) -> bool:
+    """Whether bytes that failed to decode as UTF-8 hold no UTF-8 at all (so a legacy charset wrote them)."""
+    return _UTF8_SEQUENCE.search(data) is None
+
+
 def family(codec: str) -> tuple[str, ...]:
     """The codecs to try, in order, for text whose label names `codec`; empty for single-byte charsets."""
     return _MEMBERS.get(codec, ())

@@ -8,7 +8,7 @@ import codecs
 import functools
 import re
 
-from mailgate.mail.charset_guess import best_of_family, family, mojibake
+from mailgate.mail.charset_guess import best_of_family, family, legacy_under_utf8, mojibake
 
 # Labels seen in real mail that Python's codec registry does not know, or knows as a narrower
 # charset than the sender really used. Supersets win: Outlook labels cp949 text "ks_c_5601-1987",
@@ -192,6 +192,12 @@ def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) 
         if codec == "cp1252":
             # Labelled latin-1 text with one of the five bytes cp1252 leaves undefined.
             return data.decode("latin-1"), defect
+        if codec == "utf-8" and legacy_under_utf8(data):
+            # The label's family for utf-8 is what mail clients fall back to: windows-1252.
+            try:
+                return data.decode("cp1252"), "CharsetMislabelled:utf-8>cp1252"
+            except UnicodeDecodeError:
+                return data.decode("latin-1"), "CharsetMislabelled:utf-8>latin-1"
         if codec is not None:
             return data.decode(codec, errors="replace"), f"CharsetDecodeError:{codec}"
     # us-ascii, no label, or an unknown label: utf-8, then the mail's charset, then windows-1252.

@@ -138,3 +138,16 @@ def test_name_without_angle_brackets_is_not_a_quoted_mailbox() -> None:
     found, clean = addresses("From", "John Smith john.smith@example.com", [])
     assert list(found) == [Address("John Smith", "john.smith@example.com")]
     assert not clean
+
+
+def test_latin1_text_under_a_utf8_label_is_read_as_windows_1252() -> None:
+    text, defect = decode_bytes("Det här är ett meddelande – tack!".encode("cp1252"), "utf-8")
+    assert text == "Det här är ett meddelande – tack!"
+    assert defect == "CharsetMislabelled:utf-8>cp1252"
+
+
+def test_utf8_with_one_damaged_byte_stays_utf8() -> None:
+    data = "Привет, это письмо".encode() + b"\xd1" + " и конец".encode()
+    text, defect = decode_bytes(data, "UTF-8")
+    assert text.startswith("Привет, это письмо") and text.endswith(" и конец")
+    assert defect == "CharsetDecodeError:utf-8"
