@@ -40,9 +40,9 @@ def addresses(name: str, value: str | None, defects: list[str]) -> tuple[tuple[A
         parsed = default_policy.header_factory(name, value)
         strict: list[Address] = []
         for addr in parsed.addresses:
-            spec = f"{addr.username}@{addr.domain}" if addr.domain else addr.username
+            spec = addr_spec(addr.username, addr.domain)
             if spec.strip():
-                strict.append(Address(_name(addr.display_name), spec.strip()))
+                strict.append(_unbracketed(Address(_name(addr.display_name), spec.strip()), value))
         # CVE-2023-27043: only policy.default sees that "a@x)<b@y>" is not one clean mailbox.
         # Obsolete-but-unambiguous syntax (a period in a display name) still counts as clean.
         serious = [d for d in parsed.defects if type(d).__name__ != "ObsoleteHeaderDefect"]
@@ -65,7 +65,48 @@ def lenient_addresses(value: str) -> tuple[Address, ...]:
         pairs = getaddresses([value])
     except Exception:
         return ()
-    return tuple(Address(_name(n), a.strip()) for n, a in pairs if a.strip())
+    found = (Address(_name(n), _requoted(a.strip())) for n, a in pairs if a.strip())
+    return tuple(_unbracketed(a, value) for a in found)
+
+
+# What makes a local part need quotes (RFC 5322 3.2.3 specials, white space, controls). Dots in
+# odd places are left alone: Japanese carriers issued "taro..hanako.@" addresses that their servers
+# and everyone else's accept unquoted; non-ASCII is plain atext under RFC 6532.
+_NEEDS_QUOTES = re.compile(r'[\s"(),:;<>@\[\]\\\x00-\x1f\x7f]')
+
+
+def addr_spec(local: str, domain: str) -> str:
+    """local@domain as RFC 5322 section 3.4.1 writes it: a local part with specials or spaces stays quoted.
+
+    The parsers hand back the local part unquoted; '"First Last"@example.com' joined bare becomes
+    "First Last@example.com", another (undeliverable) mailbox.
+    """
+    if not domain:
+        return local  # no mailbox at all ("undisclosed-recipients", a bare word): shown as written
+    if local and _NEEDS_QUOTES.search(local):
+        local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{local}@{domain}"
+
+
+def _requoted(spec: str) -> str:
+    # getaddresses() unquotes too; only a spec with one "@" and a local part needing quotes changes.
+    local, at, domain = spec.rpartition("@")
+    if not at or not local or not _NEEDS_QUOTES.search(local):
+        return spec
+    if local.startswith('"') and local.endswith('"') and len(local) > 1:
+        return spec
+    return addr_spec(local, domain)
+
+
+def _unbracketed(found: Address, value: str) -> Address:
+    """'John Smith john@example.com' (a name without angle brackets, as some web forms write it)
+    is John Smith at john@example.com, not the mailbox "John Smith john": the sender never quoted it."""
+    local, at, domain = found.address.rpartition("@")
+    bare = local.strip('"')
+    if not at or not any(c.isspace() for c in bare) or f'"{bare}"' in value:
+        return found
+    *words, last = bare.split()
+    return Address(found.name or " ".join(words), f"{last}@{domain}")
 
 
 def _name(display: str) -> str:

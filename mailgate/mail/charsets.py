@@ -8,6 +8,8 @@ import codecs
 import functools
 import re
 
+from mailgate.mail.charset_guess import best_of_family, family, legacy_under_utf8, mojibake
+
 # Labels seen in real mail that Python's codec registry does not know, or knows as a narrower
 # charset than the sender really used. Supersets win: Outlook labels cp949 text "ks_c_5601-1987",
 # Windows labels cp932 text "shift_jis", and GB2312/GBK bodies routinely contain GB18030-only
@@ -163,19 +165,39 @@ def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) 
         defect = f"UnknownCharset:{_short(label)}"
     if codec is not None and codec not in _ASCII_LABELS:
         try:
-            return data.decode(codec), None
+            text = data.decode(codec)
         except UnicodeError:
             pass
         except LookupError:
             codec = None
+        else:
+            if not family(codec) or mojibake(text) < 0.2:
+                return text, None
+            # Decoded, but to text no person wrote (EUC-JP bytes under a Shift_JIS label).
+            real = best_of_family(data, codec, text)
+            if real is None:
+                return text, None
+            return real[0], f"CharsetMislabelled:{codec}>{real[1]}"
         # A mislabelled part (declared latin-1, really utf-8) is common from web forms.
         try:
             return data.decode("utf-8"), defect
         except UnicodeDecodeError:
             pass
+        if codec is not None:
+            # Japanese mail labelled ISO-2022-JP but written in Shift_JIS (Windows clients, KDDI and
+            # docomo gateways) fails the label; its family reads it the way mail clients do.
+            real = best_of_family(data, codec)
+            if real is not None:
+                return real[0], f"CharsetMislabelled:{codec}>{real[1]}"
         if codec == "cp1252":
             # Labelled latin-1 text with one of the five bytes cp1252 leaves undefined.
             return data.decode("latin-1"), defect
+        if codec == "utf-8" and legacy_under_utf8(data):
+            # The label's family for utf-8 is what mail clients fall back to: windows-1252.
+            try:
+                return data.decode("cp1252"), "CharsetMislabelled:utf-8>cp1252"
+            except UnicodeDecodeError:
+                return data.decode("latin-1"), "CharsetMislabelled:utf-8>latin-1"
         if codec is not None:
             return data.decode(codec, errors="replace"), f"CharsetDecodeError:{codec}"
     # us-ascii, no label, or an unknown label: utf-8, then the mail's charset, then windows-1252.
@@ -197,6 +219,9 @@ def _decode(data: bytes, label: str | None, fallback: str | None, header: bool) 
             return data.decode(other), defect
         except (UnicodeError, LookupError):
             pass
+        guessed = best_of_family(data, other)
+        if guessed is not None:
+            return guessed[0], defect
     try:
         return data.decode("cp1252"), defect
     except UnicodeDecodeError:

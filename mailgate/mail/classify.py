@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mailgate.mail import bounce_formats as bf
 from mailgate.models import MailKind
 
 
@@ -30,35 +31,10 @@ _DAEMON_FROM = re.compile(r"mailer[- ]?daemon|mail[ .-]?delivery[ .-]?(system|su
 # ... while postmaster-like local parts also write ordinary mail, so they need a second sign.
 _DAEMON_SENDER = re.compile(
     r"^(postmaster|post_master|mdaemon|mailer|mailadmin|microsoftexchange[0-9a-f]*|bounces?|"
+    r'"?system administrator"?|symantec_antivirus\w*|'
     r"mail-router|mta|sysadmin|root|nobody|noreply-dmarc)@",
     re.I,
 )
-_BOUNCE_SUBJECT = re.compile(
-    r"undeliver|undelivered|delivery status notification|delivery (status )?notification|"
-    r"returned mail|failure notice|delivery fail|mail delivery fail|delivery problem|"
-    r"could not be delivered|not delivered|non[- ]?deliver|mail system error|returned to sender|"
-    r"message (was )?not (be )?delivered|delivery report|unzustellbar|nicht zustellbar|"
-    r"non remis|no entregado|mail could not|permanent error|delivery has failed|"
-    r"rejected|warning: could not send|delayed mail|delivery delayed|delivery warning|"
-    r"mail status report|unable to deliver|undeliverable|"
-    r"\bbounce|systemmeldung|notice of delivery failure|error sending|mail error|"
-    r"fail(ed|ure)? delivery|mail failure|delivery error|errors from",
-    re.I,
-)
-# Body lines MTAs put in front of a bounce (Postfix, Sendmail, Exim, qmail, Exchange, Gmail).
-_BOUNCE_BODY = re.compile(
-    r"this is the mail system at host|the following addresses had permanent fatal errors|"
-    r"this message was created automatically by mail delivery software|"
-    r"this is the qmail-send program|delivery has failed to these recipients|"
-    r"your message could not be delivered|delivery to the following recipients? failed|"
-    r"could not be delivered to one or more recipients|i'm sorry to have to inform you|"
-    r"message could not be delivered|unable to deliver your message|"
-    r"the original message was received at|delivery to the following recipient failed|"
-    r"this is an automatically generated delivery status notification|"
-    r"mail delivery (failed|subsystem)|undeliverable|returned to sender",
-    re.I,
-)
-
 _AUTO_REPLY_SUBJECT = re.compile(
     r"out of (the )?office|automatic reply|auto(matic)?[- ]?response|auto[- ]?reply|autoreply|"
     r"^\s*auto:|abwesend|abwesenheit|automatische antwort|automaattinen vastaus|\bpoissa\b|"
@@ -96,11 +72,16 @@ _AUTO_HEADERS = frozenset(
 def classify(s: Signals) -> MailKind:
     """The kind of mail: bounce, auto-reply, bulk or a message a person wrote."""
     fields = _first_values(s.headers)
+    # A delivery report is a bounce first: failure DSNs also carry Precedence: bulk (MDaemon,
+    # list software), Auto-Submitted (RFC 3834 asks it of them) and list headers of the mail
+    # they return, so nothing below may be asked before this.
     if _is_bounce(s, fields):
-        if s.dsn_actions and all(a in ("delivered", "relayed", "expanded") for a in s.dsn_actions):
+        if s.dsn_actions and all(a in bf.SUCCESS_ACTIONS for a in s.dsn_actions):
             # A success DSN is a machine notice, not a failure to act on.
             return MailKind.AUTO_REPLY
         return MailKind.BOUNCE
+    if _is_complaint(s, fields):
+        return MailKind.AUTO_REPLY
     auto_submitted = fields.get("auto-submitted", "").strip().lower()
     precedence = fields.get("precedence", "").strip().lower()
     is_list = bool(_LIST_HEADERS.intersection(fields)) or precedence in ("list", "bulk", "junk")
@@ -130,6 +111,13 @@ def _first_values(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
     return found
 
 
+def _all_values(headers: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, value in headers:
+        found.setdefault(name.strip().lower(), []).append(value)
+    return found
+
+
 def _is_bounce(s: Signals, fields: dict[str, str]) -> bool:
     if s.content_type == "multipart/report" and s.report_type in ("delivery-status", "global-delivery-status"):
         return True
@@ -139,15 +127,31 @@ def _is_bounce(s: Signals, fields: dict[str, str]) -> bool:
         return True
     if _DAEMON_FROM.search(fields.get("from", "")):
         return True
-    subject_says = bool(_BOUNCE_SUBJECT.search(s.subject))
+    if bf.SNS_HEADER in fields:
+        sns = bf.SNS_TYPE.search(s.text)
+        return sns is not None and sns.group(1) == "Bounce"
+    subject_says = bool(bf.SUBJECT.search(s.subject))
     null_from = "from" in fields and (not s.sender or "<>" in fields["from"])
-    if null_from or _DAEMON_SENDER.match(s.sender):
-        return subject_says or bool(_BOUNCE_BODY.search(s.text))
+    # RFC 5321 4.5.5: notifications travel with a null reverse-path, which the delivering MTA
+    # records as "Return-Path: <>"; people's mail never does.
+    null_path = fields.get("return-path", "").strip() == "<>"
+    if null_from or null_path or _DAEMON_SENDER.match(s.sender):
+        return subject_says or bool(bf.BODY.search(s.text))
+    if bf.matching_format(_all_values(s.headers), s.subject, s.text) is not None:
+        return True
     # A bounce-like subject (not a forward or reply of one) with a bounce body or a returned message.
     if subject_says and not _REPLY_PREFIX.match(s.subject):
         returned = bool(_RETURNED_PARTS & s.part_types)
-        return returned or bool(_BOUNCE_BODY.search(s.text))
+        return returned or bool(bf.BODY.search(s.text))
     return False
+
+
+def _is_complaint(s: Signals, fields: dict[str, str]) -> bool:
+    """A spam complaint or SES complaint notice: machine-made, about a mail we sent, not a failure."""
+    if bf.SNS_HEADER in fields:
+        return bf.SNS_TYPE.search(s.text) is not None
+    # Hotmail's JMRP reports predate ARF (RFC 5965): a fixed subject and the reported mail attached.
+    return bool(bf.COMPLAINT_SUBJECT.search(s.subject)) and bool(_RETURNED_PARTS & s.part_types)
 
 
 _REPLY_PREFIX = re.compile(r"\s*(re|fwd?|aw|wg|sv|vs|tr|rv)\s*:", re.I)

@@ -1,0 +1,30 @@
+"""Bounces in formats without a delivery report, sent over SMTP: stored as bounces, never acknowledged."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..unit.test_bounce_formats import kddi, sendmail5, verizon_vtext
+from .conftest import MakeDaemon, send, settle
+from .sink import AGENTS, Sink
+
+
+@pytest.mark.asyncio
+async def test_format_bounces_are_stored_as_bounces_and_get_no_acknowledgement(
+    make_daemon: MakeDaemon, sink: Sink
+) -> None:
+    running = await make_daemon(AGENTS)
+    for raw in (kddi(), sendmail5(), verizon_vtext()):
+        codes = await send(running.smtp_port, raw.replace(b"\n", b"\r\n"), sender="")
+        assert all(code == 250 for code, _ in codes.values())
+    await settle(running)
+    async with running.store.read() as tx:
+        rows = await tx.all("SELECT from_address, kind FROM messages WHERE direction = 'in' ORDER BY id")
+        acks = await tx.value("SELECT COUNT(*) FROM outbox WHERE kind = 'ack'")
+    assert [(r[0], r[1]) for r in rows] == [
+        ("no-reply@0123456789.dion.ne.jp", "bounce"),
+        ("mailer-daemon@relay.example.org", "bounce"),
+        ("post_master@vtext.example.com", "bounce"),
+    ]
+    assert acks == 0
+    assert not sink.to("no-reply@0123456789.dion.ne.jp") and not sink.to("post_master@vtext.example.com")
