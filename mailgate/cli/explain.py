@@ -11,9 +11,9 @@ from mailgate import config as config_mod
 from mailgate import rules
 from mailgate.cli import parse as parse_cli
 from mailgate.cli.support import emit_json, load_config
-from mailgate.mail import identity
+from mailgate.mail import bounces, identity
 from mailgate.mail.parse import parse
-from mailgate.models import Envelope, ParsedMail, Source
+from mailgate.models import Envelope, MailKind, ParsedMail, Source
 from mailgate.rules import report as rules_report
 
 
@@ -30,8 +30,11 @@ def parse_command(ctx: click.Context, files: tuple[Path, ...], as_json: bool, tr
         raw = path.read_bytes()
         parsed = parse(raw)
         details = {**parse_cli.trace(raw), "identity": _identity_trace(ctx, parsed, peer)} if trace else {}
+        # Which addresses a bounce says failed: an operator checks this before blaming the relay.
+        failed = list(bounces.bounced_recipients(raw)) if parsed.kind is MailKind.BOUNCE else []
         if as_json:
             data = parse_cli.parsed_to_json(parsed)
+            data["bounced_recipients"] = failed
             data["file"] = str(path)
             if trace:
                 data["trace"] = details
@@ -39,6 +42,8 @@ def parse_command(ctx: click.Context, files: tuple[Path, ...], as_json: bool, tr
         else:
             click.echo(f"== {path}")
             click.echo(parse_cli.format_text(parsed))
+            if failed:
+                click.echo(f"Bounced:     {', '.join(failed)}")
             if trace:
                 click.echo(json.dumps(details, indent=2, ensure_ascii=False, default=str))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ..unit.test_bounce_formats import kddi, sendmail5, verizon_vtext
-from .conftest import MakeDaemon, send, settle
+from .conftest import Cli, MakeDaemon, send, settle
 from .sink import AGENTS, Sink
 
 
@@ -28,3 +30,17 @@ async def test_format_bounces_are_stored_as_bounces_and_get_no_acknowledgement(
     ]
     assert acks == 0
     assert not sink.to("no-reply@0123456789.dion.ne.jp") and not sink.to("post_master@vtext.example.com")
+
+
+@pytest.mark.asyncio
+async def test_parse_names_the_addresses_a_bounce_reports_failed(cli: Cli, tmp_path: Path) -> None:
+    bounce = tmp_path / "bounce.eml"
+    bounce.write_bytes(sendmail5())
+    parsed = (await cli("parse", "--json", str(bounce))).json
+    assert (parsed["kind"], parsed["bounced_recipients"]) == ("bounce", ["jsmith@example.org"])
+    assert "Bounced:     jsmith@example.org" in (await cli("parse", str(bounce))).stdout
+
+    letter = tmp_path / "letter.eml"  # a person's mail that mentions an address is no bounce
+    letter.write_bytes(b"From: ann@customer.test\nTo: support@help.example.com\nSubject: Hello\n\n"
+                       b"Please write to jsmith@example.org instead.\n")
+    assert (await cli("parse", "--json", str(letter))).json["bounced_recipients"] == []
