@@ -121,7 +121,11 @@ def new_text(text: str, html: str | None = None, *, keep_signature: bool = False
         except Exception:
             from_html = ""
         if from_html:
-            return from_html
+            # The same words either way: a text part keeps the writer's own paragraphs (Outlook on
+            # the web writes them as bare <div>s, no blank line between); a text the converter made
+            # from the HTML comes indented, and the flush-left HTML cut reads better.
+            same = plain.split() == from_html.split()
+            return plain if same and not any(line.startswith(" ") for line in plain.splitlines()) else from_html
     return plain
 
 

@@ -30,12 +30,14 @@ GMAIL_ATTRIBUTIONS = {
     "cs": "po 23. 11. 2026 v 10:00 odesílatel Support <{a}> napsal:",
     "sv": "mån 23 nov. 2026 kl. 10:00 skrev Support <{a}>:",
     "tr": "23 Kas 2026 Pzt, 10:00 tarihinde Support <{a}> şunu yazdı:",
+    "el": "Στις Δευ 23 Νοε 2026 στις 10:00, ο/η Support <{a}> έγραψε:",
 }
 OUTLOOK_LABELS = {
     "en": ("From", "Sent", "To", "Subject", "Monday, November 23, 2026 10:00 AM"),
     "cs": ("Od", "Odesláno", "Komu", "Předmět", "pondělí 23. listopadu 2026 10:00"),
     "sv": ("Från", "Skickat", "Till", "Ämne", "den 23 november 2026 10:00"),
     "tr": ("Kimden", "Gönderildi", "Kime", "Konu", "23 Kasım 2026 Pazartesi 10:00"),
+    "el": ("Από", "Στάλθηκε", "Προς", "Θέμα", "Δευτέρα, 23 Νοεμβρίου 2026 10:00 πμ"),
 }
 
 
