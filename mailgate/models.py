@@ -135,6 +135,10 @@ class ParsedMail:
     headers: tuple[tuple[str, str], ...]  # every header, name as sent, value decoded
     signature: str | None = None  # the sign-off cut from reply_text ("Sent from my iPhone", a "-- " block)
     quote_style: str = "none"  # where the quoted history sat: top, bottom, inline (kept between answers), none
+    # The HTML part as the client wrote it (within the layout limit, as html), for finding quoted
+    # history only: sanitizing drops the class and id attributes that mark Gmail's and Outlook's
+    # quote containers. Never stored, shown or sent on; html is the copy for that.
+    html_as_sent: str | None = field(default=None, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         """The first header of that name (case-insensitive), or None."""

@@ -136,7 +136,7 @@ def _parse(raw: bytes) -> ParsedMail:
 
     mail = _mail(heads, text=text, html=safe_html, reply_text=reply.text, attachments=tuple(walk.attachments),
                  kind=kind, bounce_of=bounce_of, defects=walk.defects + defects)  # fmt: skip
-    return dataclasses.replace(mail, signature=reply.signature, quote_style=reply.style)
+    return dataclasses.replace(mail, signature=reply.signature, quote_style=reply.style, html_as_sent=html)
 
 
 def _mail(
@@ -230,6 +230,7 @@ def _storable(mail: ParsedMail) -> ParsedMail:
         subject=scrub(mail.subject),
         text=scrub(mail.text),
         html=scrub(mail.html) if mail.html is not None else None,
+        html_as_sent=scrub(mail.html_as_sent) if mail.html_as_sent is not None else None,
         reply_text=scrub(mail.reply_text),
         signature=scrub(mail.signature) if mail.signature is not None else None,
         attachments=tuple(

@@ -67,7 +67,7 @@ def _from_html(html: str, plain: Cut) -> Cut:
         # HTML→text artefacts), so it wins.
         html_text = html_without_quotes(html)
         if html_text is not None:
-            return quote_select.read(html_text)
+            return quote_select.read(_flush_left(html_text))
         if by_blockquote.style == "top" and plain.style == "none":
             # A plain <blockquote> under the new words, in a client or language the phrase tables
             # do not know (the text made from such HTML has no ">" to go by): the quoted history.
@@ -116,9 +116,24 @@ def new_text(text: str, html: str | None = None, *, keep_signature: bool = False
     if html and len(html) <= _HTML_LIMIT:
         try:
             html_text = html_without_quotes(html)
-            from_html = quote_select.cut(html_text, answering=True, keep_signature=keep_signature) if html_text is not None else ""
+            from_html = quote_select.cut(_flush_left(html_text), answering=True, keep_signature=keep_signature) \
+                if html_text is not None else ""
         except Exception:
             from_html = ""
         if from_html:
-            return from_html
+            # The same words either way: a text part keeps the writer's own paragraphs (Outlook on
+            # the web writes them as bare <div>s, no blank line between); a text the converter made
+            # from the HTML comes indented, and the flush-left HTML cut reads better.
+            same = plain.split() == from_html.split()
+            return plain if same and not any(line.startswith(" ") for line in plain.splitlines()) else from_html
     return plain
+
+
+def _flush_left(text: str) -> str:
+    """The text made from HTML without the indentation of nested blocks.
+
+    The converter indents a block inside another by two spaces a level, and Gmail writes each
+    line of a reply as a <div> inside <div dir="ltr">: the words came out shifted right, all but
+    the first line. In a mail's HTML that is layout, never the writer's words.
+    """
+    return "\n".join(line.lstrip(" ") for line in text.splitlines())

@@ -130,8 +130,10 @@ async def _proven(
     mailer = outbound.mailer_for(tx, config)
     ticket_id = await _ticket_of(tx, config, mail, found, ident)
     answered = await answered_subject(tx, mail, ticket_id)
+    # The HTML as sent: the stored copy is sanitized, and with the class and id attributes go the
+    # containers Gmail ("gmail_quote") and Outlook on the web ("divRplyFwdMsg") put the quote in.
     words = agent_words.for_customer(
-        new_text(mail.text, mail.html, keep_signature=agent.keep_signature),
+        new_text(mail.text, mail.html_as_sent or mail.html, keep_signature=agent.keep_signature),
         await sent.thread_texts(tx, ticket_id, agent_words.answered_ids(mail)), config.secret_bytes())
     parsed = commands.parse(mail.subject, words.text, now=tx.now(), tz=config.gateway.timezone, inherited=answered)
     if parsed.quoted:
