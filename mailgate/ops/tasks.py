@@ -142,7 +142,7 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
         return None
     ticket_id = task.ticket_id
     number = await ticket_store.number_of(tx, ticket_id) or 0
-    parsed = commands.parse(mail.subject, quotes.new_text(mail.text), now=tx.now(),
+    parsed = commands.parse(mail.subject, quotes.new_text(mail.text, mail.html_as_sent or mail.html), now=tx.now(),
                             tz=config.gateway.timezone)
     text = parsed.body.strip()
     row = await add_message(
