@@ -35,7 +35,7 @@ _DAEMON_SENDER = re.compile(
     r"mail-router|mta|sysadmin|root|nobody|noreply-dmarc)@",
     re.I,
 )
-_AUTO_REPLY_SUBJECT = re.compile(
+_AUTO_REPLY_SUBJECT = bf.alternatives(
     r"out of (the )?office|automatic reply|auto(matic)?[- ]?response|auto[- ]?reply|autoreply|"
     r"^\s*auto:|abwesend|abwesenheit|automatische antwort|automaattinen vastaus|\bpoissa\b|"
     r"automatyczna odpowied[zź]|automatikus v[aá]lasz|autosvar|fr[aå]nvaro|on vacation|vacation reply|"

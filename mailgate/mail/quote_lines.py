@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from mailgate.mail import quote_phrases as P
 
@@ -20,6 +21,8 @@ _MAX_ATTRIBUTION = 400  # a wrapped attribution with long names and addresses st
 _MAX_WINDOW = 6  # physical lines an attribution may wrap over (blank lines included)
 _LONG_LINE = 1000  # lines longer than this are never markers (base64, long quotes)
 _MAX_HEADER_BLOCK = 16  # From/Sent/To/Cc/Subject with wrapped values fit; bounds the scan
+
+_Trie: TypeAlias = dict[str, "_Trie"]
 
 
 def _norm(s: str) -> str:
@@ -29,7 +32,30 @@ def _norm(s: str) -> str:
 
 
 def _alternation(words: Sequence[str]) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    """The words as one regex, factored into a trie on shared prefixes.
+
+    Python's re tries every branch of a flat alternation at every position; with nineteen
+    languages' phrases that made each search the costliest step of a line. A trie matches the
+    same strings, branching once per distinct next character. Callers only ask whether a phrase
+    is there, never which one matched, so the order of branches does not matter.
+    """
+    trie: _Trie = {}
+    for word in set(words):
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+    return _trie_regex(trie)
+
+
+def _trie_regex(node: _Trie) -> str:
+    branches = [re.escape(ch) + _trie_regex(child) for ch, child in node.items() if ch]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if "" not in node:
+        return body
+    return "(?:" + body + ")?" if len(branches) == 1 else body[:-1] + "|)"
 
 
 def _phrase(spaced: Sequence[str], unspaced: Sequence[str]) -> str:
@@ -62,18 +88,24 @@ _DATE_FIRST = re.compile(rf"(?:{P.DATE_FIRST})[^@<>\n]{{0,80}}?<?[^\s<>@]{{1,64}
 _DATE_FIRST_START = re.compile(P.DATE_FIRST)
 _DATED_SENDER = re.compile(P.DATED_SENDER)
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+_WROTE_LAST = frozenset(w[-1] for w in _SPACED + _UNSPACED)
 _TAIL = max(map(len, _WROTE)) + 4  # enough of a line's end to hold any phrase, ":" and a boundary
 _DIGIT = re.compile(r"\d")
 
-_NOISE = str.maketrans("", "", P.NOISE_CHARS)
+_NOISE = re.compile(f"[{P.NOISE_CHARS}]")
+
+
+def _clean(raw: str) -> str:
+    """The line without noise characters or surrounding space; every noise character is non-ASCII."""
+    return (raw if raw.isascii() else _NOISE.sub("", raw)).strip()
 
 
 def classify_lines(lines: list[str]) -> list[str]:
     n = len(lines)
     kinds = ["t"] * n
     fenced = False
-    for i, raw in enumerate(lines):
-        line = raw.translate(_NOISE).strip()
+    clean = [_clean(raw) for raw in lines]  # each later pass reads these instead of cleaning again
+    for i, line in enumerate(clean):
         if line.startswith("```"):
             fenced = not fenced
             continue
@@ -102,8 +134,8 @@ def classify_lines(lines: list[str]) -> list[str]:
             if i + 1 < n and kinds[i + 1] == "t" and lines[i + 1].rstrip().endswith(":") and len(lines[i + 1]) < 120:
                 kinds[i + 1] = "b"  # "…GMT+02:00 Long Name <\nnotifications@example.org>:"
     _mark_header_blocks(lines, kinds)
-    _mark_attributions(lines, kinds)
-    _mark_date_first(lines, kinds)
+    _mark_attributions(lines, clean, kinds)
+    _mark_date_first(lines, clean, kinds)
     _mark_rules_before_boundaries(lines, kinds)
     return kinds
 
@@ -170,7 +202,7 @@ def _mark_header_blocks(lines: list[str], kinds: list[str]) -> None:
             i += 1
 
 
-def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
+def _mark_attributions(lines: list[str], clean: list[str], kinds: list[str]) -> None:
     """Mark "On <date>, <name> wrote:" lines, also when the client wrapped them over lines."""
     n = len(lines)
     # The phrase hint is the costly test, so it runs last and only on the window of a line that
@@ -189,17 +221,26 @@ def _mark_attributions(lines: list[str], kinds: list[str]) -> None:
             continue
         end = lines[j].strip().rstrip(" -*").replace("：", ":")
         # The phrase must end the line, so its tail is enough (as in _is_attribution).
-        if not end.endswith(":") and not _WROTE_BARE_END.search(_norm(end)[-_TAIL:]):
+        if not end.endswith(":") and not _ends_bare_phrase(end):
             continue
         if not any(hinted(i) for i in range(max(0, j - _MAX_WINDOW + 1), j + 1)):
             continue
-        start = _attribution_start(lines, kinds, j)
+        start = _attribution_start(clean, kinds, j)
         if start is not None:
             for k in range(start, j + 1):
                 kinds[k] = "b"
 
 
-def _attribution_start(lines: list[str], kinds: list[str], j: int) -> int | None:
+def _ends_bare_phrase(end: str) -> bool:
+    """Whether the normalized line ends with a "wrote" phrase and no colon (Zoho's "… Sam wrote ----")."""
+    # Most lines end with a character no phrase ends with; that is decided on the last character
+    # alone, before the whole line is normalized (the last character survives _norm unchanged
+    # but for case folding and the straightened apostrophe).
+    last = end.rstrip()[-1:].replace("’", "'").casefold()[-1:]
+    return last in _WROTE_LAST and bool(_WROTE_BARE_END.search(_norm(end)[-_TAIL:]))
+
+
+def _attribution_start(clean: list[str], kinds: list[str], j: int) -> int | None:
     """The line above j where an attribution ending at j begins.
 
     The nearest plausible start wins, except that a start with a lead word ("On", "Am") or a
@@ -215,7 +256,7 @@ def _attribution_start(lines: list[str], kinds: list[str], j: int) -> int | None
             continue
         if kinds[i] != "t" and i != j:
             break
-        line = lines[i].translate(_NOISE).strip()
+        line = clean[i]
         if i == j:
             line = line.lstrip("> ")  # "> wrote:" continuation (embedded_email_12)
         if found is not None and line.endswith((".", "!", "?")):
@@ -274,7 +315,7 @@ def _mark_rules_before_boundaries(lines: list[str], kinds: list[str]) -> None:
             kinds[i] = "b"
 
 
-def _mark_date_first(lines: list[str], kinds: list[str]) -> None:
+def _mark_date_first(lines: list[str], clean: list[str], kinds: list[str]) -> None:
     """Mark attributions without a verb: "2013/7/20 Ann <ann@example.com>", then the quote.
 
     Without a colon at its end such a line is an attribution only when quoted lines follow.
@@ -285,7 +326,7 @@ def _mark_date_first(lines: list[str], kinds: list[str]) -> None:
     for i in range(n):
         if kinds[i] != "t" or len(lines[i]) > 300:
             continue
-        line = lines[i].translate(_NOISE).strip()
+        line = clean[i]
         if line.endswith((">:", ">：")) and _YEAR.search(line) and _DATED_SENDER.fullmatch(line.replace("：", ":")):
             kinds[i] = "b"
             continue
