@@ -51,16 +51,6 @@ async def latest_requested_by(tx: Txn, address: str) -> int | None:
     return await parties.latest_requested_by(tx, address)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAttachment:
-    sha256: str
-    filename: str | None
-    content_type: str
-    size: int
-    inline: bool
-    content_id: str | None
-
-
 async def add_inbound_message(
     tx: Txn,
     ticket_id: int,

@@ -7,9 +7,6 @@ from typing import Any
 from mailgate.store import Txn, events
 from mailgate.store import watchers as store
 from mailgate.store.watchers import customer_wrote as customer_wrote
-from mailgate.store.watchers import following as following
-from mailgate.store.watchers import recipients as recipients
-from mailgate.store.watchers import unfollowed as unfollowed
 from mailgate.store.watchers import unread_sql as unread_sql
 
 

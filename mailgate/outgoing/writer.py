@@ -16,7 +16,8 @@ from mailgate.outgoing import guard as loops
 from mailgate.outgoing.templates import Templates, choose_language, context, for_config
 from mailgate.store import Txn
 from mailgate.store import outbox as rows
-from mailgate.store.ticket_facts import facts, followers
+from mailgate.store.ticket_facts import facts
+from mailgate.store.watchers import followers
 
 log = logging.getLogger("mailgate.outbound")
 

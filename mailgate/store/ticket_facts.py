@@ -74,13 +74,6 @@ async def cc_parties(tx: Txn, ticket_id: int) -> list[str]:
     return [str(r["address"]) for r in rows]
 
 
-async def followers(tx: Txn, ticket_id: int) -> tuple[list[str], set[str]]:
-    """Agent ids following the ticket (in order), and those who said [unfollow]."""
-    rows = await tx.all("SELECT agent, following FROM ticket_watchers WHERE ticket_id = ? ORDER BY agent",
-                        (ticket_id,))
-    return [r["agent"] for r in rows if r["following"]], {r["agent"] for r in rows if not r["following"]}
-
-
 async def newest_inbound_row(tx: Txn, ticket_id: int) -> int | None:
     value = await tx.value(
         "SELECT id FROM messages WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1", (ticket_id,)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailgate.config import AgentConfig, Config
 from mailgate.store import Txn
 
 
@@ -63,17 +62,11 @@ async def customer_wrote(tx: Txn, ticket_id: int) -> None:
                      (tx.now_iso(), ticket_id))
 
 
-async def followers(tx: Txn, ticket_id: int) -> list[str]:
-    """Agent ids following the ticket, sorted."""
-    rows = await tx.all("SELECT agent FROM ticket_watchers WHERE ticket_id = ? AND following = 1 ORDER BY agent",
+async def followers(tx: Txn, ticket_id: int) -> tuple[list[str], set[str]]:
+    """Agent ids following the ticket (sorted), and those who said [unfollow]."""
+    rows = await tx.all("SELECT agent, following FROM ticket_watchers WHERE ticket_id = ? ORDER BY agent",
                         (ticket_id,))
-    return [r["agent"] for r in rows]
-
-
-async def unfollowed(tx: Txn, ticket_id: int) -> set[str]:
-    """Agent ids who said [unfollow] on the ticket."""
-    rows = await tx.all("SELECT agent FROM ticket_watchers WHERE ticket_id = ? AND following = 0", (ticket_id,))
-    return {r["agent"] for r in rows}
+    return [r["agent"] for r in rows if r["following"]], {r["agent"] for r in rows if not r["following"]}
 
 
 def _watch(agent: str, following: object, unread: object, read_at: str | None) -> Watch:
@@ -97,25 +90,3 @@ def unread_sql(agent_param: str = "?") -> str:
     """A SQL expression (for a ticket aliased t): 1 when the agent has not read it since the customer wrote."""
     return (f"COALESCE((SELECT CASE WHEN w.unread = 1 OR w.read_at IS NULL THEN 1 ELSE 0 END"
             f" FROM ticket_watchers w WHERE w.ticket_id = t.id AND w.agent = {agent_param}), 1)")
-
-
-async def following(tx: Txn, config: Config, ticket_id: int) -> list[AgentConfig]:
-    """Agents following the ticket (configured, not away), by agent id."""
-    agents = [config.agent(agent_id) for agent_id in await followers(tx, ticket_id)]
-    return [a for a in agents if a is not None and not a.away]
-
-
-async def recipients(
-    tx: Txn, config: Config, ticket_id: int, assignee: str | None, base: list[AgentConfig]
-) -> list[AgentConfig]:
-    """Who hears about a ticket: the usual agents (assignee, else the queue) and its followers.
-
-    An agent who said [unfollow] is left out unless they are the assignee: the ticket is theirs.
-    """
-    out: dict[str, AgentConfig] = {}
-    dropped = await unfollowed(tx, ticket_id)
-    for agent in [*base, *await following(tx, config, ticket_id)]:
-        if agent.id in dropped and agent.id != assignee:
-            continue
-        out.setdefault(agent.id, agent)
-    return list(out.values())
