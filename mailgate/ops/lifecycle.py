@@ -9,7 +9,7 @@ from typing import Any
 
 from mailgate.config import Config
 from mailgate.errors import Refused
-from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule, TicketStatus
+from mailgate.models import CLOSED_STATUSES, Correlation, MailKind, ParsedMail, ThreadRule, TicketStatus
 from mailgate.ops import sla
 from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn, events, links, timers
@@ -91,7 +91,7 @@ async def snooze(
     if until <= moment:
         raise Refused(f"{until.isoformat()} is in the past")
     old = await _status(tx, ticket_id)
-    if old in sla.DONE:
+    if old in CLOSED_STATUSES:
         raise Refused(f"the ticket is {old}: only an open ticket can wait")
     await timers.cancel(tx, WAKE, ticket_id)
     await ticket_store.update(tx, ticket_id, snoozed_until=timers.iso(until))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
-from mailgate.models import TicketStatus
-from mailgate.ops import lifecycle, sla
+from mailgate.models import CLOSED_STATUSES, TicketStatus
+from mailgate.ops import lifecycle
 from mailgate.ops.base import Change, system_note, ticket, who
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing import notices as outbound
@@ -44,7 +44,7 @@ async def merge(tx: Txn, config: Config, ticket_id: int, into_number: int, agent
     await links.add(tx, ticket_id, survivor, LINK)
     await lifecycle.set_status(tx, config, ticket_id, TicketStatus.MERGED, actor=actor, reason=f"merged into #{there}")
     await ticket_store.update(tx, ticket_id, merged_into=survivor)
-    if target.status in sla.DONE and source.status not in sla.DONE:
+    if target.status in CLOSED_STATUSES and source.status not in CLOSED_STATUSES:
         # The open question of the old ticket is now the survivor's: it must not stay resolved.
         await lifecycle.set_status(tx, config, survivor, TicketStatus.OPEN, actor=actor, reason=f"#{here} merged in")
     await ticket_store.touch(tx, survivor)

@@ -18,8 +18,6 @@ from mailgate.store.sla import SlaClock
 
 log = logging.getLogger("mailgate.sla")
 
-# Done tickets stop the clock for good (resolution met); the name other modules read.
-DONE = CLOSED_STATUSES
 # The clock neither runs while the ticket waits (snoozed, or on the customer) nor once it is done.
 STOPPED = PAUSED_STATUSES | CLOSED_STATUSES
 STAGES: tuple[str, ...] = ("warning", "breach")
