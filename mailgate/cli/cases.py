@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
 from mailgate import commands
-from mailgate.cli.support import ROW_ID, TICKET, out, run_txn
-from mailgate.config import AgentConfig, Config
-from mailgate.errors import Refused
+from mailgate.cli.support import ROW_ID, TICKET, acting_agent, as_agent, out, run_txn
+from mailgate.config import Config
 from mailgate.ops import apply as ops
 from mailgate.ops.base import Change, ticket_id_for
 from mailgate.store import Txn
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def as_agent(help_text: str = "The agent id this is done as.") -> Callable[[F], F]:
-    """--as AGENT; --agent, its older spelling, still works (operators' scripts) but is hidden from help."""
-
-    def decorate(f: F) -> F:
-        f = click.option("--agent", "agent_alias", default=None, hidden=True)(f)
-        return click.option("--as", "agent_id", default=None, help=help_text)(f)
-
-    return decorate
-
-
-def _agent(config: Config, agent_id: str | None, *, needed: bool) -> AgentConfig | None:
-    if agent_id is None:
-        if needed:
-            raise Refused("--as is needed: the agent on whose behalf this is done (answers go to them)")
-        return None
-    agent = config.agent(agent_id)
-    if agent is None:
-        raise Refused(f"unknown agent {agent_id!r}")
-    return agent
 
 
 def _value(name: str, items: tuple[str, ...]) -> str:
@@ -52,7 +27,7 @@ def _run(ctx: click.Context, as_json: bool, number: int, agent_id: str | None, *
     """One command on ticket NUMBER through ops, in one write transaction: all of it or (refused, exit 1) none."""
 
     async def on_ticket(config: Config, tx: Txn) -> Change:
-        agent = _agent(config, agent_id, needed=needed)
+        agent = acting_agent(config, agent_id, needed=needed)
         changes = await ops.run(tx, config, await ticket_id_for(tx, number), [command()], agent)
         return changes[0]
 

@@ -8,9 +8,8 @@ from typing import Any, TypeVar
 import click
 
 from mailgate import commands
-from mailgate.cli.cases import as_agent
-from mailgate.cli.support import CONTACT, LIMIT, ROW_ID, TICKET, emit_json, out, run_txn
-from mailgate.config import AgentConfig, Config
+from mailgate.cli.support import CONTACT, LIMIT, ROW_ID, TICKET, acting_agent, as_agent, emit_json, out, run_txn
+from mailgate.config import Config
 from mailgate.errors import Refused
 from mailgate.models import TicketStatus
 from mailgate.ops import apply as ops
@@ -28,15 +27,6 @@ def _run(ctx: click.Context, as_json: bool, work: Callable[[Config, Txn], Awaita
 
 
 # -- tickets --------------------------------------------------------------------------------------
-
-
-def _agent(config: Config, agent_id: str | None) -> AgentConfig | None:
-    if agent_id is None:
-        return None
-    agent = config.agent(agent_id)
-    if agent is None:
-        raise Refused(f"unknown agent {agent_id!r} (--as)")
-    return agent
 
 
 @click.command("snooze")
@@ -57,7 +47,7 @@ def tickets_snooze(ctx: click.Context, number: int, until: str, agent_id: str | 
             raise Refused(reason)
         snooze = command.commands[0]
         assert snooze.until is not None
-        agent = _agent(config, agent_id or agent_alias)
+        agent = acting_agent(config, agent_id or agent_alias)
         await ops.run(tx, config, await ticket_id_for(tx, number), [snooze], agent)
         return snooze.until.isoformat()
 
@@ -74,7 +64,7 @@ def tickets_wake(ctx: click.Context, number: int, agent_id: str | None, agent_al
     """Bring waiting ticket NUMBER back now (status open)."""
 
     async def work(config: Config, tx: Txn) -> bool:
-        agent = _agent(config, agent_id or agent_alias)
+        agent = acting_agent(config, agent_id or agent_alias)
         ticket_id = await ticket_id_for(tx, number)
         woken = await fields.wake(tx, config, ticket_id, agent)
         if agent is not None:

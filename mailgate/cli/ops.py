@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from mailgate import commands
-from mailgate.cli.support import ROW_ID, TICKET, emit_json, run_txn
+from mailgate.cli.support import ROW_ID, TICKET, acting_agent, emit_json, run_txn
 from mailgate.commands import CHANNELS, due_at
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
@@ -30,12 +30,7 @@ def _run(ctx: click.Context, as_json: bool, agent_id: str | None, work: Work[T],
     """One transaction as agent `agent_id`; a refusal rolls everything back, prints why and exits 1."""
 
     async def as_agent(config: Config, tx: Txn) -> T:
-        agent = None
-        if agent_id is not None:
-            agent = config.agent(agent_id)
-            if agent is None:
-                raise Refused(f"unknown agent {agent_id!r} (--as)")
-        return await work(config, agent, tx)
+        return await work(config, acting_agent(config, agent_id), tx)
 
     return run_txn(ctx, as_json, as_agent, write=write)
 

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from mailgate import config as config_mod
-from mailgate.config import Config, ConfigError
+from mailgate.config import AgentConfig, Config, ConfigError
 from mailgate.errors import Refused
 from mailgate.store import StoreUnavailable, Txn, store_for
 
 log = logging.getLogger("mailgate.cli")
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 EX_TEMPFAIL = 75  # sysexits: the store is unavailable now, try again later
 # SQLite stores INTEGER in 64 signed bits: a larger Python int raises OverflowError in the driver,
 # so every number a user types is checked against this before it reaches a query.
@@ -158,3 +159,25 @@ def run_txn(
         click.echo(f"refused: {exc}", err=True)
         ctx.exit(1)
     raise AssertionError("unreachable")
+
+
+def as_agent(help_text: str = "The agent id this is done as.") -> Callable[[F], F]:
+    """--as AGENT; --agent, its older spelling, still works (operators' scripts) but is hidden from help."""
+
+    def decorate(f: F) -> F:
+        f = click.option("--agent", "agent_alias", default=None, hidden=True)(f)
+        return click.option("--as", "agent_id", default=None, help=help_text)(f)
+
+    return decorate
+
+
+def acting_agent(config: Config, agent_id: str | None, *, needed: bool = False) -> AgentConfig | None:
+    """The agent named by --as, refused when unknown (or missing where the command acts for someone)."""
+    if agent_id is None:
+        if needed:
+            raise Refused("--as is needed: the agent on whose behalf this is done (answers go to them)")
+        return None
+    agent = config.agent(agent_id)
+    if agent is None:
+        raise Refused(f"unknown agent {agent_id!r} (--as)")
+    return agent
