@@ -74,6 +74,7 @@ def found(config: Config) -> tuple[list[SavedReply], list[str]]:
             continue
         replies.append(SavedReply(match["name"], match["language"], parts[0] if len(parts) == 2 else None, path,
                                   relative))
+    replies.sort(key=lambda r: (r.queue is not None, r.queue or "", r.name, r.language))
     return replies, strays
 
 
