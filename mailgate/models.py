@@ -37,11 +37,12 @@ class TicketStatus(enum.StrEnum):
     CLOSED = "closed"
     MERGED = "merged"  # joined into another ticket, which carries on
     SPAM = "spam"
+    DELETED = "deleted"  # an agent deleted it ([delete], then [confirm]): hidden, restorable until retention
 
 
 # Done with: a customer's reply reopens it, and it counts as nobody's open work.
 CLOSED_STATUSES: frozenset[TicketStatus] = frozenset(
-    {TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.MERGED, TicketStatus.SPAM}
+    {TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.MERGED, TicketStatus.SPAM, TicketStatus.DELETED}
 )
 # The SLA clock stops while the ball is in the customer's court or the ticket sleeps.
 PAUSED_STATUSES: frozenset[TicketStatus] = frozenset({TicketStatus.PENDING, TicketStatus.WAITING})

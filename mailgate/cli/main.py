@@ -15,6 +15,7 @@ from mailgate.cli import cases as cli_cases
 from mailgate.cli import config as cli_config
 from mailgate.cli import data as cli_data
 from mailgate.cli import db as cli_db
+from mailgate.cli import delete as cli_delete
 from mailgate.cli import explain as cli_explain
 from mailgate.cli import health as cli_health
 from mailgate.cli import intake as cli_intake
@@ -22,6 +23,7 @@ from mailgate.cli import life as cli_life
 from mailgate.cli import ops as cli_ops
 from mailgate.cli import outbox as cli_outbox
 from mailgate.cli import postfix as cli_postfix
+from mailgate.cli import replies as cli_replies
 from mailgate.cli import run as cli_run
 from mailgate.cli import storms as cli_storms
 from mailgate.cli import tickets as cli_tickets
@@ -84,3 +86,5 @@ cli_db.attach(main)
 cli_health.attach(main)
 cli_data.attach(main)
 cli_config.attach(main)
+cli_delete.attach(main, cli_tickets.tickets)
+cli_replies.attach(main)

@@ -248,7 +248,8 @@ def tickets_read(ctx: click.Context, number: int, unread: bool, show: bool, agen
     click.echo(f"#{number} for {agent_id}: {'unread' if state['unread'] else 'read'},"
                f" {'following' if state['following'] else 'not following'}")
     for w in state["watchers"]:
-        click.echo(f"  {w['agent']}: {'following' if w['following'] else 'unfollowed'},"
+        following = "following" if w["following"] else "unfollowed" if w["unfollowed"] else "not following"
+        click.echo(f"  {w['agent']}: {following},"
                    f" {'unread' if w['unread'] else 'read ' + str(w['read_at'])}")
 
 

@@ -19,7 +19,7 @@ def tickets() -> None:
 @tickets.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=50, show_default=True, type=LIMIT)
-@click.option("--status", default=None, help="Only tickets in this status.")
+@click.option("--status", default=None, help="Only tickets in this status (deleted ones are listed only so).")
 @click.option("--quarantined", is_flag=True, help="Show the quarantined tickets (hidden otherwise).")
 @click.pass_context
 def tickets_list(ctx: click.Context, as_json: bool, limit: int, status: str | None, quarantined: bool) -> None:
@@ -58,7 +58,10 @@ def tickets_show(ctx: click.Context, number: int, as_json: bool, last_events: in
     _echo_routing(ticket)
     for m in ticket["messages"]:
         sender = m["from"]["address"] or "-"
-        click.echo(f"\n--- {m['direction']} {m['date'] or m['received_at']} from {sender} [{m['kind']}, {m['thread_detail']}]")
+        if m.get("unproven_agent"):
+            sender += f" (unproven: not verified as agent {m['unproven_agent']})"
+        click.echo(f"\n--- #{m['id']} {m['direction']} {m['date'] or m['received_at']} from {sender}"
+                   f" [{m['kind']}, {m['thread_detail']}]")
         click.echo(f"    {m['subject']}")
         for line in (m["reply_text"] or "").splitlines():
             click.echo(f"    | {line}")

@@ -73,6 +73,11 @@ REGISTRY: tuple[Spec, ...] = (
     Spec("forward", _R, values.case, makes_note=True, words=Words.BODY),
     Spec("forward+notes", _R, values.case, makes_note=True, words=Words.BODY),
     Spec("help", _R, values.case, makes_note=True, words=Words.BODY),
+    # Deleting asks first: [delete] is answered by a mail that [confirm] answers; [restore] undoes it.
+    # The mail's words stay a note, never a reply; before split and merge (merge is the last applied).
+    Spec("delete", _N, values.bare, makes_note=True),
+    Spec("confirm", _N, values.bare, makes_note=True),
+    Spec("restore", _N, values.bare, makes_note=True),
     Spec("split", _N, values.bare, words=Words.PARENTS),
     Spec("merge", _R, values.case),
     # A ticket an agent opens ([new] mails the customer, [behalf:…] records a phone case) and a
@@ -82,6 +87,8 @@ REGISTRY: tuple[Spec, ...] = (
     Spec("behalf", _R, values.customer, ticket=Ticket.OPENS, applied=False),
     Spec("channel", _R, values.channel, ticket=Ticket.OPENS, applied=False),
     Spec("done", _N, values.bare, applied=False),
+    # A saved reply to the customer (read by the agent-mail path, which renders it under the agent's words).
+    Spec("use", _R, values.saved_reply, applied=False),
 )
 SPECS: dict[str, Spec] = {s.name: s for s in REGISTRY}
 ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}

@@ -10,7 +10,7 @@ from mailgate.commands.model import Command, TagError
 from mailgate.config import PRIORITIES
 
 STATUSES: tuple[str, ...] = ("open", "pending", "resolved", "closed")
-LISTS: tuple[str, ...] = ("inbox", "waiting", "mine", "all")
+LISTS: tuple[str, ...] = ("inbox", "waiting", "mine", "all", "replies")
 CHANNELS: tuple[str, ...] = ("email", "phone", "web", "sms", "chat")
 MAX_RECIPIENTS = 10
 EXAMPLES = {
@@ -19,7 +19,7 @@ EXAMPLES = {
     "snooze": "[snooze:3d]", "cc": "[cc:add a@x.example]", "merge": "[merge:#1042]",
     "forward": "[forward:a@x.example, b@y.example]", "forward+notes": "[forward+notes:a@x.example]",
     "help": "[help:anna, pekka]", "to": "[to:customer@example.com]", "behalf": "[behalf:customer@example.com]",
-    "channel": "[channel:phone]", "task": "[task:billing due:2026-12-05]",
+    "channel": "[channel:phone]", "task": "[task:billing due:2026-12-05]", "use": "[use:refund]",
 }
 _IDENT = re.compile(r"[a-z0-9_]{1,40}")
 _TAG = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,39}")
@@ -175,3 +175,14 @@ def files(name: str, value: str, raw: str, now: datetime | None = None, zone: tz
         return TagError(raw, "write the numbers of the files as listed, e.g. [files:2] or [files:1, 3]")
     numbers = dict.fromkeys(int(w.lstrip("#")) for w in words)
     return Command("files", ", ".join(str(n) for n in numbers), raw)
+
+
+_REPLY_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,59}")
+
+
+def saved_reply(name: str, value: str, raw: str, now: datetime | None = None, zone: tzinfo | None = None) -> Command | TagError:
+    """[use:refund]: a saved reply's name (its file is <name>.<language>.j2)."""
+    lowered = value.strip().lower()
+    if not _REPLY_NAME.fullmatch(lowered):
+        return TagError(raw, f"{value!r} is not a saved reply's name (letters, digits, - and _; e.g. {EXAMPLES['use']})")
+    return Command(name, lowered, raw)

@@ -31,6 +31,7 @@ from mailgate.config.model import DEV_MAILDIR, Config, bounce_address, dev_outgo
 from mailgate.config.outgoing import OutboxConfig, RelayConfig
 from mailgate.config.paths import state_base
 from mailgate.config.queues import AgentConfig, BusinessHoursConfig, QueueConfig, SlaTimes
+from mailgate.config.replies import RepliesConfig
 from mailgate.config.routing import (
     DETECTED_LANGUAGES,
     MAIL_KINDS,
@@ -57,7 +58,7 @@ __all__ = [
     "PRIORITIES", "WEEKDAYS", "AgentConfig", "BusinessHoursConfig", "ConditionConfig", "ConditionFields", "Config",
     "ConfigError", "ConfigIssue", "GatewayConfig", "HostPort", "HttpConfig", "Ident", "ImapAccount", "Language",
     "MailAddress", "MatchConfig", "OutboxConfig", "PersonAddress", "Priority", "QueueConfig", "RelayConfig",
-    "RetentionConfig", "RuleConfig", "RuleTestConfig", "RuleTestFiles", "read_rule_test_files", "SlaTimes", "SmtpConfig", "StorageConfig", "StormConfig",
+    "RepliesConfig", "RetentionConfig", "RuleConfig", "RuleTestConfig", "RuleTestFiles", "read_rule_test_files", "SlaTimes", "SmtpConfig", "StorageConfig", "StormConfig",
     "StrictModel", "TicketsConfig", "TimeZoneName", "Weekday", "bounce_address", "dev_outgoing", "is_loopback",
     "key_line", "load", "parse_listen", "permission_warnings", "production_issues", "state_base",
 ]

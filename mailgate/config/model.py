@@ -8,6 +8,7 @@ from mailgate.config.base import StrictModel
 from mailgate.config.imap import ImapAccount
 from mailgate.config.outgoing import OutboxConfig, RelayConfig
 from mailgate.config.queues import AgentConfig, QueueConfig
+from mailgate.config.replies import RepliesConfig
 from mailgate.config.routing import RuleConfig, RuleTestConfig, routing_errors
 from mailgate.config.sections import (
     GatewayConfig,
@@ -59,6 +60,7 @@ class Config(StrictModel):
     storms: StormConfig = StormConfig()  # per-sender and installation-wide caps on what a flood can cause
     http: HttpConfig = HttpConfig()  # /metrics and /healthz for monitoring; off by default
     retention: RetentionConfig = RetentionConfig()  # how long mail, spool and outbox rows are kept
+    replies: RepliesConfig = RepliesConfig()  # saved replies agents send with [use:NAME]
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None

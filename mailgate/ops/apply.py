@@ -12,7 +12,7 @@ from mailgate.commands import Command, TagError
 from mailgate.commands.registry import NEW_TICKET, SPECS, TICKETLESS, in_order
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
-from mailgate.ops import fields, forward, inbox, merge, parties, split, tasks, watchers
+from mailgate.ops import delete, fields, forward, inbox, merge, parties, split, tasks, watchers
 from mailgate.ops.base import Change, actor, is_member, my_queues, needs_agent, ticket
 from mailgate.store import Txn
 from mailgate.store.tickets import Ticket
@@ -44,7 +44,10 @@ def check(config: Config, agent: AgentConfig, ticket: Ticket | None, commands: S
                 if not parties.may_be_party(config, address):
                     errors.append(TagError(command.raw, f"{address} cannot receive replies (ours, an agent, or no-reply)"))
     for command in commands:
-        if command.name in NEW_TICKET:
+        refused = delete.refusal(config, agent, ticket, command) if ticket is not None else None
+        if refused is not None:
+            errors.append(refused)
+        elif command.name in NEW_TICKET:
             errors.append(TagError(command.raw, "only with [new] or [behalf:…], sent to your command address"))
         elif command.name == "done":
             errors.append(TagError(command.raw, "[done] closes a task: answer the task's mail with it"))
@@ -125,6 +128,12 @@ async def _one(tx: Txn, config: Config, tid: int, command: Command, by: AgentCon
                                          notes=command.name == "forward+notes", text=command.text)
         case "help":
             return await forward.ask_help(tx, config, tid, command.value.split(", "), agent, text=command.text)
+        case "delete":
+            return await delete.request(tx, tid, agent)
+        case "confirm":
+            return await delete.confirm(tx, config, tid, agent)
+        case "restore":
+            return await delete.restore(tx, config, tid, agent)
     raise Refused(f"{command.raw}: {SPECS[command.name].name} is not applied to a ticket")
 
 

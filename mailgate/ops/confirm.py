@@ -32,6 +32,7 @@ class Outcome:
     already_sent: bool = False
     listing: str = ""
     tickets: list[dict[str, Any]] = field(default_factory=list)
+    replies: list[dict[str, Any]] = field(default_factory=list)  # [list:replies]: name, language, queue, first_line
     why: str = ""
     ticketless: bool = False
 

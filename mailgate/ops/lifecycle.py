@@ -161,8 +161,10 @@ async def customer_reply(
         elif status == "resolved" and _recent(config, row.resolved_at or row.updated_at, moment):
             await set_status(tx, config, ticket_id, OPEN, actor=actor, now=moment, reason="customer-reply")
             await events.add(tx, ticket_id, actor, "ticket.reopened", {"after": "resolved"})
-        elif status in ("resolved", "closed"):
+        elif status in ("resolved", "closed", TicketStatus.DELETED):
             # An earlier reply may have opened a follow-up already: this one belongs there too.
+            # A deleted ticket is never brought back silently by mail: the customer's new words get
+            # a new ticket, linked to it, so an agent sees there was one (and may [restore] it).
             later = await links.latest_to(tx, ticket_id, FOLLOW_UP)
             if later is not None:
                 ticket_id = later

@@ -29,6 +29,8 @@ async def merge(tx: Txn, config: Config, ticket_id: int, into_number: int, agent
         if row.status is TicketStatus.MERGED:
             into = await ticket_store.number_of(tx, row.merged_into or 0)
             raise Refused(f"[merge:#{there}]: #{row.number} is already merged into #{into}")
+        if row.status is TicketStatus.DELETED:  # its thread would vanish into a hidden ticket
+            raise Refused(f"[merge:#{there}]: #{row.number} is deleted: [restore] it first")
     if source.contact_id is None or source.contact_id != target.contact_id:
         # Two customers' mail in one ticket would show each one the other's words: never.
         raise Refused(f"[merge:#{there}]: #{here} and #{there} belong to different customers;"

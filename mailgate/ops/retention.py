@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from mailgate.config import Config, RetentionConfig
-from mailgate.store import Store, Txn, events, timers
+from mailgate.store import Store, Txn, events, message_marks, timers
 from mailgate.store import retention as rows
 from mailgate.store.blobs import BlobStore, drop_unreferenced, unlink_unreferenced
 from mailgate.store.retention import OUTBOX, SPOOL
@@ -51,6 +51,7 @@ async def run(store: Store, config: Config, *, now: datetime | None = None, dry_
     blobs = BlobStore(config.attachments_path)
     if settings.closed_after_days is not None:
         await _closed_tickets(store, blobs, settings, _cutoff(moment, settings.closed_after_days), purged, dry_run)
+        await _deleted_messages(store, blobs, settings, _cutoff(moment, settings.closed_after_days), purged, dry_run)
     if settings.spool_after_days is not None:
         purged.spool += await _in_batches(store, SPOOL, _cutoff(moment, settings.spool_after_days),
                                           settings.batch_size, dry_run)
@@ -92,6 +93,23 @@ async def _closed_tickets(
                                     {"messages": count, "text": f"purged {count} messages"})
             purged.tickets += 1
             purged.messages += count
+
+
+async def _deleted_messages(
+    store: Store, blobs: BlobStore, settings: RetentionConfig, cutoff: str, purged: Purged, dry_run: bool
+) -> None:
+    """Single messages an agent deleted from a thread, as long ago as a closed ticket's messages go."""
+    while True:
+        async with store.txn() as tx:
+            ids = await message_marks.deleted_before(tx, cutoff, settings.batch_size)
+            if dry_run or not ids:
+                purged.messages += len(ids)
+                return
+            gone, hashes = await rows.delete_messages(tx, ids)
+            unreferenced = await drop_unreferenced(tx, hashes)
+        purged.messages += len(ids)
+        purged.attachments += gone
+        purged.files += await asyncio.to_thread(unlink_unreferenced, blobs, unreferenced)
 
 
 async def _in_batches(store: Store, table: str, cutoff: str, batch: int, dry_run: bool) -> int:

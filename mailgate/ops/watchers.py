@@ -27,7 +27,7 @@ async def set_following(tx: Txn, ticket_id: int, agent_id: str, following: bool)
 
 
 async def mark(tx: Txn, ticket_id: int, agent_id: str, *, read: bool) -> None:
-    """Mark read (as acting would, without following) or unread again."""
+    """Mark read (as acting would, without following) or unread again; following stays as it was."""
     await store.mark(tx, ticket_id, agent_id, read=read)
 
 
@@ -40,5 +40,6 @@ async def state(tx: Txn, ticket_id: int, agent_id: str) -> dict[str, Any]:
 
 
 async def watchers_of(tx: Txn, ticket_id: int) -> list[dict[str, Any]]:
-    return [{"agent": w.agent, "following": w.following, "unread": w.unread, "read_at": w.read_at}
+    return [{"agent": w.agent, "following": w.following, "unfollowed": w.unfollowed, "unread": w.unread,
+             "read_at": w.read_at}
             for w in await store.watches(tx, ticket_id)]

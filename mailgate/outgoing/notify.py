@@ -11,7 +11,7 @@ from mailgate.mail import identity
 from mailgate.models import ParsedMail
 from mailgate.outgoing import attachments, compose
 from mailgate.outgoing.writer import TicketInfo, Writer
-from mailgate.store import Txn
+from mailgate.store import Txn, message_marks
 from mailgate.store.outbox import Acted
 from mailgate.store.ticket_facts import newest_inbound_row
 
@@ -27,6 +27,8 @@ async def notify_agents(
     posing = identity.sender_warning(sender.name, sender.address) if sender else ""
     if sender and posing:
         log.info("outbound.sender_name_warning ticket=%s shown=%s address=%s", info.number, posing, sender.address)
+    if sender and identity.agent_by_address(w.config, sender.address) is not None:
+        shown += await unproven_mark(tx, info.id)
     agents = await w.recipients(tx, info)
     files, listing = await _files_of(w, tx, info, mail) if agents else ((), None)
     ids = []
@@ -40,6 +42,16 @@ async def notify_agents(
             files=files,
         ))
     return ids
+
+
+async def unproven_mark(tx: Txn, ticket_id: int) -> str:
+    """" (unproven: …)" when the ticket's newest inbound mail named an agent it did not prove to be.
+
+    A From is the easiest header to forge: a colleague reading "from anna@…" takes it as Anna's.
+    """
+    row = await newest_inbound_row(tx, ticket_id)
+    agent = await message_marks.unproven_agent(tx, row) if row is not None else None
+    return f" (unproven: not verified as agent {agent})" if agent else ""
 
 
 async def _files_of(

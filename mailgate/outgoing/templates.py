@@ -127,6 +127,7 @@ _OUTCOME: dict[str, Any] = {
     "already_sent": False,  # the agent wrote to the customer directly as well: not sent again
     "listing": "",  # which list ([list:mine])
     "tickets": [],  # {number, subject, status, priority, queue, assignee} for a listing
+    "replies": [],  # [list:replies]: {name, language, queue, file, first_line}
     "why": "",  # why a mail was not taken as the agent's
     "opened": False, "address": "",  # agent_unproven: the mail opened the ticket; where to write with proof
     "ticketless": False,  # no ticket: a mail to the command address

@@ -15,12 +15,12 @@ from mailgate.errors import Refused
 from mailgate.mail import agent_words, identity, quotes
 from mailgate.mail.identity import Identity
 from mailgate.mail.subjects import subject_tags
-from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule
+from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule, TicketStatus
 from mailgate.ops import apply as ops
 from mailgate.ops import confirm, inbox, lifecycle, notes, opening, tasks
 from mailgate.ops import forward as forwarding
 from mailgate.ops.base import actor, add_message
-from mailgate.outgoing import compose, outbox
+from mailgate.outgoing import compose, outbox, saved_replies
 from mailgate.outgoing import notices as outbound
 from mailgate.spool import SpoolEntry
 from mailgate.store import Txn, events, messages, savepoints, sent
@@ -170,6 +170,12 @@ async def _proven(
     outcome = confirm.Outcome(note=is_note, ticketless=ticketless)
     ticket = await ticket_store.get(tx, ticket_id) if ticket_id else None
     errors = [*parsed.errors, *ops.check(config, agent, ticket, parsed.commands)]
+    if not errors:
+        parsed, refused = await saved_replies.with_saved(tx, config, parsed, ticket_id, agent, is_note=is_note)
+        errors += [refused] if refused is not None else []
+        text = parsed.body.strip()
+    if ticket is not None and ticket.status is TicketStatus.DELETED and text and not is_note:
+        errors.append(TagError("(reply)", f"#{ticket.number} is deleted: nothing was sent; [restore] it first"))
     if ident.ticket and ticket is None:
         errors.append(TagError(f"#{ident.ticket}", "no such ticket"))
     if ticketless and not parsed.commands and not parsed.errors:
@@ -241,7 +247,10 @@ async def _apply(
     for command, change in zip(in_order(parsed.commands), changes, strict=True):
         outcome.changes.append(f"{command.render()} {change.summary}")
     listing = parsed.get("list")
-    if listing is not None:
+    if listing is not None and listing.value == "replies":
+        outcome.listing = listing.value
+        outcome.replies = saved_replies.listing(config)
+    elif listing is not None:
         outcome.listing = listing.value
         outcome.tickets = await inbox.list_tickets(tx, config, agent, listing.value)
     picked = next((c.ticket for c in changes if c.ticket), None)

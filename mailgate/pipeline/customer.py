@@ -8,6 +8,7 @@ from mailgate.models import Correlation, MailKind, ThreadRule
 from mailgate.ops import assign, lifecycle, parties, tickets
 from mailgate.outgoing import guard
 from mailgate.pipeline.context import MailContext, Outcome
+from mailgate.store import message_marks
 from mailgate.store import tickets as ticket_store
 
 
@@ -99,4 +100,8 @@ async def store_message(m: MailContext) -> Outcome | None:
         detail=m.found.detail,
         actor=m.actor,
     )
+    if m.agent is not None and m.agent.identity is not None and m.agent.identity.unproven_agent:
+        claimed = m.agent.identity.claimed
+        assert claimed is not None
+        await message_marks.mark_unproven(m.tx, m.message_row, claimed.id)
     return None

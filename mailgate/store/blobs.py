@@ -112,10 +112,10 @@ class StoredFile:
 
 
 async def ticket_files(tx: Txn, ticket_id: int) -> list[StoredFile]:
-    """Every file of a ticket's messages, oldest first; images a signature shows inline are left out."""
+    """Every file of a ticket's messages, oldest first; images a signature shows inline and deleted messages' files are left out."""
     rows = await tx.all(
         "SELECT a.* FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.ticket_id = ?"
-        " ORDER BY m.id, a.id", (ticket_id,),
+        " AND m.deleted_at IS NULL ORDER BY m.id, a.id", (ticket_id,),
     )
     kept = [a for a in rows if not _embedded(a)]
     return [StoredFile(n, a["message_row"], shown_name(a), _clean(a["content_type"] or "", 100) or "application/octet-stream",

@@ -135,9 +135,9 @@ def _message(row: Any) -> Message:
 
 
 async def latest_inbound(tx: Txn, ticket_id: int) -> Message | None:
-    """The customer's newest message on the ticket."""
-    row = await tx.one("SELECT * FROM messages WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1",
-                       (ticket_id,))
+    """The customer's newest message on the ticket (a deleted one is not shown again)."""
+    row = await tx.one("SELECT * FROM messages WHERE ticket_id = ? AND direction = 'in' AND deleted_at IS NULL"
+                       " ORDER BY id DESC LIMIT 1", (ticket_id,))
     return None if row is None else _message(row)
 
 
@@ -159,9 +159,10 @@ async def count_inbound(tx: Txn, ticket_id: int, *, besides: int) -> int:
 
 
 async def of_ticket(tx: Txn, ticket_id: int, directions: Sequence[str]) -> list[Message]:
-    """The ticket's messages of these directions, oldest first."""
+    """The ticket's messages of these directions, oldest first; deleted ones are left out of the thread."""
     marks = ", ".join("?" for _ in directions)
-    rows = await tx.all(f"SELECT * FROM messages WHERE ticket_id = ? AND direction IN ({marks}) ORDER BY id",
+    rows = await tx.all(f"SELECT * FROM messages WHERE ticket_id = ? AND direction IN ({marks})"
+                        " AND deleted_at IS NULL ORDER BY id",
                         (ticket_id, *directions))
     return [_message(r) for r in rows]
 

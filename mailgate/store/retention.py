@@ -12,22 +12,25 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" for _ in values)
 
 
-# A ticket closed and untouched since the cutoff: updated_at moves with every change, so a ticket
-# someone is still looking at or writing on is never purged under them.
+# A ticket closed (or deleted) and untouched since the cutoff: updated_at moves with every change,
+# so a ticket someone is still looking at or writing on (or restored) is never purged under them.
+_GONE = (TicketStatus.CLOSED, TicketStatus.DELETED)
+
+
 async def closed_before(tx: Txn, cutoff: str) -> list[int]:
-    """Closed tickets untouched since the cutoff that still hold messages, oldest first."""
+    """Closed or deleted tickets untouched since the cutoff that still hold messages, oldest first."""
     rows = await tx.all(
-        "SELECT id FROM tickets t WHERE status = ? AND updated_at < ?"
+        "SELECT id FROM tickets t WHERE status IN (?, ?) AND updated_at < ?"
         " AND EXISTS (SELECT 1 FROM messages m WHERE m.ticket_id = t.id) ORDER BY id",
-        (TicketStatus.CLOSED, cutoff),
+        (*_GONE, cutoff),
     )
     return [r["id"] for r in rows]
 
 
 async def still_closed_before(tx: Txn, ticket_id: int, cutoff: str) -> bool:
-    """Still closed and untouched: a reply may have reopened it since the list was read."""
-    return await tx.value("SELECT 1 FROM tickets WHERE id = ? AND status = ? AND updated_at < ?",
-                          (ticket_id, TicketStatus.CLOSED, cutoff)) is not None
+    """Still closed (or deleted) and untouched: a reply may have reopened it since the list was read."""
+    return await tx.value("SELECT 1 FROM tickets WHERE id = ? AND status IN (?, ?) AND updated_at < ?",
+                          (ticket_id, *_GONE, cutoff)) is not None
 
 
 async def count_messages(tx: Txn, ticket_id: int) -> int:

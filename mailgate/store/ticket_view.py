@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mailgate.models import TicketStatus
 from mailgate.store import Row, Txn
 
 
@@ -65,10 +66,12 @@ class MessageView:
     thread_detail: str
     reply_text: str | None
     attachments: tuple[AttachmentView, ...]
+    unproven_agent: str | None = None  # the From names this agent, but the mail did not prove it
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "direction": self.direction, "message_id": self.message_id,
-                "from": {"name": self.from_name, "address": self.from_address}, "date": self.date,
+                "from": {"name": self.from_name, "address": self.from_address}, "unproven_agent": self.unproven_agent,
+                "date": self.date,
                 "received_at": self.received_at, "subject": self.subject, "kind": self.kind,
                 "imported": self.imported, "thread_rule": self.thread_rule, "thread_detail": self.thread_detail,
                 "reply_text": self.reply_text, "attachments": [a.to_json() for a in self.attachments]}
@@ -114,7 +117,7 @@ _TICKET_SELECT = (
     "SELECT t.*, c.name AS contact_name,"
     " (SELECT address FROM contact_addresses a WHERE a.contact_id = t.contact_id ORDER BY created_at LIMIT 1)"
     " AS contact_address,"
-    " (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count"
+    " (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id AND m.deleted_at IS NULL) AS message_count"
     " FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id"
 )
 
@@ -122,19 +125,21 @@ _TICKET_SELECT = (
 async def summaries(
     tx: Txn, *, limit: int = 50, status: str | None = None, quarantined: bool = False
 ) -> list[TicketSummary]:
-    """Newest activity first; quarantined tickets only when asked for (then only those)."""
+    """Newest activity first; quarantined tickets only when asked for (then only those); deleted ones only by status."""
     conditions: list[str] = ["t.quarantined = ?"]
     params: list[object] = [int(quarantined)]
     if status:
         conditions.append("t.status = ?")
         params.append(status)
+    else:
+        conditions.append(f"t.status != '{TicketStatus.DELETED}'")
     where = "WHERE " + " AND ".join(conditions)
     rows = await tx.all(f"{_TICKET_SELECT} {where} ORDER BY t.updated_at DESC, t.id DESC LIMIT ?", [*params, limit])
     return [_summary(r) for r in rows]
 
 
 async def detail(tx: Txn, number: int) -> TicketDetail | None:
-    """A ticket with its messages in order, attachments and event log."""
+    """A ticket with its messages in order (deleted ones left out), attachments and event log."""
     row = await tx.one(f"{_TICKET_SELECT} WHERE t.number = ?", (number,))
     if row is None:
         return None
@@ -142,7 +147,7 @@ async def detail(tx: Txn, number: int) -> TicketDetail | None:
     parties = await tx.all(
         "SELECT address, role FROM ticket_parties WHERE ticket_id = ? ORDER BY role DESC, address", (ticket_id,))
     messages = []
-    for m in await tx.all("SELECT * FROM messages WHERE ticket_id = ? ORDER BY id", (ticket_id,)):
+    for m in await tx.all("SELECT * FROM messages WHERE ticket_id = ? AND deleted_at IS NULL ORDER BY id", (ticket_id,)):
         attachments = await tx.all(
             "SELECT filename, content_type, size, sha256, inline FROM attachments WHERE message_row = ? ORDER BY id",
             (m["id"],),
@@ -151,7 +156,7 @@ async def detail(tx: Txn, number: int) -> TicketDetail | None:
             id=m["id"], direction=m["direction"], message_id=m["message_id"], from_name=m["from_name"],
             from_address=m["from_address"], date=m["sent_at"], received_at=m["created_at"], subject=m["subject"],
             kind=m["kind"], imported=bool(m["imported"]), thread_rule=m["thread_rule"],
-            thread_detail=m["thread_detail"], reply_text=m["reply_text"],
+            thread_detail=m["thread_detail"], reply_text=m["reply_text"], unproven_agent=m["unproven_agent"],
             attachments=tuple(AttachmentView(a["filename"], a["content_type"], a["size"], a["sha256"],
                                              bool(a["inline"])) for a in attachments),
         ))

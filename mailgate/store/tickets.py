@@ -30,6 +30,7 @@ class Ticket:
     resolved_at: str | None
     created_at: str
     updated_at: str
+    deleted_from: str | None = None  # the status a deleted ticket had: [restore] gives it back
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ def _ticket(row: Row) -> Ticket:
         priority=row["priority"], queue=row["queue"], assignee=row["assignee"], category=row["category"],
         contact_id=row["contact_id"], channel=row["channel"], direction=row["direction"],
         merged_into=row["merged_into"], snoozed_until=row["snoozed_until"], resolved_at=row["resolved_at"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        created_at=row["created_at"], updated_at=row["updated_at"], deleted_from=row["deleted_from"],
     )
 
 
@@ -120,7 +121,7 @@ async def survivor(tx: Txn, ticket_id: int) -> int:
 
 # Fields an operation may set; status is not among them (set_status writes it, with its event).
 _FIELDS = frozenset({"priority", "queue", "assignee", "category", "merged_into", "snoozed_until", "resolved_at",
-                     "contact_id"})
+                     "contact_id", "deleted_at", "deleted_from"})
 
 
 async def update(tx: Txn, ticket_id: int, *, touch: bool = True, **fields: Any) -> None:
@@ -263,3 +264,13 @@ async def set_subjects(tx: Txn, ticket_ids: Sequence[int], subject: str) -> None
     if ticket_ids:
         marks = ",".join("?" for _ in ticket_ids)
         await tx.execute(f"UPDATE tickets SET subject = ? WHERE id IN ({marks})", [subject, *ticket_ids])
+
+
+async def delete_requested(tx: Txn, ticket_id: int, actor: str, kind: str, since: str) -> bool:
+    """Whether this actor asked to delete the ticket since then, and it was neither deleted nor restored after."""
+    return await tx.value(
+        "SELECT 1 FROM events r WHERE r.ticket_id = ? AND r.actor = ? AND r.kind = ? AND r.at > ?"
+        " AND r.id > COALESCE((SELECT MAX(id) FROM events e WHERE e.ticket_id = r.ticket_id"
+        " AND e.kind IN ('ticket.deleted', 'ticket.restored')), 0) LIMIT 1",
+        (ticket_id, actor, kind, since),
+    ) is not None

@@ -15,21 +15,23 @@ class Watch:
     following: bool
     unread: bool
     read_at: str | None
+    unfollowed: bool = False  # said [unfollow]; not following and not this: never said either
 
 
 async def acted(tx: Txn, ticket_id: int, agent_id: str) -> None:
-    """Read now, and followed unless the agent unfollowed it before."""
+    """Read now, and followed unless the agent unfollowed it before (a ticket only marked read is followed now)."""
     now = tx.now_iso()
     await tx.execute(
         "INSERT INTO ticket_watchers (ticket_id, agent, following, unread, read_at, updated_at)"
         " VALUES (?, ?, 1, 0, ?, ?) ON CONFLICT (ticket_id, agent) DO UPDATE SET unread = 0,"
+        " following = COALESCE(ticket_watchers.following, 1),"
         " read_at = excluded.read_at, updated_at = excluded.updated_at",
         (ticket_id, agent_id, now, now),
     )
 
 
 async def is_following(tx: Txn, ticket_id: int, agent_id: str) -> bool | None:
-    """Whether the agent follows the ticket; None when they never touched it."""
+    """Whether the agent follows the ticket; None when they never said (never acted, or only marked it read)."""
     value = await tx.value("SELECT following FROM ticket_watchers WHERE ticket_id = ? AND agent = ?",
                            (ticket_id, agent_id))
     return None if value is None else bool(value)
@@ -46,11 +48,14 @@ async def set_following(tx: Txn, ticket_id: int, agent_id: str, following: bool)
 
 
 async def mark(tx: Txn, ticket_id: int, agent_id: str, *, read: bool) -> None:
-    """Read (without following) or unread again; the last read time is kept when marked unread."""
+    """Read or unread again, following untouched; the last read time is kept when marked unread.
+
+    A new row leaves following NULL: 0 is an explicit [unfollow], which would silence the agent.
+    """
     now = tx.now_iso()
     await tx.execute(
         "INSERT INTO ticket_watchers (ticket_id, agent, following, unread, read_at, updated_at)"
-        " VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (ticket_id, agent) DO UPDATE SET unread = excluded.unread,"
+        " VALUES (?, ?, NULL, ?, ?, ?) ON CONFLICT (ticket_id, agent) DO UPDATE SET unread = excluded.unread,"
         " read_at = COALESCE(excluded.read_at, ticket_watchers.read_at), updated_at = excluded.updated_at",
         (ticket_id, agent_id, int(not read), now if read else None, now),
     )
@@ -63,14 +68,14 @@ async def customer_wrote(tx: Txn, ticket_id: int) -> None:
 
 
 async def followers(tx: Txn, ticket_id: int) -> tuple[list[str], set[str]]:
-    """Agent ids following the ticket (sorted), and those who said [unfollow]."""
+    """Agent ids following the ticket (sorted), and those who said [unfollow] (NULL: neither)."""
     rows = await tx.all("SELECT agent, following FROM ticket_watchers WHERE ticket_id = ? ORDER BY agent",
                         (ticket_id,))
-    return [r["agent"] for r in rows if r["following"]], {r["agent"] for r in rows if not r["following"]}
+    return [r["agent"] for r in rows if r["following"]], {r["agent"] for r in rows if r["following"] == 0}
 
 
 def _watch(agent: str, following: object, unread: object, read_at: str | None) -> Watch:
-    return Watch(agent, bool(following), bool(unread) or read_at is None, read_at)
+    return Watch(agent, bool(following), bool(unread) or read_at is None, read_at, following == 0)
 
 
 async def watch(tx: Txn, ticket_id: int, agent_id: str) -> Watch | None:
