@@ -18,6 +18,7 @@ from mailgate.config.sections import (
     TicketsConfig,
 )
 from mailgate.config.smtp import SmtpConfig
+from mailgate.config.web import WebConfig
 
 # `run --dev`: where outgoing mail goes when [relay] names no destination (beside the config file).
 DEV_MAILDIR = Path("var/outgoing")
@@ -59,6 +60,7 @@ class Config(StrictModel):
     storms: StormConfig = StormConfig()  # per-sender and installation-wide caps on what a flood can cause
     http: HttpConfig = HttpConfig()  # /metrics and /healthz for monitoring; off by default
     retention: RetentionConfig = RetentionConfig()  # how long mail, spool and outbox rows are kept
+    web: WebConfig = WebConfig()  # the contact form and ticket API (channel web); off by default
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None
@@ -101,6 +103,7 @@ class Config(StrictModel):
         if default_queue is not None and default_queue not in queue_names:
             errors.append(("gateway.default_queue", f"unknown queue {default_queue!r}"))
         errors.extend(routing_errors(self.rules, self.rule_tests, queue_names, agent_ids))
+        errors.extend((f"web.{k}", m) for k, m in self.web.problems(self.gateway.addresses, {q.name: q.addresses for q in self.queues}))
         return errors
 
     def queue(self, name: str) -> QueueConfig | None:
