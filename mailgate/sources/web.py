@@ -80,7 +80,7 @@ class _Handler:
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         config = self.config_of()
-        exchange = Exchange(reader, writer)
+        exchange = Exchange(reader, writer, config.web.timeout)
         self._clients += 1
         try:
             if self._clients > config.web.max_clients:
@@ -100,11 +100,10 @@ class _Handler:
     async def _answer(self, exchange: Exchange, config: Config, peer: str | None) -> Answer | None:
         head: Head | None = None
         try:
-            async with asyncio.timeout(config.web.timeout):
-                head = await exchange.head()
-                if head is None:
-                    return None
-                return await self._request(exchange, config, head, peer)
+            head = await exchange.head()
+            if head is None:
+                return None
+            return await self._request(exchange, config, head, peer)
         except TimeoutError:
             return answers.error(408, "the request took too long to arrive", form=_is_form(head))
         except Refusal as refusal:

@@ -114,14 +114,14 @@ def email_address(value: str) -> str:
         domain = domain.encode("idna").decode("ascii").lower()
     except UnicodeError:
         raise Refusal(400, f"{value!r} has a domain that is not a valid hostname") from None
+    if not local.isascii():
+        raise Refusal(400, "write the address in ASCII: a non-ASCII local part cannot be answered by every mail server")
     candidate = f"{local}@{domain}"
     found, clean = addresses("From", candidate, [])
     # One mailbox, exactly as typed: "a@x.test, b@y.test" or "Name <a@x.test>" would smuggle a
     # second recipient or a display name into the acknowledgement's envelope.
     if not clean or len(found) != 1 or found[0].address != candidate or found[0].name:
         raise Refusal(400, f"{value!r} is not one plain email address")
-    if not candidate.isascii():
-        raise Refusal(400, "write the address in ASCII: a non-ASCII local part cannot be answered by every mail server")
     if "." not in domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
         raise Refusal(400, f"{value!r} has no valid domain")
     return candidate

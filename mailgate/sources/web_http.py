@@ -46,10 +46,14 @@ class Answer:
 class Exchange:
     """The server side of one connection: read() the head, body() if wanted, then send() one answer."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
         self.reader = reader
         self.writer = writer
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        # The whole request (head and body) must arrive by then: a client trickling a byte at a
+        # time (slowloris) holds a connection slot for at most this long. Storing it is not timed
+        # here: a cancelled commit could leave a stored mail answered as a failure.
+        self.deadline = asyncio.get_running_loop().time() + timeout
 
     async def _event(self) -> h11.Event | type[h11.PAUSED]:
         while True:
@@ -59,13 +63,18 @@ class Exchange:
                 raise Refusal(exc.error_status_hint, f"malformed HTTP request: {exc}") from None
             if isinstance(event, h11.Event) or event is h11.PAUSED:
                 return event
-            self.conn.receive_data(await self.reader.read(_READ))  # NEED_DATA; b"" tells h11 the client closed
+            async with asyncio.timeout_at(self.deadline):
+                data = await self.reader.read(_READ)
+            self.conn.receive_data(data)  # NEED_DATA; b"" tells h11 the client closed
 
     async def head(self) -> Head | None:
         """The request line and headers; None when the client closed without sending one."""
         event = await self._event()
         if not isinstance(event, h11.Request):
             return None
+        # h11 bounds only a head still incomplete; one that arrived whole in a single read is checked here.
+        if len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers) > MAX_HEAD:
+            raise Refusal(431, f"the request line and headers are larger than {MAX_HEAD} bytes")
         headers: dict[str, str] = {}
         for name, value in event.headers:
             key = name.decode("ascii").lower()
