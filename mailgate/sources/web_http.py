@@ -86,7 +86,7 @@ class Exchange:
     async def body(self, limit: int) -> bytes:
         """The whole body (chunked or not), or Refusal(413) as soon as it passes `limit` bytes."""
         if self.conn.client_is_waiting_for_100_continue:  # curl asks first for bodies over 1 KiB
-            self.writer.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+            self.writer.write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")) or b"")
         chunks: list[bytes] = []
         size = 0
         while True:

@@ -78,3 +78,11 @@ def test_two_sites_with_one_token_and_a_listener_without_sites(tmp_path: Path) -
     assert "no [[web.sites]]" in errors(tmp_path, "")["web.sites"]
     assert "not an IP address" in errors(tmp_path, "", 'listen = "127.0.0.1:0"\ntrusted_proxies = ["proxy.lan"]')[
         "web.trusted_proxies"]
+
+
+def test_a_token_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    token = tmp_path / "shop.token"
+    token.write_text("file-token-0123456789\n")
+    token.chmod(0o644)
+    config = load(tmp_path, '[[web.sites]]\nname = "shop"\ntoken_file = "shop.token"\naddress = "support@example.test"\n')
+    assert any(w.startswith("web.sites.0.token_file") for w in config_mod.permission_warnings(config))
