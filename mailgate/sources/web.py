@@ -26,7 +26,7 @@ from mailgate.sources import web_answers as answers
 from mailgate.sources.smtp import base_address
 from mailgate.sources.web_form import FORM, HONEYPOT, JSON, Refusal, media_type, read_fields, submission
 from mailgate.sources.web_http import Answer, Exchange, Head
-from mailgate.sources.web_limits import RateLimit, bucket_key, client_address
+from mailgate.sources.web_limits import IPAddress, RateLimit, bucket_key, client_address
 from mailgate.sources.web_mail import build
 from mailgate.store import Store, StoreUnavailable
 
@@ -126,10 +126,11 @@ class _Handler:
             return answers.error(405, f"use POST {PATH}", form=False, headers=[("allow", "POST, OPTIONS")])
         client = client_address(peer, head.get("x-forwarded-for") or None, web.trusted_proxies)
         # Counted before the token is checked: guessing tokens costs a robot the same as posting.
-        wait = self.limit.take(bucket_key(client) if client else "-", self.clock.now().timestamp(),
-                               per_minute=web.per_minute, burst=web.burst)
+        wait, refused = self.limit.take(bucket_key(client) if client else "-", self.clock.now().timestamp(),
+                                        per_minute=web.per_minute, burst=web.burst)
         if wait:
-            log.warning("web.rate_limited client=%s", client)
+            if refused == 1:  # one line per burst of refusals: a flood must not become a flood of log lines
+                log.warning("web.rate_limited client=%s", client)
             return answers.error(429, "too many requests from your address: try again later", form=_is_form(head),
                                  headers=[("retry-after", str(math.ceil(wait))), *_cors(config, head)])
         kind = media_type(head.get("content-type"))
@@ -139,7 +140,13 @@ class _Handler:
         if length is not None and length > web.max_body:
             raise Refusal(413, f"the request body is larger than {web.max_body} bytes")
         fields = read_fields(kind, await exchange.body(web.max_body))
-        site = _site(config, head, fields, form=kind == FORM)
+        return await self._submit(config, head, fields, kind == FORM, client)
+
+    async def _submit(self, config: Config, head: Head, fields: dict[str, str], form: bool,
+                      client: IPAddress | None) -> Answer:
+        """A request read whole: its site, origin and honeypot, then the fields, then the spool."""
+        web = config.web
+        site = _site(config, head, fields, form=form)
         origin = head.get("origin").lower()
         if origin and origin not in site.origins:
             # Browsers name the page a post comes from; a form copied onto another site (with its
@@ -150,7 +157,7 @@ class _Handler:
             # A robot: the same answer a person gets, so it learns nothing; nothing is stored.
             log.info("web.honeypot site=%s client=%s", site.name, client)
             fake = f"web.{secrets.token_hex(16)}@{config.message_id_domain}"
-            return _with(answers.accepted(fake, form=kind == FORM, redirect=site.redirect), extra)
+            return _with(answers.accepted(fake, form=form, redirect=site.redirect), extra)
         sub = submission(fields)
         if base_address(sub.email) in {*config.gateway.addresses, bounce_address(config)}:
             raise Refusal(400, f"{sub.email} is this help desk's own address")
@@ -164,11 +171,11 @@ class _Handler:
         except (StoreUnavailable, OSError) as exc:
             log.error("web.store_unavailable site=%s error=%r", site.name, str(exc))
             return answers.error(503, "the help desk cannot store your message right now: try again in a minute",
-                                 form=kind == FORM, headers=[("retry-after", "60"), *extra])
+                                 form=form, headers=[("retry-after", "60"), *extra])
         if self.on_accept is not None:
             self.on_accept()
         log.info("web.accepted site=%s spool=%d client=%s reference=%s", site.name, stored.spool_id, client, reference)
-        return _with(answers.accepted(reference, form=kind == FORM, redirect=site.redirect), extra)
+        return _with(answers.accepted(reference, form=form, redirect=site.redirect), extra)
 
 
 def _site(config: Config, head: Head, fields: dict[str, str], *, form: bool) -> WebSite:

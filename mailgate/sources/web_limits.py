@@ -64,6 +64,7 @@ def bucket_key(ip: IPAddress) -> str:
 class _Bucket:
     tokens: float
     at: float  # seconds, on the limiter's clock
+    refused: int = 0  # requests refused since the last one let through
 
 
 class RateLimit:
@@ -72,8 +73,9 @@ class RateLimit:
     def __init__(self) -> None:
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def take(self, key: str, now: float, *, per_minute: float, burst: int) -> float:
-        """0 when a request may go ahead (and is counted); else the seconds until one may."""
+    def take(self, key: str, now: float, *, per_minute: float, burst: int) -> tuple[float, int]:
+        """(0, 0) when a request may go ahead (and is counted); else the seconds until one may and how
+        many requests of this client were refused in a row (the first is worth a log line, the rest not)."""
         rate = per_minute / 60.0
         bucket = self._buckets.pop(key, None) or _Bucket(float(burst), now)
         bucket.tokens = min(float(burst), bucket.tokens + max(0.0, now - bucket.at) * rate)
@@ -83,5 +85,7 @@ class RateLimit:
             self._buckets.popitem(last=False)
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
-            return 0.0
-        return (1.0 - bucket.tokens) / rate
+            bucket.refused = 0
+            return 0.0, 0
+        bucket.refused += 1
+        return (1.0 - bucket.tokens) / rate, bucket.refused

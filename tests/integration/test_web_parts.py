@@ -29,10 +29,10 @@ def test_ipv6_clients_share_a_bucket_per_64_and_buckets_refill() -> None:
     assert one is not None and other is not None
     assert bucket_key(one) == bucket_key(other) == "2001:db8:1:2::/64"
     limit = RateLimit()
-    taken = [limit.take("a", 100.0, per_minute=6, burst=2) for _ in range(3)]
-    assert taken[:2] == [0.0, 0.0] and taken[2] == 10.0  # one token per 10 s
-    assert limit.take("b", 100.0, per_minute=6, burst=2) == 0.0  # another client has its own bucket
-    assert limit.take("a", 110.0, per_minute=6, burst=2) == 0.0
+    taken = [limit.take("a", 100.0, per_minute=6, burst=2) for _ in range(4)]
+    assert taken == [(0.0, 0), (0.0, 0), (10.0, 1), (10.0, 2)]  # one token per 10 s; refusals counted in a row
+    assert limit.take("b", 100.0, per_minute=6, burst=2) == (0.0, 0)  # another client has its own bucket
+    assert limit.take("a", 110.0, per_minute=6, burst=2) == (0.0, 0)
 
 
 def test_a_submission_becomes_a_clean_message_from_the_submitter() -> None:
