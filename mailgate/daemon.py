@@ -24,6 +24,7 @@ from mailgate.runners.intake import Worker
 from mailgate.runners.monitor import Monitor
 from mailgate.runners.outgoing import Outgoing
 from mailgate.sources import smtp
+from mailgate.sources import web as web_intake
 from mailgate.sources.imap import ImapWorkers
 from mailgate.store import Store, open_store
 
@@ -42,6 +43,7 @@ class Running:
     outgoing: Outgoing | None = None  # outbox sender and timers
     worker_task: asyncio.Task[None] | None = None  # the spool worker's loop: /healthz and the watchdog watch it
     monitor: Monitor | None = None  # /metrics, /healthz and the systemd watchdog
+    web: web_intake.WebServer | None = None  # [web]: the contact form and ticket API
     # Seconds the stop gives work in flight (DATA, relay sends, IMAP, the worker) once started()
     # exits. run() sets smtp.stop_timeout on SIGTERM; an error or a test's exit stops at once.
     stop_grace: float = 0.0
@@ -118,6 +120,7 @@ async def _parts(config: Config, store: Store, clock: Clock, group: asyncio.Task
         )
         running = Running(config, store, worker, server, imap, outgoing, worker_task=worker_task, clock=clock)
         running.monitor = await monitor.start(running, spawn)
+        running.web = await web_intake.serve(lambda: running.config if running else config, store, clock, worker.wake)
         yield running
     finally:
         grace = running.stop_grace if running is not None else 0.0
@@ -128,6 +131,7 @@ async def _parts(config: Config, store: Store, clock: Clock, group: asyncio.Task
         # is in flight gets until the one deadline, all at once; whatever is still running is cut.
         if running is not None:
             await monitor.stop(running.monitor)
+            await web_intake.stop(running.web)
         if server is not None:
             smtp.stop_accepting(server)
         if worker_task is not None:
@@ -204,6 +208,8 @@ def reload(running: Running) -> bool:
             log.error("config.reload_refused rule test failed: %s", issue)
         return False
     needs = [key for key in _RESTART_ONLY if getattr(new, key) != getattr(running.config, key)]
+    if new.web.listen != running.config.web.listen:  # its sites and limits apply from the next request
+        needs.append("web.listen")
     if new.gateway.addresses != running.config.gateway.addresses:
         needs.append("gateway.addresses")
     mailer = Mailer(new)

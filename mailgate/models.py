@@ -24,6 +24,7 @@ class Source(enum.StrEnum):
     IMAP = "imap"
     PIPE = "pipe"
     IMPORT = "import"
+    WEB = "web"  # the contact form or ticket API: a message built from what the submitter typed
 
 
 class TicketStatus(enum.StrEnum):

@@ -52,13 +52,15 @@ from mailgate.config.sections import (
     TicketsConfig,
 )
 from mailgate.config.smtp import SmtpConfig
+from mailgate.config.web import WebConfig, WebSite
 
 __all__ = [
     "DETECTED_LANGUAGES", "DEV_MAILDIR", "EXAMPLE_SECRET_MARKER", "LANGUAGES", "MAIL_KINDS", "MATCH_FIELDS",
     "PRIORITIES", "WEEKDAYS", "AgentConfig", "BusinessHoursConfig", "ConditionConfig", "ConditionFields", "Config",
     "ConfigError", "ConfigIssue", "GatewayConfig", "HostPort", "HttpConfig", "Ident", "ImapAccount", "Language",
     "MailAddress", "MatchConfig", "OutboxConfig", "PersonAddress", "Priority", "QueueConfig", "RelayConfig",
-    "RepliesConfig", "RetentionConfig", "RuleConfig", "RuleTestConfig", "RuleTestFiles", "read_rule_test_files", "SlaTimes", "SmtpConfig", "StorageConfig", "StormConfig",
-    "StrictModel", "TicketsConfig", "TimeZoneName", "Weekday", "bounce_address", "dev_outgoing", "is_loopback",
+    "RepliesConfig", "RetentionConfig", "RuleConfig", "RuleTestConfig", "RuleTestFiles", "read_rule_test_files", "SlaTimes",
+    "SmtpConfig", "StorageConfig", "StormConfig", "StrictModel", "TicketsConfig", "TimeZoneName", "WebConfig", "WebSite",
+    "Weekday", "bounce_address", "dev_outgoing", "is_loopback",
     "key_line", "load", "parse_listen", "permission_warnings", "production_issues", "state_base",
 ]

@@ -69,6 +69,7 @@ def permission_warnings(config: Config) -> list[str]:
     if config.relay.password is not None and config.relay.password_file is None:
         inline.append("relay.password")
     inline += [f"imap.{i}.password" for i, account in enumerate(config.imap) if account.password is not None]
+    inline += [f"web.sites.{i}.token" for i, site in enumerate(config.web.sites) if site.token_file is None]
     if config.source is not None and inline:
         mode = _mode(config.source)
         if mode is not None and mode & 0o077:
@@ -78,6 +79,7 @@ def permission_warnings(config: Config) -> list[str]:
     files = [("gateway.secret_file", config.gateway.secret_file), ("relay.password_file", config.relay.password_file)]
     files += [(f"imap.{i}.{key}", getattr(a, key)) for i, a in enumerate(config.imap)
               for key in ("password_file", "oauth2_token_file")]
+    files += [(f"web.sites.{i}.token_file", site.token_file) for i, site in enumerate(config.web.sites)]
     for key, path in files:
         mode = _mode(path) if path is not None else None
         if mode is not None and mode & 0o004:

@@ -19,6 +19,7 @@ from mailgate.config.sections import (
     TicketsConfig,
 )
 from mailgate.config.smtp import SmtpConfig
+from mailgate.config.web import WebConfig
 
 # `run --dev`: where outgoing mail goes when [relay] names no destination (beside the config file).
 DEV_MAILDIR = Path("var/outgoing")
@@ -61,6 +62,7 @@ class Config(StrictModel):
     http: HttpConfig = HttpConfig()  # /metrics and /healthz for monitoring; off by default
     retention: RetentionConfig = RetentionConfig()  # how long mail, spool and outbox rows are kept
     replies: RepliesConfig = RepliesConfig()  # saved replies agents send with [use:NAME]
+    web: WebConfig = WebConfig()  # the contact form and ticket API (channel web); off by default
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None
@@ -103,6 +105,7 @@ class Config(StrictModel):
         if default_queue is not None and default_queue not in queue_names:
             errors.append(("gateway.default_queue", f"unknown queue {default_queue!r}"))
         errors.extend(routing_errors(self.rules, self.rule_tests, queue_names, agent_ids))
+        errors.extend((f"web.{k}", m) for k, m in self.web.problems(self.gateway.addresses, {q.name: q.addresses for q in self.queues}))
         return errors
 
     def queue(self, name: str) -> QueueConfig | None:

@@ -25,6 +25,10 @@ def resolve_paths(data: dict[str, Any], base: Path) -> None:
     relay = data.get("relay")
     if isinstance(relay, dict) and isinstance(relay.get("password_file"), str):
         relay["password_file"] = str(base / os.path.expanduser(relay["password_file"]))
+    web = data.get("web")
+    for site in (web.get("sites") or ()) if isinstance(web, dict) else ():
+        if isinstance(site, dict) and isinstance(site.get("token_file"), str):
+            site["token_file"] = str(base / os.path.expanduser(site["token_file"]))
     for account in data.get("imap") or ():
         for key in ("password_file", "oauth2_token_file", "ca_file"):
             if isinstance(account, dict) and isinstance(account.get(key), str):

@@ -68,6 +68,8 @@ def untrusted_why(config: Config, envelope: Envelope) -> str:
         return f"the sending host {envelope.peer or '(unknown)'} is not in smtp.trusted_peers"
     if envelope.source is Source.IMAP:
         return "the mailbox's trusted_received is 0"
+    if envelope.source is Source.WEB:
+        return "it came through the web form, where anyone can type any address"
     return "its source is not trusted"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailgate import rules
 from mailgate.mail.subjects import clean_subject
-from mailgate.models import Correlation, MailKind, ThreadRule
+from mailgate.models import Correlation, MailKind, Source, ThreadRule
 from mailgate.ops import assign, lifecycle, parties, tickets
 from mailgate.outgoing import guard
 from mailgate.pipeline.context import MailContext, Outcome
@@ -66,6 +66,8 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         contact_id=contact_id,
         first_number=m.config.gateway.first_ticket_number,
         actor=m.actor,
+        # A web form's ticket is kept apart in views and statistics; a mail reply later stays on it.
+        channel="web" if m.entry.envelope.source is Source.WEB else "email",
     )
     m.ticket_id, m.number = ref.id, ref.number
     if sender and sender.address:
