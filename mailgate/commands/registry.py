@@ -82,6 +82,8 @@ REGISTRY: tuple[Spec, ...] = (
     Spec("behalf", _R, values.customer, ticket=Ticket.OPENS, applied=False),
     Spec("channel", _R, values.channel, ticket=Ticket.OPENS, applied=False),
     Spec("done", _N, values.bare, applied=False),
+    # Answered by its own mail (ops.search), with or without a ticket; changes nothing.
+    Spec("search", _R, values.search, ticket=Ticket.ANY, applied=False),
 )
 SPECS: dict[str, Spec] = {s.name: s for s in REGISTRY}
 ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}

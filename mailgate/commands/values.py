@@ -175,3 +175,16 @@ def files(name: str, value: str, raw: str, now: datetime | None = None, zone: tz
         return TagError(raw, "write the numbers of the files as listed, e.g. [files:2] or [files:1, 3]")
     numbers = dict.fromkeys(int(w.lstrip("#")) for w in words)
     return Command("files", ", ".join(str(n) for n in numbers), raw)
+
+
+def search(name: str, value: str, raw: str, now: datetime | None = None, zone: tzinfo | None = None) -> Command | TagError:
+    """[search:printer toner status:open]: the words and filters as written; ops.search reads and checks them."""
+    text = " ".join(value.split())
+    if not text:
+        return TagError(raw, "needs the words to find, e.g. [search:printer toner status:open]")
+    if len(text) > 500:
+        return TagError(raw, "at most 500 characters")
+    return Command(name, text, raw)
+
+
+EXAMPLES["search"] = "[search:printer toner status:open]"
