@@ -50,14 +50,15 @@ def tickets_search(ctx: click.Context, /, query: tuple[str, ...], quarantined: b
 
     found = run_txn(ctx, as_json, work, write=False)
     if as_json:
-        emit_json({"ok": True, "total": found.total, "offset": offset, "hits": [h.to_json() for h in found.hits]})
+        emit_json({"ok": True, "total": found.total, "complete": found.complete, "offset": offset, "hits": [h.to_json() for h in found.hits]})
         return
     for h in found.hits:
         click.echo(f"#{h.number:<6} {h.status:<8} {h.assignee or '-':<10} {h.subject}")
         click.echo(f"        {h.snippet}")
     shown = offset + len(found.hits)
-    more = f"; {found.total - shown} more (--offset {shown})" if found.total > shown else ""
-    click.echo(f"{found.total} ticket{'' if found.total == 1 else 's'} found{more}", err=not found.hits)
+    plus = "" if found.complete else "+"  # only the newest matches were ranked: at least this many
+    more = f"; {found.total - shown}{plus} more (--offset {shown})" if found.total > shown else ""
+    click.echo(f"{found.total}{plus} ticket{'' if found.total == 1 else 's'} found{more}", err=not found.hits)
 
 
 def attach(tickets: click.Group) -> None:

@@ -178,5 +178,5 @@ async def by_mail(tx: Txn, config: Config, agent: AgentConfig, words: str) -> st
     """[search:…] from a proven agent: the hits mailed to them; what the confirmation says of it."""
     query = seen_by(config, check(config, parse(words), agent), agent)
     found = await run(tx, query, MAIL_HITS)
-    await search_answer.send(tx, config, agent, words, found.hits, found.total)
-    return f"[search:{words}] {found.total} ticket{'' if found.total == 1 else 's'} found, mailed to you"
+    await search_answer.send(tx, config, agent, words, found.hits, found.total, complete=found.complete)
+    return f"[search:{words}] {found.total}{'' if found.complete else '+'} found, mailed to you"

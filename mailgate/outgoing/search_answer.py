@@ -22,11 +22,14 @@ def lines(hits: Sequence[Hit]) -> list[dict[str, Any]]:
              "assignee": h.assignee or "", "snippet": h.snippet, "direction": h.direction} for h in hits]
 
 
-async def send(tx: Txn, config: Config, agent: AgentConfig, query: str, hits: Sequence[Hit], total: int) -> int:
+async def send(
+    tx: Txn, config: Config, agent: AgentConfig, query: str, hits: Sequence[Hit], total: int, *, complete: bool = True
+) -> int:
     """Queue the results to the agent's own address; its Reply-To is their command address (search again)."""
     mailer = mailer_for(tx, config)
     language = agent.language or config.gateway.default_language
-    outcome = {"listing": query, "tickets": lines(hits), "more": max(total - len(hits), 0), "ticketless": True}
+    outcome = {"listing": query, "tickets": lines(hits), "more": max(total - len(hits), 0),
+               "complete": complete, "ticketless": True}
     rendered = mailer.templates.render(TEMPLATE, language, context(
         gateway=config.gateway.name, number=0, tag=config.gateway.ticket_tag, subject="",
         agent_name=agent.name, agent_id=agent.id, outcome=outcome,

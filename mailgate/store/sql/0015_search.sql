@@ -18,9 +18,6 @@ CREATE VIRTUAL TABLE search_text USING fts5(
     tokenize = 'unicode61 remove_diacritics 2'
 );
 
--- A word in the subject or the sender's name says more about a ticket than one deep in a body.
-INSERT INTO search_text (search_text, rank) VALUES ('rank', 'bm25(4.0, 1.0, 2.0, 2.0)');
-
 INSERT INTO search_text (rowid, subject, text, from_name, from_address)
     SELECT id, subject, text, from_name, from_address FROM messages
     WHERE NOT (direction = 'out' AND kind = 'auto-reply');
