@@ -218,3 +218,14 @@ async def _snippets(tx: Txn, query: str, message_rows: Sequence[int]) -> dict[in
 
 def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
+
+
+async def forget_deleted(tx: Txn) -> None:
+    """Rewrite the index without the words of deleted and blanked messages (an erasure).
+
+    FTS5 records a deletion as a marker in a new segment; the words stay in the older segments
+    until they are merged, readable in the file. 'optimize' merges every segment into one now
+    (PostgreSQL: the tsvector goes with its row; VACUUM reclaims it). It rewrites the whole
+    index, as the erasure's VACUUM rewrites the whole file.
+    """
+    await tx.execute("INSERT INTO search_text (search_text) VALUES ('optimize')")
