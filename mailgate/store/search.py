@@ -24,8 +24,8 @@ SNIPPET_WORDS = 12
 WINDOW = 1000  # matching messages ranked, newest first (see search())
 # bm25's column weights: a word in the subject or the sender's name says more than one deep in a body.
 WEIGHTS = "4.0, 1.0, 2.0, 2.0"  # subject, text, from_name, from_address
-# The marks snippet() puts around a matching word: control characters no stored text holds, so a
-# "[" in a mail is never taken for one; shown as [ ].
+# The marks snippet() puts around a matching word: control characters (STX, ETX) that mail text
+# does not carry, so a "[" in a mail is never taken for a mark; shown as [ ].
 _MARK, _END = "\x02", "\x03"
 DIRECTIONS: dict[str, tuple[str, ...]] = {
     "received": ("in",), "sent": ("out", "agent"), "note": ("note",),
