@@ -25,6 +25,7 @@ from mailgate.cli import outbox as cli_outbox
 from mailgate.cli import postfix as cli_postfix
 from mailgate.cli import replies as cli_replies
 from mailgate.cli import run as cli_run
+from mailgate.cli import search as cli_search
 from mailgate.cli import storms as cli_storms
 from mailgate.cli import tickets as cli_tickets
 from mailgate.cli.support import SafeGroup
@@ -79,6 +80,7 @@ main.add_command(cli_tickets.tickets)
 cli_life.attach(main, cli_tickets.tickets)
 cli_cases.attach(cli_tickets.tickets)
 cli_ops.attach(cli_tickets.tickets)
+cli_search.attach(cli_tickets.tickets)
 cli_outbox.attach(main)
 cli_storms.attach(main)
 cli_postfix.attach(main)

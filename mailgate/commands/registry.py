@@ -89,6 +89,8 @@ REGISTRY: tuple[Spec, ...] = (
     Spec("done", _N, values.bare, applied=False),
     # A saved reply to the customer (read by the agent-mail path, which renders it under the agent's words).
     Spec("use", _R, values.saved_reply, applied=False),
+    # Answered by its own mail (ops.search), with or without a ticket; changes nothing.
+    Spec("search", _R, values.search, ticket=Ticket.ANY, applied=False),
 )
 SPECS: dict[str, Spec] = {s.name: s for s in REGISTRY}
 ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}

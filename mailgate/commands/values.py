@@ -186,3 +186,16 @@ def saved_reply(name: str, value: str, raw: str, now: datetime | None = None, zo
     if not _REPLY_NAME.fullmatch(lowered):
         return TagError(raw, f"{value!r} is not a saved reply's name (letters, digits, - and _; e.g. {EXAMPLES['use']})")
     return Command(name, lowered, raw)
+
+
+def search(name: str, value: str, raw: str, now: datetime | None = None, zone: tzinfo | None = None) -> Command | TagError:
+    """[search:printer toner status:open]: the words and filters as written; ops.search reads and checks them."""
+    text = " ".join(value.split())
+    if not text:
+        return TagError(raw, "needs the words to find, e.g. [search:printer toner status:open]")
+    if len(text) > 500:
+        return TagError(raw, "at most 500 characters")
+    return Command(name, text, raw)
+
+
+EXAMPLES["search"] = "[search:printer toner status:open]"

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mailgate.ops import contacts
-from mailgate.store import Txn, assignment, events, forwards, storms, tasks
+from mailgate.store import Txn, assignment, events, forwards, search, storms, tasks
 from mailgate.store import contacts as contact_rows
 from mailgate.store import erase as store
 from mailgate.store import messages as message_rows
@@ -115,6 +115,7 @@ async def erase(tx: Txn, ref: str, *, actor: str = "cli") -> Erased:
     result.events = await _scrub_events(tx, sorted(touched), addresses, scrub)
     result.hashes = await drop_unreferenced(tx, result.hashes)
     result.tickets = len(touched)
+    await search.forget_deleted(tx)
     for ticket_id in sorted(touched):
         await events.add(tx, ticket_id, actor, "contact.erased",
                             {"contact": contact_id, "text": "contact erased by operator"})

@@ -17,7 +17,7 @@ from mailgate.mail.identity import Identity
 from mailgate.mail.subjects import subject_tags
 from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule, TicketStatus
 from mailgate.ops import apply as ops
-from mailgate.ops import confirm, inbox, lifecycle, notes, opening, tasks
+from mailgate.ops import confirm, inbox, lifecycle, notes, opening, search, tasks
 from mailgate.ops import forward as forwarding
 from mailgate.ops.base import actor, add_message
 from mailgate.outgoing import compose, outbox, saved_replies
@@ -231,6 +231,8 @@ async def _proven(
         else:
             await confirm.tell(tx, config, agent, ticket_id, "agent_refused", outcome, is_note)
         return Decision(True, found, ident, await _number(tx, ticket_id), message_row)
+    if ticketless and {c.name for c in parsed.commands} == {"search"}:
+        return Decision(True, found, ident, None, message_row)  # the results are the answer
     await confirm.tell(tx, config, agent, ticket_id, "agent_done", outcome, is_note,
                 excerpt=(agent.name, text) if text and ticket_id else None)
     return Decision(True, found, ident, await _number(tx, ticket_id), message_row)
@@ -253,6 +255,9 @@ async def _apply(
     elif listing is not None:
         outcome.listing = listing.value
         outcome.tickets = await inbox.list_tickets(tx, config, agent, listing.value)
+    searched = parsed.get("search")
+    if searched is not None:
+        outcome.changes.append(await search.by_mail(tx, config, agent, searched.value))
     picked = next((c.ticket for c in changes if c.ticket), None)
     if picked is not None:
         await _send_ticket(tx, config, agent, picked)
