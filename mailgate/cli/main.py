@@ -22,6 +22,7 @@ from mailgate.cli import life as cli_life
 from mailgate.cli import ops as cli_ops
 from mailgate.cli import outbox as cli_outbox
 from mailgate.cli import postfix as cli_postfix
+from mailgate.cli import report as cli_report
 from mailgate.cli import run as cli_run
 from mailgate.cli import storms as cli_storms
 from mailgate.cli import tickets as cli_tickets
@@ -84,3 +85,4 @@ cli_db.attach(main)
 cli_health.attach(main)
 cli_data.attach(main)
 cli_config.attach(main)
+cli_report.attach(main)

@@ -31,6 +31,7 @@ from mailgate.config.model import DEV_MAILDIR, Config, bounce_address, dev_outgo
 from mailgate.config.outgoing import OutboxConfig, RelayConfig
 from mailgate.config.paths import state_base
 from mailgate.config.queues import AgentConfig, BusinessHoursConfig, QueueConfig, SlaTimes
+from mailgate.config.report import DIMENSIONS, PERIODS, ReportConfig
 from mailgate.config.routing import (
     DETECTED_LANGUAGES,
     MAIL_KINDS,
@@ -53,7 +54,7 @@ from mailgate.config.sections import (
 from mailgate.config.smtp import SmtpConfig
 
 __all__ = [
-    "DETECTED_LANGUAGES", "DEV_MAILDIR", "EXAMPLE_SECRET_MARKER", "LANGUAGES", "MAIL_KINDS", "MATCH_FIELDS",
+    "DETECTED_LANGUAGES", "DEV_MAILDIR", "DIMENSIONS", "PERIODS", "ReportConfig", "EXAMPLE_SECRET_MARKER", "LANGUAGES", "MAIL_KINDS", "MATCH_FIELDS",
     "PRIORITIES", "WEEKDAYS", "AgentConfig", "BusinessHoursConfig", "ConditionConfig", "ConditionFields", "Config",
     "ConfigError", "ConfigIssue", "GatewayConfig", "HostPort", "HttpConfig", "Ident", "ImapAccount", "Language",
     "MailAddress", "MatchConfig", "OutboxConfig", "PersonAddress", "Priority", "QueueConfig", "RelayConfig",

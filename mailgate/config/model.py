@@ -8,6 +8,7 @@ from mailgate.config.base import StrictModel
 from mailgate.config.imap import ImapAccount
 from mailgate.config.outgoing import OutboxConfig, RelayConfig
 from mailgate.config.queues import AgentConfig, QueueConfig
+from mailgate.config.report import ReportConfig
 from mailgate.config.routing import RuleConfig, RuleTestConfig, routing_errors
 from mailgate.config.sections import (
     GatewayConfig,
@@ -59,6 +60,7 @@ class Config(StrictModel):
     storms: StormConfig = StormConfig()  # per-sender and installation-wide caps on what a flood can cause
     http: HttpConfig = HttpConfig()  # /metrics and /healthz for monitoring; off by default
     retention: RetentionConfig = RetentionConfig()  # how long mail, spool and outbox rows are kept
+    report: ReportConfig = ReportConfig()  # the weekly report mailed to queue members; off by default
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None
@@ -101,6 +103,7 @@ class Config(StrictModel):
         if default_queue is not None and default_queue not in queue_names:
             errors.append(("gateway.default_queue", f"unknown queue {default_queue!r}"))
         errors.extend(routing_errors(self.rules, self.rule_tests, queue_names, agent_ids))
+        errors.extend(self.report.problems(queue_names))
         return errors
 
     def queue(self, name: str) -> QueueConfig | None:
