@@ -16,6 +16,7 @@ from mailgate.cli import config as cli_config
 from mailgate.cli import data as cli_data
 from mailgate.cli import db as cli_db
 from mailgate.cli import explain as cli_explain
+from mailgate.cli import export as cli_export
 from mailgate.cli import health as cli_health
 from mailgate.cli import intake as cli_intake
 from mailgate.cli import life as cli_life
@@ -78,6 +79,7 @@ main.add_command(cli_tickets.tickets)
 cli_life.attach(main, cli_tickets.tickets)
 cli_cases.attach(cli_tickets.tickets)
 cli_ops.attach(cli_tickets.tickets)
+cli_export.attach(cli_tickets.tickets)
 cli_outbox.attach(main)
 cli_storms.attach(main)
 cli_postfix.attach(main)

@@ -13,6 +13,7 @@ from mailgate.cli.support import emit_json, run_txn
 from mailgate.config import DIMENSIONS, PERIODS, Config
 from mailgate.ops import periods
 from mailgate.ops import report as ops
+from mailgate.outgoing.report_mail import duration
 from mailgate.store import Txn
 
 COLUMNS = (
@@ -44,17 +45,6 @@ def to_csv(report: dict[str, Any]) -> str:
         writer.writerow(flat(group["key"], group))
     writer.writerow(flat("(total)", report["total"]))
     return out.getvalue()
-
-
-def duration(minutes: float | None) -> str:
-    """45m, 3.5h, 2.1d: readable at a glance."""
-    if minutes is None:
-        return "-"
-    if minutes < 90:
-        return f"{minutes:.0f}m"
-    if minutes < 48 * 60:
-        return f"{minutes / 60:.1f}h"
-    return f"{minutes / 1440:.1f}d"
 
 
 def table(report: dict[str, Any]) -> str:

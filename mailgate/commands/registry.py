@@ -82,6 +82,9 @@ REGISTRY: tuple[Spec, ...] = (
     Spec("behalf", _R, values.customer, ticket=Ticket.OPENS, applied=False),
     Spec("channel", _R, values.channel, ticket=Ticket.OPENS, applied=False),
     Spec("done", _N, values.bare, applied=False),
+    # Answered with a mail of their own to the asking agent: statistics, a ticket's printable page.
+    Spec("report", _O, values.report, ticket=Ticket.ANY, applied=False),
+    Spec("print", _O, values.printing, applied=False),
 )
 SPECS: dict[str, Spec] = {s.name: s for s in REGISTRY}
 ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}

@@ -35,6 +35,7 @@ NAMES: tuple[str, ...] = (
     "assigned",  # an agent hears a ticket was given to them
     "storm_held",  # one notice that a sender's flood is being held (storm fuse)
     "files",  # the ticket's files an agent asked for with [files]
+    "print",  # the ticket as a printable HTML page, attached ([print], [print:notes])
 )
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 
