@@ -72,7 +72,9 @@ def wire(m: ThreadMessage, ticket_subject: str) -> bytes:
     """The message as it travelled (stored bytes) or, for notes and mail whose bytes are gone, rebuilt
     from its columns with its Message-ID and In-Reply-To, so a mail reader still threads it."""
     if m.raw is not None and m.direction not in INTERNAL:
-        return m.raw
+        # A mail handed over by an MTA pipe or imported from an mbox may still start with its mbox
+        # "From " envelope line, which is no header: kept, it would end the headers of the copy.
+        return m.raw.split(b"\n", 1)[1] if m.raw.startswith(b"From ") and b"\n" in m.raw else m.raw
     msg = EmailMessage(policy=policy.SMTP)
     internal = m.direction in INTERNAL
     msg["From"] = compose.clean(f"{m.from_name} <{m.from_address}>" if m.from_name else m.from_address or "unknown")

@@ -157,3 +157,8 @@ def test_report_mail_renders_text_bars_and_escaped_html() -> None:
     assert "█" * 24 + " 4" in rendered.text and "█" * 12 + " 2" in rendered.text
     assert rendered.html is not None and "&lt;b&gt;vip&lt;/b&gt;" in rendered.html and "<b>vip" not in rendered.html
     assert "width:100%" in rendered.html and "width:50%" in rendered.html
+
+
+def test_an_mbox_envelope_line_left_on_stored_mail_is_not_copied_as_a_header() -> None:
+    raw = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\nFrom: zoe@customer.test\nMessage-ID: <m1@customer.test>\n\nHi\n"
+    assert export.wire(_message(1, raw=raw), "x").startswith(b"From: zoe@customer.test\n")
