@@ -51,9 +51,11 @@ def table(report: dict[str, Any]) -> str:
     """The report as a plain-text table."""
     clock = {"wall": "wall-clock time", "business": "business hours",
              "mixed": "business hours where the queue has them, else wall-clock time"}[report["clock"]]
-    lines = [f"Report {report['period']['name']}: {report['period']['from']} to {report['period']['to']}"
-             f" ({report['period']['timezone']}){' queue ' + report['queue'] if report['queue'] else ''};"
-             f" times in {clock}, median / 90th percentile", ""]
+    period = report["period"]
+    named = "" if period["name"] == "dates" else f"{period['name']}: "
+    lines = [f"Report {named}{period['from']} to {period['to']} ({period['timezone']})"
+             f"{', queue ' + report['queue'] if report['queue'] else ''}; times in {clock}, median / 90th percentile",
+             "open: at the end of the period, by age", ""]
     head = f"{'':<24} {'opened':>6} {'resolved':>8}  {'1st reply':>13}  {'resolution':>13}  {'SLA met/breached':>16}  " \
            f"{'open':>5} " + " ".join(f"{label:>5}" for label, _ in ops.AGES)
     lines.append(head)
