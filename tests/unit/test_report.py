@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mailgate import config as config_mod
 from mailgate.commands import values
 from mailgate.commands.model import Command, TagError
+from mailgate.config import ConfigError
 from mailgate.errors import Refused
 from mailgate.ops import export, periods
 from mailgate.ops.report import age_bucket, median, p90
@@ -19,6 +21,8 @@ from mailgate.outgoing.report_mail import duration, text_bar, view, width
 from mailgate.outgoing.templates import Templates
 from mailgate.store.export import FileInfo, ThreadMessage
 from mailgate.store.ticket_facts import TicketFacts
+
+from ..conftest import AGENTS, write_config
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # a Thursday
 
@@ -75,10 +79,10 @@ def test_bars_are_proportional_and_never_hide_a_small_value() -> None:
 def test_report_and_print_tags_read_their_values() -> None:
     read = values.report
     assert read("report", "", "[report]") == Command("report", "week", "[report]")
-    assert read("report", "Last-Week by:Queue", "[r]").value == "last-week by:queue"
+    assert read("report", "Last-Week by:Queue", "[r]") == Command("report", "last-week by:queue", "[r]")
     assert isinstance(read("report", "fortnight", "[r]"), TagError)
     assert isinstance(read("report", "week by:mood", "[r]"), TagError)
-    assert values.printing("print", "notes", "[print:notes]").value == "notes"  # type: ignore[union-attr]
+    assert values.printing("print", "notes", "[p]") == Command("print", "notes", "[p]")
     assert isinstance(values.printing("print", "everything", "[print:everything]"), TagError)
 
 
@@ -162,3 +166,14 @@ def test_report_mail_renders_text_bars_and_escaped_html() -> None:
 def test_an_mbox_envelope_line_left_on_stored_mail_is_not_copied_as_a_header() -> None:
     raw = b"From MAILER-DAEMON Mon Nov 23 10:00:00 2026\nFrom: zoe@customer.test\nMessage-ID: <m1@customer.test>\n\nHi\n"
     assert export.wire(_message(1, raw=raw), "x").startswith(b"From: zoe@customer.test\n")
+
+
+def test_report_section_is_checked_with_its_keys(tmp_path: Path) -> None:
+    good = config_mod.load(write_config(tmp_path, AGENTS + '\n[report]\nweekly = "fri 16:30"\nqueues = ["billing"]\n'))
+    assert good.report.when() == (4, 16, 30) and good.report.by == "tag"
+    assert config_mod.load(write_config(tmp_path, AGENTS)).report.when() is None
+    for section, key in (('weekly = "monday 8am"', "report.weekly"), ('queues = ["nope"]', "report.queues.0"),
+                         ('by = "mood"', "report.by")):
+        with pytest.raises(ConfigError) as caught:
+            config_mod.load(write_config(tmp_path, AGENTS + f"\n[report]\n{section}\n"))
+        assert [i.key for i in caught.value.issues] == [key]
