@@ -15,7 +15,7 @@ from mailgate import rules
 from mailgate.clock import Clock, SystemClock
 from mailgate.config import Config, ConfigError
 from mailgate.obs import sd_notify
-from mailgate.ops import lifecycle, retention, tasks
+from mailgate.ops import lifecycle, report_weekly, retention, tasks
 from mailgate.outgoing.notices import Mailer
 from mailgate.pipeline.process import Processor
 from mailgate.rules import report as rule_tests
@@ -108,6 +108,7 @@ async def _parts(config: Config, store: Store, clock: Clock, group: asyncio.Task
         lifecycle.register_timers(outgoing.timers, lambda: worker.processor.config)
         tasks.register_timers(outgoing.timers, lambda: worker.processor.config)
         await retention.start(outgoing.timers, store, lambda: worker.processor.config)  # daily purge
+        await report_weekly.start(outgoing.timers, store, lambda: worker.processor.config)  # [report] weekly
         await outgoing.start(spawn)
         handler = smtp.SpoolHandler(config, store, on_accept=worker.wake)
         server = await smtp.serve(config, handler)

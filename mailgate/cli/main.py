@@ -17,6 +17,7 @@ from mailgate.cli import data as cli_data
 from mailgate.cli import db as cli_db
 from mailgate.cli import delete as cli_delete
 from mailgate.cli import explain as cli_explain
+from mailgate.cli import export as cli_export
 from mailgate.cli import health as cli_health
 from mailgate.cli import intake as cli_intake
 from mailgate.cli import life as cli_life
@@ -24,6 +25,7 @@ from mailgate.cli import ops as cli_ops
 from mailgate.cli import outbox as cli_outbox
 from mailgate.cli import postfix as cli_postfix
 from mailgate.cli import replies as cli_replies
+from mailgate.cli import report as cli_report
 from mailgate.cli import run as cli_run
 from mailgate.cli import search as cli_search
 from mailgate.cli import storms as cli_storms
@@ -81,6 +83,7 @@ cli_life.attach(main, cli_tickets.tickets)
 cli_cases.attach(cli_tickets.tickets)
 cli_ops.attach(cli_tickets.tickets)
 cli_search.attach(cli_tickets.tickets)
+cli_export.attach(cli_tickets.tickets)
 cli_outbox.attach(main)
 cli_storms.attach(main)
 cli_postfix.attach(main)
@@ -90,3 +93,4 @@ cli_data.attach(main)
 cli_config.attach(main)
 cli_delete.attach(main, cli_tickets.tickets)
 cli_replies.attach(main)
+cli_report.attach(main)

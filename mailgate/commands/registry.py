@@ -91,6 +91,9 @@ REGISTRY: tuple[Spec, ...] = (
     Spec("use", _R, values.saved_reply, applied=False),
     # Answered by its own mail (ops.search), with or without a ticket; changes nothing.
     Spec("search", _R, values.search, ticket=Ticket.ANY, applied=False),
+    # Answered with a mail of their own to the asking agent: statistics, a ticket's printable page.
+    Spec("report", _O, values.report, ticket=Ticket.ANY, applied=False),
+    Spec("print", _O, values.printing, applied=False),
 )
 SPECS: dict[str, Spec] = {s.name: s for s in REGISTRY}
 ALIASES = {"comment": "note", "tags": "tag", "prio": "priority"}

@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 
 from mailgate.commands.dates import due_at, snooze_until
 from mailgate.commands.model import Command, TagError
-from mailgate.config import PRIORITIES
+from mailgate.config import DIMENSIONS, PERIODS, PRIORITIES
 
 STATUSES: tuple[str, ...] = ("open", "pending", "resolved", "closed")
 LISTS: tuple[str, ...] = ("inbox", "waiting", "mine", "all", "replies")
@@ -199,3 +199,27 @@ def search(name: str, value: str, raw: str, now: datetime | None = None, zone: t
 
 
 EXAMPLES["search"] = "[search:printer toner status:open]"
+
+
+def report(name: str, value: str, raw: str, now: datetime | None = None, zone: tzinfo | None = None) -> Command | TagError:
+    """[report], [report:last-week], [report:month by:queue] → "week", "last-week", "month by:queue"."""
+    words = value.strip().lower().replace("=", ":").split()
+    period, by = "week", ""
+    for word in words:
+        if word.startswith("by:") or word.startswith("by-"):
+            by = word[3:]
+        elif word in PERIODS:
+            period = word
+        else:
+            return TagError(raw, f"unknown period {word!r} (one of {', '.join(PERIODS)}; e.g. [report:week by:queue])")
+    if by and by not in DIMENSIONS:
+        return TagError(raw, f"unknown dimension {by!r} (by: one of {', '.join(DIMENSIONS)})")
+    return Command(name, f"{period} by:{by}" if by else period, raw)
+
+
+def printing(name: str, value: str, raw: str, now: datetime | None = None, zone: tzinfo | None = None) -> Command | TagError:
+    """[print] → "", the correspondence; [print:notes] → "notes", with the internal notes."""
+    lowered = value.strip().lower()
+    if lowered not in ("", "notes"):
+        return TagError(raw, "write [print] or [print:notes]")
+    return Command(name, lowered, raw)

@@ -32,6 +32,7 @@ from mailgate.config.outgoing import OutboxConfig, RelayConfig
 from mailgate.config.paths import state_base
 from mailgate.config.queues import AgentConfig, BusinessHoursConfig, QueueConfig, SlaTimes
 from mailgate.config.replies import RepliesConfig
+from mailgate.config.report import DIMENSIONS, PERIODS, ReportConfig
 from mailgate.config.routing import (
     DETECTED_LANGUAGES,
     MAIL_KINDS,
@@ -55,7 +56,7 @@ from mailgate.config.smtp import SmtpConfig
 from mailgate.config.web import WebConfig, WebSite
 
 __all__ = [
-    "DETECTED_LANGUAGES", "DEV_MAILDIR", "EXAMPLE_SECRET_MARKER", "LANGUAGES", "MAIL_KINDS", "MATCH_FIELDS",
+    "DETECTED_LANGUAGES", "DEV_MAILDIR", "DIMENSIONS", "PERIODS", "ReportConfig", "EXAMPLE_SECRET_MARKER", "LANGUAGES", "MAIL_KINDS", "MATCH_FIELDS",
     "PRIORITIES", "WEEKDAYS", "AgentConfig", "BusinessHoursConfig", "ConditionConfig", "ConditionFields", "Config",
     "ConfigError", "ConfigIssue", "GatewayConfig", "HostPort", "HttpConfig", "Ident", "ImapAccount", "Language",
     "MailAddress", "MatchConfig", "OutboxConfig", "PersonAddress", "Priority", "QueueConfig", "RelayConfig",

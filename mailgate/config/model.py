@@ -9,6 +9,7 @@ from mailgate.config.imap import ImapAccount
 from mailgate.config.outgoing import OutboxConfig, RelayConfig
 from mailgate.config.queues import AgentConfig, QueueConfig
 from mailgate.config.replies import RepliesConfig
+from mailgate.config.report import ReportConfig
 from mailgate.config.routing import RuleConfig, RuleTestConfig, routing_errors
 from mailgate.config.sections import (
     GatewayConfig,
@@ -63,6 +64,7 @@ class Config(StrictModel):
     retention: RetentionConfig = RetentionConfig()  # how long mail, spool and outbox rows are kept
     replies: RepliesConfig = RepliesConfig()  # saved replies agents send with [use:NAME]
     web: WebConfig = WebConfig()  # the contact form and ticket API (channel web); off by default
+    report: ReportConfig = ReportConfig()  # the weekly report mailed to queue members; off by default
 
     # Set by load(): where the file lives, so relative paths resolve against it.
     source: Path | None = None
@@ -106,6 +108,7 @@ class Config(StrictModel):
             errors.append(("gateway.default_queue", f"unknown queue {default_queue!r}"))
         errors.extend(routing_errors(self.rules, self.rule_tests, queue_names, agent_ids))
         errors.extend((f"web.{k}", m) for k, m in self.web.problems(self.gateway.addresses, {q.name: q.addresses for q in self.queues}))
+        errors.extend(self.report.problems(queue_names))
         return errors
 
     def queue(self, name: str) -> QueueConfig | None:

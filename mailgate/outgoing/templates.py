@@ -36,6 +36,7 @@ NAMES: tuple[str, ...] = (
     "storm_held",  # one notice that a sender's flood is being held (storm fuse)
     "files",  # the ticket's files an agent asked for with [files]
     "search_results",  # the tickets an agent's [search:…] found
+    "print",  # the ticket as a printable HTML page, attached ([print], [print:notes])
 )
 EXCERPT = 1500  # characters of a customer's text quoted in a notification
 

@@ -17,7 +17,7 @@ from mailgate.mail.identity import Identity
 from mailgate.mail.subjects import subject_tags
 from mailgate.models import Correlation, MailKind, ParsedMail, ThreadRule, TicketStatus
 from mailgate.ops import apply as ops
-from mailgate.ops import confirm, inbox, lifecycle, notes, opening, search, tasks
+from mailgate.ops import confirm, export, inbox, lifecycle, notes, opening, report_weekly, search, tasks
 from mailgate.ops import forward as forwarding
 from mailgate.ops.base import actor, add_message
 from mailgate.outgoing import compose, outbox, saved_replies
@@ -258,6 +258,10 @@ async def _apply(
     searched = parsed.get("search")
     if searched is not None:
         outcome.changes.append(await search.by_mail(tx, config, agent, searched.value))
+    for name, answer in (("report", report_weekly.by_mail), ("print", export.by_mail)):
+        asked = parsed.get(name)  # answered by a mail of their own; the confirmation says so
+        if asked is not None:
+            outcome.changes.append(f"{asked.render()} {await answer(tx, config, agent, ticket_id, asked.value)}")
     picked = next((c.ticket for c in changes if c.ticket), None)
     if picked is not None:
         await _send_ticket(tx, config, agent, picked)

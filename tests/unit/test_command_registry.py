@@ -29,7 +29,7 @@ def test_apply_order_comes_from_the_registry() -> None:
 
 
 def test_what_the_registry_says_of_each_command() -> None:
-    assert registry.TICKETLESS == {"next", "list", "search"}
+    assert registry.TICKETLESS == {"next", "list", "search", "report"}
     assert registry.NOTE_COMMANDS == {"note", "task", "forward", "forward+notes", "help", "delete", "confirm", "restore"}
     assert registry.NEW_TICKET == {"new", "to", "behalf", "channel"}
     assert registry.canonical("Prio") == "priority" and registry.canonical("comment") == "note"

@@ -1,0 +1,96 @@
+"""The report as a mail to an agent: an HTML part with inline bars and a plain-text part with text bars.
+
+No images and no scripts: mail clients block remote images and strip scripts, so the bars are
+<div style="width:NN%"> blocks (HTML) and runs of "█" (text), readable in any client and on paper.
+Templates report.txt / report.html ship in English; a language without its own falls back to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import TemplateNotFound
+
+from mailgate import tokens
+from mailgate.config import AgentConfig, Config
+from mailgate.outgoing import compose, outbox
+from mailgate.outgoing.writer import Writer
+from mailgate.store import Txn
+
+BAR = "█"
+WIDTH = 24  # characters of the longest text bar
+
+
+def duration(minutes: float | None) -> str:
+    """45m, 3.5h, 2.1d: readable at a glance; "-" without data."""
+    if minutes is None:
+        return "-"
+    if minutes < 90:
+        return f"{minutes:.0f}m"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f}h"
+    return f"{minutes / 1440:.1f}d"
+
+
+def width(value: int, top: int) -> int:
+    """A bar's length in percent of the largest value; at least 1 for any value above zero."""
+    if value <= 0 or top <= 0:
+        return 0
+    return max(1, round(100 * value / top))
+
+
+def text_bar(value: int, top: int, chars: int = WIDTH) -> str:
+    """"█████ 42": a bar as long as the value is to the largest, then the value."""
+    blocks = 0 if value <= 0 or top <= 0 else max(1, round(chars * value / top))
+    return f"{BAR * blocks} {value}".strip()
+
+
+def view(report: dict[str, Any]) -> dict[str, Any]:
+    """What the templates show: every figure already formatted, every bar already measured."""
+    total = report["total"]
+    groups = report["groups"] or [{"key": "all", **total}]
+    top = max([max(g["opened"], g["resolved"]) for g in groups] + [1])
+    rows = [{"key": g["key"], "opened": g["opened"], "resolved": g["resolved"],
+             "opened_width": width(g["opened"], top), "resolved_width": width(g["resolved"], top),
+             "opened_bar": text_bar(g["opened"], top), "resolved_bar": text_bar(g["resolved"], top)} for g in groups]
+    ages = [(label, n) for label, n in total["backlog"].items() if label != "total"]
+    oldest = max([n for _, n in ages] + [1])
+    backlog = [{"label": label, "count": n, "width": width(n, oldest), "bar": text_bar(n, oldest)} for label, n in ages]
+    times = {name: {"median": duration(total[name]["median_minutes"]), "p90": duration(total[name]["p90_minutes"]),
+                    "count": total[name]["count"]} for name in ("first_response", "resolution")}
+    clock = {"wall": "wall-clock time", "business": "business hours",
+             "mixed": "business hours where the queue has them, else wall-clock time"}[report["clock"]]
+    return {"period": report["period"], "queue": report["queue"] or "", "by": report["by"] or "", "clock": clock,
+            "opened": total["opened"], "resolved": total["resolved"], "open": total["backlog"]["total"],
+            "rows": rows, "backlog": backlog, "times": times, "sla": total["sla"]}
+
+
+async def queue_report(
+    writer: Writer, tx: Txn, config: Config, agent: AgentConfig, report: dict[str, Any], *, kind: str = "report"
+) -> int:
+    """Render the report for one agent and queue it; Reply-To is their command address (another [report:…])."""
+    language = agent.language or config.gateway.default_language
+    data = {"gateway": {"name": config.gateway.name}, "agent": {"name": agent.name or agent.id, "id": agent.id},
+            "report": view(report)}
+    try:
+        rendered = writer.templates.render("report", language, data)
+    except TemplateNotFound:
+        rendered = writer.templates.render("report", "en", data)
+    token = tokens.Token(tokens.AGENT_REPLY, 0, agent.id)
+    sender = config.gateway.addresses[0]
+    message_id = tokens.message_id(writer.secret, writer.domain, token)
+    now = tx.now()
+    outbox_id = await outbox.insert(tx, outbox.NewMail(
+        ticket_id=None, kind=kind, automatic=True, agent=agent.id, message_id=message_id,
+        from_name=config.gateway.name, from_address=sender, in_reply_to=None, rcpt_to=agent.addresses[0],
+        subject=rendered.subject, text=rendered.text, not_before=now,
+    ))
+    message = compose.compose(compose.Outgoing(
+        from_name=config.gateway.name, from_address=sender, to_name=agent.name, to_address=agent.addresses[0],
+        reply_to=tokens.reply_address(writer.secret, sender, token), subject=rendered.subject,
+        message_id=message_id, text=rendered.text, html=rendered.html, marker="", automatic=True,
+        auto_kind="auto-generated", language=language, date=now,
+    ))
+    mail_from = tokens.reply_address(writer.secret, writer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
+    await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
+    return outbox_id
