@@ -15,7 +15,6 @@ from dataclasses import dataclass
 CRLF = "\r\n"
 LINE = 78  # RFC 5322 2.1.1: a line SHOULD stay within 78 characters (998 is the hard limit)
 WORD = 75  # RFC 2047 2: an encoded word is at most 75 characters
-_LONGEST = 900  # a single token (a quoted file name) on one line, under the 998 of RFC 5322 2.1.1
 
 # RFC 5322 3.2.3 atext: what a display name may hold without quotes.
 _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~ ")
@@ -193,7 +192,7 @@ def base64_lines(data: bytes) -> bytes:
 
 def attachment_part(content_type: str, filename: str, data: bytes) -> tuple[str, bytes]:
     """Headers and base64 body of an attachment, its file name in the form the email package writes:
-    quoted when printable ASCII, else RFC 2231 UTF-8 in continuations that keep lines short."""
+    quoted when printable ASCII that fits a line, else RFC 2231 UTF-8 in continuations that keep lines short."""
     return (
         f"Content-Type: {content_type}{CRLF}Content-Transfer-Encoding: base64{CRLF}"
         + fold("Content-Disposition", ["attachment;", *_filename(filename)]),
@@ -202,8 +201,9 @@ def attachment_part(content_type: str, filename: str, data: bytes) -> tuple[str,
 
 
 def _filename(name: str) -> list[str]:
-    if name.isascii() and name.isprintable() and len(name) < _LONGEST:
-        return ['filename="' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
+    quoted = 'filename="' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if name.isascii() and name.isprintable() and len(quoted) < LINE:
+        return [quoted]
     # RFC 2231 3-4: filename*0*=utf-8''…; filename*1*=…; percent-encoded, never split inside a %XX.
     pieces: list[str] = []
     current = "utf-8''"

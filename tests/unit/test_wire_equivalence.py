@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from mailgate import commands
 from mailgate.config import LANGUAGES
 from mailgate.mail.parse import parse
-from mailgate.models import File
+from mailgate.models import File, ParsedMail
 from mailgate.outgoing import compose
 from mailgate.outgoing.relay import mailbox
 from mailgate.outgoing.templates import NAMES, Templates, context, sample_context
@@ -125,13 +125,24 @@ def intended(out: compose.Outgoing) -> tuple[str, dict[str, list[tuple[str, str]
     return commands.neutralise(compose.clean(out.subject, 400)), people
 
 
-def assert_as_intended(new: bytes, out: compose.Outgoing) -> None:
+def readable(spec: str) -> bool:
+    """Whether the email package reads this addr-spec at all: "bob@example.com." (a root dot some
+    clients write) passes the relay's mailbox check but is obsolete syntax it reads as nothing."""
+    found: Any = policy.default.header_factory("To", spec)
+    return [f"{a.username}@{a.domain}" for a in found.addresses] == [spec]
+
+
+def assert_as_intended(new: bytes, out: compose.Outgoing) -> ParsedMail:
     """What came from a customer (names, the subject) and the thread's ids read back as they were,
     by the email package (policy.default) and by mailgate's own reader."""
     msg = message_from_bytes(new, policy=policy.default)
     subject, people = intended(out)
     assert str(msg["Subject"]) == subject
-    assert {h: [(n, f"{u}@{d}") for n, u, d in v] for h, v in mailboxes(new).items()} == people
+    read = {h: [(n, f"{u}@{d}") for n, u, d in v] for h, v in mailboxes(new).items()}
+    assert read.keys() == people.keys()
+    for h, v in people.items():
+        if all(readable(s) for _, s in v):  # else only mailgate's reader, below, can be asked
+            assert read[h] == v, h
     parent, references = compose.threading(out)
     assert str(msg["In-Reply-To"]) == (f"<{parent}>" if parent else "None")
     assert str(msg["References"]) == (" ".join(f"<{r}>" for r in references) if references else "None")
@@ -147,6 +158,7 @@ def assert_as_intended(new: bytes, out: compose.Outgoing) -> None:
             # decodes a name's "=?...?=" text once more.
             read = [(n if "=?" not in m else m, s) for (n, s), (m, _) in zip(read, people.get(h, []), strict=False)]
         assert read == people.get(h, []), field
+    return ours
 
 
 def assert_same(old: bytes, new: bytes, *, addresses: bool = True) -> None:
@@ -190,8 +202,8 @@ def assert_well_formed(raw: bytes, out: compose.Outgoing) -> None:
         assert len(line) <= 998
     for text in head.decode("utf-8").split("\r\n"):  # RFC 5322 2.1.1 counts characters; 998 above is octets
         assert len(text) <= 78 or len(text.split(" ")) == 2, text  # one token too long to fold
-    for line in body.split(b"\r\n"):
-        assert len(line) <= 78 or line.startswith(b" filename"), line
+    for line in body.split(b"\r\n"):  # encoded bodies within 76; a part's header as the top ones
+        assert len(line) <= 78 or len(line.split(b" ")) == 2, line
     assert body.isascii()
     utf8 = any(
         (box := mailbox(compose.clean(address, 400))) is not None and box.utf8
