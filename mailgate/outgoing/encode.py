@@ -66,13 +66,14 @@ def _runs(text: str, allowed: frozenset[str] | None, utf8: bool) -> list[str | E
 
 
 def _encoded_words(text: str, first: int) -> list[str]:
-    """RFC 2047 words for text, Q or B (whichever is shorter, as the email package picks), whole
-    characters in each (RFC 2047 5); the first word within `first` characters, the others within WORD."""
+    """RFC 2047 words for text, Q or B as the email package picks (Q, readable, unless B is clearly
+    shorter), whole characters in each (RFC 2047 5); the first word within `first` characters, the
+    others within WORD."""
     data = text.encode()
     q_size = sum(_Q_LEN[b] for b in data)
     b_size = (len(data) + 2) // 3 * 4
-    b = q_size - b_size >= 5  # as the email package: Q, readable, unless B is clearly shorter
-    if min(q_size, b_size) + 12 <= first:
+    b = q_size - b_size >= 5
+    if (b_size if b else q_size) + 12 <= first:
         return [_word(data, b)]
     words: list[str] = []
     room, chunk, size = first - 12, bytearray(), 0
@@ -109,8 +110,10 @@ def fold(name: str, tokens: Iterable[str | Encoded]) -> str:
             # One word where one will do, even on a line of its own: RFC 2047 6.2 readers join
             # adjacent words, but the email package's phrase reader shows a space between them.
             words = _encoded_words(token.text, WORD)
-            if len(words) > 1:  # a long run fills the current line first, as the email package does
-                first = min(WORD, LINE - len(line) - 1)
+            room = LINE - len(line) - 1
+            if len(words) > 1 or (start and len(words[0]) > room):
+                # A long run fills the current line first, as the email package does.
+                first = min(WORD, room)
                 if first < 24 and not start:  # too little room left: the words start on the next line
                     lines.append(line)
                     line, start, first = "", False, WORD
