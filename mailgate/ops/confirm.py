@@ -80,14 +80,14 @@ async def _tell_ticketless(tx: Txn, config: Config, agent: AgentConfig, template
         from_name=config.gateway.name, from_address=sender, in_reply_to=None, rcpt_to=agent.addresses[0],
         subject=rendered.subject, text=rendered.text, not_before=now,
     ))
-    message = compose.compose(compose.Outgoing(
+    raw = compose.wire(compose.Outgoing(
         from_name=config.gateway.name, from_address=sender, to_name=agent.name, to_address=agent.addresses[0],
         reply_to=tokens.reply_address(mailer.secret, sender, token), subject=rendered.subject,
         message_id=message_id, text=rendered.text, html=rendered.html, marker="", automatic=True,
         auto_kind="auto-generated", language=language,
     ))
     mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
-    await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
+    await outbox.set_wire(tx, outbox_id, mail_from, raw, now)
 
 
 async def unproven(

@@ -92,14 +92,14 @@ async def _send(
         from_address=info.from_address, in_reply_to=None, rcpt_to=address, subject=subject, text=rendered.text,
         not_before=now,
     ))
-    message = compose.compose(compose.Outgoing(
+    raw = compose.wire(compose.Outgoing(
         from_name=sender, from_address=info.from_address, to_name=colleague.name if colleague else "",
         to_address=address, reply_to=tokens.reply_address(mailer.secret, info.from_address, token), subject=subject,
         message_id=message_id, text=rendered.text, html=rendered.html, marker=tokens.body_marker(mailer.secret, token),
         automatic=False, language=language, files=tuple(files),
     ))
     mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
-    await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
+    await outbox.set_wire(tx, outbox_id, mail_from, raw, now)
     await forwards.set_outbox(tx, forward_id, outbox_id)
     await events.add(tx, ticket_id, actor(agent), f"ticket.{kind}",
                      {"to": address, "colleague": colleague.id if colleague else None, "notes": notes,

@@ -11,6 +11,7 @@ from jinja2 import (
     ChoiceLoader,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
     select_autoescape,
@@ -212,26 +213,36 @@ class Templates:
             lstrip_blocks=True,
             auto_reload=False,
         )
+        # (name, language) → its text template and HTML template (or layout, or none), found once:
+        # a per-language .html that does not exist cost two loader misses and an exception a mail.
+        self._chosen: dict[tuple[str, str], tuple[Template, Template | None]] = {}
 
     def render(self, name: str, language: str, data: Mapping[str, Any]) -> Rendered:
         """Subject, text and HTML of one mail; raises jinja2.TemplateError on a broken template."""
+        text_template, html_template = self._templates(name, language)
         data = {**data, "language": language}
-        text = self.env.get_template(f"{language}/{name}.txt").render(data)
+        text = text_template.render(data)
         subject, _, body = text.lstrip("\n").partition("\n")
         subject = subject.strip()
         if not subject:
             raise TemplateError(f"{language}/{name}.txt: the first line (the subject) is empty")
         body = body.strip("\n") + "\n"
-        html = self._html(name, language, {**data, "subject": subject, "paragraphs": _paragraphs(body)})
-        return Rendered(subject, body, html)
+        if html_template is None:
+            return Rendered(subject, body, None)
+        return Rendered(subject, body, html_template.render({**data, "subject": subject, "paragraphs": _paragraphs(body)}))
 
-    def _html(self, name: str, language: str, data: dict[str, Any]) -> str | None:
+    def _templates(self, name: str, language: str) -> tuple[Template, Template | None]:
+        found = self._chosen.get((name, language))
+        if found is None:
+            found = self._chosen[(name, language)] = (self.env.get_template(f"{language}/{name}.txt"), self._html(name, language))
+        return found
+
+    def _html(self, name: str, language: str) -> Template | None:
         for candidate in (f"{language}/{name}.html", f"{language}/_layout.html", "_layout.html"):
             try:
-                template = self.env.get_template(candidate)
+                return self.env.get_template(candidate)
             except TemplateNotFound:
                 continue
-            return template.render(data)
         return None
 
 

@@ -172,7 +172,7 @@ class Writer:
             rcpt_to=envelope_to or to_address, subject=subject, text=rendered.text, not_before=when,
         ))
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", outbox_id))
-        message = compose.compose(compose.Outgoing(
+        raw = compose.wire(compose.Outgoing(
             from_name=shown_name, from_address=info.from_address, to_name=to_name,
             to_address=to_address, reply_to=tokens.reply_address(self.secret, info.from_address, reply_token or token),
             subject=subject, message_id=message_id, text=rendered.text, html=rendered.html,
@@ -180,7 +180,7 @@ class Writer:
             references=info.references, automatic=automatic, auto_kind=auto_kind, language=language, cc=cc,
             files=files, date=tx.now(),
         ))
-        await rows.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), when)
+        await rows.set_wire(tx, outbox_id, mail_from, raw, when)
         return outbox_id
 
     async def copy_to(self, tx: Txn, info: TicketInfo, row: rows.OutboxRow, address: str) -> int:

@@ -23,7 +23,7 @@ def test_any_sender_can_be_answered_without_raising(name: str, address: str) -> 
         from_name="Support", from_address=SUPPORT, to_name=name, to_address=address, reply_to="r+1@example.test",
         subject=name, message_id="1@example.test", text="Thanks.", html="<p>Thanks.</p>", marker="m", cc=((name, address),),
     )
-    head = compose.to_bytes(compose.compose(out)).split(b"\r\n\r\n")[0]
+    head = compose.wire(out).split(b"\r\n\r\n")[0]
     envelope = mailbox(address)
     if envelope is not None and envelope.utf8:
         assert not head.isascii()  # RFC 6532 headers, never encoded words inside the address
