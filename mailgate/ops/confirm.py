@@ -11,9 +11,9 @@ from mailgate import tokens
 from mailgate.config import AgentConfig, Config
 from mailgate.mail.identity import Identity
 from mailgate.models import MailKind, ParsedMail
-from mailgate.outgoing import compose, outbox
 from mailgate.outgoing import notices as outbound
 from mailgate.outgoing.templates import context
+from mailgate.outgoing.ticketless import queue_to_agent
 from mailgate.store import Txn, events
 from mailgate.store import outbox as outbox_rows
 
@@ -71,23 +71,7 @@ async def _tell_ticketless(tx: Txn, config: Config, agent: AgentConfig, template
         gateway=config.gateway.name, number=0, tag=config.gateway.ticket_tag, subject="",
         agent_name=agent.name, agent_id=agent.id, outcome=data,
     ))
-    token = tokens.Token(tokens.AGENT_REPLY, 0, agent.id)
-    sender = config.gateway.addresses[0]
-    message_id = tokens.message_id(mailer.secret, mailer.domain, token)
-    now = tx.now()
-    outbox_id = await outbox.insert(tx, outbox.NewMail(
-        ticket_id=None, kind="agent", automatic=True, agent=agent.id, message_id=message_id,
-        from_name=config.gateway.name, from_address=sender, in_reply_to=None, rcpt_to=agent.addresses[0],
-        subject=rendered.subject, text=rendered.text, not_before=now,
-    ))
-    raw = compose.wire(compose.Outgoing(
-        from_name=config.gateway.name, from_address=sender, to_name=agent.name, to_address=agent.addresses[0],
-        reply_to=tokens.reply_address(mailer.secret, sender, token), subject=rendered.subject,
-        message_id=message_id, text=rendered.text, html=rendered.html, marker="", automatic=True,
-        auto_kind="auto-generated", language=language,
-    ))
-    mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
-    await outbox.set_wire(tx, outbox_id, mail_from, raw, now)
+    await queue_to_agent(mailer, tx, config, agent, rendered, language=language)
 
 
 async def unproven(

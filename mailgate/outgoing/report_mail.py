@@ -11,9 +11,8 @@ from typing import Any
 
 from jinja2 import TemplateNotFound
 
-from mailgate import tokens
 from mailgate.config import AgentConfig, Config
-from mailgate.outgoing import compose, outbox
+from mailgate.outgoing.ticketless import queue_to_agent
 from mailgate.outgoing.writer import Writer
 from mailgate.store import Txn
 
@@ -76,21 +75,4 @@ async def queue_report(
         rendered = writer.templates.render("report", language, data)
     except TemplateNotFound:
         rendered = writer.templates.render("report", "en", data)
-    token = tokens.Token(tokens.AGENT_REPLY, 0, agent.id)
-    sender = config.gateway.addresses[0]
-    message_id = tokens.message_id(writer.secret, writer.domain, token)
-    now = tx.now()
-    outbox_id = await outbox.insert(tx, outbox.NewMail(
-        ticket_id=None, kind=kind, automatic=True, agent=agent.id, message_id=message_id,
-        from_name=config.gateway.name, from_address=sender, in_reply_to=None, rcpt_to=agent.addresses[0],
-        subject=rendered.subject, text=rendered.text, not_before=now,
-    ))
-    message = compose.compose(compose.Outgoing(
-        from_name=config.gateway.name, from_address=sender, to_name=agent.name, to_address=agent.addresses[0],
-        reply_to=tokens.reply_address(writer.secret, sender, token), subject=rendered.subject,
-        message_id=message_id, text=rendered.text, html=rendered.html, marker="", automatic=True,
-        auto_kind="auto-generated", language=language, date=now,
-    ))
-    mail_from = tokens.reply_address(writer.secret, writer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
-    await outbox.set_wire(tx, outbox_id, mail_from, compose.to_bytes(message), now)
-    return outbox_id
+    return await queue_to_agent(writer, tx, config, agent, rendered, language=language, kind=kind)
