@@ -57,6 +57,8 @@ def local(stored: str | None, zone: str) -> str:
 
 def _message(m: ThreadMessage, zone: str) -> str:
     sender = f"{m.from_name} <{m.from_address}>" if m.from_name and m.from_address else (m.from_name or m.from_address)
+    if m.unproven_agent:
+        sender += f" (unproven: not verified as agent {m.unproven_agent})"
     rows = [("From", sender), ("To", ", ".join(m.to)), ("Cc", ", ".join(m.cc)),
             ("Date", local(m.date or m.created_at, zone)), ("Subject", m.subject)]
     headers = "".join(f"<tr><th>{name}</th><td>{escape(value)}</td></tr>" for name, value in rows if value)

@@ -38,6 +38,8 @@ class ThreadMessage:
     # The wire bytes: the spool's for received mail, the outbox's for sent mail; None when retention
     # has dropped them or there never were any (a note written with the CLI).
     raw: bytes | None
+    # The From names this agent, but the mail did not prove it: a reader must not take it as theirs.
+    unproven_agent: str | None = None
 
 
 def _people(recipients: Any, key: str) -> tuple[str, ...]:
@@ -50,11 +52,15 @@ def _people(recipients: Any, key: str) -> tuple[str, ...]:
 
 
 async def thread(tx: Txn, ticket_id: int) -> list[ThreadMessage]:
-    """Every message of the ticket, oldest first, with its wire bytes where they are kept."""
+    """Every message of the ticket, oldest first, with its wire bytes where they are kept.
+
+    A message an agent deleted is left out, as `tickets show` leaves it out: the numbers match.
+    """
     rows = await tx.all(
         "SELECT m.*, s.raw AS spool_raw,"
         " (SELECT o.raw FROM outbox o WHERE o.ticket_id = m.ticket_id AND o.message_row = m.id LIMIT 1) AS sent_raw"
-        " FROM messages m LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = ? ORDER BY m.id",
+        " FROM messages m LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = ? AND m.deleted_at IS NULL"
+        " ORDER BY m.id",
         (ticket_id,),
     )
     files: dict[int, list[FileInfo]] = {}
@@ -75,6 +81,6 @@ async def thread(tx: Txn, ticket_id: int) -> list[ThreadMessage]:
             from_name=m["from_name"] or "", from_address=m["from_address"] or "", to=_people(recipients, "to"),
             cc=_people(recipients, "cc"), subject=m["subject"] or "", date=m["sent_at"], created_at=m["created_at"],
             text=m["text"] or "", kind=m["kind"], files=tuple(files.get(m["id"], ())),
-            raw=bytes(raw) if raw else None,
+            raw=bytes(raw) if raw else None, unproven_agent=m["unproven_agent"],
         ))
     return found

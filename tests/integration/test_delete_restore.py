@@ -150,6 +150,11 @@ async def test_cli_delete_asks_restore_and_delete_one_message(sink: Sink, agentc
         assert shown["messages"] and shown["messages"][0]["id"] != later[0]["id"]
         assert [t["messages"] for t in json.loads((await cli(running, "tickets", "list", "--json")).stdout)] == [
             len(shown["messages"])]
+        # A printout and an mbox leave it out too, numbered as `tickets show` numbers the rest.
+        page = (await cli(running, "tickets", "export", "1000")).stdout
+        assert "more1@customer.test" not in page and "Any news? (1)" not in page
+        box = (await cli(running, "tickets", "export", "1000", "--format", "mbox")).stdout
+        assert "more1@customer.test" not in box and "c1@customer.test" in box
         [event] = await events_of(running, "message.deleted")
         assert (event["actor"], event["message"]) == ("agent:aino", later[0]["id"])
         # Kept until retention: the row is there, only hidden.

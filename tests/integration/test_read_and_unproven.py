@@ -77,6 +77,8 @@ async def test_forged_agent_mail_is_marked_unproven_where_people_read_it(
         assert all(m["unproven_agent"] is None for m in shown["messages"] if m["message_id"] != "forged1@evil.test")
         plain = (await cli(running, "tickets", "show", "1000")).output
         assert "from aino@agents.test (unproven: not verified as agent aino)" in plain
+        page = (await cli(running, "tickets", "export", "1000")).output
+        assert "(unproven: not verified as agent aino)" in page
         # One that opens a ticket is told to the queue's agents (mail from agents' addresses on a
         # ticket tells nobody, against loops): Cecilia hears of it, not as Aino's.
         opening = FORGED.replace(b"Re: [#1000] Printer on fire 1 [status:closed]", b"Card refund").replace(
