@@ -3,19 +3,20 @@
 An SMTP client waits for its 250 on the spool commit; a customer waits a second or two for the
 acknowledgement that processing writes; delivery and timers can wait longer still. A plain FIFO
 lock made a session's commit queue behind a processing batch and a sender's claim. Nobody waits
-forever, though: a waiter that has waited STARVE_SECONDS goes next, whatever its class.
+forever, though: a waiter that has waited its class's PATIENCE goes next, whatever the others'
+class. Processing's is short, so a flood of SMTP clients still leaves it a turn five times a second
+(a ticket and its acknowledgement while the flood lasts, not only after it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-__all__ = ["STARVE_SECONDS", "Priority", "Turns"]
-
-STARVE_SECONDS = 1.0
+__all__ = ["PATIENCE", "Priority", "Turns"]
 
 
 class Priority(IntEnum):
@@ -24,6 +25,10 @@ class Priority(IntEnum):
     INTAKE = 0  # a source answers its sender after this commit (SMTP/LMTP 250, an IMAP flag)
     PROCESSING = 1  # spooled mail becoming tickets; acknowledgements wait on it
     BACKGROUND = 2  # delivery, timers, the CLI, housekeeping
+
+
+# Seconds a waiter of each class lets more urgent ones pass before it goes next anyway.
+PATIENCE: Mapping[Priority, float] = {Priority.INTAKE: 0.2, Priority.PROCESSING: 0.2, Priority.BACKGROUND: 1.0}
 
 
 @dataclass(slots=True)
@@ -37,8 +42,8 @@ class _Waiter:
 class Turns:
     """A non-reentrant asyncio lock that hands itself on by priority (FIFO within one), with aging."""
 
-    def __init__(self, starve_seconds: float = STARVE_SECONDS) -> None:
-        self.starve_seconds = starve_seconds
+    def __init__(self, patience: Mapping[Priority, float] = PATIENCE) -> None:
+        self.patience = patience
         self._held = False
         self._waiters: list[_Waiter] = []
         self._order = itertools.count()
@@ -71,7 +76,7 @@ class Turns:
             raise RuntimeError("release of a store lock nobody holds")
         now = asyncio.get_running_loop().time()
         while self._waiters:
-            starved = [w for w in self._waiters if now - w.since >= self.starve_seconds]
+            starved = [w for w in self._waiters if now - w.since >= self.patience[w.priority]]
             chosen = min(starved, key=lambda w: w.order) if starved else min(
                 self._waiters, key=lambda w: (w.priority, w.order))
             self._waiters.remove(chosen)

@@ -35,10 +35,11 @@ async def test_a_spool_commit_queued_during_a_batch_waits_for_one_message_not_th
 
         drain = asyncio.create_task(processor.drain())
         session: asyncio.Task[None] | None = None
-        while session is None:
-            await asyncio.sleep(0)
-            if processor._batch is not None:  # the batch transaction is open: the session queues behind it
-                session = asyncio.create_task(smtp_session())
+        async with asyncio.timeout(20):  # a guard against a batch that never gives the loop back
+            while session is None:
+                await asyncio.sleep(0)
+                if processor._batch is not None:  # the batch transaction is open: the session queues behind it
+                    session = asyncio.create_task(smtp_session())
         await session
         assert await drain == 13
         # The batch ended at the first message boundary after the session queued: the one it saw

@@ -27,7 +27,7 @@ async def queue_up(turns: Turns, order: list[str], *waiters: tuple[str, Priority
 
 
 async def test_an_intake_commit_goes_before_processing_and_delivery_that_waited_longer() -> None:
-    turns, order = Turns(), []
+    turns, order = Turns({Priority.INTAKE: 10.0, Priority.PROCESSING: 10.0, Priority.BACKGROUND: 10.0}), []
     await turns.acquire(Priority.PROCESSING)  # a processing batch holds the store
     tasks = await queue_up(
         turns, order,
@@ -42,7 +42,7 @@ async def test_an_intake_commit_goes_before_processing_and_delivery_that_waited_
 
 
 async def test_a_waiter_past_the_starvation_bound_goes_next_whatever_its_class() -> None:
-    turns, order = Turns(starve_seconds=0.05), []
+    turns, order = Turns({Priority.INTAKE: 10.0, Priority.PROCESSING: 10.0, Priority.BACKGROUND: 0.05}), []
     await turns.acquire(Priority.INTAKE)
     tasks = await queue_up(turns, order, ("sender", Priority.BACKGROUND))
     await asyncio.sleep(0.06)  # the sender has waited past the bound under a stream of intake
