@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import smtplib
 from hashlib import sha256
 
 import pytest
@@ -13,7 +14,8 @@ from mailgate.models import Envelope, Source
 from mailgate.pipeline.process import Processor
 from mailgate.store import Priority, store_for
 
-from .conftest import SUPPORT, mail
+from .conftest import AGENTS, SUPPORT, MakeDaemon, mail, settle, wait_until
+from .sink import Sink
 from .test_perf_semantics import spool_all
 
 pytestmark = pytest.mark.asyncio
@@ -48,3 +50,30 @@ async def test_a_spool_commit_queued_during_a_batch_waits_for_one_message_not_th
         assert seen[0] <= 2
         async with store.read() as tx:
             assert await tx.value("SELECT COUNT(*) FROM tickets") == 13
+
+
+async def test_a_burst_from_concurrent_sessions_is_all_accepted_ticketed_and_acknowledged(
+    make_daemon: MakeDaemon, sink: Sink
+) -> None:
+    """Several MTAs' sessions at once while processing and delivery run: the priorities starve nobody."""
+    running = await make_daemon(AGENTS)
+    sessions, per_session = 6, 8
+
+    def session(n: int) -> list[str]:
+        customers = [f"customer{n}-{i}@shop{n}.test" for i in range(per_session)]
+        with smtplib.SMTP("127.0.0.1", running.smtp_port, timeout=30) as client:
+            for i, customer in enumerate(customers):
+                raw = mail(sender=customer, subject=f"Order {n}-{i} missing", message_id=f"<o{n}-{i}@shop{n}.test>")
+                client.sendmail(customer, [SUPPORT], raw)  # raises unless 250
+        return customers
+
+    customers = [c for batch in await asyncio.gather(
+        *(asyncio.to_thread(session, n) for n in range(sessions))) for c in batch]
+    await settle(running)
+    async with running.store.read() as tx:
+        assert await tx.value("SELECT COUNT(*) FROM tickets") == sessions * per_session
+
+    def acknowledged() -> bool:
+        return {r for m in sink.received for r in m.rcpt_tos} >= set(customers)
+
+    await wait_until(acknowledged, what="an acknowledgement to every customer")
