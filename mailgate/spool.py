@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mailgate.models import Envelope
 from mailgate.obs import q
-from mailgate.store import DatabaseError, Store, StoreUnavailable, Txn
+from mailgate.store import DatabaseError, Priority, Store, StoreUnavailable, Txn
 from mailgate.store import spool as rows
 from mailgate.store.spool import SpoolEntry
 
@@ -31,11 +31,12 @@ async def accept(store: Store, raw: bytes, envelope: Envelope, *, wait: float | 
     The same bytes again (a retried delivery, an IMAP re-read) add no row; their recipients are
     merged into the first one, so a mail sent to two support addresses in two transactions is
     kept once with both. wait: give up after this many seconds if the database is busy
-    (StoreUnavailable), for a sender that retries.
+    (StoreUnavailable), for a sender that retries. It goes before processing and delivery at the
+    store: the sender is waiting for the reply to its DATA.
     """
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        async with store.txn(wait=wait) as tx:
+        async with store.txn(wait=wait, priority=Priority.INTAKE) as tx:
             return await accept_in(tx, raw, digest, envelope)
     except DatabaseError as exc:
         raise StoreUnavailable(str(exc)) from exc

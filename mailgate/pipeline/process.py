@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from mailgate import rules, spool
 from mailgate.config import Config
 from mailgate.mail.parse import content_key, parse
+from mailgate.models import ParsedMail
 from mailgate.obs import q
 from mailgate.outgoing import notices
 from mailgate.pipeline.context import MailContext, Outcome
 from mailgate.pipeline.steps import STEPS
-from mailgate.store import Store, StoreUnavailable, TransientError, Txn
+from mailgate.store import Priority, Store, StoreUnavailable, TransientError, Txn
 from mailgate.store.blobs import BlobStore
 from mailgate.store.savepoints import savepoint
 from mailgate.store.spool import SpoolEntry
@@ -28,7 +29,8 @@ MAX_ATTEMPTS = 5
 INLINE_PARSE_LIMIT = 256 * 1024
 # A backlog is processed several rows per transaction: each BEGIN/COMMIT is a hop to the store's
 # thread that cost about as much as the statements of a whole message. The batch holds the
-# store's lock, so it is bounded in rows and time: an SMTP session's spool commit waits for it.
+# store's lock, so it is bounded in rows and time, and ends early when an intake commit (an SMTP
+# session waiting for its 250) queues for the lock. Its mails are parsed before it begins.
 _BATCH_ROWS = 32
 _BATCH_SECONDS = 0.005
 _LARGE_BLOB = 1 << 20  # attachments above this are written off the loop, so SMTP stays responsive
@@ -65,6 +67,8 @@ class Processor:
         self._secret = config.secret_bytes()
         self._ruleset = rules.compile_rules(config)
         self._batch: Txn | None = None  # drain's open transaction while it runs a batch
+        # Mails drain parsed (and whose files it wrote) before opening the batch, by spool id.
+        self._read: dict[int, tuple[ParsedMail, str]] = {}
 
     def swap_config(self, config: Config) -> None:
         """Put a reloaded (already validated) config in force for the next messages.
@@ -76,10 +80,9 @@ class Processor:
         self.config, self._ruleset = config, ruleset
         self._secret = config.secret_bytes()
 
-    async def process(self, entry: SpoolEntry) -> Outcome:
-        """One mail through STEPS in one transaction; parsing and attachment files come before it."""
-        # The one parse of this message: CPU only, outside the transaction. A big one goes to a
-        # thread so SMTP sessions and IMAP fetchers on the loop keep their turn meanwhile.
+    async def read(self, entry: SpoolEntry) -> tuple[ParsedMail, str]:
+        """The one parse of a mail and its attachment files: CPU and disk, never under the store's lock."""
+        # A big one goes to a thread so SMTP sessions and IMAP fetchers on the loop keep their turn.
         if len(entry.raw) > INLINE_PARSE_LIMIT:
             mail = await asyncio.to_thread(parse, entry.raw)
         else:
@@ -91,7 +94,12 @@ class Processor:
                 await asyncio.to_thread(self.blobs.put, attachment.sha256, attachment.data)
             else:
                 self.blobs.put(attachment.sha256, attachment.data)
-        key = content_key(entry.raw)
+        return mail, content_key(entry.raw)
+
+    async def process(self, entry: SpoolEntry) -> Outcome:
+        """One mail through STEPS in one transaction; parsing and attachment files come before it."""
+        ready = self._read.pop(entry.id, None)
+        mail, key = ready if ready is not None else await self.read(entry)
         config, ruleset, secret = self.config, self._ruleset, self._secret
         async with self._txn() as tx:
             context = MailContext(tx, config, ruleset, secret, notices.mailer_for(tx, config), entry, mail, key)
@@ -127,7 +135,7 @@ class Processor:
         """
         batch = self._batch
         if batch is None:
-            async with self.store.txn() as tx:
+            async with self.store.txn(priority=Priority.PROCESSING) as tx:
                 yield tx
             return
         async with savepoint(batch, "message") as tx:
@@ -137,39 +145,66 @@ class Processor:
         """Process everything pending now; return how many rows were handled."""
         handled = 0
         after = 0
-        while not self.stopping:
-            entries = await spool.pending(self.store, limit=batch, after=after)
-            if not entries:
-                return handled
-            i = 0
-            while i < len(entries) and not self.stopping:
-                if i + 1 < len(entries) and len(entries[i].raw) <= INLINE_PARSE_LIMIT:
-                    done = await self._process_batch(entries[i:])
-                else:  # a lone row, or a big one (parsed on a thread, so never inside a batch)
-                    await self.process_one_safely(entries[i])
-                    done = 1
-                handled += done
-                i += done
-                after = entries[i - 1].id
-        return handled
+        try:
+            while not self.stopping:
+                entries = await spool.pending(self.store, limit=batch, after=after)
+                if not entries:
+                    return handled
+                i = 0
+                while i < len(entries) and not self.stopping:
+                    if i + 1 < len(entries) and len(entries[i].raw) <= INLINE_PARSE_LIMIT:
+                        done = await self._process_batch(entries[i:])
+                    else:  # a lone row, or a big one (parsed on a thread, so never inside a batch)
+                        await self.process_one_safely(entries[i])
+                        done = 1
+                    handled += done
+                    i += done
+                    after = entries[i - 1].id
+                    # The loop's turn for SMTP sessions between batches: their commits queue first.
+                    await asyncio.sleep(0)
+            return handled
+        finally:
+            self._read.clear()
+
+    async def _read_ahead(self, entries: list[SpoolEntry]) -> list[SpoolEntry]:
+        """Parse the leading small rows of a batch before it takes the store's lock; return them.
+
+        A mail that fails to parse is left unread: process() parses it again and records why.
+        """
+        chosen: list[SpoolEntry] = []
+        for entry in entries:
+            if len(chosen) >= _BATCH_ROWS or (chosen and len(entry.raw) > INLINE_PARSE_LIMIT) or self.stopping:
+                break
+            chosen.append(entry)
+            if entry.id not in self._read:
+                with contextlib.suppress(Exception):
+                    self._read[entry.id] = await self.read(entry)
+                await asyncio.sleep(0)  # one parse at a time between SMTP sessions' turns
+        return chosen
 
     async def _process_batch(self, entries: list[SpoolEntry]) -> int:
         """Process leading small rows of entries in one transaction, a savepoint each; return how many.
 
-        Failures are recorded after the commit (spool.fail needs the store's lock the batch holds).
-        A struggling store rolls the whole batch back: every row stays 'received' for a later try.
+        The batch ends after _BATCH_ROWS, _BATCH_SECONDS under the lock, or as soon as an intake
+        commit waits for the store. Failures are recorded after the commit (spool.fail needs the
+        store's lock the batch holds). A struggling store rolls the whole batch back: every row
+        stays 'received' for a later try.
         """
+        entries = await self._read_ahead(entries)
         failed: list[tuple[SpoolEntry, Exception]] = []
         outcomes: list[Outcome] = []
         count = 0
-        deadline = time.monotonic() + _BATCH_SECONDS
-        async with self.store.txn() as tx:
+        async with self.store.txn(priority=Priority.PROCESSING) as tx:
+            deadline = time.monotonic() + _BATCH_SECONDS
             self._batch = tx
             try:
                 for entry in entries:
-                    if count and (count >= _BATCH_ROWS or len(entry.raw) > INLINE_PARSE_LIMIT
-                                  or time.monotonic() > deadline or self.stopping):
-                        break
+                    if count:
+                        # Statements run inline and never yield: give SMTP sessions the loop so
+                        # one that finished DATA can queue its commit, and then let it go first.
+                        await asyncio.sleep(0)
+                        if time.monotonic() > deadline or self.stopping or self.store.contended(Priority.PROCESSING):
+                            break
                     count += 1
                     try:
                         outcomes.append(await self.process(entry))
