@@ -240,11 +240,15 @@ async def claim_batch(tx: Txn, now: datetime, limit: int) -> list[OutboxRow]:
     """Up to `limit` due rows, oldest due first, marked 'sending' with one more attempt counted.
 
     One statement: a row is claimed by one UPDATE or not at all, so two sender workers (or two
-    processes, under the write lock) never take the same row.
+    processes, under the write lock) never take the same row. A recipient with mail in another
+    worker's batch waits for it: one person's mail arrives in the order it was written (an
+    agent's "Done" confirmations, a customer's acknowledgement before the reply).
     """
     found = await tx.all(
         "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id IN ("
-        " SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT ?)"
+        " SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ?"
+        " AND rcpt_to NOT IN (SELECT rcpt_to FROM outbox WHERE state = 'sending')"
+        " ORDER BY not_before, id LIMIT ?)"
         " RETURNING *, (SELECT number FROM tickets WHERE tickets.id = outbox.ticket_id) AS ticket_number",
         (iso(now), limit),
     )
