@@ -63,7 +63,8 @@ async def learn_language(tx: Txn, info: TicketInfo, mail: ParsedMail) -> TicketI
     value = (mail.header("Content-Language") or "").split(",")[0].strip().lower()[:2]
     if value not in LANGUAGES:
         value = info.detected_language or ""
-    if value in LANGUAGES and await contacts.learn_language(tx, info.id, value):
+    # A contact whose language is known keeps it (the store would change nothing): no statement.
+    if value in LANGUAGES and info.contact_language is None and await contacts.learn_language(tx, info.id, value):
         return replace(info, contact_language=value)
     return info
 
