@@ -272,13 +272,15 @@ class Sender:
     async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result]) -> None:
         """What became of each row, in the caller's transaction: sent rows and their events in one statement each."""
         now = self.clock.now()
+        went = [row for row, result in zip(batch, results, strict=True) if result.ok]
+        shown = await messages.insert_sent(tx, [self._message_of(tx, row, now) for row in went if _shown(row)])
         sent: list[tuple[int, int | None]] = []
         changes: list[events.Event] = []
         for row, result in zip(batch, results, strict=True):
             if not result.ok:
                 await self._unsent(tx, row, result, now)
                 continue
-            sent.append((row.id, await self._message_of(tx, row, now)))
+            sent.append((row.id, shown.get(row.message_id) if _shown(row) else None))
             if row.ticket_id is not None and row.kind == "reply":
                 # An agent's answer reached the relay: the ticket's first-response SLA is met.
                 await sla.first_response_sent(tx, row.ticket_id, now)
@@ -316,12 +318,11 @@ class Sender:
         if self.on_failed is not None:
             await self.on_failed(tx, row, reason)
 
-    async def _message_of(self, tx: Txn, row: OutboxRow, now: datetime) -> int | None:
-        """Mail the customer sees becomes an outgoing message of its ticket; its row id, else None."""
-        if row.ticket_id is None or row.kind not in rows.CUSTOMER_KINDS:
-            return None
+    def _message_of(self, tx: Txn, row: OutboxRow, now: datetime) -> messages.NewMessage:
+        """Mail the customer sees becomes an outgoing message of its ticket."""
+        assert row.ticket_id is not None
         text = row.text
-        return await messages.insert(tx, messages.NewMessage(
+        return messages.NewMessage(
             ticket_id=row.ticket_id, direction="out", message_id=row.message_id,
             content_key=hashlib.sha256(text.encode()).hexdigest(), in_reply_to=row.in_reply_to,
             from_name=row.from_name, from_address=row.from_address,
@@ -329,7 +330,12 @@ class Sender:
             subject=row.subject, sent_at=iso(now), text=text, reply_text=text,
             kind="auto-reply" if row.automatic else "message", thread_rule="outbound",
             thread_detail=row.kind, created_at=tx.now_iso(), thread_by_id=False,
-        ))
+        )
+
+
+def _shown(row: OutboxRow) -> bool:
+    """Mail the customer sees is stored as an outgoing message of its ticket once sent."""
+    return row.ticket_id is not None and row.kind in rows.CUSTOMER_KINDS
 
 
 def relay_trouble(result: Result) -> bool:
