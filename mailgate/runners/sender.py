@@ -8,6 +8,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from mailgate.clock import Clock, iso
@@ -192,21 +193,32 @@ class Sender:
         One after another over this worker's session: agents read a ticket's notices in the order
         they were written; the other workers (relay.connections) send other batches meanwhile.
         """
-        results = []
+        results: list[Result] = []
+        trouble: Result | None = None
         for row in batch:
+            if self._stopping:
+                break  # not handed to the relay yet: back to the queue, without an attempt counted
+            if trouble is not None:
+                # The relay, not the mail, failed (no session, 421): the rest of the batch would
+                # wait out the same timeout one by one; they are retried after the same backoff.
+                results.append(replace(trouble, message=f"not tried: {trouble.message}"[:2000]))
+                continue
             result = await self._send(row)
             self.attempts += 1
             self._relay_seen(result)
             results.append(result)
+            trouble = result if relay_trouble(result) else None
+        tried, untried = batch[:len(results)], [row.id for row in batch[len(results):]]
         pause = 1.0
         claimed: list[OutboxRow] = []
         while True:
             try:
                 async with self.store.txn() as tx:
-                    await self._record(tx, batch, results)
+                    await self._record(tx, tried, results)
+                    await rows.unclaim(tx, untried)
                     if not self._stopping:
                         claimed = await rows.claim_batch(tx, self.clock.now(), BATCH)
-                self._log_sent(batch, results)
+                self._log_sent(tried, results)
                 break
             except (StoreUnavailable, TransientError) as exc:
                 # The mail went (or not); the rows must say so, or a restart sends them again.
@@ -217,9 +229,9 @@ class Sender:
                 # A bug while recording (the ticket's event, the agents' notice of a failure): each row
                 # again on its own, so one row's trouble costs the others nothing.
                 log.error("outbox.record_error ids=%s error=%s", [r.id for r in batch], _reason(exc))
-                for row, result in zip(batch, results, strict=True):
+                for row, result in zip(tried, results, strict=True):
                     await self._record_alone(row, result)
-                break
+                break  # an untried row stays 'sending' until the next start (recover) sends it
         self.delivered.set()
         return claimed
 

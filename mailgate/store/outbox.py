@@ -256,6 +256,16 @@ async def claim_batch(tx: Txn, now: datetime, limit: int) -> list[OutboxRow]:
     return sorted((from_row(r) for r in found), key=lambda row: (row.not_before, row.id))
 
 
+async def unclaim(tx: Txn, ids: Sequence[int]) -> None:
+    """Claimed rows never handed to the relay (the sender is stopping): queued again, the attempt not counted."""
+    if ids:
+        await tx.execute(
+            f"UPDATE outbox SET state = 'queued', attempts = attempts - 1 WHERE state = 'sending'"
+            f" AND id IN ({', '.join('?' for _ in ids)})", list(ids),
+        )
+        tx.touch("outbox")
+
+
 async def mark_sent_many(tx: Txn, sent: Sequence[tuple[int, int | None]], sent_at: datetime) -> None:
     """These rows went, each with the message row it became (None: not a mail the ticket shows); one statement."""
     if not sent:

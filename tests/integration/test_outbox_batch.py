@@ -81,3 +81,18 @@ async def test_a_batch_with_a_refused_and_a_deferred_row_sends_and_records_the_r
 async def _settled(running: Running, done: Any) -> list[dict[str, Any]] | None:
     rows = await outbox(running)
     return rows if done(rows) else None
+
+
+async def test_a_relay_that_cannot_be_reached_is_tried_once_per_batch(make_daemon: MakeDaemon) -> None:
+    running = await make_daemon(AGENTS, relay=False)  # the relay: a port nothing listens on
+    await send(running.smtp_port, mail())
+    await settle(running)
+
+    def tried(rows: list[dict[str, Any]]) -> bool:
+        return len(rows) == 2 and all(r["last_error"] for r in rows)
+
+    rows = await wait_until(lambda: _settled(running, tried), what="the acknowledgement and notice tried")
+    errors = sorted(r["last_error"] for r in rows)
+    # The second mail of the batch waits for the same retry instead of the same connect timeout.
+    assert errors[0].startswith("SMTPConnectError") and errors[1].startswith("not tried: SMTPConnectError")
+    assert all(r["state"] == "queued" for r in rows)
