@@ -78,23 +78,17 @@ async def apply(tx: Txn, config: Config, ticket_id: int, routing: Routing, actor
     trace = routing.to_json(full=False)
     trace["assignment"] = {"agent": assignment.agent, "strategy": assignment.strategy, "why": assignment.why}
     await store.save_trace(tx, ticket_id, trace)
-    await events.add(
-        tx,
-        ticket_id,
-        actor,
-        "ticket.routed",
-        {
-            "queue": routing.queue, "priority": routing.priority, "category": routing.category,
-            "tags": list(routing.tags), "rules": routing.matched, "quarantined": routing.quarantined,
-            "ack_suppressed": routing.ack_suppressed,
-        },
-    )
+    changes: list[events.Event] = [(ticket_id, actor, "ticket.routed", {
+        "queue": routing.queue, "priority": routing.priority, "category": routing.category,
+        "tags": list(routing.tags), "rules": routing.matched, "quarantined": routing.quarantined,
+        "ack_suppressed": routing.ack_suppressed,
+    })]
     if assignment.agent is not None:
-        await events.add(
-            tx, ticket_id, actor, "ticket.assigned", {"assignee": assignment.agent, "strategy": assignment.strategy}
-        )
+        changes.append((ticket_id, actor, "ticket.assigned",
+                        {"assignee": assignment.agent, "strategy": assignment.strategy}))
     elif assignment.strategy == "refused":
-        await events.add(tx, ticket_id, actor, "ticket.assign_refused", {"why": assignment.why})
+        changes.append((ticket_id, actor, "ticket.assign_refused", {"why": assignment.why}))
+    await events.add_many(tx, changes)
     return assignment
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mailgate.config import LANGUAGES
 from mailgate.mail import identity
 from mailgate.models import Envelope, ParsedMail
@@ -53,13 +55,18 @@ async def maybe_acknowledge(w: Writer, tx: Txn, info: TicketInfo, mail: ParsedMa
         await events.add(tx, info.id, "system", "ack.suppressed", {"reason": reason})
 
 
-async def learn_language(tx: Txn, info: TicketInfo, mail: ParsedMail) -> None:
-    """A new contact's language: Content-Language (e.g. "fi", "pl-PL"), else the guess from the text."""
+async def learn_language(tx: Txn, info: TicketInfo, mail: ParsedMail) -> TicketInfo:
+    """A new contact's language: Content-Language (e.g. "fi", "pl-PL"), else the guess from the text.
+
+    The ticket as it is now: the acknowledgement that follows is written in that language.
+    """
     value = (mail.header("Content-Language") or "").split(",")[0].strip().lower()[:2]
     if value not in LANGUAGES:
         value = info.detected_language or ""
-    if value in LANGUAGES:
-        await contacts.learn_language(tx, info.id, value)
+    # A contact whose language is known keeps it (the store would change nothing): no statement.
+    if value in LANGUAGES and info.contact_language is None and await contacts.learn_language(tx, info.id, value):
+        return replace(info, contact_language=value)
+    return info
 
 
 async def resolved(w: Writer, tx: Txn, ticket_id: int) -> int | None:

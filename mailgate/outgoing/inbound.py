@@ -31,10 +31,9 @@ async def after_inbound(
     if mail.kind is MailKind.BOUNCE:
         await bounced(w, tx, ticket_id, mail, envelope)
         return
-    info = await w.ticket(tx, ticket_id)
+    info = await w.ticket(tx, ticket_id)  # once: the acknowledgement and every notice use it
     if new_ticket:
-        await learn_language(tx, info, mail)
-        info = await w.ticket(tx, ticket_id)
+        info = await learn_language(tx, info, mail)
         await maybe_acknowledge(w, tx, info, mail, envelope)
     notify = loops.may_notify(w.guard, mail, imported=envelope.imported) or (
         new_ticket and opened_by_agent(w, mail, envelope))

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import socket
+import time
 import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -17,6 +18,11 @@ import aiosmtplib
 from mailgate.config import RelayConfig
 
 log = logging.getLogger("mailgate.relay")
+
+# A session idle longer than this is probed with NOOP before reuse: relays drop idle clients
+# (Postfix's smtpd_timeout is 300 s, many providers' far shorter). One used a moment ago is
+# still open, and probing it would cost a round trip per mail.
+IDLE_PROBE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +124,9 @@ class Relay:
     def __init__(self, config: RelayConfig, local_hostname: str | None = None) -> None:
         self.config = config
         self.local_hostname = local_hostname
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # with when each was last used (monotonic)
         self._slots = asyncio.Semaphore(config.connections)
+        self.idle_probe = IDLE_PROBE_SECONDS
 
     def _client(self) -> aiosmtplib.SMTP:
         c = self.config
@@ -142,24 +149,25 @@ class Relay:
             return
         self.config = config
         idle, self._idle = self._idle, []
-        for client in idle:
+        for client, _used in idle:
             with contextlib.suppress(Exception):
                 client.close()
         log.info("relay.reconfigured host=%s port=%s security=%s", config.host, config.port, config.security)
 
     def _keep(self, client: aiosmtplib.SMTP, config: RelayConfig) -> None:
         if config is self.config:
-            self._idle.append(client)
+            self._idle.append((client, time.monotonic()))
         else:
             with contextlib.suppress(Exception):
                 client.close()
 
     async def _session(self) -> aiosmtplib.SMTP:
         while self._idle:
-            client = self._idle.pop()
+            client, used = self._idle.pop()
             try:
                 if client.is_connected:
-                    await client.noop()  # the relay may have closed an idle session meanwhile
+                    if time.monotonic() - used >= self.idle_probe:
+                        await client.noop()  # the relay may have closed an idle session meanwhile
                     return client
             except (aiosmtplib.SMTPException, OSError):
                 pass
@@ -232,7 +240,7 @@ class Relay:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for client in idle:
+        for client, _used in idle:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                 async with asyncio.timeout(2):
                     await client.quit()

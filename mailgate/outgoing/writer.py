@@ -40,7 +40,7 @@ class TicketInfo:
     ack_suppressed: bool
     quarantined: bool
     detected_language: str | None
-    references: tuple[str, ...]  # the ticket's Message-IDs, oldest first
+    references: tuple[str, ...]  # the ticket's first Message-ID and its newest ones, oldest first
     last_inbound: str | None  # the Message-ID an answer replies to
 
 
@@ -78,7 +78,7 @@ class Writer:
             customer_address=found.customer_address, contact_language=found.contact_language,
             ack_suppressed=found.ack_suppressed, quarantined=found.quarantined,
             detected_language=found.detected_language, references=found.references,
-            last_inbound=found.inbound[-1] if found.inbound else None,
+            last_inbound=found.last_inbound,
         )
 
     def _support_address(self, written_to: tuple[tuple[str, ...], ...]) -> str | None:

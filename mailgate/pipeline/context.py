@@ -48,6 +48,7 @@ class MailContext:
     admission: guard.Admission | None = None  # the storm fuse's count of this sender's hour
     ticket_id: int | None = None
     number: int | None = None
+    queue: str | None = None  # the ticket's queue, as open_or_append found or routed it
     new_ticket: bool = False
     joined: Joined | None = None
     message_row: int | None = None

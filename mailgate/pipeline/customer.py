@@ -54,9 +54,9 @@ async def open_or_append(m: MailContext) -> Outcome | None:
     m.new_ticket = m.found.ticket_id is None
     if m.found.ticket_id is not None:
         m.ticket_id = m.found.ticket_id
-        number = await ticket_store.number_of(m.tx, m.ticket_id)
-        assert number is not None  # threading found it in this transaction
-        m.number = number
+        found = await ticket_store.number_and_queue(m.tx, m.ticket_id)
+        assert found is not None  # threading found it in this transaction
+        m.number, m.queue = found
         return None
     sender = m.sender
     contact_id = await tickets.contact_for(m.tx, sender) if sender and sender.address else None
@@ -75,6 +75,7 @@ async def open_or_append(m: MailContext) -> Outcome | None:
     # Rules decide queue, priority, tags and assignee; the trace is kept for `explain`.
     routing = rules.route(m.ruleset, m.mail, m.entry.envelope.rcpt_to)
     await assign.apply(m.tx, m.ruleset.config, ref.id, routing)
+    m.queue = routing.queue
     await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor)
     if m.held:  # a first mail of this sender already over the cap: hidden like a quarantined one
         await ticket_store.hide(m.tx, ref.id)

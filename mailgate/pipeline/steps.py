@@ -60,8 +60,7 @@ async def finish(m: MailContext) -> Outcome | None:
     """The spool row points at the message it became; processing it again would change nothing."""
     assert m.ticket_id is not None
     await spooled.mark_done(m.tx, m.entry.id, m.message_row)
-    queue = await ticket_store.queue_of(m.tx, m.ticket_id)
-    return Outcome(m.entry.id, "done", m.number, m.message_row, m.found.rule, m.new_ticket, queue=queue)
+    return Outcome(m.entry.id, "done", m.number, m.message_row, m.found.rule, m.new_ticket, queue=m.queue)
 
 
 STEPS: tuple[Step, ...] = (

@@ -8,6 +8,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from mailgate.clock import Clock, iso
@@ -19,7 +20,6 @@ from mailgate.outgoing.relay import Delivery, Result
 from mailgate.runners import Spawn
 from mailgate.store import Store, StoreUnavailable, TransientError, Txn, events, messages
 from mailgate.store import outbox as rows
-from mailgate.store import tickets as ticket_store
 from mailgate.store.outbox import OutboxRow
 
 log = logging.getLogger("mailgate.outbox")
@@ -27,6 +27,10 @@ log = logging.getLogger("mailgate.outbox")
 # An error of ours (not the relay's answer) is tried this often, then the row fails with it: a
 # bug that one mail triggers every time must not keep that mail retrying for outbox.max_age.
 UNEXPECTED_TRIES = 3
+# Rows claimed, sent and recorded together: one write transaction records a batch and claims the
+# next, instead of two per mail. Bounded, since a row claimed stays 'sending' until its batch is
+# recorded, and a crash meanwhile sends the whole batch again.
+BATCH = 16
 # A sender task that died anyway is started again after this pause (never in a tight loop).
 RESTART_PAUSE = 1.0
 
@@ -146,57 +150,108 @@ class Sender:
 
     async def _work(self) -> None:
         pause = 1.0
+        batch: list[OutboxRow] = []
         while not self._stopping:
             self._wake.clear()
-            try:
-                row = await self._claim()
-            except Exception as exc:  # the store struggling, or a bug: either way the loop goes on
-                log.warning("outbox.claim_failed error=%s retry_in=%.0fs", _reason(exc), pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 60.0)
-                continue
-            pause = 1.0
-            if row is None:
+            if not batch:
+                try:
+                    batch = await self._claim()
+                except Exception as exc:  # the store struggling, or a bug: either way the loop goes on
+                    log.warning("outbox.claim_failed error=%s retry_in=%.0fs", _reason(exc), pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 60.0)
+                    continue
+                pause = 1.0
+            if not batch:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_seconds):
                         await self._wake.wait()
                 continue
-            await self._deliver(row)
+            # The transaction that records this batch claims the next one: under load the sender
+            # costs one write transaction per BATCH mails.
+            batch = await self._deliver(batch)
 
-    async def _claim(self) -> OutboxRow | None:
+    async def _claim(self) -> list[OutboxRow]:
         now = self.clock.now()
         # Look before taking the write lock: an idle sender must not contend with intake writers.
         async with self.store.read() as tx:
             if not await rows.any_due(tx, now):
-                return None
+                return []
         async with self.store.txn() as tx:
-            return await rows.claim(tx, now)
+            return await rows.claim_batch(tx, now, BATCH)
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def _send(self, row: OutboxRow) -> Result:
         try:
-            result = await self.relay.send(row.mail_from, row.rcpt_to, row.raw)
+            return await self.relay.send(row.mail_from, row.rcpt_to, row.raw)
         except Exception as exc:  # Relay.send answers every failure; this is a bug, kept to this row
             log.error("outbox.send_error id=%s error=%s", row.id, _reason(exc))
-            result = Result(False, False, None, _reason(exc), unexpected=True)
-        self.attempts += 1
-        self._relay_seen(result)
+            return Result(False, False, None, _reason(exc), unexpected=True)
+
+    async def _deliver(self, batch: list[OutboxRow]) -> list[OutboxRow]:
+        """Send the batch in the order it fell due, record every result; the next batch, if claimed.
+
+        One after another over this worker's session: agents read a ticket's notices in the order
+        they were written; the other workers (relay.connections) send other batches meanwhile.
+        """
+        results: list[Result] = []
+        trouble: Result | None = None
+        for row in batch:
+            if self._stopping:
+                break  # not handed to the relay yet: back to the queue, without an attempt counted
+            if trouble is not None:
+                # The relay, not the mail, failed (no session, 421): the rest of the batch would
+                # wait out the same timeout one by one; they are retried after the same backoff.
+                results.append(replace(trouble, message=f"not tried: {trouble.message}"[:2000]))
+                continue
+            result = await self._send(row)
+            self.attempts += 1
+            self._relay_seen(result)
+            results.append(result)
+            trouble = result if relay_trouble(result) else None
+        tried, untried = batch[:len(results)], [row.id for row in batch[len(results):]]
+        pause = 1.0
+        claimed: list[OutboxRow] = []
+        while True:
+            try:
+                async with self.store.txn() as tx:
+                    await self._record(tx, tried, results)
+                    await rows.unclaim(tx, untried)
+                    if not self._stopping:
+                        claimed = await rows.claim_batch(tx, self.clock.now(), BATCH)
+                self._log_sent(tried, results)
+                break
+            except (StoreUnavailable, TransientError) as exc:
+                # The mail went (or not); the rows must say so, or a restart sends them again.
+                log.warning("outbox.record_failed ids=%s error=%s retry_in=%.0fs", [r.id for r in batch], exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            except Exception as exc:
+                # A bug while recording (the ticket's event, the agents' notice of a failure): each row
+                # again on its own, so one row's trouble costs the others nothing.
+                log.error("outbox.record_error ids=%s error=%s", [r.id for r in batch], _reason(exc))
+                for row, result in zip(tried, results, strict=True):
+                    await self._record_alone(row, result)
+                break  # an untried row stays 'sending' until the next start (recover) sends it
+        self.delivered.set()
+        return claimed
+
+    async def _record_alone(self, row: OutboxRow, result: Result) -> None:
+        """One row's full record in its own transaction; only its state when that raises too."""
         pause = 1.0
         while True:
             try:
-                await self._record(row, result)
-                break
+                async with self.store.txn() as tx:
+                    await self._record(tx, [row], [result])
+                self._log_sent([row], [result])
+                return
             except (StoreUnavailable, TransientError) as exc:
-                # The mail went (or not); the row must say so, or a restart sends it again.
                 log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row.id, exc, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
             except Exception as exc:
-                # A bug after the send (the ticket's event, the agents' notice of a failure): the
-                # row still says what happened, without the rest.
                 log.error("outbox.record_error id=%s error=%s", row.id, _reason(exc))
                 await self._record_plain(row, result, exc)
-                break
-        self.delivered.set()
+                return
 
     def _relay_seen(self, result: Result) -> None:
         """Whether the relay itself works: any answer about a recipient proves it; no session does not."""
@@ -226,60 +281,73 @@ class Sender:
                 log.error("outbox.record_error id=%s error=%s", row.id, _reason(exc))
                 return
 
-    async def _record(self, row: OutboxRow, result: Result) -> None:
+    async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result]) -> None:
+        """What became of each row, in the caller's transaction: sent rows and their events in one statement each."""
         now = self.clock.now()
-        if result.ok:
-            number = None
-            async with self.store.txn() as tx:
-                await self._sent(tx, row, now)
-                if row.ticket_id is not None:
-                    number = await ticket_store.number_of(tx, row.ticket_id)
-            # After the commit: the relay's reply holds its queue id, the thread to follow into its log.
-            log.info("outbox.sent id=%s ticket=%s kind=%s message_id=%s rcpt=%s attempts=%s relay=%s",
-                     row.id, number, row.kind, q(f"<{row.message_id}>"), q(row.rcpt_to),
-                     row.attempts, q(" ".join(str(result.message or "").split())[:300]))
-            return
-        async with self.store.txn() as tx:
-            created = datetime.fromisoformat(row.created_at)
-            retry_at = now + timedelta(seconds=backoff(self.config, row.attempts))
-            capped = result.unexpected and row.attempts >= UNEXPECTED_TRIES
-            if not result.permanent and not capped and retry_at <= created + timedelta(seconds=self.config.max_age):
-                # The retry's timer row wakes this sender when it is due (the store says so on commit).
-                await rows.mark_retry(tx, row.id, retry_at, result.message)
-                # A relay outage or a refusal for now: nothing is lost, but the operator must see it.
-                log.warning("outbox.retry id=%s kind=%s attempts=%s at=%s reason=%s",
-                            row.id, row.kind, row.attempts, retry_at.isoformat(), q(result.message))
-            else:
-                reason = result.message if result.permanent else f"gave up after {row.attempts} tries: {result.message}"
-                await rows.mark_failed(tx, row.id, reason)
-                log.warning("outbox.failed id=%s kind=%s rcpt=%s reason=%s", row.id, row.kind, q(row.rcpt_to),
-                            q(reason))
-                if self.on_failed is not None:
-                    await self.on_failed(tx, row, reason)
+        went = [row for row, result in zip(batch, results, strict=True) if result.ok]
+        shown = await messages.insert_sent(tx, [self._message_of(tx, row, now) for row in went if _shown(row)])
+        sent: list[tuple[int, int | None]] = []
+        changes: list[events.Event] = []
+        for row, result in zip(batch, results, strict=True):
+            if not result.ok:
+                await self._unsent(tx, row, result, now)
+                continue
+            sent.append((row.id, shown.get(row.message_id) if _shown(row) else None))
+            if row.ticket_id is not None and row.kind == "reply":
+                # An agent's answer reached the relay: the ticket's first-response SLA is met.
+                await sla.first_response_sent(tx, row.ticket_id, now)
+            if row.ticket_id is not None:
+                changes.append((row.ticket_id, "system", "mail.sent", {
+                    "outbox": row.id, "kind": row.kind, "to": row.rcpt_to, "message_id": row.message_id,
+                    "attempts": row.attempts,
+                }))
+        await rows.mark_sent_many(tx, sent, now)
+        await events.add_many(tx, changes)
 
-    async def _sent(self, tx: Txn, row: OutboxRow, now: datetime) -> None:
-        message_row = None
-        if row.ticket_id is not None and row.kind in rows.CUSTOMER_KINDS:
-            text = row.text
-            message_row = await messages.insert(tx, messages.NewMessage(
-                ticket_id=row.ticket_id, direction="out", message_id=row.message_id,
-                content_key=hashlib.sha256(text.encode()).hexdigest(), in_reply_to=row.in_reply_to,
-                from_name=row.from_name, from_address=row.from_address,
-                recipients={"to": [{"name": "", "address": row.rcpt_to}], "cc": [], "reply_to": []},
-                subject=row.subject, sent_at=iso(now), text=text, reply_text=text,
-                kind="auto-reply" if row.automatic else "message", thread_rule="outbound",
-                thread_detail=row.kind, created_at=tx.now_iso(), thread_by_id=False,
-            ))
-        await rows.mark_sent(tx, row.id, now, message_row)
-        if row.ticket_id is not None and row.kind == "reply":
-            # An agent's answer reached the relay: the ticket's first-response SLA is met.
-            await sla.first_response_sent(tx, row.ticket_id, now)
-        if row.ticket_id is not None:
-            await events.add(
-                tx, row.ticket_id, "system", "mail.sent",
-                {"outbox": row.id, "kind": row.kind, "to": row.rcpt_to, "message_id": row.message_id,
-                 "attempts": row.attempts},
-            )
+    def _log_sent(self, batch: list[OutboxRow], results: list[Result]) -> None:
+        # After the commit: the relay's reply holds its queue id, the thread to follow into its log.
+        for row, result in zip(batch, results, strict=True):
+            if result.ok:
+                log.info("outbox.sent id=%s ticket=%s kind=%s message_id=%s rcpt=%s attempts=%s relay=%s",
+                         row.id, row.ticket_number, row.kind, q(f"<{row.message_id}>"), q(row.rcpt_to),
+                         row.attempts, q(" ".join(str(result.message or "").split())[:300]))
+
+    async def _unsent(self, tx: Txn, row: OutboxRow, result: Result, now: datetime) -> None:
+        """Queued again after the backoff, or failed: refused for good, too old, or our own error too often."""
+        created = datetime.fromisoformat(row.created_at)
+        retry_at = now + timedelta(seconds=backoff(self.config, row.attempts))
+        capped = result.unexpected and row.attempts >= UNEXPECTED_TRIES
+        if not result.permanent and not capped and retry_at <= created + timedelta(seconds=self.config.max_age):
+            # The retry's timer row wakes this sender when it is due (the store says so on commit).
+            await rows.mark_retry(tx, row.id, retry_at, result.message)
+            # A relay outage or a refusal for now: nothing is lost, but the operator must see it.
+            log.warning("outbox.retry id=%s kind=%s attempts=%s at=%s reason=%s",
+                        row.id, row.kind, row.attempts, retry_at.isoformat(), q(result.message))
+            return
+        reason = result.message if result.permanent else f"gave up after {row.attempts} tries: {result.message}"
+        await rows.mark_failed(tx, row.id, reason)
+        log.warning("outbox.failed id=%s kind=%s rcpt=%s reason=%s", row.id, row.kind, q(row.rcpt_to), q(reason))
+        if self.on_failed is not None:
+            await self.on_failed(tx, row, reason)
+
+    def _message_of(self, tx: Txn, row: OutboxRow, now: datetime) -> messages.NewMessage:
+        """Mail the customer sees becomes an outgoing message of its ticket."""
+        assert row.ticket_id is not None
+        text = row.text
+        return messages.NewMessage(
+            ticket_id=row.ticket_id, direction="out", message_id=row.message_id,
+            content_key=hashlib.sha256(text.encode()).hexdigest(), in_reply_to=row.in_reply_to,
+            from_name=row.from_name, from_address=row.from_address,
+            recipients={"to": [{"name": "", "address": row.rcpt_to}], "cc": [], "reply_to": []},
+            subject=row.subject, sent_at=iso(now), text=text, reply_text=text,
+            kind="auto-reply" if row.automatic else "message", thread_rule="outbound",
+            thread_detail=row.kind, created_at=tx.now_iso(), thread_by_id=False,
+        )
+
+
+def _shown(row: OutboxRow) -> bool:
+    """Mail the customer sees is stored as an outgoing message of its ticket once sent."""
+    return row.ticket_id is not None and row.kind in rows.CUSTOMER_KINDS
 
 
 def relay_trouble(result: Result) -> bool:

@@ -49,14 +49,27 @@ async def rotate_to(tx: Txn, queue: str, agent_id: str) -> None:
 
 
 async def open_load(tx: Txn, agent_ids: Sequence[str]) -> dict[str, int]:
-    """Open (not closed, not quarantined) tickets per agent; agents without any are left out."""
+    """Open (not closed, not quarantined) tickets per agent; agents without any are left out.
+
+    One row per agent from agent_open, which triggers on tickets keep in step (0014_open_counts.sql):
+    the cost does not grow with an agent's open tickets.
+    """
     if not agent_ids:
         return {}
+    rows = await tx.all(
+        f"SELECT agent, open FROM agent_open WHERE agent IN ({', '.join('?' for _ in agent_ids)}) AND open > 0",
+        list(agent_ids),
+    )
+    return {r["agent"]: int(r["open"]) for r in rows}
+
+
+async def recount(tx: Txn) -> dict[str, int]:
+    """Open tickets per agent counted from the tickets themselves (what agent_open must equal)."""
     closed = sorted(CLOSED_STATUSES)
     rows = await tx.all(
-        f"SELECT assignee, COUNT(*) AS n FROM tickets WHERE assignee IN ({', '.join('?' for _ in agent_ids)})"
+        f"SELECT assignee, COUNT(*) AS n FROM tickets WHERE assignee IS NOT NULL"
         f" AND status NOT IN ({', '.join('?' for _ in closed)}) AND quarantined = 0 GROUP BY assignee",
-        [*agent_ids, *closed],
+        closed,
     )
     return {r["assignee"]: int(r["n"]) for r in rows}
 

@@ -235,9 +235,9 @@ async def ticket_owner(tx: Txn, number: int) -> TicketOwner | None:
     return None if row is None else TicketOwner(row["id"], row["contact_id"])
 
 
-async def learn_language(tx: Txn, ticket_id: int, language: str) -> None:
-    """The ticket's contact writes in `language`, unless a language was known already."""
-    await tx.execute(
+async def learn_language(tx: Txn, ticket_id: int, language: str) -> bool:
+    """The ticket's contact writes in `language`, unless a language was known already; whether it was stored."""
+    return 0 < await tx.rowcount(
         "UPDATE contacts SET language = ? WHERE id = (SELECT contact_id FROM tickets WHERE id = ?)"
         " AND language IS NULL", (language, ticket_id),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from mailgate.store import Txn
@@ -13,6 +14,25 @@ async def add(tx: Txn, ticket_id: int, actor: str, kind: str, data: dict[str, An
     await tx.execute(
         "INSERT INTO events (ticket_id, at, actor, kind, data) VALUES (?, ?, ?, ?, ?)",
         (ticket_id, tx.now_iso(), actor, kind, json.dumps(data or {}, ensure_ascii=False, default=str)),
+    )
+
+
+# One change to a ticket as add_many takes it: (ticket_id, actor, kind, data).
+Event = tuple[int, str, str, dict[str, Any] | None]
+
+
+async def add_many(tx: Txn, changes: Sequence[Event]) -> None:
+    """Record several changes in one statement (a step that writes a few at once, a sender's batch)."""
+    if not changes:
+        return
+    now = tx.now_iso()
+    values: list[Any] = []
+    for ticket_id, actor, kind, data in changes:
+        values += [ticket_id, now, actor, kind, json.dumps(data or {}, ensure_ascii=False, default=str)]
+    await tx.execute(
+        "INSERT INTO events (ticket_id, at, actor, kind, data) VALUES "
+        + ", ".join("(?, ?, ?, ?, ?)" for _ in changes),
+        values,
     )
 
 

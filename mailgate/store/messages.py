@@ -79,22 +79,43 @@ async def index_message_id(tx: Txn, message_id: str, ticket_id: int, *, outbound
     )
 
 
+_COLUMNS = (
+    "ticket_id, spool_id, direction, message_id, content_key, in_reply_to, from_name, from_address, recipients,"
+    " subject, sent_at, text, html, reply_text, kind, bounce_of, defects, imported, thread_rule, thread_detail,"
+    " created_at"
+)
+_VALUES = "(" + ", ".join("?" for _ in _COLUMNS.split(",")) + ")"
+
+
+def _values(m: NewMessage) -> tuple[Any, ...]:
+    recipients = {key: [dict(a) for a in value] for key, value in m.recipients.items()}
+    return (
+        m.ticket_id, m.spool_id, m.direction, m.message_id, m.content_key, m.in_reply_to,
+        m.from_name, m.from_address, json.dumps(recipients, ensure_ascii=False), m.subject, m.sent_at,
+        m.text, m.html, m.reply_text, m.kind, m.bounce_of, json.dumps(list(m.defects)), int(m.imported),
+        m.thread_rule, m.thread_detail, m.created_at,
+    )
+
+
+async def insert_sent(tx: Txn, sent: Sequence[NewMessage]) -> dict[str, int]:
+    """Several of our sent mails (no files, their Message-IDs indexed when queued) in one statement.
+
+    Their message rows by Message-ID, which is unique among our own mail.
+    """
+    if not sent:
+        return {}
+    assert all(not m.attachments and not m.thread_by_id for m in sent), "insert() writes files and Message-IDs"
+    rows = await tx.all(
+        f"INSERT INTO messages ({_COLUMNS}) VALUES {', '.join(_VALUES for _ in sent)} RETURNING id, message_id",
+        [value for m in sent for value in _values(m)],
+    )
+    return {str(r["message_id"]): int(r["id"]) for r in rows}
+
+
 async def insert(tx: Txn, message: NewMessage) -> int:
     """Write the message, its files and (unless told not to) its Message-ID; return the message row."""
     m = message
-    recipients = {key: [dict(a) for a in value] for key, value in m.recipients.items()}
-    row = await tx.execute(
-        "INSERT INTO messages (ticket_id, spool_id, direction, message_id, content_key, in_reply_to,"
-        " from_name, from_address, recipients, subject, sent_at, text, html, reply_text, kind, bounce_of,"
-        " defects, imported, thread_rule, thread_detail, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            m.ticket_id, m.spool_id, m.direction, m.message_id, m.content_key, m.in_reply_to,
-            m.from_name, m.from_address, json.dumps(recipients, ensure_ascii=False), m.subject, m.sent_at,
-            m.text, m.html, m.reply_text, m.kind, m.bounce_of, json.dumps(list(m.defects)), int(m.imported),
-            m.thread_rule, m.thread_detail, m.created_at,
-        ),
-    )
+    row = await tx.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES {_VALUES}", _values(m))
     if m.thread_by_id:
         await index_message_id(tx, m.message_id, m.ticket_id, outbound=False)
     for attachment in m.attachments:

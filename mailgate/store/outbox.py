@@ -40,6 +40,7 @@ class OutboxRow:
     sent_at: str | None
     message_row: int | None
     retries: int
+    ticket_number: int | None = None  # filled in by claim_batch, for the log line of the send
 
 
 def from_row(r: Row) -> OutboxRow:
@@ -50,6 +51,7 @@ def from_row(r: Row) -> OutboxRow:
         text=r["text"], raw=bytes(r["raw"]), not_before=r["not_before"], created_at=r["created_at"],
         state=r["state"], attempts=r["attempts"], last_error=r["last_error"], sent_at=r["sent_at"],
         message_row=r["message_row"], retries=r["retries"],
+        ticket_number=r["ticket_number"] if "ticket_number" in r.keys() else None,
     )
 
 
@@ -234,21 +236,46 @@ async def any_due(tx: Txn, now: datetime) -> bool:
     ))
 
 
-async def claim(tx: Txn, now: datetime) -> OutboxRow | None:
-    """The next due row, marked 'sending' with one more attempt counted."""
-    row = await tx.one(
-        "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ("
-        " SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ? ORDER BY not_before, id LIMIT 1)"
-        " RETURNING *",
-        (iso(now),),
+async def claim_batch(tx: Txn, now: datetime, limit: int) -> list[OutboxRow]:
+    """Up to `limit` due rows, oldest due first, marked 'sending' with one more attempt counted.
+
+    One statement: a row is claimed by one UPDATE or not at all, so two sender workers (or two
+    processes, under the write lock) never take the same row. A recipient with mail in another
+    worker's batch waits for it: one person's mail arrives in the order it was written (an
+    agent's "Done" confirmations, a customer's acknowledgement before the reply).
+    """
+    found = await tx.all(
+        "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id IN ("
+        " SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ?"
+        " AND rcpt_to NOT IN (SELECT rcpt_to FROM outbox WHERE state = 'sending')"
+        " ORDER BY not_before, id LIMIT ?)"
+        " RETURNING *, (SELECT number FROM tickets WHERE tickets.id = outbox.ticket_id) AS ticket_number",
+        (iso(now), limit),
     )
-    return from_row(row) if row is not None else None
+    # RETURNING gives no order: send in the order they fell due.
+    return sorted((from_row(r) for r in found), key=lambda row: (row.not_before, row.id))
 
 
-async def mark_sent(tx: Txn, outbox_id: int, sent_at: datetime, message_row: int | None) -> None:
+async def unclaim(tx: Txn, ids: Sequence[int]) -> None:
+    """Claimed rows never handed to the relay (the sender is stopping): queued again, the attempt not counted."""
+    if ids:
+        await tx.execute(
+            f"UPDATE outbox SET state = 'queued', attempts = attempts - 1 WHERE state = 'sending'"
+            f" AND id IN ({', '.join('?' for _ in ids)})", list(ids),
+        )
+        tx.touch("outbox")
+
+
+async def mark_sent_many(tx: Txn, sent: Sequence[tuple[int, int | None]], sent_at: datetime) -> None:
+    """These rows went, each with the message row it became (None: not a mail the ticket shows); one statement."""
+    if not sent:
+        return
+    cases = " ".join("WHEN ? THEN ?" for _ in sent)
+    ids = [outbox_id for outbox_id, _ in sent]
     await tx.execute(
-        "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL, message_row = ? WHERE id = ?",
-        (iso(sent_at), message_row, outbox_id),
+        f"UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL, message_row = CASE id {cases} END"
+        f" WHERE id IN ({', '.join('?' for _ in ids)})",
+        (iso(sent_at), *(value for pair in sent for value in pair), *ids),
     )
 
 

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 
 from mailgate.store import Txn
 
+# What a thread's References keep: RFC 5322 3.6.4 lets a long list be trimmed, and compose keeps
+# the first Message-ID and the 19 newest. More of the newest are read in case some are unusable.
+RECENT_IDS = 32
+# The envelope recipients of the oldest mails tell which support address a ticket was written to.
+FIRST_MAILS = 8
+
 
 @dataclass(frozen=True, slots=True)
 class TicketFacts:
@@ -25,38 +31,48 @@ class TicketFacts:
     ack_suppressed: bool
     quarantined: bool
     detected_language: str | None
-    references: tuple[str, ...]  # the ticket's Message-IDs in and out, oldest first
-    inbound: tuple[str, ...]  # those of customer mail, oldest first
-    written_to: tuple[tuple[str, ...], ...]  # each stored inbound mail's envelope recipients
+    references: tuple[str, ...]  # the ticket's first Message-ID (in or out), then its RECENT_IDS newest
+    last_inbound: str | None  # that of the newest customer mail
+    written_to: tuple[tuple[str, ...], ...]  # the envelope recipients of its FIRST_MAILS oldest stored mails
 
 
 async def facts(tx: Txn, ticket_id: int) -> TicketFacts | None:
-    row = await tx.one("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
-    if row is None:
-        return None
-    contact_id = row["contact_id"]
-    contact = await tx.one("SELECT name, language FROM contacts WHERE id = ?", (contact_id,)) if contact_id else None
-    customer = await tx.value(
-        "SELECT address FROM ticket_parties WHERE ticket_id = ? AND role = 'requester' ORDER BY address LIMIT 1",
+    """Two statements, whatever the length of the thread: the ticket with its customer, then a bounded thread."""
+    row = await tx.one(
+        "SELECT t.number, t.subject, t.status, t.priority, t.assignee, t.queue, t.ack_suppressed, t.quarantined,"
+        " t.detected_language, c.name AS contact_name, c.language AS contact_language,"
+        " COALESCE(NULLIF((SELECT address FROM ticket_parties WHERE ticket_id = t.id AND role = 'requester'"
+        " ORDER BY address LIMIT 1), ''), (SELECT address FROM contact_addresses WHERE contact_id = t.contact_id"
+        " ORDER BY created_at LIMIT 1)) AS customer"
+        " FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id WHERE t.id = ?",
         (ticket_id,),
     )
-    if not customer and contact_id:
-        customer = await tx.value(
-            "SELECT address FROM contact_addresses WHERE contact_id = ? ORDER BY created_at LIMIT 1", (contact_id,)
-        )
-    messages = await tx.all(
-        "SELECT m.message_id, m.direction, s.rcpt_to FROM messages m LEFT JOIN spool s ON s.id = m.spool_id"
-        " WHERE m.ticket_id = ? AND m.direction IN ('in', 'out') ORDER BY m.id", (ticket_id,)
+    if row is None:
+        return None
+    # Oldest first (the first Message-ID, the written-to address), newest (References), newest inbound.
+    thread = await tx.all(
+        "SELECT * FROM (SELECT 'first' AS part, m.id, m.message_id, m.direction, s.rcpt_to FROM messages m"
+        " LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = ? AND m.direction IN ('in', 'out')"
+        " ORDER BY m.id LIMIT ?)"
+        " UNION ALL SELECT * FROM (SELECT 'recent', id, message_id, direction, NULL FROM messages"
+        " WHERE ticket_id = ? AND direction IN ('in', 'out') ORDER BY id DESC LIMIT ?)"
+        " UNION ALL SELECT * FROM (SELECT 'inbound', id, message_id, direction, NULL FROM messages"
+        " WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1)",
+        (ticket_id, FIRST_MAILS, ticket_id, RECENT_IDS, ticket_id),
     )
+    first = sorted((m for m in thread if m["part"] == "first"), key=lambda m: int(m["id"]))
+    recent = sorted((m for m in thread if m["part"] == "recent"), key=lambda m: int(m["id"]))
+    ids = {int(m["id"]): str(m["message_id"]) for m in [*first[:1], *recent]}
+    inbound = [str(m["message_id"]) for m in thread if m["part"] == "inbound"]
     return TicketFacts(
         id=ticket_id, number=row["number"], subject=row["subject"], status=row["status"], priority=row["priority"],
-        assignee=row["assignee"], queue=row["queue"], customer_name=(contact["name"] if contact else "") or "",
-        customer_address=customer or "", contact_language=contact["language"] if contact is not None else None,
+        assignee=row["assignee"], queue=row["queue"], customer_name=row["contact_name"] or "",
+        customer_address=row["customer"] or "", contact_language=row["contact_language"],
         ack_suppressed=bool(row["ack_suppressed"]), quarantined=bool(row["quarantined"]),
         detected_language=row["detected_language"],
-        references=tuple(m["message_id"] for m in messages),
-        inbound=tuple(m["message_id"] for m in messages if m["direction"] == "in"),
-        written_to=tuple(_recipients(m["rcpt_to"]) for m in messages),
+        references=tuple(ids[key] for key in sorted(ids)),
+        last_inbound=inbound[0] if inbound else None,
+        written_to=tuple(_recipients(m["rcpt_to"]) for m in first),
     )
 
 

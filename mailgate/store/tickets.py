@@ -65,16 +65,20 @@ def _ticket(row: Row) -> Ticket:
 async def create(
     tx: Txn, *, subject: str, contact_id: int | None, first_number: int, channel: str, direction: str
 ) -> tuple[int, int]:
-    """A new ticket row with the next short human number: (id, number)."""
-    highest = await tx.value("SELECT MAX(number) FROM tickets")
-    number = first_number if highest is None else max(int(highest) + 1, first_number)
+    """A new ticket row with the next short human number: (id, number).
+
+    One statement: the number is taken under the write lock the INSERT holds, never from an
+    earlier read.
+    """
     now = tx.now_iso()
-    ticket_id = await tx.execute(
+    row = await tx.one(
         "INSERT INTO tickets (number, subject, contact_id, channel, direction, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (number, subject, contact_id, channel, direction, now, now),
+        " SELECT CASE WHEN MAX(number) IS NULL OR MAX(number) + 1 < ? THEN ? ELSE MAX(number) + 1 END,"
+        " ?, ?, ?, ?, ?, ? FROM tickets RETURNING id, number",
+        (first_number, first_number, subject, contact_id, channel, direction, now, now),
     )
-    return ticket_id, number
+    assert row is not None  # an INSERT … SELECT over an aggregate always yields its one row
+    return int(row["id"]), int(row["number"])
 
 
 async def get(tx: Txn, ticket_id: int) -> Ticket | None:
@@ -96,6 +100,12 @@ async def id_of(tx: Txn, number: int) -> int | None:
 async def number_of(tx: Txn, ticket_id: int) -> int | None:
     value = await tx.value("SELECT number FROM tickets WHERE id = ?", (ticket_id,))
     return None if value is None else int(value)
+
+
+async def number_and_queue(tx: Txn, ticket_id: int) -> tuple[int, str | None] | None:
+    """A ticket's number and the queue it is in, in one read (None: no such ticket)."""
+    row = await tx.one("SELECT number, queue FROM tickets WHERE id = ?", (ticket_id,))
+    return None if row is None else (int(row["number"]), row["queue"])
 
 
 async def queue_of(tx: Txn, ticket_id: int) -> str | None:
