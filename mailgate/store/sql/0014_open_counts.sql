@@ -11,11 +11,11 @@ CREATE TABLE agent_open (
 
 INSERT INTO agent_open (agent, open)
     SELECT assignee, COUNT(*) FROM tickets
-    WHERE assignee IS NOT NULL AND status NOT IN ('resolved', 'closed', 'merged', 'spam') AND quarantined = 0
+    WHERE assignee IS NOT NULL AND status NOT IN ('resolved', 'closed', 'merged', 'spam', 'deleted') AND quarantined = 0
     GROUP BY assignee;
 
 CREATE TRIGGER agent_open_insert AFTER INSERT ON tickets
-WHEN NEW.assignee IS NOT NULL AND NEW.status NOT IN ('resolved', 'closed', 'merged', 'spam') AND NEW.quarantined = 0
+WHEN NEW.assignee IS NOT NULL AND NEW.status NOT IN ('resolved', 'closed', 'merged', 'spam', 'deleted') AND NEW.quarantined = 0
 BEGIN
     INSERT INTO agent_open (agent, open) VALUES (NEW.assignee, 1)
         ON CONFLICT (agent) DO UPDATE SET open = open + 1;
@@ -24,20 +24,20 @@ END;
 -- An update leaves the old assignee's count and enters the new one's: a change that keeps a
 -- ticket open with the same agent adds and takes one, so the count stays.
 CREATE TRIGGER agent_open_leave AFTER UPDATE OF assignee, status, quarantined ON tickets
-WHEN OLD.assignee IS NOT NULL AND OLD.status NOT IN ('resolved', 'closed', 'merged', 'spam') AND OLD.quarantined = 0
+WHEN OLD.assignee IS NOT NULL AND OLD.status NOT IN ('resolved', 'closed', 'merged', 'spam', 'deleted') AND OLD.quarantined = 0
 BEGIN
     UPDATE agent_open SET open = open - 1 WHERE agent = OLD.assignee;
 END;
 
 CREATE TRIGGER agent_open_enter AFTER UPDATE OF assignee, status, quarantined ON tickets
-WHEN NEW.assignee IS NOT NULL AND NEW.status NOT IN ('resolved', 'closed', 'merged', 'spam') AND NEW.quarantined = 0
+WHEN NEW.assignee IS NOT NULL AND NEW.status NOT IN ('resolved', 'closed', 'merged', 'spam', 'deleted') AND NEW.quarantined = 0
 BEGIN
     INSERT INTO agent_open (agent, open) VALUES (NEW.assignee, 1)
         ON CONFLICT (agent) DO UPDATE SET open = open + 1;
 END;
 
 CREATE TRIGGER agent_open_delete AFTER DELETE ON tickets
-WHEN OLD.assignee IS NOT NULL AND OLD.status NOT IN ('resolved', 'closed', 'merged', 'spam') AND OLD.quarantined = 0
+WHEN OLD.assignee IS NOT NULL AND OLD.status NOT IN ('resolved', 'closed', 'merged', 'spam', 'deleted') AND OLD.quarantined = 0
 BEGIN
     UPDATE agent_open SET open = open - 1 WHERE agent = OLD.assignee;
 END;
