@@ -8,7 +8,7 @@ and answers 250: the least any SMTP server does), and N client processes (smtpli
 each, their share of the mails in order, time to 250 per mail). The two servers take turns on the
 same mails; figures are medians over rounds and ratios within a pair (the machine is shared).
 
-    python bench/e2e.py [--mails 800] [--clients 8] [--rounds 2] [--corpus generated|shared|both]
+    .venv/bin/python bench/e2e.py [--mails 500] [--clients 8] [--rounds 2] [--corpus generated|shared|both]
                         [--no-relay-down] [--stored-tickets 100000 --open-on-one-agent 20000] [--memory 50000]
 
 - accepted: the last client got its last 250. ticketed: every mail is processed by the daemon
@@ -446,6 +446,7 @@ def summary(pairs: list[tuple[Round, Round]]) -> dict[str, Any]:
         "ticketed_per_s": rounded(median(r.rate("ticketed") for r in ours), 1),
         "delivered_per_s": rounded(median(r.rate("delivered") for r in ours), 1),
         "sent_per_mail": median(r.extra["sent_per_mail"] for r in ours),
+        "ticket_messages_per_mail": median(r.extra["ticket_messages"] / r.mails for r in ours),
         "refused_4xx": sum(r.refused for r in ours),
         "failed": sum(r.failed for r in ours),
         "sink_duplicates": sum(r.extra["sink_duplicates"] for r in ours),
@@ -471,7 +472,7 @@ def print_summary(title: str, figures: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mails", type=int, default=800, help="mails per round (default 800)")
+    parser.add_argument("--mails", type=int, default=500, help="mails per round (default 500)")
     parser.add_argument("--clients", type=int, default=8, help="SMTP client processes (default 8)")
     parser.add_argument("--rounds", type=int, default=2, help="A B pairs (default 2); medians reported")
     parser.add_argument("--corpus", choices=("generated", "shared", "both"), default="generated")
@@ -523,8 +524,11 @@ def main() -> None:
                                                         for g, (a, _) in zip(grown_runs, pairs, strict=True)))
             figures["stored_delivered_vs_empty"] = rounded(median(
                 ratio(g, a, "delivered") for g, (a, _) in zip(grown_runs, pairs, strict=True)))
+            figures["stored_cpu_vs_empty"] = rounded(median(
+                g.cpu_s / a.cpu_s for g, (a, _) in zip(grown_runs, pairs, strict=True)))
             print(f"== {args.stored_tickets} tickets stored: ticketed {figures['stored_vs_empty']} of the empty "
-                  f"store's rate, delivered {figures['stored_delivered_vs_empty']}")
+                  f"store's rate, delivered {figures['stored_delivered_vs_empty']}, CPU per mail "
+                  f"{figures['stored_cpu_vs_empty']} of the empty store's")
         if not args.no_relay_down:
             down = mailgate_round(work, spec, len(mails), args.clients, side="relay-down", relay_up=False)
             print(down.line())
