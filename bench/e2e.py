@@ -6,10 +6,11 @@ agent notifications on, [http] for /metrics), a relay sink (aiosmtpd; counts mai
 Message-IDs), the trivial server (aiosmtpd that INSERTs each mail into SQLite in WAL mode, commits
 and answers 250: the least any SMTP server does), and N client processes (smtplib, one connection
 each, their share of the mails in order, time to 250 per mail). The two servers take turns on the
-same mails; figures are medians over rounds and ratios within a pair (the machine is shared).
+same mails; figures are medians over rounds of ratios within a round (the machine is shared).
 
     .venv/bin/python bench/e2e.py [--mails 500] [--clients 8] [--rounds 2] [--corpus generated|shared|both]
                         [--no-relay-down] [--stored-tickets 100000 --open-on-one-agent 20000] [--memory 50000]
+                        [--other /tmp/main-checkout]
 
 - accepted: the last client got its last 250. ticketed: every mail is processed by the daemon
   (a ticket message, or counted as duplicate/dead), read from its SQLite file read-only.
@@ -19,11 +20,14 @@ same mails; figures are medians over rounds and ratios within a pair (the machin
   first mail until delivered (trivial: until accepted), divided by the mails.
 - statements and write transactions per mail: mailgate_store_*_total on /metrics before and after,
   less what the bench's own scrapes cost.
+- Each mailgate round sits between two trivial rounds (B A B A B): its ratios are to those two.
 - Relay DOWN (a second section unless --no-relay-down): nothing listens on the relay port; accept,
   ticketed, p99, and the outbox rows that pile up with their attempts.
 - --stored-tickets N [--open-on-one-agent M]: each round also runs mailgate on a store that holds N
   tickets (M open on one agent); stored_vs_empty is its ticketed rate over the empty store's.
 - --memory N: one daemon takes N more mails (made by the clients as they go); RSS sampled every 2 s.
+- --other DIR: a second mailgate (another checkout's package, e.g. `git archive main | tar -x -C DIR`)
+  runs in every round too, A B C: before and after on the same machine in the same minute.
 
 Generated mail by default (bench/e2e_mail.py: distinct customers, a third answering their own earlier
 mail, non-ASCII names and subjects, HTML, a few attachments); --corpus shared uses ../shared/corpus as
@@ -215,10 +219,14 @@ class Clients:
 # --- the servers ----------------------------------------------------------------------------------------
 
 
-def _spawn(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log: Path, cwd: Path, source: Path | None = None) -> subprocess.Popen[bytes]:
+    """A process with its output in log; with source, `-m mailgate` imports that checkout's package."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
     with log.open("wb") as out:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], log: Path, ready: Any, what: str, timeout: float = 60) -> None:
@@ -333,14 +341,24 @@ def trivial_round(work: Path, mails: list[Mail], clients: int) -> Round:
                  sum(s.refused for s in crowd.sent.values()), sum(s.failed for s in crowd.sent.values()))
 
 
+def merged(rounds: list[Round]) -> Round:
+    """Trivial rounds taken as one: all their mails over all their seconds."""
+    seconds = sum(r.accepted_s for r in rounds)
+    return Round("trivial", sum(r.mails for r in rounds), seconds, seconds, seconds,
+                 [x for r in rounds for x in r.latencies], sum(r.cpu_s for r in rounds),
+                 sum(r.refused for r in rounds), sum(r.failed for r in rounds))
+
+
 def _counters(port: int) -> dict[str, float]:
     sample = e2e_parts.scrape(port)
     return {name: sample.get(name, float("nan")) for name in COUNTERS}
 
 
 def mailgate_round(work: Path, spec: tuple[Any, ...], count: int, clients: int, *, side: str = "mailgate",
-                   relay_up: bool = True, store: Path | None = None, rss_every: float | None = None) -> Round:
-    """One daemon from a fresh folder (or a copy of `store`), `count` mails from `clients` clients."""
+                   relay_up: bool = True, store: Path | None = None, rss_every: float | None = None,
+                   source: Path | None = None) -> Round:
+    """One daemon from a fresh folder (or a copy of `store`), `count` mails from `clients` clients;
+    `source`: the checkout whose mailgate runs (default: the one installed in this interpreter)."""
     folder = Path(tempfile.mkdtemp(prefix=f"{side}-", dir=work))
     smtp_port, relay_port, http_port = free_port(), free_port(), free_port()
     config = bench_config(folder, smtp_port, relay_port, http_port, clients)
@@ -356,7 +374,7 @@ def mailgate_round(work: Path, spec: tuple[Any, ...], count: int, clients: int, 
             held = socket.socket()
             held.bind(("127.0.0.1", relay_port))
         log = folder / "daemon.log"
-        daemon = _spawn([sys.executable, "-m", "mailgate", "--config", str(config), "run"], log, folder)
+        daemon = _spawn([sys.executable, "-m", "mailgate", "--config", str(config), "run"], log, folder, source)
         _wait_ready(daemon, log, lambda: _listening(http_port) and _listening(smtp_port), "mailgate")
         return _measure(folder, daemon, spec, count, clients, side, smtp_port, http_port, relay_up, rss_every)
     finally:
@@ -412,6 +430,8 @@ def _measure(folder: Path, daemon: subprocess.Popen[bytes], spec: tuple[Any, ...
         "ticket_messages": db.inbound_messages(), "dead": db.dead(), "outbox": outbox,
         "sent_per_mail": round(outbox.get("sent", 0) / max(1, crowd.accepted), 2),
         "sink_received": sink.update(), "sink_duplicates": sink.duplicates, "rss": rss,
+        # Statements are counted per process: a daemon that runs work in children reports only its own.
+        "processes": len(e2e_parts.tree(daemon.pid)),
     }
     db.close()
     assert accepted_at is not None and ticketed_at is not None
@@ -465,6 +485,7 @@ def summary(pairs: list[tuple[Round, Round]]) -> dict[str, Any]:
         "failed": sum(r.failed for r in ours),
         "sink_duplicates": sum(r.extra["sink_duplicates"] for r in ours),
         "dead": sum(r.extra["dead"] for r in ours),
+        "daemon_processes": max(r.extra["processes"] for r in ours),
         "trivial_accept_per_s": rounded(median(r.rate("accept") for r in trivial), 1),
         "trivial_cpu_ms_per_mail": rounded(median(r.cpu_s * 1000 / r.mails for r in trivial), 2),
         "trivial_p50_ms": rounded(median(r.pct(50) for r in trivial), 2),
@@ -495,6 +516,8 @@ def main() -> None:
     parser.add_argument("--stored-tickets", type=int, default=0, help="also run on a store holding this many tickets")
     parser.add_argument("--open-on-one-agent", type=int, default=0, help="of them, open and assigned to one agent")
     parser.add_argument("--memory", type=int, default=0, help="also send this many mails to one daemon, sampling RSS")
+    parser.add_argument("--other", type=Path, help="another checkout (e.g. main's, from `git archive`) run in each"
+                        " round too, on the same mails and config: before/after in one run")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases)")
     args = parser.parse_args()
     mails = e2e_mail.corpus(args.corpus, args.mails, args.seed)
@@ -518,20 +541,37 @@ def main() -> None:
             print(f"stored {args.stored_tickets} tickets ({args.open_on_one_agent} open on one agent) in "
                   f"{time.perf_counter() - t:.0f} s; {grown.stat().st_size / 1024 / 1024:.0f} MiB")
         pairs: list[tuple[Round, Round]] = []
+        other_pairs: list[tuple[Round, Round]] = []
         grown_runs: list[Round] = []
+        # B A B A B: each mailgate round is compared with the trivial rounds just before and after it,
+        # so load that other users of the machine add or take away in the meantime hits both sides.
+        trivials = [trivial_round(work, mails, args.clients)] if args.rounds or not args.no_relay_down else []
         for n in range(args.rounds):
             a = mailgate_round(work, spec, len(mails), args.clients)
             print(f"round {n + 1} " + a.line())
-            b = trivial_round(work, mails, args.clients)
-            print(f"round {n + 1} " + b.line())
-            pairs.append((a, b))
+            c = g = None
+            if args.other is not None:
+                c = mailgate_round(work, spec, len(mails), args.clients, side="other", source=args.other)
+                print(f"round {n + 1} " + c.line())
             if grown is not None:
                 g = mailgate_round(work, spec, len(mails), args.clients, side="mailgate-stored", store=grown)
                 print(f"round {n + 1} " + g.line())
+            trivials.append(trivial_round(work, mails, args.clients))
+            print(f"round {n + 1} " + trivials[-1].line())
+            bracket = merged(trivials[-2:])
+            pairs.append((a, bracket))
+            if c is not None:
+                other_pairs.append((c, bracket))
+            if g is not None:
                 grown_runs.append(g)
         if pairs:  # --rounds 0: only the sections asked for below
             figures.update(summary(pairs))
             print_summary("relay up", figures)
+        if other_pairs:
+            theirs = summary(other_pairs)
+            print_summary(f"relay up, {args.other}", theirs)
+            figures["other"] = str(args.other)
+            figures.update({f"other_{k}": v for k, v in theirs.items() if not k.startswith("trivial_")})
         if grown_runs:
             figures["stored_tickets"] = args.stored_tickets
             figures["open_on_one_agent"] = args.open_on_one_agent
@@ -547,8 +587,9 @@ def main() -> None:
         if not args.no_relay_down:
             down = mailgate_round(work, spec, len(mails), args.clients, side="relay-down", relay_up=False)
             print(down.line())
-            b = trivial_round(work, mails, args.clients)
-            print(b.line())
+            trivials.append(trivial_round(work, mails, args.clients))
+            print(trivials[-1].line())
+            b = merged(trivials[-2:])
             waiting = down.extra["outbox"].get("queued", 0) + down.extra["outbox"].get("sending", 0)
             figures.update({
                 "relay_down_accept_vs_trivial": rounded(ratio(down, b, "accept")),

@@ -173,6 +173,7 @@ class Store:
         # Set by whoever runs the store (the daemon): parts every Txn can reach, and who hears of commits.
         self.parts: dict[type[Any], object] = {}
         self.on_commit: CommitListener | None = None
+        self.counts = Counts()  # statements and transactions run, for /metrics
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -180,7 +181,6 @@ class Store:
         # One connection: writes serialize in SQLite anyway, and one lock keeps transactions whole.
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
-        self.counts = Counts()
 
     def _connect(self) -> sqlite3.Connection:
         # Python 3.11's sqlite3 has no autocommit=; isolation_level=None + explicit BEGIN.
