@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mailgate.runners import health
 from mailgate.runners.parts import Parts
 from mailgate.store import Store, Txn, stats
+from mailgate.store.counts import Counts
 
 # A `_created` series per counter doubles what is stored and means nothing for totals we
 # derive from the database.
@@ -48,6 +49,7 @@ class Snapshot:
     oldest_queued_seconds: float
     imap: dict[str, int]
     sla_breached: dict[str, int]
+    store: Counts
 
 
 class Metrics:
@@ -79,12 +81,17 @@ class Metrics:
             oldest_queued_seconds=age,
             imap=imap,
             sla_breached=breached,
+            # Read after this scrape's own snapshot: its few statements are in the totals it reports.
+            store=Counts(**vars(store.counts)),
         )
 
     async def render(self) -> bytes:
         snap = await self.snapshot(self.running.store)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Families(snap, self.running))
+        # process_cpu_seconds_total, process_resident_memory_bytes …, from /proc (Linux only; elsewhere
+        # it adds nothing). A fresh registry each scrape has no default collectors, so it is named here.
+        ProcessCollector(registry=registry)
         return generate_latest(registry)
 
 
@@ -128,6 +135,13 @@ class _Families(Collector):
         for kind, n in snap.sla_breached.items():
             sla.add_metric([kind], n)
         yield sla
+        counts = snap.store
+        yield CounterMetricFamily("mailgate_store_statements", "SQL statements run (executemany: one per row).",
+                                  value=counts.statements)
+        yield CounterMetricFamily("mailgate_store_write_transactions", "Write transactions committed.",
+                                  value=counts.write_transactions)
+        yield CounterMetricFamily("mailgate_store_read_transactions", "Read transactions (snapshots) opened.",
+                                  value=counts.read_transactions)
         up = GaugeMetricFamily("mailgate_worker_up", "1 while the worker runs.", labels=["kind"])
         for name, alive in health.workers_alive(self.running).items():
             up.add_metric([name], 1 if alive else 0)

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiosqlite
 
 from mailgate.clock import Clock, SystemClock, iso
+from mailgate.store.counts import Counts
 from mailgate.store.schema import migrations as migrations
 from mailgate.store.schema import newest_schema as newest_schema
 from mailgate.store.schema import schema_of as schema_of
@@ -94,9 +95,11 @@ class Txn:
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, clock: Clock | None = None, parts: dict[type[Any], object] | None = None
+        self, conn: sqlite3.Connection, clock: Clock | None = None, parts: dict[type[Any], object] | None = None,
+        counts: Counts | None = None,
     ) -> None:
         self._conn = conn
+        self.counts = counts if counts is not None else Counts()
         self.clock: Clock = clock or SystemClock()
         self._parts = parts if parts is not None else {}
         self.touched: set[str] = set()
@@ -119,6 +122,7 @@ class Txn:
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run a statement; return lastrowid (for INSERT) or rowcount."""
+        self.counts.statements += 1
         cursor = self._conn.execute(sql, params)
         try:
             if sql.lstrip()[:6].upper() == "INSERT":
@@ -128,6 +132,7 @@ class Txn:
             cursor.close()
 
     async def rowcount(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        self.counts.statements += 1
         cursor = self._conn.execute(sql, params)
         try:
             return cursor.rowcount
@@ -135,9 +140,10 @@ class Txn:
             cursor.close()
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows).close()
+        self._conn.executemany(sql, self.counts.rows(rows)).close()
 
     async def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        self.counts.statements += 1
         cursor = self._conn.execute(sql, params)
         try:
             row: Row | None = cursor.fetchone()
@@ -146,6 +152,7 @@ class Txn:
             cursor.close()  # an unfinished statement would make COMMIT fail
 
     async def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        self.counts.statements += 1
         cursor = self._conn.execute(sql, params)
         try:
             return cursor.fetchall()
@@ -168,6 +175,7 @@ class Store:
         # Set by whoever runs the store (the daemon): parts every Txn can reach, and who hears of commits.
         self.parts: dict[type[Any], object] = {}
         self.on_commit: CommitListener | None = None
+        self.counts = Counts()  # statements and transactions run, for /metrics
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -301,7 +309,7 @@ class Store:
             db = self._require()
             assert self._conn is not None
             await self._begin(db, deadline)
-            tx = Txn(self._conn, self.clock, self.parts)
+            tx = Txn(self._conn, self.clock, self.parts, self.counts)
             try:
                 yield tx
             except BaseException:
@@ -314,6 +322,7 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     await db.execute("ROLLBACK")
                 raise StoreUnavailable(f"cannot commit: {exc}") from exc
+            self.counts.write_transactions += 1
         if tx.touched and self.on_commit is not None:
             self.on_commit(frozenset(tx.touched))
 
@@ -365,8 +374,9 @@ class Store:
             conn = self._conn
             assert conn is not None
             conn.execute("BEGIN").close()
+            self.counts.read_transactions += 1
             try:
-                yield Txn(conn, self.clock, self.parts)
+                yield Txn(conn, self.clock, self.parts, self.counts)
             finally:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("COMMIT").close()
