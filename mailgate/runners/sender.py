@@ -194,6 +194,7 @@ class Sender:
         they were written; the other workers (relay.connections) send other batches meanwhile.
         """
         results: list[Result] = []
+        taken: list[datetime] = []
         trouble: Result | None = None
         for row in batch:
             if self._stopping:
@@ -202,8 +203,12 @@ class Sender:
                 # The relay, not the mail, failed (no session, 421): the rest of the batch would
                 # wait out the same timeout one by one; they are retried after the same backoff.
                 results.append(replace(trouble, message=f"not tried: {trouble.message}"[:2000]))
+                taken.append(self.clock.now())
                 continue
             result = await self._send(row)
+            # When the relay took it, not when the batch is recorded: a first response is timed by
+            # this (SLA, reports), and a batch's record may come seconds after its first mail went.
+            taken.append(self.clock.now())
             self.attempts += 1
             self._relay_seen(result)
             results.append(result)
@@ -214,7 +219,7 @@ class Sender:
         while True:
             try:
                 async with self.store.txn() as tx:
-                    await self._record(tx, tried, results)
+                    await self._record(tx, tried, results, taken)
                     await rows.unclaim(tx, untried)
                     if not self._stopping:
                         claimed = await rows.claim_batch(tx, self.clock.now(), BATCH)
@@ -229,19 +234,19 @@ class Sender:
                 # A bug while recording (the ticket's event, the agents' notice of a failure): each row
                 # again on its own, so one row's trouble costs the others nothing.
                 log.error("outbox.record_error ids=%s error=%s", [r.id for r in batch], _reason(exc))
-                for row, result in zip(tried, results, strict=True):
-                    await self._record_alone(row, result)
+                for row, result, at in zip(tried, results, taken, strict=True):
+                    await self._record_alone(row, result, at)
                 break  # an untried row stays 'sending' until the next start (recover) sends it
         self.delivered.set()
         return claimed
 
-    async def _record_alone(self, row: OutboxRow, result: Result) -> None:
+    async def _record_alone(self, row: OutboxRow, result: Result, at: datetime) -> None:
         """One row's full record in its own transaction; only its state when that raises too."""
         pause = 1.0
         while True:
             try:
                 async with self.store.txn() as tx:
-                    await self._record(tx, [row], [result])
+                    await self._record(tx, [row], [result], [at])
                 self._log_sent([row], [result])
                 return
             except (StoreUnavailable, TransientError) as exc:
@@ -281,27 +286,30 @@ class Sender:
                 log.error("outbox.record_error id=%s error=%s", row.id, _reason(exc))
                 return
 
-    async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result]) -> None:
-        """What became of each row, in the caller's transaction: sent rows and their events in one statement each."""
-        now = self.clock.now()
-        went = [row for row, result in zip(batch, results, strict=True) if result.ok]
-        shown = await messages.insert_sent(tx, [self._message_of(tx, row, now) for row in went if _shown(row)])
-        sent: list[tuple[int, int | None]] = []
+    async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result], taken: list[datetime]) -> None:
+        """What became of each row, in the caller's transaction: sent rows and their events in one statement each.
+
+        taken: when the relay answered each row (a sent mail's time, and a retry's backoff, count from it).
+        """
+        done = list(zip(batch, results, taken, strict=True))
+        shown = await messages.insert_sent(tx, [self._message_of(tx, row, at) for row, result, at in done
+                                                if result.ok and _shown(row)])
+        sent: list[tuple[int, int | None, datetime]] = []
         changes: list[events.Event] = []
-        for row, result in zip(batch, results, strict=True):
+        for row, result, at in done:
             if not result.ok:
-                await self._unsent(tx, row, result, now)
+                await self._unsent(tx, row, result, at)
                 continue
-            sent.append((row.id, shown.get(row.message_id) if _shown(row) else None))
+            sent.append((row.id, shown.get(row.message_id) if _shown(row) else None, at))
             if row.ticket_id is not None and row.kind == "reply":
                 # An agent's answer reached the relay: the ticket's first-response SLA is met.
-                await sla.first_response_sent(tx, row.ticket_id, now)
+                await sla.first_response_sent(tx, row.ticket_id, at)
             if row.ticket_id is not None:
                 changes.append((row.ticket_id, "system", "mail.sent", {
                     "outbox": row.id, "kind": row.kind, "to": row.rcpt_to, "message_id": row.message_id,
                     "attempts": row.attempts,
                 }))
-        await rows.mark_sent_many(tx, sent, now)
+        await rows.mark_sent_many(tx, sent)
         await events.add_many(tx, changes)
 
     def _log_sent(self, batch: list[OutboxRow], results: list[Result]) -> None:

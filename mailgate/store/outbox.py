@@ -266,16 +266,18 @@ async def unclaim(tx: Txn, ids: Sequence[int]) -> None:
         tx.touch("outbox")
 
 
-async def mark_sent_many(tx: Txn, sent: Sequence[tuple[int, int | None]], sent_at: datetime) -> None:
-    """These rows went, each with the message row it became (None: not a mail the ticket shows); one statement."""
+async def mark_sent_many(tx: Txn, sent: Sequence[tuple[int, int | None, datetime]]) -> None:
+    """These rows went, each with the message row it became (None: not a mail the ticket shows) and
+    when the relay took it; one statement."""
     if not sent:
         return
-    cases = " ".join("WHEN ? THEN ?" for _ in sent)
-    ids = [outbox_id for outbox_id, _ in sent]
+    rows_cases = " ".join("WHEN ? THEN ?" for _ in sent)
+    ids = [outbox_id for outbox_id, _, _ in sent]
     await tx.execute(
-        f"UPDATE outbox SET state = 'sent', sent_at = ?, last_error = NULL, message_row = CASE id {cases} END"
-        f" WHERE id IN ({', '.join('?' for _ in ids)})",
-        (iso(sent_at), *(value for pair in sent for value in pair), *ids),
+        f"UPDATE outbox SET state = 'sent', last_error = NULL, sent_at = CASE id {rows_cases} END,"
+        f" message_row = CASE id {rows_cases} END WHERE id IN ({', '.join('?' for _ in ids)})",
+        (*(value for outbox_id, _, at in sent for value in (outbox_id, iso(at))),
+         *(value for outbox_id, row, _ in sent for value in (outbox_id, row)), *ids),
     )
 
 
