@@ -349,7 +349,7 @@ class Sender:
             recipients={"to": [{"name": "", "address": row.rcpt_to}], "cc": [], "reply_to": []},
             subject=row.subject, sent_at=iso(now), text=text, reply_text=text,
             kind="auto-reply" if row.automatic else "message", thread_rule="outbound",
-            thread_detail=row.kind, created_at=tx.now_iso(), thread_by_id=False,
+            thread_detail=row.kind, created_at=iso(now), thread_by_id=False,
         )
 
 

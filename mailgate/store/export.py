@@ -60,7 +60,7 @@ async def thread(tx: Txn, ticket_id: int) -> list[ThreadMessage]:
         "SELECT m.*, s.raw AS spool_raw,"
         " (SELECT o.raw FROM outbox o WHERE o.ticket_id = m.ticket_id AND o.message_row = m.id LIMIT 1) AS sent_raw"
         " FROM messages m LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = ? AND m.deleted_at IS NULL"
-        " ORDER BY m.id",
+        " ORDER BY m.created_at, m.id",  # as `tickets show` lists them
         (ticket_id,),
     )
     files: dict[int, list[FileInfo]] = {}

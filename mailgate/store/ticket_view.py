@@ -147,7 +147,10 @@ async def detail(tx: Txn, number: int) -> TicketDetail | None:
     parties = await tx.all(
         "SELECT address, role FROM ticket_parties WHERE ticket_id = ? ORDER BY role DESC, address", (ticket_id,))
     messages = []
-    for m in await tx.all("SELECT * FROM messages WHERE ticket_id = ? AND deleted_at IS NULL ORDER BY id", (ticket_id,)):
+    # In the order things happened: a sent mail's row is written when its batch is recorded, which
+    # may come after mail that arrived meanwhile, but its time is when the relay took it.
+    for m in await tx.all("SELECT * FROM messages WHERE ticket_id = ? AND deleted_at IS NULL ORDER BY created_at, id",
+                          (ticket_id,)):
         attachments = await tx.all(
             "SELECT filename, content_type, size, sha256, inline FROM attachments WHERE message_row = ? ORDER BY id",
             (m["id"],),
