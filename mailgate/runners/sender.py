@@ -205,10 +205,10 @@ class Sender:
                 results.append(replace(trouble, message=f"not tried: {trouble.message}"[:2000]))
                 taken.append(self.clock.now())
                 continue
-            result = await self._send(row)
-            # When the relay took it, not when the batch is recorded: a first response is timed by
-            # this (SLA, reports), and a batch's record may come seconds after its first mail went.
+            # When it was handed to the relay, not when the batch is recorded: a first response is
+            # timed by this (SLA, reports), and a batch's record may come seconds after its first mail.
             taken.append(self.clock.now())
+            result = await self._send(row)
             self.attempts += 1
             self._relay_seen(result)
             results.append(result)
@@ -289,7 +289,7 @@ class Sender:
     async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result], taken: list[datetime]) -> None:
         """What became of each row, in the caller's transaction: sent rows and their events in one statement each.
 
-        taken: when the relay answered each row (a sent mail's time, and a retry's backoff, count from it).
+        taken: when each row was handed to the relay (a sent mail's time; a retry's backoff counts from it).
         """
         done = list(zip(batch, results, taken, strict=True))
         shown = await messages.insert_sent(tx, [self._message_of(tx, row, at) for row, result, at in done
