@@ -11,7 +11,7 @@ from mailgate import config as config_mod
 from mailgate import rules
 from mailgate.cli import db as cli_db
 from mailgate.cli.support import load_config
-from mailgate.outgoing import saved_replies, templates
+from mailgate.outgoing import report_mail, saved_replies, templates
 from mailgate.rules import report as rules_report
 from mailgate.sources import pipe
 from mailgate.store import SchemaTooNew, StoreUnavailable
@@ -78,7 +78,7 @@ def check_config(ctx: click.Context, dev: bool) -> None:
         if failures:
             ctx.exit(1)
         click.echo(f"{ran} rule tests passed")
-    template_problems = templates.check(config) + saved_replies.check(config)
+    template_problems = templates.check(config) + saved_replies.check(config) + report_mail.check(config)
     for problem in template_problems:
         click.echo(f"template error: {problem}", err=True)
     if template_problems:

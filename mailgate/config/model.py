@@ -107,7 +107,9 @@ class Config(StrictModel):
         if default_queue is not None and default_queue not in queue_names:
             errors.append(("gateway.default_queue", f"unknown queue {default_queue!r}"))
         errors.extend(routing_errors(self.rules, self.rule_tests, queue_names, agent_ids))
-        errors.extend((f"web.{k}", m) for k, m in self.web.problems(self.gateway.addresses, {q.name: q.addresses for q in self.queues}))
+        errors.extend((f"web.{k}", m) for k, m in self.web.problems(
+            self.gateway.addresses, {q.name: q.addresses for q in self.queues},
+            {"smtp.listen": self.smtp.listen, "http.listen": self.http.listen}))
         errors.extend(self.report.problems(queue_names))
         return errors
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mailgate.config.base import HostPort, Ident, MailAddress, StrictModel, parse_listen
 
+# Hosts that bind every address: a listener on one of them takes the port from every other host too.
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 # An origin as browsers send it (RFC 6454): scheme, host and an optional port; no path, no "null".
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(?::\d{1,5})?$|^https?://\[[0-9a-f:.]+\](?::\d{1,5})?$")
 
@@ -124,9 +127,17 @@ class WebConfig(StrictModel):
                     raise ValueError(f"{item!r} is not an IP address or network (e.g. '127.0.0.1')") from exc
         return value
 
-    def problems(self, addresses: tuple[str, ...], queues: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
-        """(key inside [web], message) for what only the whole config can tell."""
+    def problems(
+        self, addresses: tuple[str, ...], queues: dict[str, tuple[str, ...]],
+        listeners: Mapping[str, HostPort | None] | None = None,
+    ) -> list[tuple[str, str]]:
+        """(key inside [web], message) for what only the whole config can tell; `listeners`: the
+        other sockets the daemon binds by key (smtp.listen, http.listen)."""
         errors: list[tuple[str, str]] = []
+        for key, other in (listeners or {}).items():
+            if self.listen is not None and other is not None and _same_socket(self.listen, other):
+                # The daemon would fail at start with "address already in use", after the config was called fine.
+                errors.append(("listen", f"{self.listen} is also {key} ({other}): each listener needs its own port"))
         names = [s.name for s in self.sites]
         for i, site in enumerate(self.sites):
             if site.name in names[:i]:
@@ -150,3 +161,17 @@ class WebConfig(StrictModel):
             return site.address
         assert site.queue is not None
         return queues[site.queue][0]
+
+
+def _same_socket(a: HostPort, b: HostPort) -> bool:
+    """Whether two listeners would ask for one socket (port 0 asks the kernel for a free one: never)."""
+    if a.port != b.port or a.port == 0:
+        return False
+    return _host(a.host) == _host(b.host) or a.host in _WILDCARDS or b.host in _WILDCARDS
+
+
+def _host(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))  # "::0001" and "::1" are one address
+    except ValueError:
+        return host.lower()

@@ -149,10 +149,11 @@ async def run(
 ) -> list[Change]:
     """Check, then apply, then the follow-up effects of acting; a refusal names every problem at once."""
     row = await ticket(tx, ticket_id)
-    if agent is not None:
-        problems = check(config, agent, row, commands)
-        if problems:
-            raise Refused("; ".join(str(p) for p in problems))
+    # An operator without --as skips the agent's checks, never the deleted one.
+    problems = check(config, agent, row, commands) if agent is not None else [
+        e for c in commands if (e := delete.deleted(row, c.name, c.raw)) is not None]
+    if problems:
+        raise Refused("; ".join(str(p) for p in problems))
     changes = await apply(tx, config, ticket_id, commands, agent)
     if agent is not None and acted:
         await agent_acted(tx, ticket_id, agent)

@@ -31,11 +31,29 @@ def refusal(config: Config, agent: AgentConfig, row: Ticket, command: Command) -
     """Why this agent may not run a command on this ticket as it stands (None: they may)."""
     if command.name in COMMANDS and not is_member(config, agent, row.queue):
         return TagError(command.raw, f"only agents of queue {row.queue!r} may delete or restore this ticket")
-    if row.status is DELETED and command.name != "restore":
-        return TagError(command.raw, f"#{row.number} is deleted: send [restore] alone first")
-    if row.status is not DELETED and command.name == "restore":
-        return TagError(command.raw, f"#{row.number} is not deleted")
+    return deleted(row, command.name, command.raw)
+
+
+def deleted(row: Ticket, name: str, raw: str) -> TagError | None:
+    """THE check on a deleted ticket: nothing but [restore] is done to it, whoever asks and however.
+
+    Mail, the CLI with or without --as, and each operation's own entry (split, merge, forward,
+    tasks, snooze) ask here, so the answer is the same words everywhere.
+    """
+    if row.status is DELETED and name != "restore":
+        return TagError(raw, f"#{row.number} is deleted: [restore] it first, alone")
+    if row.status is not DELETED and name == "restore":
+        return TagError(raw, f"#{row.number} is not deleted")
     return None
+
+
+async def live(tx: Txn, ticket_id: int, raw: str) -> Ticket:
+    """The ticket an operation acts on, refused (as deleted() words it) when it is deleted."""
+    row = await ticket(tx, ticket_id)
+    refused = deleted(row, "", raw)
+    if refused is not None:
+        raise refused
+    return row
 
 
 async def pending(tx: Txn, ticket_id: int, agent: AgentConfig) -> bool:

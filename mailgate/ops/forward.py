@@ -10,6 +10,7 @@ from mailgate import tokens
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.models import MailKind, ParsedMail
+from mailgate.ops import delete
 from mailgate.ops.base import Change, actor
 from mailgate.outgoing import compose, outbox
 from mailgate.outgoing import guard as loops
@@ -41,6 +42,7 @@ async def forward(
     notes: bool = False, text: str = "",
 ) -> Change:
     """The ticket with its whole correspondence (and attachments) to each address; notes only if asked."""
+    await delete.live(tx, ticket_id, "[forward]")
     own = {a.lower() for a in config.gateway.addresses} | {outbound.mailer_for(tx, config).bounce_base}
     for address in addresses:
         if loops.base(address.lower()) in own:
@@ -55,6 +57,7 @@ async def ask_help(
     tx: Txn, config: Config, ticket_id: int, colleagues: Sequence[str], agent: AgentConfig, *, text: str = ""
 ) -> Change:
     """Each colleague (an agent id) gets the question with the ticket's context, notes included."""
+    await delete.live(tx, ticket_id, "[help]")
     known = ", ".join(a.id for a in config.agents)
     found: list[AgentConfig] = []
     for colleague_id in colleagues:

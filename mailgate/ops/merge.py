@@ -5,8 +5,8 @@ from __future__ import annotations
 from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.models import CLOSED_STATUSES, TicketStatus
-from mailgate.ops import lifecycle
-from mailgate.ops.base import Change, system_note, ticket, who
+from mailgate.ops import delete, lifecycle
+from mailgate.ops.base import Change, system_note, who
 from mailgate.outgoing import guard as loops
 from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn, events, forwards, links, messages, parties, tags
@@ -18,9 +18,10 @@ LINK = "merged-into"
 async def merge(tx: Txn, config: Config, ticket_id: int, into_number: int, agent: AgentConfig | None) -> Change:
     """Ticket `ticket_id` joins ticket #into_number (the survivor); refused for two customers' tickets."""
     actor, name = who(agent)
-    source = await ticket(tx, ticket_id)
+    there = into_number
+    source = await delete.live(tx, ticket_id, f"[merge:#{there}]")  # as every operation on a deleted ticket
     target = await ticket_store.by_number(tx, into_number)
-    here, there = source.number, into_number
+    here = source.number
     if target is None:
         raise Refused(f"[merge:#{there}]: no ticket #{there}")
     if target.id == source.id:
@@ -29,8 +30,8 @@ async def merge(tx: Txn, config: Config, ticket_id: int, into_number: int, agent
         if row.status is TicketStatus.MERGED:
             into = await ticket_store.number_of(tx, row.merged_into or 0)
             raise Refused(f"[merge:#{there}]: #{row.number} is already merged into #{into}")
-        if row.status is TicketStatus.DELETED:  # its thread would vanish into a hidden ticket
-            raise Refused(f"[merge:#{there}]: #{row.number} is deleted: [restore] it first")
+    if target.status is TicketStatus.DELETED:  # the thread would vanish into a hidden ticket
+        raise Refused(f"[merge:#{there}]: #{there} is deleted: [restore] it first")
     if source.contact_id is None or source.contact_id != target.contact_id:
         # Two customers' mail in one ticket would show each one the other's words: never.
         raise Refused(f"[merge:#{there}]: #{here} and #{there} belong to different customers;"

@@ -8,8 +8,8 @@ from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.mail.subjects import clean_subject
 from mailgate.models import TicketStatus
-from mailgate.ops import lifecycle, tickets
-from mailgate.ops.base import Change, system_note, ticket, who
+from mailgate.ops import delete, lifecycle, tickets
+from mailgate.ops.base import Change, system_note, who
 from mailgate.store import Txn, events, links, messages
 from mailgate.store import outbox as outbox_rows
 from mailgate.store import tickets as ticket_store
@@ -42,7 +42,7 @@ async def split(
 ) -> Change:
     """A new ticket (same queue, assignee, priority, category; status new) with the message moved to it."""
     actor, name = who(agent)
-    source = await ticket(tx, ticket_id)
+    source = await delete.live(tx, ticket_id, "[split]")
     if message_row is not None:
         message = await messages.inbound(tx, ticket_id, row_id=message_row)
         if message is None:

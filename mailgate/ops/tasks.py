@@ -14,8 +14,8 @@ from mailgate.config import AgentConfig, Config
 from mailgate.errors import Refused
 from mailgate.mail import identity, quotes
 from mailgate.models import MailKind, ParsedMail
-from mailgate.ops import watchers
-from mailgate.ops.base import Change, actor, add_message
+from mailgate.ops import delete, watchers
+from mailgate.ops.base import Change, actor, add_message, ticket
 from mailgate.outgoing import notices as outbound
 from mailgate.spool import SpoolEntry
 from mailgate.store import Txn, events, messages, timers
@@ -57,6 +57,7 @@ async def create(
     *, now: datetime | None = None,
 ) -> Change:
     """A task for `queue` on the ticket; its members are told, the overdue reminder is a timer row (same txn)."""
+    await delete.live(tx, ticket_id, f"[task:{queue}]")
     target = config.queue(queue)
     if target is None:
         known = ", ".join(q.name for q in config.queues) or "none configured"
@@ -96,6 +97,7 @@ async def _tell(tx: Txn, config: Config, row: Task, template: str, agents: list[
 async def done(tx: Txn, config: Config, task_id: int, agent: AgentConfig) -> Change:
     """Close a task (its reminder timer goes with it)."""
     row = await task_row(tx, task_id)
+    await delete.live(tx, row.ticket_id, "[done]")
     if row.status == DONE:
         return Change("done", f"task {task_id} was done already")
     await task_store.mark_done(tx, task_id, agent.id)
@@ -158,6 +160,9 @@ async def on_mail(tx: Txn, config: Config, mail: ParsedMail, entry: SpoolEntry, 
     errors = [str(e) for e in parsed.errors]
     errors += [f"{c.raw}: not for a task (only [done]; write to the ticket for the rest)"
                for c in parsed.commands if c.name not in ("done", "note")]
+    gone = delete.deleted(await ticket(tx, ticket_id), "done", "[done]") if parsed.has("done") else None
+    if gone is not None:
+        errors.append(str(gone))
     if errors:
         await events.add(tx, ticket_id, actor(agent), "task.refused", {"task": task.id, "errors": errors})
         await _refuse(tx, config, agent, ticket_id, errors)

@@ -2,7 +2,8 @@
 
 No images and no scripts: mail clients block remote images and strip scripts, so the bars are
 <div style="width:NN%"> blocks (HTML) and runs of "█" (text), readable in any client and on paper.
-Templates report.txt / report.html ship in English; a language without its own falls back to it.
+Templates report.txt / report.html ship in every language; an override folder's language without
+its own falls back to English.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 from jinja2 import TemplateNotFound
 
-from mailgate.config import AgentConfig, Config
+from mailgate.config import LANGUAGES, AgentConfig, Config
+from mailgate.outgoing import templates
 from mailgate.outgoing.ticketless import queue_to_agent
 from mailgate.outgoing.writer import Writer
 from mailgate.store import Txn
@@ -59,7 +61,9 @@ def view(report: dict[str, Any]) -> dict[str, Any]:
                     "count": total[name]["count"]} for name in ("first_response", "resolution")}
     clock = {"wall": "wall-clock time", "business": "business hours",
              "mixed": "business hours where the queue has them, else wall-clock time"}[report["clock"]]
+    # clock_kind (wall, business, mixed) lets a translation word the clock in its own language.
     return {"period": report["period"], "queue": report["queue"] or "", "by": report["by"] or "", "clock": clock,
+            "clock_kind": report["clock"],
             "opened": total["opened"], "resolved": total["resolved"], "open": total["backlog"]["total"],
             "rows": rows, "backlog": backlog, "times": times, "sla": total["sla"]}
 
@@ -76,3 +80,33 @@ async def queue_report(
     except TemplateNotFound:
         rendered = writer.templates.render("report", "en", data)
     return await queue_to_agent(writer, tx, config, agent, rendered, language=language, kind=kind)
+
+
+def _sample_figures(opened: int, resolved: int) -> dict[str, Any]:
+    times = {"count": resolved, "median_minutes": 75.0, "p90_minutes": 3000.0}
+    return {"opened": opened, "resolved": resolved, "first_response": times, "resolution": times,
+            "sla": {"first_response": {"met": 3, "breached": 1}, "resolution": {"met": 2, "breached": 0}},
+            "backlog": {"total": 4, "<1d": 2, "1-3d": 1, "3-7d": 0, "7-30d": 1, ">30d": 0}}
+
+
+# A report with every field filled (two groups, one with markup to escape), for check-config.
+SAMPLE: dict[str, Any] = {
+    "period": {"name": "week", "from": "2026-11-02", "to": "2026-11-08", "start": "2026-11-01T22:00:00+00:00",
+               "end": "2026-11-08T22:00:00+00:00", "timezone": "Europe/Helsinki"},
+    "by": "tag", "queue": "support", "clock": "mixed", "total": _sample_figures(7, 5),
+    "groups": [{"key": "printer <laser>", **_sample_figures(5, 4)}, {"key": "(none)", **_sample_figures(2, 1)}],
+}
+
+
+def check(config: Config) -> list[str]:
+    """check-config: the report rendered in every language with SAMPLE; one line per problem."""
+    shipped = templates.for_config(config)
+    data = {"gateway": {"name": "Example Support"}, "agent": {"name": "Aino Agent", "id": "aino"},
+            "report": view(SAMPLE)}
+    problems = []
+    for language in LANGUAGES:
+        try:
+            shipped.render("report", language, data)
+        except Exception as exc:  # noqa: BLE001 - a missing or broken template, a sandbox refusal ...
+            problems.append(f"{language}/report: {type(exc).__name__}: {exc}")
+    return problems

@@ -50,6 +50,8 @@ class Snapshot:
     imap: dict[str, int]
     sla_breached: dict[str, int]
     store: Counts
+    web_accepted: int = 0
+    web_refused: dict[str, int] = field(default_factory=dict)
 
 
 class Metrics:
@@ -70,6 +72,7 @@ class Metrics:
             oldest = await stats.oldest_queued(tx)
             imap = await stats.imap_by_state(tx)
             breached = await stats.sla_breached(tx)
+        web = self.running.web.counts if self.running.web is not None else None
         age = 0.0
         if oldest:
             age = max(0.0, (store.clock.now() - datetime.fromisoformat(oldest)).total_seconds())
@@ -83,6 +86,8 @@ class Metrics:
             sla_breached=breached,
             # Read after this scrape's own snapshot: its few statements are in the totals it reports.
             store=Counts(**vars(store.counts)),
+            web_accepted=web.accepted if web is not None else 0,
+            web_refused=dict(web.refused) if web is not None else {},
         )
 
     async def render(self) -> bytes:
@@ -142,6 +147,12 @@ class _Families(Collector):
                                   value=counts.write_transactions)
         yield CounterMetricFamily("mailgate_store_read_transactions", "Read transactions (snapshots) opened.",
                                   value=counts.read_transactions)
+        yield CounterMetricFamily("mailgate_web_accepted", "Web form and API posts stored as mail (POST /v1/tickets).",
+                                  value=snap.web_accepted)
+        refused = CounterMetricFamily("mailgate_web_refused", "Web posts turned away, by reason.", labels=["reason"])
+        for reason, n in sorted(snap.web_refused.items()):  # every reason from the start, while [web] listens
+            refused.add_metric([reason], n)
+        yield refused
         up = GaugeMetricFamily("mailgate_worker_up", "1 while the worker runs.", labels=["kind"])
         for name, alive in health.workers_alive(self.running).items():
             up.add_metric([name], 1 if alive else 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Protocol
 
 from mailgate.config import Config
@@ -14,6 +15,23 @@ class Listening(Protocol):
     """The SMTP/LMTP listener, as far as health checks ask it."""
 
     def is_serving(self) -> bool: ...
+
+
+class WebCounting(Protocol):
+    """The web intake's counters (sources/web_counts.py), as /metrics reads them."""
+
+    @property
+    def accepted(self) -> int: ...
+
+    @property
+    def refused(self) -> Mapping[str, int]: ...
+
+
+class WebIntake(Protocol):
+    """The [web] listener, as far as /metrics asks it."""
+
+    @property
+    def counts(self) -> WebCounting: ...
 
 
 class Parts(Protocol):
@@ -33,3 +51,6 @@ class Parts(Protocol):
 
     @property
     def outgoing(self) -> Outgoing | None: ...
+
+    @property
+    def web(self) -> WebIntake | None: ...

@@ -24,6 +24,7 @@ from mailgate.config import Config, WebSite, bounce_address
 from mailgate.models import Envelope, Source
 from mailgate.sources import web_answers as answers
 from mailgate.sources.smtp import base_address
+from mailgate.sources.web_counts import WebCounts
 from mailgate.sources.web_form import FORM, HONEYPOT, JSON, Refusal, media_type, read_fields, submission
 from mailgate.sources.web_http import Answer, Exchange, Head
 from mailgate.sources.web_limits import IPAddress, RateLimit, bucket_key, client_address
@@ -37,9 +38,10 @@ PATH = "/v1/tickets"
 
 @dataclass
 class WebServer:
-    """The listening socket, for stop() and for tests to find the port."""
+    """The listening socket, for stop() and for tests to find the port; its counters for /metrics."""
 
     server: asyncio.Server
+    counts: WebCounts
 
     @property
     def port(self) -> int:
@@ -55,7 +57,7 @@ async def serve(
         return None
     handler = _Handler(config_of, store, clock, on_accept)
     server = await asyncio.start_server(handler.connection, listen.host, listen.port, limit=64 * 1024)
-    web = WebServer(server)
+    web = WebServer(server, handler.counts)
     log.info("web.listening address=%s:%s path=%s sites=%d", listen.host, web.port, PATH, len(config_of().web.sites))
     return web
 
@@ -76,6 +78,7 @@ class _Handler:
         self.clock = clock
         self.on_accept = on_accept
         self.limit = RateLimit()
+        self.counts = WebCounts()
         self._clients = 0
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -107,6 +110,8 @@ class _Handler:
         except TimeoutError:
             return answers.error(408, "the request took too long to arrive", form=_is_form(head))
         except Refusal as refusal:
+            if head is not None and head.method == "POST" and head.path == PATH:
+                self.counts.refuse_status(refusal.status)
             log.info("web.refused status=%d path=%r reason=%r", refusal.status, head.path[:100] if head else "-",
                      refusal.message[:200])
             challenge = [("www-authenticate", 'Bearer realm="mailgate"')] if refusal.status == 401 else []
@@ -129,6 +134,7 @@ class _Handler:
         wait, refused = self.limit.take(bucket_key(client) if client else "-", self.clock.now().timestamp(),
                                         per_minute=web.per_minute, burst=web.burst)
         if wait:
+            self.counts.refuse("rate")
             if refused == 1:  # one line per burst of refusals: a flood must not become a flood of log lines
                 log.warning("web.rate_limited client=%s", client)
             return answers.error(429, "too many requests from your address: try again later", form=_is_form(head),
@@ -156,6 +162,7 @@ class _Handler:
         if fields.get(HONEYPOT, "").strip():
             # A robot: the same answer a person gets, so it learns nothing; nothing is stored.
             log.info("web.honeypot site=%s client=%s", site.name, client)
+            self.counts.refuse("honeypot")
             fake = f"web.{secrets.token_hex(16)}@{config.message_id_domain}"
             return _with(answers.accepted(fake, form=form, redirect=site.redirect), extra)
         sub = submission(fields)
@@ -170,8 +177,10 @@ class _Handler:
             stored = await spool.accept(self.store, raw, envelope, wait=config.smtp.busy_timeout)
         except (StoreUnavailable, OSError) as exc:
             log.error("web.store_unavailable site=%s error=%r", site.name, str(exc))
+            self.counts.refuse("unavailable")
             return answers.error(503, "the help desk cannot store your message right now: try again in a minute",
                                  form=form, headers=[("retry-after", "60"), *extra])
+        self.counts.accepted += 1
         if self.on_accept is not None:
             self.on_accept()
         log.info("web.accepted site=%s spool=%d client=%s reference=%s", site.name, stored.spool_id, client, reference)

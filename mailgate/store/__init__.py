@@ -1,32 +1,35 @@
 """The SQLite store: one connection, WAL, versioned migrations, one transaction per change.
 
-Every write to a table is in one module (reads may join anywhere, e.g. the operators' read models
-ticket_view, outbox_view, stats, and the finders erase, retention, threads, ticket_facts, sent):
+Every write to a table is in one module (reads join anywhere: the read models ticket_view, outbox_view,
+stats, export, report; the finders erase, retention, threads, ticket_facts, sent); triggers write two:
 
-    tickets     tickets                    messages  messages, message_ids, attachments
+    tickets     tickets                    messages  messages, message_ids, attachments (the only insert)
     parties     ticket_parties             blobs     blobs (and the files under their sha256)
-    contacts    contacts, contact_addresses, contact_phones, contact_notes
-    assignment  ticket_routing, queue_rotation             tags      ticket_tags
-    events      events                     links     ticket_links
-    sla         ticket_sla                 watchers  ticket_watchers
-    forwards    forwards, ticket_flags     tasks     tasks
-    spool       spool                      outbox    outbox
-    timers      timers                     storms    sender_hours
-    imap        imap_accounts, imap_folders, imap_skipped
+    contacts    contacts, contact_addresses, contact_phones, contact_notes        tags  ticket_tags
+    assignment  ticket_routing, queue_rotation; reads agent_open (triggers on tickets, 0014: _insert,
+                _leave, _enter, _delete keep each assignee's count of open tickets)
+    events      events                     links     ticket_links           report  report_sent
+    sla         ticket_sla                 watchers  ticket_watchers        tasks   tasks
+    forwards    forwards, ticket_flags     message_marks  messages.deleted_at/_by, unproven_agent
+    spool       spool                      outbox    outbox                 timers  timers
+    search      search_text (FTS5 over messages, written by triggers on messages, 0015: _insert,
+                _update, _delete; search.forget_deleted only runs 'optimize')
+    storms      sender_hours               imap      imap_accounts, imap_folders, imap_skipped
     schema      (reads schema_version; Store._migrate writes it and runs store/sql/)
 
 SQLite-only constructs still used, for a second engine to map (the rest is standard SQL that
-PostgreSQL runs too: ON CONFLICT, RETURNING, LIMIT in subqueries, ||, SAVEPOINT):
+PostgreSQL runs too: ON CONFLICT, RETURNING, LIMIT in subqueries, ||, SAVEPOINT, window functions):
     UPDATE OR IGNORE     messages.rename_message_id, parties.rename_address, storms.rename_sender
-    instr()              contacts.search, erase (messages_naming, spool_naming, outbox_naming, events_naming)
-    group_concat()       contacts.search (string_agg)
+    instr() substr()     contacts.search, erase (messages_naming, spool_naming, outbox_naming, events_naming); sent
+    group_concat()       contacts.search, report (string_agg); json_extract(): report (jsonb ->>)
     CAST(blob AS TEXT)   erase.spool_naming, erase.outbox_naming (bytea: convert_from / encode)
     PRAGMA               here (busy_timeout, journal_mode, synchronous, foreign_keys), erase.secure_delete,
                          stats (data_version), backup (journal_mode, integrity_check, wal_checkpoint)
-    sqlite_master        schema.schema_of
     BEGIN IMMEDIATE      Store._begin (the write lock up front; PostgreSQL: plain BEGIN + row locks)
-    lastrowid            Txn.execute for INSERT (PostgreSQL: RETURNING id)
+    lastrowid            Txn.execute for INSERT (PostgreSQL: RETURNING id); sqlite_master: schema.schema_of
     WITHOUT ROWID, INTEGER PRIMARY KEY AUTOINCREMENT   the migrations in store/sql/
+    FTS5                 search (MATCH, rowid, bm25, snippet, 'delete'/'optimize'; tsvector + GIN: see there)
+    CREATE TRIGGER … WHEN … BEGIN … END (NEW./OLD.)   0014, 0015 (PostgreSQL: a plpgsql trigger function)
 """
 
 from __future__ import annotations

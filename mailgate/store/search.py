@@ -105,7 +105,8 @@ def fts_query(terms: Sequence[Term]) -> str:
 
 
 def _where(f: Filters) -> tuple[list[str], list[Any]]:
-    where: list[str] = ["t.quarantined = ?"]
+    # A message deleted from its thread (messages delete) is hidden everywhere until retention purges it.
+    where: list[str] = ["t.quarantined = ?", "m.deleted_at IS NULL"]
     params: list[Any] = [int(f.quarantined)]
     if f.statuses:
         where.append(f"t.status IN ({_marks(f.statuses)})")

@@ -76,7 +76,7 @@ async def test_delete_asks_then_confirm_hides_the_ticket_and_restore_brings_it_b
         raw, rcpt = reply(done, "", subject=f"Re: [status:open] {done.header('Subject')}")
         await agent_sends(running, raw, rcpt)
         refused = await wait_mail(sink, AINO, "Not done [#1000]")
-        assert "#1000 is deleted: send [restore] alone first" in refused.text()
+        assert "#1000 is deleted: [restore] it first, alone" in refused.text()
 
         # The customer writes to the deleted ticket: a new ticket, linked to it; #1000 stays deleted.
         await customer_writes(running, 1)

@@ -12,7 +12,7 @@ import pytest
 from mailgate import tokens
 from mailgate.daemon import Running
 
-from .conftest import SECRET, SUPPORT, MakeDaemon, cli_ok, mail, run_cli, send, settle
+from .conftest import SECRET, SUPPORT, MakeDaemon, cli_ok, mail, run_cli, send, settle, wait_until
 from .sink import AGENTS, Received, Sink, wait_mail
 from .test_agent_mail import agent_sends, reply
 
@@ -34,6 +34,9 @@ async def thread(running: Running, sink: Sink) -> Received:
     await agent_sends(running, raw, rcpt)
     await sink.wait_for(lambda got: any("corrected invoice" in r.text() for r in got if CUSTOMER in r.rcpt_tos))
     answer = next(r for r in sink.to(CUSTOMER) if "corrected invoice" in r.text())
+    # The relay has the answer a moment before the sender records it as the ticket's message; Alice
+    # writes back once it is recorded, as a person reading it always does.
+    await wait_until(lambda: _recorded(running, answer.header("Message-ID")), what="the answer recorded as sent")
     await send(running.smtp_port, mail(sender=f"Alice <{CUSTOMER}>", subject="Re: " + answer.header("Subject"),
                                        message_id="<a2@customer.test>", in_reply_to=answer.header("Message-ID"),
                                        references=answer.header("Message-ID"), body="Thanks!\n"), [SUPPORT],
@@ -43,6 +46,12 @@ async def thread(running: Running, sink: Sink) -> Received:
     await agent_sends(running, mail(sender=f"Aino Agent <{AINO}>", to=note_rcpt, subject="note",
                                     body="INTERNAL: customer is a VIP.", message_id="<n1@agents.test>"), note_rcpt)
     return notice
+
+
+async def _recorded(running: Running, message_id: str) -> bool:
+    async with running.store.read() as tx:
+        return bool(await tx.value("SELECT count(*) FROM messages WHERE message_id = ? AND direction = 'out'",
+                                   (message_id.strip("<>"),)))
 
 
 async def test_html_page_is_escaped_and_shows_notes_only_when_asked(make_daemon: MakeDaemon, sink: Sink,

@@ -11,7 +11,7 @@ import pytest
 from mailgate.clock import ManualClock
 from mailgate.daemon import Running
 
-from .conftest import MakeDaemon, cli_ok, mail, run_cli, send, settle
+from .conftest import MakeDaemon, cli_ok, mail, run_cli, send, settle, wait_until
 from .sink import Received, Sink, wait_mail
 from .test_agent_mail import agent_sends, reply
 
@@ -53,6 +53,14 @@ async def aino_answers(running: Running, sink: Sink, notice: Received, text: str
     raw, rcpt = reply(notice, text, subject=subject or None)
     await agent_sends(running, raw, rcpt)
     await sink.wait_count(before + (2 if text else 1))  # the reply (if any) and her confirmation
+    # The sink has a mail a moment before the relay's 250 reaches the sender, which times the reply
+    # by it: the test's clock moves on only once every mail is recorded as sent.
+    await wait_until(lambda: _outbox_done(running), what="every mail recorded as sent")
+
+
+async def _outbox_done(running: Running) -> bool:
+    async with running.store.read() as tx:
+        return not await tx.value("SELECT count(*) FROM outbox WHERE state IN ('queued', 'sending')")
 
 
 async def busy_week(make_daemon: MakeDaemon, sink: Sink) -> tuple[Running, ManualClock]:
