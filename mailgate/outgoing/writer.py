@@ -16,6 +16,7 @@ from mailgate.outgoing import guard as loops
 from mailgate.outgoing.templates import Templates, choose_language, context, for_config
 from mailgate.store import Txn
 from mailgate.store import outbox as rows
+from mailgate.store.outbox_ids import reserve_id
 from mailgate.store.ticket_facts import facts
 from mailgate.store.watchers import followers
 
@@ -155,7 +156,7 @@ class Writer:
         envelope_to: str | None = None,
         files: tuple[compose.File, ...] = (),
     ) -> int:
-        """Render, insert, compose with the VERP return path, and schedule; returns the outbox id.
+        """Render, compose with the VERP return path of the row id it reserves, insert and schedule; returns the id.
 
         reply_token: the Reply-To (default: the customer's 'r' address); mail to an agent carries that
         agent's 'a' (answers the customer) or 'n' (adds a note) address instead.
@@ -166,11 +167,7 @@ class Writer:
         message_id = tokens.message_id(self.secret, self.domain, token)
         subject = compose.tagged_subject(rendered.subject, self.config.gateway.ticket_tag, info.number)
         when = not_before or tx.now()
-        outbox_id = await rows.insert(tx, rows.NewMail(
-            ticket_id=info.id, kind=kind, automatic=automatic, agent=agent, message_id=message_id,
-            from_name=shown_name, from_address=info.from_address, in_reply_to=info.last_inbound,
-            rcpt_to=envelope_to or to_address, subject=subject, text=rendered.text, not_before=when,
-        ))
+        outbox_id = await reserve_id(tx)
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", outbox_id))
         raw = compose.wire(compose.Outgoing(
             from_name=shown_name, from_address=info.from_address, to_name=to_name,
@@ -180,18 +177,18 @@ class Writer:
             references=info.references, automatic=automatic, auto_kind=auto_kind, language=language, cc=cc,
             files=files, date=tx.now(),
         ))
-        await rows.set_wire(tx, outbox_id, mail_from, raw, when)
+        await rows.insert(tx, rows.NewMail(
+            ticket_id=info.id, kind=kind, automatic=automatic, agent=agent, message_id=message_id,
+            from_name=shown_name, from_address=info.from_address, in_reply_to=info.last_inbound,
+            rcpt_to=envelope_to or to_address, subject=subject, text=rendered.text, not_before=when,
+        ), outbox_id=outbox_id, mail_from=mail_from, raw=raw)
         return outbox_id
 
     async def copy_to(self, tx: Txn, info: TicketInfo, row: rows.OutboxRow, address: str) -> int:
         """The same mail for one more envelope recipient: its own row, Message-ID and VERP path, not a new build."""
         message_id = tokens.message_id(self.secret, self.domain, tokens.Token("r", info.number))
         when = datetime.fromisoformat(row.not_before)
-        copy_id = await rows.insert(tx, rows.NewMail(
-            ticket_id=info.id, kind=row.kind, automatic=row.automatic, agent=row.agent,
-            message_id=message_id, from_name=row.from_name, from_address=row.from_address,
-            in_reply_to=row.in_reply_to, rcpt_to=address, subject=row.subject, text=row.text, not_before=when,
-        ))
+        copy_id = await reserve_id(tx)
         raw = row.raw
         head, blank, body = raw.partition(b"\r\n\r\n")
         ours = f"\r\nMessage-ID: <{row.message_id}>\r\n".encode()
@@ -200,7 +197,11 @@ class Writer:
         else:  # compose always writes it so; were it folded, the copy keeps the first one's (threads the same)
             log.warning("outbound.copy_message_id_kept outbox=%s copy=%s", row.id, copy_id)
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", copy_id))
-        await rows.set_wire(tx, copy_id, mail_from, raw, when)
+        await rows.insert(tx, rows.NewMail(
+            ticket_id=info.id, kind=row.kind, automatic=row.automatic, agent=row.agent,
+            message_id=message_id, from_name=row.from_name, from_address=row.from_address,
+            in_reply_to=row.in_reply_to, rcpt_to=address, subject=row.subject, text=row.text, not_before=when,
+        ), outbox_id=copy_id, mail_from=mail_from, raw=raw)
         return copy_id
 
 

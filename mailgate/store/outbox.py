@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mailgate.clock import iso
-from mailgate.store import Row, Txn, messages, timers
+from mailgate.store import Row, Txn, timers
+from mailgate.store.outbox_ids import reserve_id
 
 # Mail the customer sees: stored as an outgoing message of the ticket once sent.
 CUSTOMER_KINDS = frozenset({"ack", "resolved", "reply"})
@@ -94,21 +95,26 @@ def id_chunks(ids: list[int], size: int = 500) -> Iterator[tuple[str, list[int]]
         yield ",".join("?" * len(chunk)), chunk
 
 
-async def insert(tx: Txn, mail: NewMail) -> int:
-    """The row, before its bytes: the VERP return path names the row id, so compose comes after."""
-    outbox_id = await tx.execute(
-        "INSERT INTO outbox (ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
+async def insert(tx: Txn, mail: NewMail, *, outbox_id: int | None = None, mail_from: str = "",
+                 raw: bytes = b"") -> int:
+    """The row (its Message-ID indexed by a trigger); with its bytes when outbox_id came from reserve_id.
+
+    Without them the caller composes after and calls set_wire.
+    """
+    if outbox_id is None:
+        outbox_id = await reserve_id(tx)
+    await tx.execute(
+        "INSERT INTO outbox (id, ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
         " in_reply_to, rcpt_to, subject, text, raw, not_before, created_at, state)"
-        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail.from_name,
-            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text, b"",
+            outbox_id, mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail_from,
+            mail.from_name, mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text, raw,
             iso(mail.not_before), tx.now_iso(), mail.state,
         ),
     )
-    if mail.ticket_id is not None:
-        # Every Message-ID we send threads a reply by header, even with a rewritten subject.
-        await messages.index_message_id(tx, mail.message_id, mail.ticket_id, outbound=True)
+    if raw and mail.not_before > tx.now():
+        await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, mail.not_before)
     tx.touch("outbox")
     return outbox_id
 
