@@ -150,13 +150,10 @@ async def admit(tx: Txn, sender: str, cap: int, now: datetime | None = None) -> 
     """Count one mail from `sender`; past `cap` in this clock hour it is held (cap 0: never held)."""
     now = now or tx.now()
     sender, hour = sender.strip().lower(), hour_of(now)
-    row = await storms.of(tx, sender, hour)
-    passed, held, released = (row.passed, row.held, row.released) if row else (0, 0, False)
-    if cap <= 0 or released or passed < cap:
-        await storms.count_passed(tx, sender, hour)
-        return Admission(False, False, passed + 1, held, hour)
-    await storms.count_held(tx, sender, hour, iso(now))
-    return Admission(True, held == 0, passed, held + 1, hour, row.ticket_id if row else None)
+    held, row = await storms.count(tx, sender, hour, cap, iso(now))
+    if not held:
+        return Admission(False, False, row.passed, row.held, hour)
+    return Admission(True, row.held == 1, row.passed, row.held, hour, row.ticket_id)
 
 
 async def ack_refusal(
