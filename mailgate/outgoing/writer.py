@@ -18,7 +18,6 @@ from mailgate.store import Txn
 from mailgate.store import outbox as rows
 from mailgate.store.outbox_ids import reserve_id
 from mailgate.store.ticket_facts import facts
-from mailgate.store.watchers import followers
 
 log = logging.getLogger("mailgate.outbound")
 
@@ -43,6 +42,8 @@ class TicketInfo:
     detected_language: str | None
     references: tuple[str, ...]  # the ticket's first Message-ID and its newest ones, oldest first
     last_inbound: str | None  # the Message-ID an answer replies to
+    following: tuple[str, ...] = ()  # agent ids following the ticket, sorted
+    unfollowed: frozenset[str] = frozenset()  # agent ids who said [unfollow]
 
 
 class Writer:
@@ -79,7 +80,7 @@ class Writer:
             customer_address=found.customer_address, contact_language=found.contact_language,
             ack_suppressed=found.ack_suppressed, quarantined=found.quarantined,
             detected_language=found.detected_language, references=found.references,
-            last_inbound=found.last_inbound,
+            last_inbound=found.last_inbound, following=found.following, unfollowed=found.unfollowed,
         )
 
     def _support_address(self, written_to: tuple[tuple[str, ...], ...]) -> str | None:
@@ -111,9 +112,10 @@ class Writer:
         """Who hears of a ticket's mail and notes: agents_to_tell and its followers.
 
         An agent who said [unfollow] is left out unless they are the assignee: the ticket is theirs.
+        The watchers came with the ticket's facts (info is read right before its notices).
         """
-        following_ids, dropped = await followers(tx, info.id)
-        following = [a for a in (self.config.agent(i) for i in following_ids) if a is not None and not a.away]
+        dropped = info.unfollowed
+        following = [a for a in (self.config.agent(i) for i in info.following) if a is not None and not a.away]
         chosen: dict[str, AgentConfig] = {}
         for agent in [*self.agents_to_tell(info), *following]:
             if agent.id in dropped and agent.id != info.assignee:
