@@ -138,7 +138,7 @@ def test_printable_page_escapes_everything_and_marks_notes() -> None:
     facts = TicketFacts(id=1, number=1042, subject="<script>x</script>", status="open", priority="high",
                         assignee=None, queue="support", customer_name="Zoë & co", customer_address="zoe@customer.test",
                         contact_language=None, ack_suppressed=False, quarantined=False, detected_language=None,
-                        references=(), inbound=(), written_to=())
+                        references=(), last_inbound=None, written_to=())
     page = export_html.page(facts, [_message(1, text="<img src=x onerror=alert(1)>"), _message(2, "note", "secret")],
                             tag="#", gateway="Support", zone="Europe/Helsinki", printed=NOW)
     assert "<script>x" not in page and "<img" not in page and "&lt;img src=x" in page
