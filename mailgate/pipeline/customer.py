@@ -74,9 +74,9 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         await tickets.add_party(m.tx, ref.id, sender.address, "requester")
     # Rules decide queue, priority, tags and assignee; the trace is kept for `explain`.
     routing = rules.route(m.ruleset, m.mail, m.entry.envelope.rcpt_to)
-    await assign.apply(m.tx, m.ruleset.config, ref.id, routing)
+    placed = await assign.apply(m.tx, m.ruleset.config, ref.id, routing)
     m.queue = routing.queue
-    await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor)
+    await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor, placed=placed.placed)
     if m.held:  # a first mail of this sender already over the cap: hidden like a quarantined one
         await ticket_store.hide(m.tx, ref.id)
     return None
