@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,8 +67,14 @@ async def choose(tx: Txn, config: Config, queue_name: str | None, explicit: str 
     return Assignment(agent.id, "least-open", f"least open tickets in queue {queue.name!r} ({load.get(agent.id, 0)})")
 
 
-async def apply(tx: Txn, config: Config, ticket_id: int, routing: Routing, actor: str = "system") -> Assignment:
-    """Write a routing decision onto a new ticket: fields, tags, assignee, trace, events."""
+async def apply(
+    tx: Txn, config: Config, ticket_id: int, routing: Routing, actor: str = "system",
+    earlier: Sequence[events.Event] = (),
+) -> Assignment:
+    """Write a routing decision onto a new ticket: fields, tags, assignee, trace, events.
+
+    earlier: events of the ticket not written yet (its ticket.created), written first in the same statement.
+    """
     if routing.quarantined:
         assignment = Assignment(None, "none", "quarantined tickets are not assigned")
     else:
@@ -84,7 +91,7 @@ async def apply(tx: Txn, config: Config, ticket_id: int, routing: Routing, actor
     trace = routing.to_json(full=False)
     trace["assignment"] = {"agent": assignment.agent, "strategy": assignment.strategy, "why": assignment.why}
     await store.save_trace(tx, ticket_id, trace)
-    changes: list[events.Event] = [(ticket_id, actor, "ticket.routed", {
+    changes: list[events.Event] = [*earlier, (ticket_id, actor, "ticket.routed", {
         "queue": routing.queue, "priority": routing.priority, "category": routing.category,
         "tags": list(routing.tags), "rules": routing.matched, "quarantined": routing.quarantined,
         "ack_suppressed": routing.ack_suppressed,

@@ -8,7 +8,7 @@ from mailgate.models import Correlation, MailKind, Source, ThreadRule
 from mailgate.ops import assign, lifecycle, parties, tickets
 from mailgate.outgoing import guard
 from mailgate.pipeline.context import MailContext, Outcome
-from mailgate.store import message_marks
+from mailgate.store import events, message_marks
 from mailgate.store import tickets as ticket_store
 
 
@@ -60,6 +60,7 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         return None
     sender = m.sender
     contact_id = await tickets.contact_for(m.tx, sender) if sender and sender.address else None
+    created: list[events.Event] = []  # written with the routing's events, in one statement
     ref = await tickets.open_ticket(
         m.tx,
         subject=clean_subject(m.mail.subject, m.config.gateway.ticket_tag),
@@ -68,13 +69,14 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         actor=m.actor,
         # A web form's ticket is kept apart in views and statistics; a mail reply later stays on it.
         channel="web" if m.entry.envelope.source is Source.WEB else "email",
+        later=created,
     )
     m.ticket_id, m.number = ref.id, ref.number
     if sender and sender.address:
         await tickets.add_party(m.tx, ref.id, sender.address, "requester")
     # Rules decide queue, priority, tags and assignee; the trace is kept for `explain`.
     routing = rules.route(m.ruleset, m.mail, m.entry.envelope.rcpt_to)
-    placed = await assign.apply(m.tx, m.ruleset.config, ref.id, routing)
+    placed = await assign.apply(m.tx, m.ruleset.config, ref.id, routing, earlier=created)
     m.queue = routing.queue
     await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor, placed=placed.placed)
     if m.held:  # a first mail of this sender already over the cap: hidden like a quarantined one
@@ -102,6 +104,7 @@ async def store_message(m: MailContext) -> Outcome | None:
         rule=m.found.rule,
         detail=m.found.detail,
         actor=m.actor,
+        opened=m.new_ticket,
     )
     if m.agent is not None and m.agent.identity is not None and m.agent.identity.unproven_agent:
         claimed = m.agent.identity.claimed
