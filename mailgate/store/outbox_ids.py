@@ -11,6 +11,13 @@ from mailgate.store import Txn
 _next_ids: weakref.WeakKeyDictionary[Txn, int] = weakref.WeakKeyDictionary()
 
 
+def seed(tx: Txn, seq: int | None) -> None:
+    """AUTOINCREMENT's counter as a statement of this transaction read it anyway (the ticket's facts,
+    read before every notice): the first reserve_id then needs no statement of its own."""
+    if seq is not None and tx not in _next_ids:
+        _next_ids[tx] = int(seq) + 1
+
+
 async def reserve_id(tx: Txn) -> int:
     """The id the next outbox row of this transaction takes, known before its mail is composed.
 

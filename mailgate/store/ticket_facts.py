@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mailgate.store import Txn
+from mailgate.store import Txn, outbox_ids
 
 # What a thread's References keep: RFC 5322 3.6.4 lets a long list be trimmed, and compose keeps
 # the first Message-ID and the 19 newest. More of the newest are read in case some are unusable.
@@ -60,12 +60,15 @@ async def facts(tx: Txn, ticket_id: int) -> TicketFacts | None:
         " UNION ALL SELECT * FROM (SELECT 'recent', id, message_id, NULL FROM messages"
         " WHERE ticket_id = :id AND direction IN ('in', 'out') ORDER BY id DESC LIMIT :recent)"
         " UNION ALL SELECT * FROM (SELECT 'inbound', id, message_id, NULL FROM messages"
-        " WHERE ticket_id = :id AND direction = 'in' ORDER BY id DESC LIMIT 1))) AS thread"
+        " WHERE ticket_id = :id AND direction = 'in' ORDER BY id DESC LIMIT 1))) AS thread,"
+        # The outbox's id counter: the notices written from these facts know their rows' ids (VERP).
+        " COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) AS outbox_seq"
         " FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id WHERE t.id = :id",
         {"id": ticket_id, "first": FIRST_MAILS, "recent": RECENT_IDS},
     )
     if row is None:
         return None
+    outbox_ids.seed(tx, row["outbox_seq"])
     thread = [(str(part), int(i), str(mid), rcpt) for part, i, mid, rcpt in json.loads(row["thread"] or "[]")]
     first = sorted((m for m in thread if m[0] == "first"), key=lambda m: m[1])
     recent = sorted((m for m in thread if m[0] == "recent"), key=lambda m: m[1])
