@@ -87,7 +87,11 @@ async def open_or_append(m: MailContext) -> Outcome | None:
 async def join_parties(m: MailContext) -> Outcome | None:
     """Its Cc people (capped) join when a party wrote it; a sender who is none yet waits for an agent's [cc:add]."""
     assert m.ticket_id is not None
-    m.joined = await parties.join(m.tx, m.config, m.ticket_id, m.mail, new_ticket=m.new_ticket)
+    known: dict[str, str] | None = None
+    if m.new_ticket:  # open_or_append made it a moment ago, with only its sender as the requester
+        sender = m.sender
+        known = {sender.address.lower(): "requester"} if sender and sender.address else {}
+    m.joined = await parties.join(m.tx, m.config, m.ticket_id, m.mail, new_ticket=m.new_ticket, known=known)
     return None
 
 
