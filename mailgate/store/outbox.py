@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mailgate.clock import iso
 from mailgate.store import Row, Txn, timers
@@ -348,19 +348,17 @@ async def count_since(tx: Txn, kind: str, rcpt_to: str, since: str) -> int:
 # -- counts the storm fuse and the operator read ----------------------------------------------------
 
 
-async def acks_to_since(tx: Txn, recipient: str, since: datetime) -> int:
-    """Acknowledgements (not cancelled) to one address created after `since`."""
-    return int(await tx.value(
-        "SELECT COUNT(*) FROM outbox WHERE rcpt_to = ? AND kind = 'ack' AND created_at > ? AND state != 'cancelled'",
-        (recipient.lower(), iso(since)),
-    ) or 0)
-
-
-async def acks_since(tx: Txn, since: datetime) -> int:
-    """Acknowledgements (not cancelled) to anyone created after `since`."""
-    return int(await tx.value(
-        "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'", (iso(since),)
-    ) or 0)
+async def ack_counts(tx: Txn, recipient: str, now: datetime, *, minute: bool, hour: bool) -> tuple[int, int, int]:
+    """Acknowledgements (not cancelled): to `recipient` in the last hour, to anyone in the last minute
+    and hour (0 for a window not asked for); one statement, each count through its own index."""
+    ack = "FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'"
+    parts, params = [f"(SELECT COUNT(*) {ack} AND rcpt_to = ?)"], [iso(now - timedelta(hours=1)), recipient.lower()]
+    for wanted, window in ((minute, timedelta(minutes=1)), (hour, timedelta(hours=1))):
+        parts.append(f"(SELECT COUNT(*) {ack})" if wanted else "0")
+        params += [iso(now - window)] if wanted else []
+    row = await tx.one(f"SELECT {', '.join(parts)}", params)
+    assert row is not None
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
 
 # -- what retention and erasure remove --------------------------------------------------------------
