@@ -15,9 +15,9 @@ class TicketRef:
     number: int
 
 
-async def contact_for(tx: Txn, address: Address) -> int:
-    """The contact owning an address; an unknown sender becomes a new contact."""
-    return await contacts.find_or_create(tx, address.address, address.name)
+async def contact_for(tx: Txn, address: Address, language: str | None = None) -> int:
+    """The contact owning an address; an unknown sender becomes a new contact (writing in `language`)."""
+    return await contacts.find_or_create(tx, address.address, address.name, language)
 
 
 async def contact_of_address(tx: Txn, address: str) -> int | None:

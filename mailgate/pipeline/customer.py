@@ -7,6 +7,7 @@ from mailgate.mail.subjects import clean_subject
 from mailgate.models import Correlation, MailKind, Source, ThreadRule
 from mailgate.ops import assign, lifecycle, parties, tickets
 from mailgate.outgoing import guard
+from mailgate.outgoing.acknowledge import language_of
 from mailgate.pipeline.context import MailContext, Outcome
 from mailgate.store import events, message_marks
 from mailgate.store import tickets as ticket_store
@@ -59,7 +60,12 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         m.number, m.queue = found
         return None
     sender = m.sender
-    contact_id = await tickets.contact_for(m.tx, sender) if sender and sender.address else None
+    # Rules decide queue, priority, tags and assignee; the trace is kept for `explain`.
+    routing = rules.route(m.ruleset, m.mail, m.entry.envelope.rcpt_to)
+    # A new contact is written with the language the acknowledgement would teach it (the notify
+    # step learns it for a ticket that is not held and not a bounce), instead of an UPDATE after.
+    language = None if m.held or m.mail.kind is MailKind.BOUNCE else language_of(m.mail, routing.language)
+    contact_id = await tickets.contact_for(m.tx, sender, language) if sender and sender.address else None
     created: list[events.Event] = []  # written with the routing's events, in one statement
     ref = await tickets.open_ticket(
         m.tx,
@@ -74,8 +80,6 @@ async def open_or_append(m: MailContext) -> Outcome | None:
     m.ticket_id, m.number = ref.id, ref.number
     if sender and sender.address:
         await tickets.add_party(m.tx, ref.id, sender.address, "requester")
-    # Rules decide queue, priority, tags and assignee; the trace is kept for `explain`.
-    routing = rules.route(m.ruleset, m.mail, m.entry.envelope.rcpt_to)
     placed = await assign.apply(m.tx, m.ruleset.config, ref.id, routing, earlier=created)
     m.queue = routing.queue
     await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor, placed=placed.placed)
