@@ -80,7 +80,7 @@ def fill(db_path: Path, tickets: int, open_on_agent: int, agent: str = "anna", f
     db.executemany("INSERT INTO messages (id, ticket_id, direction, message_id, content_key, in_reply_to, from_name,"
                    " from_address, recipients, subject, text, reply_text, kind, thread_rule, created_at)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, 'message', ?, ?)", rows["messages"])
-    db.executemany("INSERT INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, ?)", rows["ids"])
+    db.executemany("INSERT OR IGNORE INTO message_ids (message_id, ticket_id, outbound) VALUES (?, ?, ?)", rows["ids"])
     db.executemany("INSERT INTO ticket_routing (ticket_id, decided_at, trace) VALUES (?, ?, ?)", rows["routing"])
     db.executemany("INSERT INTO events (ticket_id, at, actor, kind, data) VALUES (?, ?, ?, ?, ?)", rows["events"])
     db.execute("COMMIT")

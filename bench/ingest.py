@@ -144,7 +144,7 @@ def fill_100k(db_path: Path, tickets: int) -> None:
         "INSERT INTO messages (id, ticket_id, direction, message_id, content_key, recipients, kind,"
         " thread_rule, created_at, text, reply_text) VALUES (?, ?, 'in', ?, ?, '{}', 'message', 'new', ?, ?, ?)",
         ((i, i, f"m{i}@customers.test", f"{i:064x}", now, "hello " * 40, "hello") for i in range(1, tickets + 1)))
-    db.executemany("INSERT INTO message_ids (message_id, ticket_id) VALUES (?, ?)",
+    db.executemany("INSERT OR IGNORE INTO message_ids (message_id, ticket_id) VALUES (?, ?)",
                    ((f"m{i}@customers.test", i) for i in range(1, tickets + 1)))
     db.execute("COMMIT")
     db.close()

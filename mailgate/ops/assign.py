@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mailgate.config import AgentConfig, Config
@@ -11,6 +12,7 @@ from mailgate.rules import Routing
 from mailgate.store import Txn, events, tags
 from mailgate.store import assignment as store
 from mailgate.store import tickets as ticket_store
+from mailgate.store.sla import SlaTicket
 
 
 class UnknownAgent(Refused):
@@ -31,6 +33,7 @@ class Assignment:
     agent: str | None
     strategy: str  # rule | none | round-robin | least-open | refused
     why: str
+    placed: SlaTicket | None = None  # the ticket as apply() left it: the SLA clock starts from it
 
 
 async def choose(tx: Txn, config: Config, queue_name: str | None, explicit: str | None = None) -> Assignment:
@@ -64,21 +67,31 @@ async def choose(tx: Txn, config: Config, queue_name: str | None, explicit: str 
     return Assignment(agent.id, "least-open", f"least open tickets in queue {queue.name!r} ({load.get(agent.id, 0)})")
 
 
-async def apply(tx: Txn, config: Config, ticket_id: int, routing: Routing, actor: str = "system") -> Assignment:
-    """Write a routing decision onto a new ticket: fields, tags, assignee, trace, events."""
+async def apply(
+    tx: Txn, config: Config, ticket_id: int, routing: Routing, actor: str = "system",
+    earlier: Sequence[events.Event] = (),
+) -> Assignment:
+    """Write a routing decision onto a new ticket: fields, tags, assignee, trace, events.
+
+    earlier: events of the ticket not written yet (its ticket.created), written first in the same statement.
+    """
     if routing.quarantined:
         assignment = Assignment(None, "none", "quarantined tickets are not assigned")
     else:
         assignment = await choose(tx, config, routing.queue, routing.assignee)
-    await ticket_store.place(tx, ticket_id, ticket_store.Placed(
+    placed = await ticket_store.place(tx, ticket_id, ticket_store.Placed(
         routing.queue, routing.priority, routing.category, assignment.agent, routing.quarantined,
         routing.ack_suppressed, routing.language,
     ))
+    if placed is not None:
+        status, created_at = placed
+        assignment = replace(assignment, placed=SlaTicket(routing.queue, routing.priority, status,
+                                                          routing.quarantined, created_at))
     await tags.add(tx, ticket_id, routing.tags)
     trace = routing.to_json(full=False)
     trace["assignment"] = {"agent": assignment.agent, "strategy": assignment.strategy, "why": assignment.why}
     await store.save_trace(tx, ticket_id, trace)
-    changes: list[events.Event] = [(ticket_id, actor, "ticket.routed", {
+    changes: list[events.Event] = [*earlier, (ticket_id, actor, "ticket.routed", {
         "queue": routing.queue, "priority": routing.priority, "category": routing.category,
         "tags": list(routing.tags), "rules": routing.matched, "quarantined": routing.quarantined,
         "ack_suppressed": routing.ack_suppressed,

@@ -19,6 +19,7 @@ from mailgate.spool import SpoolEntry
 from mailgate.store import Txn, events, forwards, messages
 from mailgate.store import tickets as ticket_store
 from mailgate.store.blobs import BlobStore, message_files
+from mailgate.store.outbox_ids import reserve_id
 
 FORWARD, HELP = "forward", "help"
 _PURPOSE = {FORWARD: tokens.FORWARD, HELP: tokens.HELP}
@@ -90,11 +91,7 @@ async def _send(
     subject = compose.tagged_subject(rendered.subject, config.gateway.ticket_tag, info.number)
     message_id = tokens.message_id(mailer.secret, mailer.domain, token)
     sender = f"{agent.name} ({config.gateway.name})"
-    outbox_id = await outbox.insert(tx, outbox.NewMail(
-        ticket_id=ticket_id, kind=kind, automatic=False, agent=agent.id, message_id=message_id, from_name=sender,
-        from_address=info.from_address, in_reply_to=None, rcpt_to=address, subject=subject, text=rendered.text,
-        not_before=now,
-    ))
+    outbox_id = await reserve_id(tx)
     raw = compose.wire(compose.Outgoing(
         from_name=sender, from_address=info.from_address, to_name=colleague.name if colleague else "",
         to_address=address, reply_to=tokens.reply_address(mailer.secret, info.from_address, token), subject=subject,
@@ -102,7 +99,11 @@ async def _send(
         automatic=False, language=language, files=tuple(files),
     ))
     mail_from = tokens.reply_address(mailer.secret, mailer.bounce_base, tokens.Token(tokens.BOUNCE, outbox_id))
-    await outbox.set_wire(tx, outbox_id, mail_from, raw, now)
+    await outbox.insert(tx, outbox.NewMail(
+        ticket_id=ticket_id, kind=kind, automatic=False, agent=agent.id, message_id=message_id, from_name=sender,
+        from_address=info.from_address, in_reply_to=None, rcpt_to=address, subject=subject, text=rendered.text,
+        not_before=now,
+    ), outbox_id=outbox_id, mail_from=mail_from, raw=raw)
     await forwards.set_outbox(tx, forward_id, outbox_id)
     await events.add(tx, ticket_id, actor(agent), f"ticket.{kind}",
                      {"to": address, "colleague": colleague.id if colleague else None, "notes": notes,

@@ -14,6 +14,7 @@ from mailgate.ops import sla
 from mailgate.outgoing import notices as outbound
 from mailgate.store import Txn, events, links, timers
 from mailgate.store import tickets as ticket_store
+from mailgate.store.sla import SlaTicket
 
 log = logging.getLogger("mailgate.lifecycle")
 
@@ -191,10 +192,14 @@ def _recent(config: Config, resolved_at: str | None, now: datetime) -> bool:
 
 
 async def opened(
-    tx: Txn, config: Config, ticket_id: int, *, follows: int | None, actor: str, now: datetime | None = None
+    tx: Txn, config: Config, ticket_id: int, *, follows: int | None, actor: str, now: datetime | None = None,
+    placed: SlaTicket | None = None,
 ) -> None:
-    """A routed new ticket: start its SLA clock; link it to the ticket it follows up, with an event on both."""
-    await sla.start(tx, config, ticket_id, now=now)
+    """A routed new ticket: start its SLA clock; link it to the ticket it follows up, with an event on both.
+
+    placed: the ticket as routing just wrote it, when the caller has it (saves reading it back).
+    """
+    await sla.start(tx, config, ticket_id, now=now, ticket=placed)
     if follows is None:
         return
     await links.add(tx, ticket_id, follows, FOLLOW_UP)

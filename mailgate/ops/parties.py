@@ -75,9 +75,15 @@ async def speaks_for(tx: Txn, ticket_id: int, address: str) -> bool:
     return await store.is_contact_address(tx, ticket_id, address)
 
 
-async def join(tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new_ticket: bool) -> Joined:
-    """The parties an inbound mail brings: its Cc people when a party wrote it, itself pending when a stranger did."""
-    known = await roles(tx, ticket_id)
+async def join(
+    tx: Txn, config: Config, ticket_id: int, mail: ParsedMail, *, new_ticket: bool,
+    known: dict[str, str] | None = None,
+) -> Joined:
+    """The parties an inbound mail brings: its Cc people when a party wrote it, itself pending when a stranger did.
+
+    known: the ticket's parties (address: role) when the caller knows them (it opened the ticket).
+    """
+    known = dict(known) if known is not None else await roles(tx, ticket_id)
     sender = mail.from_[0].address.strip().lower() if mail.from_ else ""
     trusted = new_ticket or known.get(sender) in RECEIVING
     pending: tuple[str, ...] = ()

@@ -57,9 +57,11 @@ def used_at(clock: SlaClock, now: datetime, hours: Hours | None) -> float:
     return clock.used_minutes + (minutes_between(since, now, hours) if since else 0.0)
 
 
-async def start(tx: Txn, config: Config, ticket_id: int, *, now: datetime | None = None) -> bool:
+async def start(
+    tx: Txn, config: Config, ticket_id: int, *, now: datetime | None = None, ticket: store.SlaTicket | None = None
+) -> bool:
     """A new ticket: start its clock when its queue has targets for its priority; True if it did."""
-    ticket = await store.ticket(tx, ticket_id)
+    ticket = ticket or await store.ticket(tx, ticket_id)
     if ticket is None or ticket.quarantined:
         return False  # quarantined mail is kept, not worked on: no deadlines for it
     wanted = targets(config, ticket.queue, ticket.priority)
@@ -73,7 +75,7 @@ async def start(tx: Txn, config: Config, ticket_id: int, *, now: datetime | None
     )
     await events.add(tx, ticket_id, "system", "sla.started", {**wanted, "queue": ticket.queue,
                                                                  "priority": ticket.priority})
-    await _schedule(tx, config, ticket_id, moment)
+    await _schedule(tx, config, ticket_id, moment, fresh=True)
     return True
 
 
@@ -150,9 +152,13 @@ async def _cancel(tx: Txn, ticket_id: int) -> None:
         await timers.cancel(tx, timer_kind, ticket_id)
 
 
-async def _schedule(tx: Txn, config: Config, ticket_id: int, now: datetime) -> None:
-    """Replace the ticket's SLA timers with ones for the current state; store the deadlines."""
-    await _cancel(tx, ticket_id)
+async def _schedule(tx: Txn, config: Config, ticket_id: int, now: datetime, *, fresh: bool = False) -> None:
+    """Replace the ticket's SLA timers with ones for the current state; store the deadlines.
+
+    fresh: the clock was created just now, in this transaction, so it has no timers to replace.
+    """
+    if not fresh:
+        await _cancel(tx, ticket_id)
     clock = await store.get(tx, ticket_id)
     assert clock is not None
     since = clock.running_since

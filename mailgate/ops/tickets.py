@@ -15,9 +15,9 @@ class TicketRef:
     number: int
 
 
-async def contact_for(tx: Txn, address: Address) -> int:
-    """The contact owning an address; an unknown sender becomes a new contact."""
-    return await contacts.find_or_create(tx, address.address, address.name)
+async def contact_for(tx: Txn, address: Address, language: str | None = None) -> int:
+    """The contact owning an address; an unknown sender becomes a new contact (writing in `language`)."""
+    return await contacts.find_or_create(tx, address.address, address.name, language)
 
 
 async def contact_of_address(tx: Txn, address: str) -> int | None:
@@ -34,11 +34,21 @@ async def open_ticket(
     actor: str,
     channel: str = "email",
     direction: str = "inbound",
+    later: list[events.Event] | None = None,
 ) -> TicketRef:
-    """A new ticket with the next short human number."""
+    """A new ticket with the next short human number.
+
+    later: its ticket.created event is appended there instead of written now, for a caller that
+    writes it with the routing's events in one statement (events.add_many).
+    """
     ticket_id, number = await ticket_store.create(tx, subject=subject or "(no subject)", contact_id=contact_id,
                                                   first_number=first_number, channel=channel, direction=direction)
-    await events.add(tx, ticket_id, actor, "ticket.created", {"number": number, "subject": subject, "channel": channel})
+    created: events.Event = (ticket_id, actor, "ticket.created",
+                             {"number": number, "subject": subject, "channel": channel})
+    if later is not None:
+        later.append(created)
+    else:
+        await events.add_many(tx, [created])
     return TicketRef(ticket_id, number)
 
 
@@ -62,8 +72,12 @@ async def add_inbound_message(
     rule: ThreadRule,
     detail: str,
     actor: str,
+    opened: bool = False,
 ) -> int:
-    """Store a parsed inbound message on a ticket, with its Message-ID and attachments."""
+    """Store a parsed inbound message on a ticket, with its Message-ID and attachments.
+
+    opened: this mail opened the ticket a moment ago in this transaction; its updated_at is fresh.
+    """
     sender = mail.from_[0] if mail.from_ else Address("", "")
     recipients = {
         "to": [a.to_json() for a in mail.to],
@@ -80,7 +94,8 @@ async def add_inbound_message(
         imported=imported, thread_rule=str(rule), thread_detail=detail, created_at=now,
         attachments=mail.attachments,
     ))
-    await ticket_store.touch(tx, ticket_id)
+    if not opened:
+        await ticket_store.touch(tx, ticket_id)
     await events.add(
         tx,
         ticket_id,

@@ -55,16 +55,23 @@ async def maybe_acknowledge(w: Writer, tx: Txn, info: TicketInfo, mail: ParsedMa
         await events.add(tx, info.id, "system", "ack.suppressed", {"reason": reason})
 
 
-async def learn_language(tx: Txn, info: TicketInfo, mail: ParsedMail) -> TicketInfo:
-    """A new contact's language: Content-Language (e.g. "fi", "pl-PL"), else the guess from the text.
-
-    The ticket as it is now: the acknowledgement that follows is written in that language.
-    """
+def language_of(mail: ParsedMail, detected: str | None) -> str | None:
+    """The language a customer writes in: Content-Language (e.g. "fi", "pl-PL"), else the guess from the text."""
     value = (mail.header("Content-Language") or "").split(",")[0].strip().lower()[:2]
     if value not in LANGUAGES:
-        value = info.detected_language or ""
+        value = detected or ""
+    return value if value in LANGUAGES else None
+
+
+async def learn_language(tx: Txn, info: TicketInfo, mail: ParsedMail) -> TicketInfo:
+    """A contact's language from the mail that opened a ticket, when none is known yet.
+
+    The ticket as it is now: the acknowledgement that follows is written in that language. (A
+    contact this mail created was given it then: contact_language is set and nothing is written.)
+    """
+    value = language_of(mail, info.detected_language)
     # A contact whose language is known keeps it (the store would change nothing): no statement.
-    if value in LANGUAGES and info.contact_language is None and await contacts.learn_language(tx, info.id, value):
+    if value is not None and info.contact_language is None and await contacts.learn_language(tx, info.id, value):
         return replace(info, contact_language=value)
     return info
 

@@ -121,7 +121,8 @@ async def under_hourly_cap(tx: Txn, recipient: str, cap: int, now: datetime | No
     """Fewer than `cap` acknowledgements went to this address in the last hour (a storm fuse)."""
     if cap <= 0:
         return False
-    return await outbox.acks_to_since(tx, recipient, (now or tx.now()) - timedelta(hours=1)) < cap
+    to_recipient, _, _ = await outbox.ack_counts(tx, recipient, now or tx.now(), minute=False, hour=False)
+    return to_recipient < cap
 
 
 # -- storms and backscatter -------------------------------------------------------------------------
@@ -150,13 +151,10 @@ async def admit(tx: Txn, sender: str, cap: int, now: datetime | None = None) -> 
     """Count one mail from `sender`; past `cap` in this clock hour it is held (cap 0: never held)."""
     now = now or tx.now()
     sender, hour = sender.strip().lower(), hour_of(now)
-    row = await storms.of(tx, sender, hour)
-    passed, held, released = (row.passed, row.held, row.released) if row else (0, 0, False)
-    if cap <= 0 or released or passed < cap:
-        await storms.count_passed(tx, sender, hour)
-        return Admission(False, False, passed + 1, held, hour)
-    await storms.count_held(tx, sender, hour, iso(now))
-    return Admission(True, held == 0, passed, held + 1, hour, row.ticket_id if row else None)
+    held, row = await storms.count(tx, sender, hour, cap, iso(now))
+    if not held:
+        return Admission(False, False, row.passed, row.held, hour)
+    return Admission(True, row.held == 1, row.passed, row.held, hour, row.ticket_id)
 
 
 async def ack_refusal(
@@ -171,17 +169,22 @@ async def ack_refusal(
         failed = auth_failed(mail, authserv_ids, received)
         if failed:
             return f"{failed} from a trusted MTA: the sender is likely forged (backscatter)"
-    if not await under_hourly_cap(tx, recipient, per_recipient, now):
+    if per_recipient <= 0:
+        return f"more than {per_recipient} automatic answers this hour"
+    now = now or tx.now()
+    # The three counts in one statement: to this recipient, and (when capped) to all this minute and hour.
+    to_recipient, last_minute, last_hour = await outbox.ack_counts(
+        tx, recipient, now, minute=storm.acks_per_minute > 0, hour=storm.acks_per_hour > 0)
+    if to_recipient >= per_recipient:
         return f"more than {per_recipient} automatic answers this hour"
     results = identity.trusted_results(mail, authserv_ids, received)
     if mail.from_ and identity.auth_proof(results, mail.from_[0].address):
         return None  # the trusted MTA vouches for the sender: an answer to it is not backscatter
-    now = now or tx.now()
-    for cap, window, name in ((storm.acks_per_minute, timedelta(minutes=1), "minute"),
-                              (storm.acks_per_hour, timedelta(hours=1), "hour")):
+    for cap, count, name in ((storm.acks_per_minute, last_minute, "minute"),
+                             (storm.acks_per_hour, last_hour, "hour")):
         if cap <= 0:
             continue
-        if await outbox.acks_since(tx, now - window) >= cap:
+        if count >= cap:
             reason = f"more than {cap} acknowledgements to all senders this {name}"
             hour = hour_of(now)
             before = await storms.of(tx, ALL_SENDERS, hour)

@@ -16,8 +16,8 @@ from mailgate.outgoing import guard as loops
 from mailgate.outgoing.templates import Templates, choose_language, context, for_config
 from mailgate.store import Txn
 from mailgate.store import outbox as rows
+from mailgate.store.outbox_ids import reserve_id
 from mailgate.store.ticket_facts import facts
-from mailgate.store.watchers import followers
 
 log = logging.getLogger("mailgate.outbound")
 
@@ -42,6 +42,8 @@ class TicketInfo:
     detected_language: str | None
     references: tuple[str, ...]  # the ticket's first Message-ID and its newest ones, oldest first
     last_inbound: str | None  # the Message-ID an answer replies to
+    following: tuple[str, ...] = ()  # agent ids following the ticket, sorted
+    unfollowed: frozenset[str] = frozenset()  # agent ids who said [unfollow]
 
 
 class Writer:
@@ -78,7 +80,7 @@ class Writer:
             customer_address=found.customer_address, contact_language=found.contact_language,
             ack_suppressed=found.ack_suppressed, quarantined=found.quarantined,
             detected_language=found.detected_language, references=found.references,
-            last_inbound=found.last_inbound,
+            last_inbound=found.last_inbound, following=found.following, unfollowed=found.unfollowed,
         )
 
     def _support_address(self, written_to: tuple[tuple[str, ...], ...]) -> str | None:
@@ -110,9 +112,10 @@ class Writer:
         """Who hears of a ticket's mail and notes: agents_to_tell and its followers.
 
         An agent who said [unfollow] is left out unless they are the assignee: the ticket is theirs.
+        The watchers came with the ticket's facts (info is read right before its notices).
         """
-        following_ids, dropped = await followers(tx, info.id)
-        following = [a for a in (self.config.agent(i) for i in following_ids) if a is not None and not a.away]
+        dropped = info.unfollowed
+        following = [a for a in (self.config.agent(i) for i in info.following) if a is not None and not a.away]
         chosen: dict[str, AgentConfig] = {}
         for agent in [*self.agents_to_tell(info), *following]:
             if agent.id in dropped and agent.id != info.assignee:
@@ -155,7 +158,7 @@ class Writer:
         envelope_to: str | None = None,
         files: tuple[compose.File, ...] = (),
     ) -> int:
-        """Render, insert, compose with the VERP return path, and schedule; returns the outbox id.
+        """Render, compose with the VERP return path of the row id it reserves, insert and schedule; returns the id.
 
         reply_token: the Reply-To (default: the customer's 'r' address); mail to an agent carries that
         agent's 'a' (answers the customer) or 'n' (adds a note) address instead.
@@ -166,11 +169,7 @@ class Writer:
         message_id = tokens.message_id(self.secret, self.domain, token)
         subject = compose.tagged_subject(rendered.subject, self.config.gateway.ticket_tag, info.number)
         when = not_before or tx.now()
-        outbox_id = await rows.insert(tx, rows.NewMail(
-            ticket_id=info.id, kind=kind, automatic=automatic, agent=agent, message_id=message_id,
-            from_name=shown_name, from_address=info.from_address, in_reply_to=info.last_inbound,
-            rcpt_to=envelope_to or to_address, subject=subject, text=rendered.text, not_before=when,
-        ))
+        outbox_id = await reserve_id(tx)
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", outbox_id))
         raw = compose.wire(compose.Outgoing(
             from_name=shown_name, from_address=info.from_address, to_name=to_name,
@@ -180,18 +179,18 @@ class Writer:
             references=info.references, automatic=automatic, auto_kind=auto_kind, language=language, cc=cc,
             files=files, date=tx.now(),
         ))
-        await rows.set_wire(tx, outbox_id, mail_from, raw, when)
+        await rows.insert(tx, rows.NewMail(
+            ticket_id=info.id, kind=kind, automatic=automatic, agent=agent, message_id=message_id,
+            from_name=shown_name, from_address=info.from_address, in_reply_to=info.last_inbound,
+            rcpt_to=envelope_to or to_address, subject=subject, text=rendered.text, not_before=when,
+        ), outbox_id=outbox_id, mail_from=mail_from, raw=raw)
         return outbox_id
 
     async def copy_to(self, tx: Txn, info: TicketInfo, row: rows.OutboxRow, address: str) -> int:
         """The same mail for one more envelope recipient: its own row, Message-ID and VERP path, not a new build."""
         message_id = tokens.message_id(self.secret, self.domain, tokens.Token("r", info.number))
         when = datetime.fromisoformat(row.not_before)
-        copy_id = await rows.insert(tx, rows.NewMail(
-            ticket_id=info.id, kind=row.kind, automatic=row.automatic, agent=row.agent,
-            message_id=message_id, from_name=row.from_name, from_address=row.from_address,
-            in_reply_to=row.in_reply_to, rcpt_to=address, subject=row.subject, text=row.text, not_before=when,
-        ))
+        copy_id = await reserve_id(tx)
         raw = row.raw
         head, blank, body = raw.partition(b"\r\n\r\n")
         ours = f"\r\nMessage-ID: <{row.message_id}>\r\n".encode()
@@ -200,7 +199,11 @@ class Writer:
         else:  # compose always writes it so; were it folded, the copy keeps the first one's (threads the same)
             log.warning("outbound.copy_message_id_kept outbox=%s copy=%s", row.id, copy_id)
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", copy_id))
-        await rows.set_wire(tx, copy_id, mail_from, raw, when)
+        await rows.insert(tx, rows.NewMail(
+            ticket_id=info.id, kind=row.kind, automatic=row.automatic, agent=row.agent,
+            message_id=message_id, from_name=row.from_name, from_address=row.from_address,
+            in_reply_to=row.in_reply_to, rcpt_to=address, subject=row.subject, text=row.text, not_before=when,
+        ), outbox_id=copy_id, mail_from=mail_from, raw=raw)
         return copy_id
 
 

@@ -14,6 +14,7 @@ from mailgate.pipeline.agent_mail import Decision
 from mailgate.rules import RuleSet
 from mailgate.store import Txn
 from mailgate.store.spool import SpoolEntry
+from mailgate.store.threads import Duplicate
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class MailContext:
     new_ticket: bool = False
     joined: Joined | None = None
     message_row: int | None = None
+    duplicate: Duplicate | None = None  # the stored message this mail repeats, as claim read it
 
     @property
     def sender(self) -> Address | None:

@@ -7,8 +7,9 @@ from mailgate.mail.subjects import clean_subject
 from mailgate.models import Correlation, MailKind, Source, ThreadRule
 from mailgate.ops import assign, lifecycle, parties, tickets
 from mailgate.outgoing import guard
+from mailgate.outgoing.acknowledge import language_of
 from mailgate.pipeline.context import MailContext, Outcome
-from mailgate.store import message_marks
+from mailgate.store import events, message_marks
 from mailgate.store import tickets as ticket_store
 
 
@@ -59,7 +60,13 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         m.number, m.queue = found
         return None
     sender = m.sender
-    contact_id = await tickets.contact_for(m.tx, sender) if sender and sender.address else None
+    # Rules decide queue, priority, tags and assignee; the trace is kept for `explain`.
+    routing = rules.route(m.ruleset, m.mail, m.entry.envelope.rcpt_to)
+    # A new contact is written with the language the acknowledgement would teach it (the notify
+    # step learns it for a ticket that is not held and not a bounce), instead of an UPDATE after.
+    language = None if m.held or m.mail.kind is MailKind.BOUNCE else language_of(m.mail, routing.language)
+    contact_id = await tickets.contact_for(m.tx, sender, language) if sender and sender.address else None
+    created: list[events.Event] = []  # written with the routing's events, in one statement
     ref = await tickets.open_ticket(
         m.tx,
         subject=clean_subject(m.mail.subject, m.config.gateway.ticket_tag),
@@ -68,15 +75,14 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         actor=m.actor,
         # A web form's ticket is kept apart in views and statistics; a mail reply later stays on it.
         channel="web" if m.entry.envelope.source is Source.WEB else "email",
+        later=created,
     )
     m.ticket_id, m.number = ref.id, ref.number
     if sender and sender.address:
         await tickets.add_party(m.tx, ref.id, sender.address, "requester")
-    # Rules decide queue, priority, tags and assignee; the trace is kept for `explain`.
-    routing = rules.route(m.ruleset, m.mail, m.entry.envelope.rcpt_to)
-    await assign.apply(m.tx, m.ruleset.config, ref.id, routing)
+    placed = await assign.apply(m.tx, m.ruleset.config, ref.id, routing, earlier=created)
     m.queue = routing.queue
-    await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor)
+    await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor, placed=placed.placed)
     if m.held:  # a first mail of this sender already over the cap: hidden like a quarantined one
         await ticket_store.hide(m.tx, ref.id)
     return None
@@ -85,7 +91,11 @@ async def open_or_append(m: MailContext) -> Outcome | None:
 async def join_parties(m: MailContext) -> Outcome | None:
     """Its Cc people (capped) join when a party wrote it; a sender who is none yet waits for an agent's [cc:add]."""
     assert m.ticket_id is not None
-    m.joined = await parties.join(m.tx, m.config, m.ticket_id, m.mail, new_ticket=m.new_ticket)
+    known: dict[str, str] | None = None
+    if m.new_ticket:  # open_or_append made it a moment ago, with only its sender as the requester
+        sender = m.sender
+        known = {sender.address.lower(): "requester"} if sender and sender.address else {}
+    m.joined = await parties.join(m.tx, m.config, m.ticket_id, m.mail, new_ticket=m.new_ticket, known=known)
     return None
 
 
@@ -102,6 +112,7 @@ async def store_message(m: MailContext) -> Outcome | None:
         rule=m.found.rule,
         detail=m.found.detail,
         actor=m.actor,
+        opened=m.new_ticket,
     )
     if m.agent is not None and m.agent.identity is not None and m.agent.identity.unproven_agent:
         claimed = m.agent.identity.claimed

@@ -20,8 +20,10 @@ async def notify(m: MailContext) -> Outcome | None:
     if m.held:
         await _held(m, m.ticket_id)
         return None
-    if m.mail.kind is not MailKind.BOUNCE:
-        await watchers.customer_wrote(m.tx, m.ticket_id)  # unread again for every agent
+    # Unread again for every agent; a ticket this mail opened has no watchers yet (agents become
+    # watchers by acting on it), so there is nothing to mark.
+    if m.mail.kind is not MailKind.BOUNCE and not m.new_ticket:
+        await watchers.customer_wrote(m.tx, m.ticket_id)
     await m.mailer.after_inbound(m.tx, ticket_id=m.ticket_id, mail=m.mail, envelope=m.entry.envelope,
                                  new_ticket=m.new_ticket, joined=m.joined)
     if m.agent is not None and m.agent.unproven:  # an agent's From without proof: the real agent is told

@@ -13,15 +13,19 @@ from mailgate.store import tickets as ticket_store
 
 
 async def claim(m: MailContext) -> Outcome | None:
-    """Another process (or an earlier round) may have handled the row since it was read."""
-    if await spooled.state_of(m.tx, m.entry.id) != "received":
+    """Another process (or an earlier round) may have handled the row since it was read.
+
+    The same statement looks for the message this mail repeats, for dedupe.
+    """
+    state, m.duplicate = await threads.claim(m.tx, m.entry.id, m.mail.message_id, m.key)
+    if state != "received":
         return Outcome(m.entry.id, "skipped")
     return None
 
 
 async def dedupe(m: MailContext) -> Outcome | None:
     """The same Message-ID and body is stored already: a resend, or one mail by two routes."""
-    found = await threads.duplicate(m.tx, m.mail.message_id, m.key)
+    found = m.duplicate
     if found is None:
         return None
     await spooled.mark_duplicate(m.tx, m.entry.id, found.message_row)

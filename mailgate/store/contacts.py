@@ -83,10 +83,11 @@ async def owner(tx: Txn, address: str) -> int | None:
     return None if value is None else int(value)
 
 
-async def find_or_create(tx: Txn, address: str, name: str = "") -> int:
+async def find_or_create(tx: Txn, address: str, name: str = "", language: str | None = None) -> int:
     """The contact owning an address (lowercased); an unknown one becomes a new contact with that name.
 
     A name learnt later fills an empty one and never overwrites what an agent or an earlier mail set.
+    language: a new contact's, known from its first mail (an existing contact's is learn_language's).
     """
     key = address.lower()
     found = await owner(tx, key)
@@ -95,7 +96,8 @@ async def find_or_create(tx: Txn, address: str, name: str = "") -> int:
             await tx.execute("UPDATE contacts SET name = ? WHERE id = ? AND name = ''", (name, found))
         return found
     now = tx.now_iso()
-    contact_id = await tx.execute("INSERT INTO contacts (name, created_at) VALUES (?, ?)", (name, now))
+    contact_id = await tx.execute("INSERT INTO contacts (name, created_at, language) VALUES (?, ?, ?)",
+                                  (name, now, language))
     await tx.execute("INSERT INTO contact_addresses (address, contact_id, created_at) VALUES (?, ?, ?)",
                      (key, contact_id, now))
     return contact_id

@@ -113,10 +113,14 @@ async def insert_sent(tx: Txn, sent: Sequence[NewMessage]) -> dict[str, int]:
 
 
 async def insert(tx: Txn, message: NewMessage) -> int:
-    """Write the message, its files and (unless told not to) its Message-ID; return the message row."""
+    """Write the message, its files and (unless told not to) its Message-ID; return the message row.
+
+    A customer's mail ('in') always threads by its Message-ID: a trigger on messages indexes it.
+    """
     m = message
+    assert m.thread_by_id or m.direction != "in", "a customer's mail is always indexed by its Message-ID"
     row = await tx.execute(f"INSERT INTO messages ({_COLUMNS}) VALUES {_VALUES}", _values(m))
-    if m.thread_by_id:
+    if m.thread_by_id and m.direction != "in":
         await index_message_id(tx, m.message_id, m.ticket_id, outbound=False)
     for attachment in m.attachments:
         await blobs.record(tx, attachment.sha256, attachment.size, m.created_at)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mailgate.clock import iso
-from mailgate.store import Row, Txn, messages, timers
+from mailgate.store import Row, Txn, timers
+from mailgate.store.outbox_ids import reserve_id
 
 # Mail the customer sees: stored as an outgoing message of the ticket once sent.
 CUSTOMER_KINDS = frozenset({"ack", "resolved", "reply"})
@@ -94,21 +95,26 @@ def id_chunks(ids: list[int], size: int = 500) -> Iterator[tuple[str, list[int]]
         yield ",".join("?" * len(chunk)), chunk
 
 
-async def insert(tx: Txn, mail: NewMail) -> int:
-    """The row, before its bytes: the VERP return path names the row id, so compose comes after."""
-    outbox_id = await tx.execute(
-        "INSERT INTO outbox (ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
+async def insert(tx: Txn, mail: NewMail, *, outbox_id: int | None = None, mail_from: str = "",
+                 raw: bytes = b"") -> int:
+    """The row (its Message-ID indexed by a trigger); with its bytes when outbox_id came from reserve_id.
+
+    Without them the caller composes after and calls set_wire.
+    """
+    if outbox_id is None:
+        outbox_id = await reserve_id(tx)
+    await tx.execute(
+        "INSERT INTO outbox (id, ticket_id, kind, automatic, agent, message_id, mail_from, from_name, from_address,"
         " in_reply_to, rcpt_to, subject, text, raw, not_before, created_at, state)"
-        " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail.from_name,
-            mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text, b"",
+            outbox_id, mail.ticket_id, mail.kind, int(mail.automatic), mail.agent, mail.message_id, mail_from,
+            mail.from_name, mail.from_address, mail.in_reply_to, mail.rcpt_to.lower(), mail.subject, mail.text, raw,
             iso(mail.not_before), tx.now_iso(), mail.state,
         ),
     )
-    if mail.ticket_id is not None:
-        # Every Message-ID we send threads a reply by header, even with a rewritten subject.
-        await messages.index_message_id(tx, mail.message_id, mail.ticket_id, outbound=True)
+    if raw and mail.not_before > tx.now():
+        await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, mail.not_before)
     tx.touch("outbox")
     return outbox_id
 
@@ -342,19 +348,17 @@ async def count_since(tx: Txn, kind: str, rcpt_to: str, since: str) -> int:
 # -- counts the storm fuse and the operator read ----------------------------------------------------
 
 
-async def acks_to_since(tx: Txn, recipient: str, since: datetime) -> int:
-    """Acknowledgements (not cancelled) to one address created after `since`."""
-    return int(await tx.value(
-        "SELECT COUNT(*) FROM outbox WHERE rcpt_to = ? AND kind = 'ack' AND created_at > ? AND state != 'cancelled'",
-        (recipient.lower(), iso(since)),
-    ) or 0)
-
-
-async def acks_since(tx: Txn, since: datetime) -> int:
-    """Acknowledgements (not cancelled) to anyone created after `since`."""
-    return int(await tx.value(
-        "SELECT COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'", (iso(since),)
-    ) or 0)
+async def ack_counts(tx: Txn, recipient: str, now: datetime, *, minute: bool, hour: bool) -> tuple[int, int, int]:
+    """Acknowledgements (not cancelled): to `recipient` in the last hour, to anyone in the last minute
+    and hour (0 for a window not asked for); one statement, each count through its own index."""
+    ack = "FROM outbox WHERE kind = 'ack' AND created_at > ? AND state != 'cancelled'"
+    parts, params = [f"(SELECT COUNT(*) {ack} AND rcpt_to = ?)"], [iso(now - timedelta(hours=1)), recipient.lower()]
+    for wanted, window in ((minute, timedelta(minutes=1)), (hour, timedelta(hours=1))):
+        parts.append(f"(SELECT COUNT(*) {ack})" if wanted else "0")
+        params += [iso(now - window)] if wanted else []
+    row = await tx.one(f"SELECT {', '.join(parts)}", params)
+    assert row is not None
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
 
 
 # -- what retention and erasure remove --------------------------------------------------------------

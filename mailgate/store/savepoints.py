@@ -13,8 +13,12 @@ from mailgate.store import StoreUnavailable, Txn
 async def savepoint(tx: Txn, name: str) -> AsyncIterator[Txn]:
     """Run the block as savepoint `name` of tx: an error rolls back the block only, then propagates.
 
-    If even the rollback fails, the enclosing transaction can no longer be trusted: that is
-    StoreUnavailable, so the caller rolls all of it back.
+    A block that succeeds leaves its savepoint open: its work is the enclosing transaction's
+    either way, COMMIT releases every open savepoint, and a RELEASE per block (a batch runs one
+    per mail) would be a statement that changes nothing. Savepoints nest, and ROLLBACK TO finds
+    the newest of a name (sqlite.org/lang_savepoint.html), so a later block that fails still
+    undoes only its own work. If even the rollback fails, the enclosing transaction can no
+    longer be trusted: that is StoreUnavailable, so the caller rolls all of it back.
     """
     if not name.isidentifier():
         raise ValueError(f"not a savepoint name: {name!r}")
@@ -28,7 +32,6 @@ async def savepoint(tx: Txn, name: str) -> AsyncIterator[Txn]:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot roll back savepoint {name}: {exc}") from exc
         raise
-    await tx.execute(f"RELEASE {name}")
 
 
 # The same three statements for callers whose undo decision is not an exception (a refused agent

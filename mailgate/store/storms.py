@@ -26,9 +26,28 @@ async def of(tx: Txn, sender: str, hour: str) -> SenderHour | None:
     return SenderHour(int(row["passed"]), int(row["held"]), bool(row["released"]), row["ticket_id"])
 
 
-async def count_passed(tx: Txn, sender: str, hour: str) -> None:
-    await _ensure(tx, sender, hour)
-    await tx.execute("UPDATE sender_hours SET passed = passed + 1 WHERE sender = ? AND hour = ?", (sender, hour))
+async def count(tx: Txn, sender: str, hour: str, cap: int, now: str) -> tuple[bool, SenderHour]:
+    """Count one mail of the sender's hour, passed or (past cap, unless released; cap 0: never) held.
+
+    One upsert: its SET reads the row as it was, so the decision and the count cannot disagree.
+    Whether this mail was held: the row's last_held_at is this mail's time (a pass leaves it older;
+    a pass at the very same instant as a hold would need the cap raised in between).
+    """
+    row = await tx.one(
+        "INSERT INTO sender_hours (sender, hour, passed) VALUES (:sender, :hour, 1)"
+        " ON CONFLICT (sender, hour) DO UPDATE SET"
+        " passed = passed + (:cap <= 0 OR released OR passed < :cap),"
+        " held = held + NOT (:cap <= 0 OR released OR passed < :cap),"
+        " first_held_at = CASE WHEN :cap <= 0 OR released OR passed < :cap THEN first_held_at"
+        " ELSE COALESCE(first_held_at, :now) END,"
+        " last_held_at = CASE WHEN :cap <= 0 OR released OR passed < :cap THEN last_held_at ELSE :now END"
+        " RETURNING passed, held, released, ticket_id, last_held_at",
+        {"sender": sender, "hour": hour, "cap": cap, "now": now},
+    )
+    assert row is not None  # an upsert always returns its row
+    found = SenderHour(int(row["passed"]), int(row["held"]), bool(row["released"]), row["ticket_id"])
+    held = cap > 0 and not found.released and found.passed >= cap and row["last_held_at"] == now
+    return held, found
 
 
 async def count_held(tx: Txn, sender: str, hour: str, now: str) -> None:

@@ -35,6 +35,20 @@ async def duplicate(tx: Txn, message_id: str, content_key: str) -> Duplicate | N
     return None if row is None else Duplicate(int(row["id"]), int(row["number"]))
 
 
+async def claim(tx: Txn, spool_id: int, message_id: str, content_key: str) -> tuple[str | None, Duplicate | None]:
+    """The spool row's state now (None: gone), and the stored message this mail repeats: one statement."""
+    row = await tx.one(
+        "SELECT s.state, d.id, d.number FROM spool s LEFT JOIN (SELECT m.id, t.number FROM messages m"
+        " JOIN tickets t ON t.id = m.ticket_id WHERE m.message_id = ? AND m.content_key = ? LIMIT 1) d"
+        " WHERE s.id = ?",
+        (message_id, content_key, spool_id),
+    )
+    if row is None:
+        return None, None
+    found = None if row["id"] is None else Duplicate(int(row["id"]), int(row["number"]))
+    return str(row["state"]), found
+
+
 async def tickets_of_message_ids(tx: Txn, message_ids: Sequence[str]) -> dict[str, int]:
     """Message-ID → ticket id, for those of the given IDs that a stored or sent message had."""
     found: dict[str, int] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mailgate.store import Txn
+from mailgate.store import Txn, outbox_ids
 
 # What a thread's References keep: RFC 5322 3.6.4 lets a long list be trimmed, and compose keeps
 # the first Message-ID and the 19 newest. More of the newest are read in case some are unusable.
@@ -34,36 +34,47 @@ class TicketFacts:
     references: tuple[str, ...]  # the ticket's first Message-ID (in or out), then its RECENT_IDS newest
     last_inbound: str | None  # that of the newest customer mail
     written_to: tuple[tuple[str, ...], ...]  # the envelope recipients of its FIRST_MAILS oldest stored mails
+    following: tuple[str, ...] = ()  # agent ids following it, sorted
+    unfollowed: frozenset[str] = frozenset()  # agent ids who said [unfollow]
 
 
 async def facts(tx: Txn, ticket_id: int) -> TicketFacts | None:
-    """Two statements, whatever the length of the thread: the ticket with its customer, then a bounded thread."""
+    """One statement, whatever the length of the thread: the ticket, its customer, watchers and a bounded thread.
+
+    Every mail mailgate writes reads this once; the thread and the watchers come back as JSON
+    arrays of the same row rather than as statements of their own.
+    """
     row = await tx.one(
         "SELECT t.number, t.subject, t.status, t.priority, t.assignee, t.queue, t.ack_suppressed, t.quarantined,"
         " t.detected_language, c.name AS contact_name, c.language AS contact_language,"
         " COALESCE(NULLIF((SELECT address FROM ticket_parties WHERE ticket_id = t.id AND role = 'requester'"
         " ORDER BY address LIMIT 1), ''), (SELECT address FROM contact_addresses WHERE contact_id = t.contact_id"
-        " ORDER BY created_at LIMIT 1)) AS customer"
-        " FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id WHERE t.id = ?",
-        (ticket_id,),
+        " ORDER BY created_at LIMIT 1)) AS customer,"
+        " (SELECT json_group_array(json_array(agent, following)) FROM ticket_watchers WHERE ticket_id = t.id)"
+        " AS watchers,"
+        # Oldest first (the first Message-ID, the written-to address), newest (References), newest inbound.
+        " (SELECT json_group_array(json_array(part, id, message_id, rcpt_to)) FROM ("
+        " SELECT * FROM (SELECT 'first' AS part, m.id, m.message_id, s.rcpt_to FROM messages m"
+        " LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = :id AND m.direction IN ('in', 'out')"
+        " ORDER BY m.id LIMIT :first)"
+        " UNION ALL SELECT * FROM (SELECT 'recent', id, message_id, NULL FROM messages"
+        " WHERE ticket_id = :id AND direction IN ('in', 'out') ORDER BY id DESC LIMIT :recent)"
+        " UNION ALL SELECT * FROM (SELECT 'inbound', id, message_id, NULL FROM messages"
+        " WHERE ticket_id = :id AND direction = 'in' ORDER BY id DESC LIMIT 1))) AS thread,"
+        # The outbox's id counter: the notices written from these facts know their rows' ids (VERP).
+        " COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) AS outbox_seq"
+        " FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id WHERE t.id = :id",
+        {"id": ticket_id, "first": FIRST_MAILS, "recent": RECENT_IDS},
     )
     if row is None:
         return None
-    # Oldest first (the first Message-ID, the written-to address), newest (References), newest inbound.
-    thread = await tx.all(
-        "SELECT * FROM (SELECT 'first' AS part, m.id, m.message_id, m.direction, s.rcpt_to FROM messages m"
-        " LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = ? AND m.direction IN ('in', 'out')"
-        " ORDER BY m.id LIMIT ?)"
-        " UNION ALL SELECT * FROM (SELECT 'recent', id, message_id, direction, NULL FROM messages"
-        " WHERE ticket_id = ? AND direction IN ('in', 'out') ORDER BY id DESC LIMIT ?)"
-        " UNION ALL SELECT * FROM (SELECT 'inbound', id, message_id, direction, NULL FROM messages"
-        " WHERE ticket_id = ? AND direction = 'in' ORDER BY id DESC LIMIT 1)",
-        (ticket_id, FIRST_MAILS, ticket_id, RECENT_IDS, ticket_id),
-    )
-    first = sorted((m for m in thread if m["part"] == "first"), key=lambda m: int(m["id"]))
-    recent = sorted((m for m in thread if m["part"] == "recent"), key=lambda m: int(m["id"]))
-    ids = {int(m["id"]): str(m["message_id"]) for m in [*first[:1], *recent]}
-    inbound = [str(m["message_id"]) for m in thread if m["part"] == "inbound"]
+    outbox_ids.seed(tx, row["outbox_seq"])
+    thread = [(str(part), int(i), str(mid), rcpt) for part, i, mid, rcpt in json.loads(row["thread"] or "[]")]
+    first = sorted((m for m in thread if m[0] == "first"), key=lambda m: m[1])
+    recent = sorted((m for m in thread if m[0] == "recent"), key=lambda m: m[1])
+    ids = {m[1]: m[2] for m in [*first[:1], *recent]}
+    inbound = [m[2] for m in thread if m[0] == "inbound"]
+    watchers = sorted((str(agent), following) for agent, following in json.loads(row["watchers"] or "[]"))
     return TicketFacts(
         id=ticket_id, number=row["number"], subject=row["subject"], status=row["status"], priority=row["priority"],
         assignee=row["assignee"], queue=row["queue"], customer_name=row["contact_name"] or "",
@@ -72,7 +83,9 @@ async def facts(tx: Txn, ticket_id: int) -> TicketFacts | None:
         detected_language=row["detected_language"],
         references=tuple(ids[key] for key in sorted(ids)),
         last_inbound=inbound[0] if inbound else None,
-        written_to=tuple(_recipients(m["rcpt_to"]) for m in first),
+        written_to=tuple(_recipients(m[3]) for m in first),
+        following=tuple(agent for agent, following in watchers if following),
+        unfollowed=frozenset(agent for agent, following in watchers if following == 0),
     )
 
 

@@ -245,13 +245,15 @@ async def inbox(
                       r["snoozed_until"], r["updated_at"], int(r["flagged"]), int(r["unread"] or 0)) for r in rows]
 
 
-async def place(tx: Txn, ticket_id: int, placed: Placed) -> None:
+async def place(tx: Txn, ticket_id: int, placed: Placed) -> tuple[str, str] | None:
+    """Write a routing decision; the ticket's (status, created_at) as they are now, which the SLA clock needs."""
     p = placed
-    await tx.execute(
+    row = await tx.one(
         "UPDATE tickets SET queue = ?, priority = ?, category = ?, assignee = ?, quarantined = ?,"
-        " ack_suppressed = ?, detected_language = ? WHERE id = ?",
+        " ack_suppressed = ?, detected_language = ? WHERE id = ? RETURNING status, created_at",
         (p.queue, p.priority, p.category, p.assignee, int(p.quarantined), int(p.ack_suppressed), p.language, ticket_id),
     )
+    return None if row is None else (str(row["status"]), str(row["created_at"]))
 
 
 async def hide(tx: Txn, ticket_id: int) -> None:
