@@ -6,11 +6,14 @@ import itertools
 from email.utils import parseaddr
 from types import SimpleNamespace
 
+import lxml.html
 import pytest
 from aiosmtpd.smtp import SMTP
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from mailgate.mail import quote_html, quote_phrases
+from mailgate.mail.text import tree_text
 from mailgate.outgoing import relay
 from mailgate.outgoing.templates import SHIPPED, _paragraphs, _paragraphs_html
 from mailgate.sources.smtp import _parsed_address
@@ -89,3 +92,36 @@ def test_the_layout_writes_what_its_line_loop_wrote(text: str) -> None:
         "{% for paragraph in paragraphs_html %}\n<p>{{ paragraph }}</p>\n{% endfor %}", loop)).render(data)
     assert "{% for line in paragraph %}" not in shipped
     assert env.from_string(shipped).render(data) == expected
+
+
+def _without_quotes_every_expression(html: str) -> str | None:
+    """quote_html.html_without_quotes as it ran before its needles: every expression over the tree."""
+    root = lxml.html.fromstring(html)
+    cut = False
+    for xpath in quote_phrases.HTML_CUT_FROM:
+        for el in root.xpath(xpath)[:1]:
+            quote_html._remove_from(el)
+            cut = True
+    for xpath in quote_phrases.HTML_REMOVE:
+        for el in root.xpath(xpath):
+            if el.getparent() is not None:
+                el.drop_tree()
+                cut = True
+    return tree_text(root) if cut else None
+
+
+@pytest.mark.parametrize("html", [
+    '<div>Thanks!<div class="gmail_quote">On Mon, Ann wrote:<blockquote>old words</blockquote></div></div>',
+    '<div>Hi</div><div id="divRplyFwdMsg"><b>From:</b> x</div><div>old</div>',
+    '<p>Thanks</p><blockquote type="cite">old</blockquote><p>after</p>',
+    '<p>Thanks</p><div class="moz-cite-prefix">On x wrote:</div><blockquote>y</blockquote>',
+    '<p>a</p><div class="yahoo_quoted_x">q</div><div id="yahoo_quoted_123">q</div>',
+    '<p>a</p><div style="border:none; border-top:solid #E1E1E1 1.0pt">From: q</div><p>old</p>',
+    '<p>a</p><div class="x  gmail_signature\n y">sig</div><hr id="stopSpelling">old',
+    '<p>a</p><div class="OutlookMessageHeader">h</div><div ID="appendonsend"></div><p>old</p>',
+    '<p>a</p><div id="AOLMsgPart_2">q</div><div class="protonmail_quote">p</div><div class="zmail_extra">z</div>',
+    '<p>a</p><blockquote type="CITE">another case</blockquote><div class="&#103;mail_quote">an entity</div>',
+    "<p>No quote at all, only <a href='https://example.test/'>a link</a>.</p>",
+])
+def test_quote_containers_are_cut_as_every_expression_cut_them(html: str) -> None:
+    assert quote_html.html_without_quotes(html) == _without_quotes_every_expression(html)
