@@ -78,7 +78,7 @@ def _invisible(address: str) -> bool:
 
 
 # dot-atom@dot-atom in the letters nearly every address uses: already its envelope form, which
-# parseaddr reads back unchanged (the check below costs ~40 µs per address, twice per mail sent).
+# parseaddr reads back unchanged (the check below costs ~10 µs per address, twice per mail sent).
 _PLAIN = re.compile(r"[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
