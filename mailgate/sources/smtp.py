@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import socket
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -100,8 +101,22 @@ def _peer_address(session: Session) -> str | None:
     return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
 
+# `<dot-atom@dot-atom>` and ESMTP parameters after a space: what every MTA sends (RFC 5321 4.1.2).
+# The header parser reads exactly this as the address and the parameters; anything else (quotes,
+# comments, a route, a null sender, an address literal, non-ASCII) takes that parser.
+_ATOMS = r"[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*"
+_PLAIN = re.compile(rf"<({_ATOMS}@{_ATOMS})>(?:[ \t]+([^(\s][^\r\n]*))?[ \t]*")
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed_address(arg: str, local_part_limit: int) -> tuple[str | None, str | None]:
+    # A new sender every mail misses the cache: the plain form skips email's full header parser.
+    plain = _PLAIN.fullmatch(arg)
+    if plain is not None:
+        address = plain.group(1)
+        if local_part_limit and len(address.rpartition("@")[0]) > local_part_limit:
+            return None, None
+        return address, plain.group(2) or ""
     # aiosmtpd's parser reads only local_part_limit from the server; the rest is the argument.
     return SMTP._getaddr(SimpleNamespace(local_part_limit=local_part_limit), arg)  # type: ignore[arg-type]
 
