@@ -1,9 +1,9 @@
 """The SQLite store: one connection, WAL, versioned migrations, one transaction per change.
 
 Every write to a table is in one module (reads join anywhere: the read models ticket_view, outbox_view,
-stats, export, report; the finders erase, retention, threads, ticket_facts, sent); triggers write two:
+stats, export, report; the finders erase, retention, threads, ticket_facts, sent); triggers write three:
 
-    tickets     tickets                    messages  messages, message_ids, attachments (the only insert)
+    tickets     tickets                    messages  messages, message_ids (also triggers 0021), attachments
     parties     ticket_parties             blobs     blobs (and the files under their sha256)
     contacts    contacts, contact_addresses, contact_phones, contact_notes        tags  ticket_tags
     assignment  ticket_routing, queue_rotation; reads agent_open (triggers on tickets, 0014: _insert,
@@ -27,9 +27,10 @@ PostgreSQL runs too: ON CONFLICT, RETURNING, LIMIT in subqueries, ||, SAVEPOINT,
                          stats (data_version), backup (journal_mode, integrity_check, wal_checkpoint)
     BEGIN IMMEDIATE      Store._begin (the write lock up front; PostgreSQL: plain BEGIN + row locks)
     lastrowid            Txn.execute for INSERT (PostgreSQL: RETURNING id); sqlite_master: schema.schema_of
-    WITHOUT ROWID, INTEGER PRIMARY KEY AUTOINCREMENT   the migrations in store/sql/
+    WITHOUT ROWID, INTEGER PRIMARY KEY AUTOINCREMENT   store/sql/; sqlite_sequence: outbox_ids (nextval)
     FTS5                 search (MATCH, rowid, bm25, snippet, 'delete'/'optimize'; tsvector + GIN: see there)
-    CREATE TRIGGER … WHEN … BEGIN … END (NEW./OLD.)   0014, 0015 (PostgreSQL: a plpgsql trigger function)
+    CREATE TRIGGER … WHEN … BEGIN … END (NEW./OLD.)   0014, 0015, 0021 (PostgreSQL: a plpgsql trigger function):
+                         0021's outbox_message_id and inbound_message_id index each Message-ID in its INSERT
 """
 
 from __future__ import annotations
@@ -38,14 +39,13 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
-from mailgate.clock import Clock, SystemClock, iso
+from mailgate.clock import Clock, SystemClock
 from mailgate.store.counts import Counts
 from mailgate.store.schema import migrations as migrations
 from mailgate.store.schema import newest_schema as newest_schema
@@ -53,11 +53,12 @@ from mailgate.store.schema import schema_of as schema_of
 from mailgate.store.schema import statements
 from mailgate.store.turns import Priority as Priority
 from mailgate.store.turns import Turns
+from mailgate.store.txn import Row as Row
+from mailgate.store.txn import Txn as Txn
 
 if TYPE_CHECKING:
     from mailgate.config import Config
 
-Row = sqlite3.Row
 # The engine's errors, named once here: the rest of mailgate catches these, never the driver's own
 # classes, so a second engine only has to map its errors in store/.
 DatabaseError = sqlite3.Error
@@ -85,86 +86,6 @@ class SchemaTooNew(StoreUnavailable):
             f"{path}: this database was written by a newer mailgate (schema {found}, this one knows {known});"
             " upgrade mailgate or restore a backup"
         )
-
-
-class Txn:
-    """Statements inside one open transaction.
-
-    They run inline on the event loop's thread: once BEGIN has taken the lock, a statement on
-    these small indexed tables takes microseconds, while a hop to a driver thread costs ~80 µs.
-    Measured on the corpus, per-statement hops were 60% of the processing time of a message.
-    Only BEGIN IMMEDIATE (which may wait for another process) and COMMIT (which may fsync) go
-    through aiosqlite's thread.
-    """
-
-    def __init__(
-        self, conn: sqlite3.Connection, clock: Clock | None = None, parts: dict[type[Any], object] | None = None,
-        counts: Counts | None = None,
-    ) -> None:
-        self._conn = conn
-        self.counts = counts if counts is not None else Counts()
-        self.clock: Clock = clock or SystemClock()
-        self._parts = parts if parts is not None else {}
-        self.touched: set[str] = set()
-
-    def touch(self, what: str) -> None:
-        """This transaction queued work a runner waits for ("outbox", "timers"): its owner hears after COMMIT."""
-        self.touched.add(what)
-
-    def part(self, kind: type[T]) -> T | None:
-        """A part the store's owner handed every transaction (the daemon's mailer), found by its type."""
-        found = self._parts.get(kind)
-        return found if isinstance(found, kind) else None
-
-    def now(self) -> datetime:
-        """The store's clock: the daemon's, or a test's that it moves."""
-        return self.clock.now()
-
-    def now_iso(self) -> str:
-        return iso(self.clock.now())
-
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        """Run a statement; return lastrowid (for INSERT) or rowcount."""
-        self.counts.statements += 1
-        cursor = self._conn.execute(sql, params)
-        try:
-            if sql.lstrip()[:6].upper() == "INSERT":
-                return int(cursor.lastrowid or 0)
-            return cursor.rowcount
-        finally:
-            cursor.close()
-
-    async def rowcount(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        self.counts.statements += 1
-        cursor = self._conn.execute(sql, params)
-        try:
-            return cursor.rowcount
-        finally:
-            cursor.close()
-
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, self.counts.rows(rows)).close()
-
-    async def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
-        self.counts.statements += 1
-        cursor = self._conn.execute(sql, params)
-        try:
-            row: Row | None = cursor.fetchone()
-            return row
-        finally:
-            cursor.close()  # an unfinished statement would make COMMIT fail
-
-    async def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-        self.counts.statements += 1
-        cursor = self._conn.execute(sql, params)
-        try:
-            return cursor.fetchall()
-        finally:
-            cursor.close()
-
-    async def value(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        row = await self.one(sql, params)
-        return None if row is None else row[0]
 
 
 class Store:
