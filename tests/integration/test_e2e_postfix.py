@@ -542,8 +542,9 @@ async def test_postfix_bounce_for_an_unknown_customer_lands_on_the_ticket(chain:
     notice = Notice.of(await chain.wait_mail(AINO, subject))
     number = int(re.search(r"\[#(\d+)\]", notice.subject).group(1))  # type: ignore[union-attr]
 
-    failed = await chain.wait_mail(AINO, f"[#{number}]", count=2)
-    assert "Delivery failed" in str(failed["Subject"]), failed["Subject"]
+    # Postfix hands the DSN's notice and the first notification to Dovecot in either order.
+    failed = await chain.wait_mail(AINO, "Delivery failed")
+    assert f"[#{number}]" in str(failed["Subject"]), failed["Subject"]
     text = text_of(failed)
     assert customer in text and "5.1.1" in text, text
     bounced = await chain.rows(
