@@ -82,6 +82,18 @@ class HostPort(BaseModel):
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+def ip_networks(value: object) -> object:
+    """A list of addresses or networks (one string is a list of one), each checked; for a field validator."""
+    value = (value,) if isinstance(value, str) else value
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            try:
+                ipaddress.ip_network(str(item).strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. '127.0.0.1', '10.0.0.0/24')") from exc
+    return value
+
+
 def parse_listen(value: object) -> HostPort:
     """Read "host:port" or "[v6]:port"."""
     if isinstance(value, HostPort):

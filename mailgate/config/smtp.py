@@ -6,7 +6,7 @@ import ipaddress
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from mailgate.config.base import HostPort, StrictModel, parse_listen
+from mailgate.config.base import HostPort, StrictModel, ip_networks, parse_listen
 
 
 class SmtpConfig(StrictModel):
@@ -54,16 +54,7 @@ class SmtpConfig(StrictModel):
     @field_validator("trusted_peers", mode="before")
     @classmethod
     def _peers(cls, value: object) -> object:
-        value = (value,) if isinstance(value, str) else value
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                try:
-                    ipaddress.ip_network(str(item).strip(), strict=False)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"{item!r} is not an IP address or network (e.g. '127.0.0.1', '10.0.0.0/24')"
-                    ) from exc
-        return value
+        return ip_networks(value)
 
     def trusts(self, peer: str | None) -> bool:
         """Whether the SMTP/LMTP peer address is one of trusted_peers."""

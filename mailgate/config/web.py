@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from mailgate.config.base import HostPort, Ident, MailAddress, StrictModel, parse_listen
+from mailgate.config.base import HostPort, Ident, MailAddress, StrictModel, ip_networks, parse_listen
 
 # Hosts that bind every address: a listener on one of them takes the port from every other host too.
 _WILDCARDS = frozenset({"0.0.0.0", "::", ""})
@@ -118,14 +118,7 @@ class WebConfig(StrictModel):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _proxies(cls, value: object) -> object:
-        value = (value,) if isinstance(value, str) else value
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                try:
-                    ipaddress.ip_network(str(item).strip(), strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"{item!r} is not an IP address or network (e.g. '127.0.0.1')") from exc
-        return value
+        return ip_networks(value)
 
     def problems(
         self, addresses: tuple[str, ...], queues: dict[str, tuple[str, ...]],
