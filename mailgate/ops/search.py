@@ -20,11 +20,11 @@ from mailgate.ops.base import my_queues
 from mailgate.outgoing import search_answer
 from mailgate.store import Txn
 from mailgate.store import search as store
-from mailgate.store.search import DIRECTIONS, HIDDEN_STATUSES, Filters, Found, Term
+from mailgate.store.search import DIRECTIONS, Filters, Found, Term
 
 MAIL_HITS = 20  # a mail lists this many; the rest is a count and a hint to narrow the search
 MAX_TERMS = 16  # each term is one more index lookup; nobody types more, a pasted paragraph is cut here
-STATUSES: tuple[str, ...] = (*(s.value for s in TicketStatus), *HIDDEN_STATUSES)
+STATUSES: tuple[str, ...] = tuple(s.value for s in TicketStatus)  # 'deleted' included: asked for, it shows those
 KEYS = ("status", "queue", "assignee", "tag", "contact", "direction", "channel", "from", "to", "quarantined")
 ALIASES = {"assign": "assignee", "assigned": "assignee", "is": "status", "in": "queue", "since": "from",
            "until": "to", "dir": "direction"}

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mailgate.models import TicketStatus
 from mailgate.store import Txn
 
 SNIPPET_WORDS = 12
@@ -31,7 +32,7 @@ DIRECTIONS: dict[str, tuple[str, ...]] = {
     "received": ("in",), "sent": ("out", "agent"), "note": ("note",),
 }
 # A ticket someone deleted is gone from every listing until restored; asked for by status only.
-HIDDEN_STATUSES: tuple[str, ...] = ("deleted",)
+HIDDEN_STATUSES: tuple[str, ...] = (TicketStatus.DELETED.value,)
 
 
 @dataclass(frozen=True, slots=True)
