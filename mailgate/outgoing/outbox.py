@@ -8,7 +8,7 @@ from mailgate.config import OutboxConfig
 from mailgate.outgoing.reply import queue_agent_reply
 from mailgate.store import Txn, events
 from mailgate.store import outbox as _rows
-from mailgate.store.outbox import CUSTOMER_KINDS, Acted, NewMail, id_chunks, insert, set_wire
+from mailgate.store.outbox import CUSTOMER_KINDS, Acted, NewMail, id_chunks, insert
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -62,5 +62,5 @@ def backoff(config: OutboxConfig, attempts: int) -> float:
 
 __all__ = [
     "CUSTOMER_KINDS", "NewMail", "backoff", "cancel", "cancel_pending", "id_chunks", "insert", "queue_agent_reply",
-    "release_held", "requeue", "set_wire",
+    "release_held", "requeue",
 ]

@@ -97,9 +97,9 @@ def id_chunks(ids: list[int], size: int = 500) -> Iterator[tuple[str, list[int]]
 
 async def insert(tx: Txn, mail: NewMail, *, outbox_id: int | None = None, mail_from: str = "",
                  raw: bytes = b"") -> int:
-    """The row (its Message-ID indexed by a trigger); with its bytes when outbox_id came from reserve_id.
+    """The row (its Message-ID indexed by a trigger), with its bytes when outbox_id came from reserve_id.
 
-    Without them the caller composes after and calls set_wire.
+    Every mail is composed first: the VERP return path in mail_from names the reserved row id.
     """
     if outbox_id is None:
         outbox_id = await reserve_id(tx)
@@ -117,14 +117,6 @@ async def insert(tx: Txn, mail: NewMail, *, outbox_id: int | None = None, mail_f
         await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, mail.not_before)
     tx.touch("outbox")
     return outbox_id
-
-
-async def set_wire(tx: Txn, outbox_id: int, mail_from: str, raw: bytes, not_before: datetime) -> None:
-    """Store the composed bytes; a future not-before time gets its timer row in the same transaction."""
-    await tx.execute("UPDATE outbox SET mail_from = ?, raw = ? WHERE id = ?", (mail_from, raw, outbox_id))
-    if not_before > tx.now():
-        await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, not_before)
-    tx.touch("outbox")
 
 
 async def get(tx: Txn, outbox_id: int) -> OutboxRow | None:
