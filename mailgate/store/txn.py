@@ -24,6 +24,10 @@ class Txn:
     through aiosqlite's thread.
     """
 
+    # Which SQL dialect runs the statements: "sqlite" or "postgresql". Store modules write portable
+    # SQL; the few statements that must differ (row locks another daemon skips) look here.
+    engine = "sqlite"
+
     def __init__(
         self, conn: sqlite3.Connection, clock: Clock | None = None, parts: dict[type[Any], object] | None = None,
         counts: Counts | None = None,
