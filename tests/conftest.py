@@ -5,7 +5,10 @@ tests/integration/conftest.py; unit tests never start them."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
+import itertools
 import os
 import socket
 import textwrap
@@ -42,12 +45,40 @@ def closed_port() -> int:
     return port
 
 
+_databases = itertools.count()
+
+
+def fresh_database(server: str) -> str:
+    """A new, empty database on a PostgreSQL server the tests own: its URL."""
+    import asyncpg
+
+    name = f"mailgate_{os.getpid()}_{next(_databases)}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(f"{server}/postgres")
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+
+    # A thread of its own: write_config is also called from tests whose event loop is running.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, create()).result()
+    return f"{server}/{name}"
+
+
 def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str = "", storage: str = "") -> Path:
     """A config file for tests: loopback port 0 (the OS picks), SQLite file in the folder; without a
     [relay] section in `extra`, the relay is a port the test run holds closed (never a real MTA)."""
     if "[relay]" not in extra:
         extra += f'\n[relay]\nhost = "127.0.0.1"\nport = {closed_port()}\nsecurity = "none"\ntimeout = 10\n'
     path = folder / "config.toml"
+    database = 'database = "mailgate.sqlite3"'
+    server = os.environ.get("MAILGATE_TEST_POSTGRES")
+    if server and "url =" not in storage:
+        # The whole suite on PostgreSQL: MAILGATE_TEST_POSTGRES=postgresql://user@127.0.0.1:PORT names a
+        # server the test run may create databases on; each config gets a fresh one.
+        database = f'url = "{fresh_database(server)}"'
     path.write_text(
         textwrap.dedent(
             f"""\
@@ -57,7 +88,7 @@ def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str 
             {gateway}
 
             [storage]
-            database = "mailgate.sqlite3"
+            {database}
             {storage}
 
             [smtp]

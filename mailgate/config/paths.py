@@ -12,6 +12,14 @@ def resolve_paths(data: dict[str, Any], base: Path) -> None:
     state = state_base(base)
     storage = data.get("storage")
     if isinstance(storage, dict):
+        url = storage.get("url")
+        if isinstance(url, str) and url.startswith("sqlite:///") and len(url) > 10 and "database" not in storage:
+            # SQLAlchemy's spelling, which operators know: sqlite:///relative, sqlite:////absolute. It is
+            # the `database` path; anything else (both keys, a malformed URL) is left for the check to name.
+            storage["database"] = url[len("sqlite:///"):]
+            del storage["url"]
+        if isinstance(storage.get("password_file"), str):
+            storage["password_file"] = str(base / os.path.expanduser(storage["password_file"]))
         for key in ("database", "attachments"):
             if isinstance(storage.get(key), str):
                 storage[key] = str(state / os.path.expanduser(storage[key]))

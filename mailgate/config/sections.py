@@ -69,9 +69,52 @@ class TicketsConfig(StrictModel):
 
 class StorageConfig(StrictModel):
     database: Path = Path("mailgate.sqlite3")
+    # The database as a URL: "sqlite:///relative.sqlite3", "sqlite:////var/lib/mailgate/db.sqlite3", or
+    # "postgresql://mailgate@db.example.org/mailgate?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem"
+    # (libpq's query keys for TLS). Unset: the SQLite file `database`.
+    url: str | None = None
+    # PostgreSQL's password: from a file or an environment variable, never inline in the URL, which
+    # shows in `ps`, logs, support tickets and backups of the config. Neither: ~/.pgpass, or trust/peer.
+    password_file: Path | None = None
+    password_env: str | None = None
+    connect_timeout: float = Field(default=10.0, gt=0)  # seconds to reach PostgreSQL
     attachments: Path | None = None  # default: "<database>.attachments" beside the database
     synchronous: str = Field(default="NORMAL", pattern="^(NORMAL|FULL)$")
     busy_timeout: float = Field(default=10.0, gt=0)  # seconds to wait for another writer
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if scheme == "sqlite" and value.startswith("sqlite:///") and len(value) > 10:
+            # A well-formed one became `database` while paths were resolved (config/paths.py).
+            raise ValueError("give either 'url' or 'database', not both")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ValueError("give sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE")
+        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo:
+            raise ValueError("no password in the URL: it shows in `ps`, logs and config backups;"
+                             " use storage.password_file or storage.password_env")
+        if not rest.split("?", 1)[0].partition("/")[2]:
+            raise ValueError("name the database: postgresql://USER@HOST/DATABASE")
+        return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> StorageConfig:
+        if self.url is not None and "database" in self.model_fields_set:
+            raise ValueError("give either 'url' or 'database', not both")
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give at most one of 'password_file' or 'password_env'")
+        if (self.password_file is not None or self.password_env is not None) and self.url is None:
+            raise ValueError("'password_file' and 'password_env' are for a postgresql:// url")
+        return self
+
+    @property
+    def engine(self) -> str:
+        """"postgresql" when `url` names a PostgreSQL database, else "sqlite"."""
+        return "sqlite" if self.url is None else "postgresql"
 
 
 class HttpConfig(StrictModel):

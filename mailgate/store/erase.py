@@ -31,7 +31,12 @@ class TextTrace:
 
 
 async def secure_delete(tx: Txn) -> None:
-    """Freed pages are overwritten with zeros, so the person's bytes do not linger in the file."""
+    """Freed pages are overwritten with zeros, so the person's bytes do not linger in the file.
+
+    PostgreSQL has no such switch: deleted rows' space is reclaimed by VACUUM (README: erasure).
+    """
+    if tx.engine == "postgresql":
+        return
     await tx.execute("PRAGMA secure_delete = ON")
 
 

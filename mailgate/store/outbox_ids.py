@@ -14,7 +14,7 @@ _next_ids: weakref.WeakKeyDictionary[Txn, int] = weakref.WeakKeyDictionary()
 def seed(tx: Txn, seq: int | None) -> None:
     """AUTOINCREMENT's counter as a statement of this transaction read it anyway (the ticket's facts,
     read before every notice): the first reserve_id then needs no statement of its own."""
-    if seq is not None and tx not in _next_ids:
+    if seq is not None and tx.engine == "sqlite" and tx not in _next_ids:
         _next_ids[tx] = int(seq) + 1
 
 
@@ -25,6 +25,10 @@ async def reserve_id(tx: Txn) -> int:
     statement. AUTOINCREMENT's counter is read once per transaction (ids are never reused: an old
     bounce must not find a new row). A savepoint rolled back leaves a gap, never a reuse.
     """
+    if tx.engine == "postgresql":
+        # Several daemons write the outbox at once: the identity's sequence hands each its own ids
+        # (one statement per row; a rolled-back one leaves a gap, never a reuse).
+        return int(await tx.value("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))"))
     taken = _next_ids.get(tx)
     if taken is None:
         seq = await tx.value("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)")

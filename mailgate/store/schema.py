@@ -8,9 +8,9 @@ from importlib import resources
 from pathlib import Path
 
 
-def newest_schema() -> int:
-    """The schema version this mailgate's migrations end at."""
-    found = migrations()
+def newest_schema(engine: str = "sqlite") -> int:
+    """The schema version this mailgate's migrations end at (numbered per engine)."""
+    found = migrations(engine)
     return found[-1][0] if found else 0
 
 
@@ -26,9 +26,13 @@ def schema_of(path: Path) -> int | None:
         conn.close()
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) of every migration shipped with this package, in order."""
-    folder = resources.files("mailgate.store") / "sql"
+def migrations(engine: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with this package for an engine, in order.
+
+    Numbered per engine: PostgreSQL's begin where SQLite's stood when it arrived (its 0001 is SQLite's
+    0001-0021 in one), so each engine's files stay the plain SQL that engine runs.
+    """
+    folder = resources.files("mailgate.store") / ("sql_pg" if engine == "postgresql" else "sql")
     found = []
     for entry in folder.iterdir():
         name = entry.name

@@ -77,5 +77,11 @@ async def added_since(tx: Txn, table: str, column: str, last_id: int) -> tuple[d
 
 
 async def data_version(tx: Txn) -> int:
-    """SQLite's counter that changes when another connection commits (a CLI process queued mail)."""
+    """SQLite's counter that changes when another connection commits (a CLI process queued mail).
+
+    PostgreSQL has none; there every commit that queues work sends NOTIFY (store/pg.py), which wakes
+    the daemon's runners, so the watch that polls this has nothing to find: a constant.
+    """
+    if tx.engine == "postgresql":
+        return 0
     return int(await tx.value("PRAGMA data_version"))

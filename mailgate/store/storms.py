@@ -26,6 +26,10 @@ async def of(tx: Txn, sender: str, hour: str) -> SenderHour | None:
     return SenderHour(int(row["passed"]), int(row["held"]), bool(row["released"]), row["ticket_id"])
 
 
+# The existing row's counts decide (named by table: PostgreSQL's upsert would not know which `passed`).
+_PASSES = "(:cap <= 0 OR sender_hours.released <> 0 OR sender_hours.passed < :cap)"
+
+
 async def count(tx: Txn, sender: str, hour: str, cap: int, now: str) -> tuple[bool, SenderHour]:
     """Count one mail of the sender's hour, passed or (past cap, unless released; cap 0: never) held.
 
@@ -36,11 +40,11 @@ async def count(tx: Txn, sender: str, hour: str, cap: int, now: str) -> tuple[bo
     row = await tx.one(
         "INSERT INTO sender_hours (sender, hour, passed) VALUES (:sender, :hour, 1)"
         " ON CONFLICT (sender, hour) DO UPDATE SET"
-        " passed = passed + (:cap <= 0 OR released OR passed < :cap),"
-        " held = held + NOT (:cap <= 0 OR released OR passed < :cap),"
-        " first_held_at = CASE WHEN :cap <= 0 OR released OR passed < :cap THEN first_held_at"
-        " ELSE COALESCE(first_held_at, :now) END,"
-        " last_held_at = CASE WHEN :cap <= 0 OR released OR passed < :cap THEN last_held_at ELSE :now END"
+        f" passed = sender_hours.passed + CASE WHEN {_PASSES} THEN 1 ELSE 0 END,"
+        f" held = sender_hours.held + CASE WHEN {_PASSES} THEN 0 ELSE 1 END,"
+        f" first_held_at = CASE WHEN {_PASSES} THEN sender_hours.first_held_at"
+        " ELSE COALESCE(sender_hours.first_held_at, :now) END,"
+        f" last_held_at = CASE WHEN {_PASSES} THEN sender_hours.last_held_at ELSE :now END"
         " RETURNING passed, held, released, ticket_id, last_held_at",
         {"sender": sender, "hour": hour, "cap": cap, "now": now},
     )

@@ -39,7 +39,7 @@ async def claim(tx: Txn, spool_id: int, message_id: str, content_key: str) -> tu
     """The spool row's state now (None: gone), and the stored message this mail repeats: one statement."""
     row = await tx.one(
         "SELECT s.state, d.id, d.number FROM spool s LEFT JOIN (SELECT m.id, t.number FROM messages m"
-        " JOIN tickets t ON t.id = m.ticket_id WHERE m.message_id = ? AND m.content_key = ? LIMIT 1) d"
+        " JOIN tickets t ON t.id = m.ticket_id WHERE m.message_id = ? AND m.content_key = ? LIMIT 1) d ON 1 = 1"
         " WHERE s.id = ?",
         (message_id, content_key, spool_id),
     )

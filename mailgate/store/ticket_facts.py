@@ -38,6 +38,33 @@ class TicketFacts:
     unfollowed: frozenset[str] = frozenset()  # agent ids who said [unfollow]
 
 
+_FACTS = (
+    "SELECT t.number, t.subject, t.status, t.priority, t.assignee, t.queue, t.ack_suppressed, t.quarantined,"
+    " t.detected_language, c.name AS contact_name, c.language AS contact_language,"
+    " COALESCE(NULLIF((SELECT address FROM ticket_parties WHERE ticket_id = t.id AND role = 'requester'"
+    " ORDER BY address LIMIT 1), ''), (SELECT address FROM contact_addresses WHERE contact_id = t.contact_id"
+    " ORDER BY created_at LIMIT 1)) AS customer,"
+    " (SELECT json_group_array(json_array(agent, following)) FROM ticket_watchers WHERE ticket_id = t.id)"
+    " AS watchers,"
+    # Oldest first (the first Message-ID, the written-to address), newest (References), newest inbound.
+    " (SELECT json_group_array(json_array(part, id, message_id, rcpt_to)) FROM ("
+    " SELECT * FROM (SELECT 'first' AS part, m.id, m.message_id, s.rcpt_to FROM messages m"
+    " LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = :id AND m.direction IN ('in', 'out')"
+    " ORDER BY m.id LIMIT :first) AS a"
+    " UNION ALL SELECT * FROM (SELECT 'recent', id, message_id, NULL FROM messages"
+    " WHERE ticket_id = :id AND direction IN ('in', 'out') ORDER BY id DESC LIMIT :recent) AS b"
+    " UNION ALL SELECT * FROM (SELECT 'inbound', id, message_id, NULL FROM messages"
+    " WHERE ticket_id = :id AND direction = 'in' ORDER BY id DESC LIMIT 1) AS c) AS d) AS thread,"
+    # The outbox's id counter: the notices written from these facts know their rows' ids (VERP).
+    " COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) AS outbox_seq"
+    " FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id WHERE t.id = :id"
+)
+# PostgreSQL spells SQLite's JSON aggregates json_agg/json_build_array, and hands out outbox ids from
+# its sequence one by one (store/outbox_ids.py), so no counter is read here.
+_FACTS_PG = _FACTS.replace("json_group_array(json_array(", "json_agg(json_build_array(").replace(
+    "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)", "NULL")
+
+
 async def facts(tx: Txn, ticket_id: int) -> TicketFacts | None:
     """One statement, whatever the length of the thread: the ticket, its customer, watchers and a bounded thread.
 
@@ -45,25 +72,7 @@ async def facts(tx: Txn, ticket_id: int) -> TicketFacts | None:
     arrays of the same row rather than as statements of their own.
     """
     row = await tx.one(
-        "SELECT t.number, t.subject, t.status, t.priority, t.assignee, t.queue, t.ack_suppressed, t.quarantined,"
-        " t.detected_language, c.name AS contact_name, c.language AS contact_language,"
-        " COALESCE(NULLIF((SELECT address FROM ticket_parties WHERE ticket_id = t.id AND role = 'requester'"
-        " ORDER BY address LIMIT 1), ''), (SELECT address FROM contact_addresses WHERE contact_id = t.contact_id"
-        " ORDER BY created_at LIMIT 1)) AS customer,"
-        " (SELECT json_group_array(json_array(agent, following)) FROM ticket_watchers WHERE ticket_id = t.id)"
-        " AS watchers,"
-        # Oldest first (the first Message-ID, the written-to address), newest (References), newest inbound.
-        " (SELECT json_group_array(json_array(part, id, message_id, rcpt_to)) FROM ("
-        " SELECT * FROM (SELECT 'first' AS part, m.id, m.message_id, s.rcpt_to FROM messages m"
-        " LEFT JOIN spool s ON s.id = m.spool_id WHERE m.ticket_id = :id AND m.direction IN ('in', 'out')"
-        " ORDER BY m.id LIMIT :first)"
-        " UNION ALL SELECT * FROM (SELECT 'recent', id, message_id, NULL FROM messages"
-        " WHERE ticket_id = :id AND direction IN ('in', 'out') ORDER BY id DESC LIMIT :recent)"
-        " UNION ALL SELECT * FROM (SELECT 'inbound', id, message_id, NULL FROM messages"
-        " WHERE ticket_id = :id AND direction = 'in' ORDER BY id DESC LIMIT 1))) AS thread,"
-        # The outbox's id counter: the notices written from these facts know their rows' ids (VERP).
-        " COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) AS outbox_seq"
-        " FROM tickets t LEFT JOIN contacts c ON c.id = t.contact_id WHERE t.id = :id",
+        _FACTS if tx.engine == "sqlite" else _FACTS_PG,
         {"id": ticket_id, "first": FIRST_MAILS, "recent": RECENT_IDS},
     )
     if row is None:
