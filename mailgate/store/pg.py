@@ -165,6 +165,10 @@ class PgStore(Store):
         self._id_tables: frozenset[str] = frozenset()
         self._reconnecting = asyncio.Lock()
 
+    @property
+    def where(self) -> str:
+        return self.location.display()
+
     async def _connection(self) -> asyncpg.Connection:
         import asyncpg
 
@@ -217,7 +221,7 @@ class PgStore(Store):
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
             if current > known:
-                raise SchemaTooNew(self.path, current, known)
+                raise SchemaTooNew(self.where, current, known)
             for version, name, sql in shipped:
                 if version <= current:
                     continue
