@@ -1,7 +1,8 @@
-"""What unit and integration tests share: config files in a temp folder and well-formed test mail.
+"""What unit and integration tests share: config files in a temp folder, well-formed test mail, the store engine.
 
 The running parts (a daemon, its relay sink, the CLI against a database, waiting) are factories in
-tests/integration/conftest.py; unit tests never start them."""
+tests/integration/conftest.py; unit tests never start them. A test or module marked `engines` runs
+once per store engine: test_x[sqlite], then test_x[postgresql] on a throwaway cluster (tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import socket
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import pytest
 
 from mailgate import config as config_mod
 from mailgate.config import Config
+
+from .pg import PgCluster, find_postgres, reap_orphans
 
 REPO = Path(__file__).resolve().parents[1]
 # Real-world mail from public test suites; MAILGATE_CORPUS points elsewhere when it is not beside the checkout.
@@ -42,11 +46,53 @@ def closed_port() -> int:
     return port
 
 
+ENGINES = ("sqlite", "postgresql")
+# CI installs PostgreSQL and sets this, so a missing server fails there instead of skipping half a module.
+REQUIRE_POSTGRES = os.environ.get("MAILGATE_TEST_REQUIRE_POSTGRES", "") not in ("", "0")
+
+
+@dataclass
+class PgDatabases:
+    """The running test's PostgreSQL databases: one per config folder, as SQLite has one file per folder."""
+
+    cluster: PgCluster
+    by_folder: dict[Path, str] = field(default_factory=dict)
+
+    def url_for(self, folder: Path) -> str:
+        key = folder.resolve()
+        if key not in self.by_folder:
+            self.by_folder[key] = self.cluster.create_database()
+        return self.cluster.url(self.by_folder[key])
+
+
+# Set while a test runs on the postgresql engine (the `engine` fixture); write_config reads it.
+_postgres: PgDatabases | None = None
+
+
+def storage_key(folder: Path) -> str:
+    """The [storage] line naming the store of the config in `folder`, on the running test's engine.
+
+    `write_config(other, storage=storage_key(folder))` makes a second config share the first one's
+    database, as several daemons on one database do."""
+    if _postgres is not None:
+        return f'url = "{_postgres.url_for(folder)}"'
+    return f'database = "{folder.resolve() / "mailgate.sqlite3"}"'
+
+
 def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str = "", storage: str = "") -> Path:
-    """A config file for tests: loopback port 0 (the OS picks), SQLite file in the folder; without a
-    [relay] section in `extra`, the relay is a port the test run holds closed (never a real MTA)."""
+    """A config file for tests: loopback port 0 (the OS picks), SQLite file in the folder (on the
+    postgresql engine, a fresh database per folder instead); without a [relay] section in `extra`,
+    the relay is a port the test run holds closed (never a real MTA). `storage` that names its own
+    `database` or `url` replaces the default one."""
     if "[relay]" not in extra:
         extra += f'\n[relay]\nhost = "127.0.0.1"\nport = {closed_port()}\nsecurity = "none"\ntimeout = 10\n'
+    own_store = any(line.split("=")[0].strip() in ("database", "url") for line in storage.splitlines() if "=" in line)
+    if own_store:
+        store = ""
+    elif _postgres is not None:
+        store = f'url = "{_postgres.url_for(folder)}"'
+    else:
+        store = 'database = "mailgate.sqlite3"'
     path = folder / "config.toml"
     path.write_text(
         textwrap.dedent(
@@ -57,7 +103,7 @@ def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str 
             {gateway}
 
             [storage]
-            database = "mailgate.sqlite3"
+            {store}
             {storage}
 
             [smtp]
@@ -103,6 +149,61 @@ id = "bartek"
 name = "Bartek Agent"
 addresses = ["bartek@agents.test"]
 """
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engines: run once per store engine, as test_x[sqlite] and test_x[postgresql]")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`@pytest.mark.engines` (or a module's `pytestmark = pytest.mark.engines`) runs the test on each engine."""
+    if metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL for the whole run, started by the first test that needs it."""
+    bindir = find_postgres()
+    if bindir is None:
+        reason = ("PostgreSQL is not installed: no initdb, pg_ctl and postgres on PATH nor under "
+                  "/usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)")
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}; MAILGATE_TEST_REQUIRE_POSTGRES is set", pytrace=False)
+        pytest.skip(reason)
+    reap_orphans(bindir)
+    cluster = PgCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, as a URL; dropped after it."""
+    name = pg_cluster.create_database()
+    yield pg_cluster.url(name)
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store engine this test runs on: "sqlite" unless the test is marked `engines`."""
+    global _postgres
+    name: str = getattr(request, "param", "sqlite")
+    if name != "postgresql":
+        yield name
+        return
+    databases = PgDatabases(request.getfixturevalue("pg_cluster"))
+    _postgres = databases
+    try:
+        yield name
+    finally:
+        _postgres = None
+        for database in databases.by_folder.values():
+            databases.cluster.drop_database(database)
 
 
 @pytest.fixture
