@@ -49,6 +49,7 @@ def closed_port() -> int:
 ENGINES = ("sqlite", "postgresql")
 # CI installs PostgreSQL and sets this, so a missing server fails there instead of skipping half a module.
 REQUIRE_POSTGRES = os.environ.get("MAILGATE_TEST_REQUIRE_POSTGRES", "") not in ("", "0")
+NO_POSTGRES = "PostgreSQL is not installed"
 
 
 @dataclass
@@ -166,8 +167,7 @@ def pg_cluster() -> Iterator[PgCluster]:
     """One throwaway PostgreSQL for the whole run, started by the first test that needs it."""
     bindir = find_postgres()
     if bindir is None:
-        reason = ("PostgreSQL is not installed: no initdb, pg_ctl and postgres on PATH nor under "
-                  "/usr/lib/postgresql/*/bin (Debian: apt-get install postgresql)")
+        reason = f"{NO_POSTGRES}: no initdb, pg_ctl and postgres on PATH nor under /usr/lib/postgresql/*/bin"
         if REQUIRE_POSTGRES:
             pytest.fail(f"{reason}; MAILGATE_TEST_REQUIRE_POSTGRES is set", pytrace=False)
         pytest.skip(reason)
@@ -251,13 +251,21 @@ def mail(
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
     """One line at the end of the run (after the short summary) when tests were skipped for want of
-    the shared mail corpus: a third of the suite, easily missed among the SKIPPED lines."""
+    the shared mail corpus (a third of the suite) or of PostgreSQL (half of each `engines` module):
+    easily missed among the SKIPPED lines."""
     yield
-    skipped = terminalreporter.stats.get("skipped", [])
-    missing = sum(1 for report in skipped if "corpus" in str(getattr(report, "longrepr", "")).lower())
+    skipped = [str(getattr(report, "longrepr", "")) for report in terminalreporter.stats.get("skipped", [])]
+    missing = sum(1 for reason in skipped if "corpus" in reason.lower())
     if missing:
         terminalreporter.write_line(
             f"{missing} test{'' if missing == 1 else 's'} skipped: the shared mail corpus is not at {CORPUS} "
             f"(set MAILGATE_CORPUS=/path/to/corpus; default ../shared/corpus beside the checkout)",
+            yellow=True,
+        )
+    no_postgres = sum(1 for reason in skipped if NO_POSTGRES in reason)
+    if no_postgres:
+        terminalreporter.write_line(
+            f"{no_postgres} test{'' if no_postgres == 1 else 's'} skipped: {NO_POSTGRES} (Debian: apt-get install "
+            "postgresql; a cluster of the test run's own is started, the system one is never used)",
             yellow=True,
         )
