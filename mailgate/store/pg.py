@@ -74,6 +74,8 @@ def _value(value: Any) -> Any:
     """A parameter as PostgreSQL takes it: TEXT cannot hold NUL (SQLite's can: mail from anyone has
     them), a bool goes into the integer flag columns as 0/1, buffers as bytes."""
     if isinstance(value, str):
+        if type(value) is not str:  # a str enum (TicketStatus): its text, as sqlite3 binds it
+            value = str.__str__(value)
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, bool):
         return int(value)
