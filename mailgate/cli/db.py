@@ -159,10 +159,13 @@ def _report(run: copying.Run, url: str, config: Config, as_json: bool) -> None:
         emit_json({
             "ok": not run.mismatched, "target": url, "changes": run.changes,
             "inserted": sum(t.inserted for t in run.tables), "updated": sum(t.updated for t in run.tables),
-            "deleted": sum(t.deleted for t in run.tables), "mismatched": run.mismatched,
+            "deleted": sum(t.deleted for t in run.tables), "linked": sum(t.linked for t in run.tables),
+            "waiting": sum(t.waiting for t in run.tables),
+            "mismatched": run.mismatched,
             "written_meanwhile": run.written_meanwhile, "attachments": str(files),
             "tables": [{"table": t.table, "rows": t.source_rows, "target_rows": t.target_rows,
-                        "inserted": t.inserted, "updated": t.updated, "deleted": t.deleted,
+                        "inserted": t.inserted, "updated": t.updated, "deleted": t.deleted, "linked": t.linked,
+                        "waiting": t.waiting,
                         "sha256": t.source_sum, "target_sha256": t.target_sum, "ok": t.matches} for t in run.tables],
         })
         return
@@ -175,7 +178,8 @@ def _report(run: copying.Run, url: str, config: Config, as_json: bool) -> None:
     click.echo("\n".join(lines))
     if run.changes:
         click.echo(f"{url}: {sum(t.inserted for t in run.tables)} rows copied, {sum(t.updated for t in run.tables)}"
-                   f" updated, {sum(t.deleted for t in run.tables)} removed")
+                   f" updated, {sum(t.deleted for t in run.tables)} removed,"
+                   f" {sum(t.linked for t in run.tables)} references set once their rows were in")
     else:
         click.echo(f"{url}: nothing to copy, the target already equals the source")
     if run.mismatched:

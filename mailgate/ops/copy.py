@@ -51,6 +51,8 @@ class Copied:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    linked: int = 0  # deferred references set (most on a first run: rows inserted without them)
+    waiting: int = 0  # rows naming a row the source gained after its table was copied
     read_sum: str = ""  # the source as the copy read it
     source_rows: int = 0
     source_sum: str = ""
@@ -68,7 +70,7 @@ class Copied:
 
     @property
     def changes(self) -> int:
-        return self.inserted + self.updated + self.deleted
+        return self.inserted + self.updated + self.deleted + self.linked
 
 
 @dataclass(slots=True)
@@ -81,7 +83,8 @@ class Run:
 
     @property
     def written_meanwhile(self) -> list[str]:
-        return [t.table for t in self.tables if t.moved]
+        """Tables the source changed during the run, or whose rows waited for a row it gained meanwhile."""
+        return [t.table for t in self.tables if t.moved or t.waiting]
 
     @property
     def changes(self) -> int:
@@ -168,7 +171,7 @@ async def _sync(source: Store, target: Store, table: Table, columns: tuple[str, 
             async with target.txn() as tx:
                 have = await tables_sql.rows(tx, table, compared, after, upto=upto)
                 if Checksum().add(wanted).hexdigest() != Checksum().add(have).hexdigest():
-                    await _apply(tx, table, compared, wanted, have, copied)
+                    await _apply(tx, table, compared, wanted, have, copied, linking=columns != table.columns)
             if progress is not None:
                 progress.advance(len(found))
             if upto is None:
@@ -182,17 +185,46 @@ async def _sync(source: Store, target: Store, table: Table, columns: tuple[str, 
 
 
 async def _apply(tx: Txn, table: Table, columns: tuple[str, ...], wanted: list[Values],
-                 have: list[Values], copied: Copied) -> None:
+                 have: list[Values], copied: Copied, *, linking: bool) -> None:
     present = {table.key_of(row, columns): tables_sql.encode(row) for row in have}
-    new = [row for row in wanted if table.key_of(row, columns) not in present]
+    # A row the source gained since its table was copied has no place in a pass over references
+    # alone (its other columns are not here): the next run copies it whole.
+    new = [] if linking else [row for row in wanted if table.key_of(row, columns) not in present]
     changed = [row for row in wanted
                if present.get(table.key_of(row, columns), tables_sql.encode(row)) != tables_sql.encode(row)]
+    new, changed = await _parents_in(tx, table, columns, new, changed, copied)
     if new:
         await tables_sql.insert(tx, table, columns, new)
         copied.inserted += len(new)
     if changed:
         await tables_sql.update(tx, table, columns, changed)
-        copied.updated += len(changed)
+        if linking:
+            copied.linked += len(changed)
+        else:
+            copied.updated += len(changed)
+
+
+async def _parents_in(tx: Txn, table: Table, columns: tuple[str, ...], new: list[Values], changed: list[Values],
+                      copied: Copied) -> tuple[list[Values], list[Values]]:
+    """The rows whose references name rows the target has; the others wait for the next run.
+
+    Tables are read one after another from a running daemon: a ticket opened after `tickets` was
+    copied may have its messages and parties read here, and the target's foreign keys refuse them.
+    """
+    for ref in table.references:
+        if ref.column not in columns or ref.column in table.key and ref.table == table.name:
+            continue
+        at = columns.index(ref.column)
+        named = {row[at] for row in new + changed if row[at] is not None}
+        if not named:
+            continue
+        missing = named - await tables_sql.present(tx, ref.table, ref.to, sorted(named))
+        if missing:
+            kept_new = [row for row in new if row[at] not in missing]
+            kept_changed = [row for row in changed if row[at] not in missing]
+            copied.waiting += len(new) + len(changed) - len(kept_new) - len(kept_changed)
+            new, changed = kept_new, kept_changed
+    return new, changed
 
 
 async def check(source: Store, target: Store, table: Table, batch: int, copied: Copied, progress: Progress) -> None:

@@ -190,6 +190,17 @@ async def release(tx: Txn, table: Table, column: str, values: Sequence[Any]) -> 
                          f" WHERE {_name(column)} IN ({', '.join('?' * len(chunk))})", chunk)
 
 
+async def present(tx: Txn, table: str, column: str, values: Sequence[Any]) -> set[Any]:
+    """Which of these values `table`.`column` holds."""
+    found: set[Any] = set()
+    for start in range(0, len(values), 500):
+        chunk = list(values[start:start + 500])
+        rows = await tx.all(f"SELECT {_name(column)} FROM {_name(table)}"
+                            f" WHERE {_name(column)} IN ({', '.join('?' * len(chunk))})", chunk)
+        found |= {r[0] for r in rows}
+    return found
+
+
 async def count(tx: Txn, table: Table) -> int:
     return int(await tx.value(f"SELECT COUNT(*) FROM {_name(table.name)}") or 0)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -230,6 +233,80 @@ async def test_a_copy_that_failed_halfway_completes_on_the_next_run(tmp_path: Pa
     tables = {t["table"]: t for t in resumed["tables"]}
     assert tables["tickets"]["inserted"] == 0 and tables["messages"]["inserted"] == tables["messages"]["rows"] > 7
     assert await shown(target) == await shown(source)
+
+
+def copy_killed_at(source: Config, url: str, label: str) -> str:
+    """`mailgate db copy` in its own process, killed (as by the OOM killer or a lost ssh session) once its
+    progress names `label`; what it had printed by then."""
+    proc = subprocess.Popen([sys.executable, "-m", "mailgate", "--config", str(source.source), "db", "copy",
+                             "--to", url, "--batch", "2"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if label in line:
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    return "".join(seen)
+
+
+async def test_a_copy_killed_midway_completes_on_the_next_run(tmp_path: Path, sink: Sink) -> None:
+    source, target, url = configs(tmp_path, sink)
+    async with started(source) as running:
+        for i in range(6):
+            await customer(running, f"Customer {i} <k{i}@customer.test>", f"Order {i}", f"parcel {i} " * 40,
+                           f"<k-{i}@customer.test>", files=((f"photo{i}.pdf", PDF + bytes([i])),))
+        await wait_until(lambda: outbox_done(running), what="acknowledgements sent")
+    printed = await asyncio.to_thread(copy_killed_at, source, url, "copy messages")
+    assert "copy tickets" in printed and "copy messages" in printed
+    assert rows_of(target.database_path, "SELECT COUNT(*) FROM tickets") == [(6,)]  # done before messages began
+
+    resumed = await copy(source, url, "--batch", "2")
+    tables = {t["table"]: t for t in resumed["tables"]}
+    assert resumed["ok"] and resumed["mismatched"] == [] and tables["tickets"]["inserted"] == 0
+    assert tables["attachments"]["rows"] == tables["attachments"]["target_rows"] == 6
+    assert await shown(target) == await shown(source)
+
+
+async def test_a_copy_while_the_daemon_takes_mail_says_so_and_the_run_after_it_stops_matches(
+    tmp_path: Path, sink: Sink
+) -> None:
+    source, target, url = configs(tmp_path, sink)
+    async with started(source) as running:
+        for i in range(4):
+            await customer(running, f"Early {i} <e{i}@customer.test>", f"Early {i}", "before the move", f"<e-{i}@customer.test>")
+        copying = asyncio.create_task(run_cli(source, "db", "copy", "--to", url, "--batch", "1", "--quiet"))
+        sent = 0
+        while (not copying.done() and sent < 20) or sent == 0:
+            await send(running.smtp_port, customer_mail(f"Late <l{sent}@customer.test>", f"During the move {sent}",
+                                                        "sent while copying", f"<l-{sent}@customer.test>"),
+                       sender=f"l{sent}@customer.test")
+            sent += 1
+        during = await copying
+        await settle(running)
+        await wait_until(lambda: outbox_done(running), what="acknowledgements sent")
+    # Mail that came in while it ran may have missed tables already copied: then the check says so
+    # and asks for another run (75, EX_TEMPFAIL) instead of passing off a half-copy as whole.
+    assert during.exit_code in (0, 75), during.output
+    if during.exit_code == 75:
+        assert "the source was written during the copy" in during.stderr and "MISMATCH" in during.stderr
+    final = await copy(source, url)
+    assert final["ok"] and final["written_meanwhile"] == []
+    assert rows_of(target.database_path, "SELECT COUNT(*) FROM tickets") == [(4 + sent,)]
+    assert (await ok(target, "tickets", "list", "--json")).json == (await ok(source, "tickets", "list", "--json")).json
+
+
+async def test_a_password_in_the_url_is_never_shown(tmp_path: Path, sink: Sink) -> None:
+    source, _target, _url = configs(tmp_path, sink)
+    async with started(source):
+        pass
+    refused = await run_cli(source, "db", "copy", "--to", "postgresql://mailgate:s3cr%2Ft@db.example.test:5432/helpdesk")
+    assert refused.exit_code == 2 and "s3cr" not in refused.output
+    assert "postgresql://mailgate:***@db.example.test:5432/helpdesk" in refused.output
 
 
 async def test_the_target_of_another_installation_is_refused_and_a_mismatch_is_named(tmp_path: Path, sink: Sink) -> None:
