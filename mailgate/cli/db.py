@@ -135,7 +135,7 @@ def db_copy(ctx: click.Context, url: str, batch: int, quiet: bool, as_json: bool
     progress = None if quiet or as_json else _Bars()
     try:
         run = asyncio.run(_copy(config, target, batch, progress))
-    except Refused as exc:
+    except (Refused, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except SchemaTooNew as exc:
         click.echo(f"error: {exc}", err=True)

@@ -30,6 +30,8 @@ NOT_COPIED = frozenset({"schema_version"})
 # by 0021 on messages and outbox, agent_open by 0014 on tickets): synced after everything else, so
 # they end as the source has them rather than counted twice.
 DERIVED = ("message_ids", "agent_open")
+# The tables SQLite keeps behind a full-text index (FTS5: sqlite.org/fts5.html; FTS3/4's too).
+_SHADOW = ("data", "idx", "docsize", "config", "content", "segments", "segdir", "stat")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -84,7 +86,7 @@ def redact(url: str) -> str:
     if parts.password is None:
         return url
     host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 
@@ -99,8 +101,9 @@ async def tables(tx: Txn) -> list[Table]:
 def _copied(found: Sequence[tuple[Any, ...] | sqlite3.Row]) -> list[str]:
     """The copied tables among sqlite_master's (name, sql), in their order."""
     virtual = [str(r[0]) for r in found if str(r[1] or "").upper().startswith("CREATE VIRTUAL TABLE")]
-    return [str(r[0]) for r in found if not str(r[0]).startswith("sqlite_") and str(r[0]) not in NOT_COPIED
-            and not any(str(r[0]) == v or str(r[0]).startswith(v + "_") for v in virtual)]
+    index = set(virtual) | {f"{v}_{part}" for v in virtual for part in _SHADOW}
+    return [str(r[0]) for r in found
+            if not str(r[0]).startswith("sqlite_") and str(r[0]) not in NOT_COPIED and str(r[0]) not in index]
 
 
 async def _describe(tx: Txn, name: str) -> Table:
