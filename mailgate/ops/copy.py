@@ -97,10 +97,13 @@ async def copy(source: Store, target: Store, *, batch: int = BATCH, progress: Pr
     async with source.read() as tx:
         plan = await tables_sql.tables(tx)
         counters = await tables_sql.sequences(tx)
-        ours = await tables_sql.landmarks(tx)
     async with target.read() as tx:
         theirs = await tables_sql.landmarks(tx)
-    if theirs and not any(ours.get(id_) == row for id_, row in theirs.items()):
+    async with source.read() as tx:
+        ours = await tables_sql.landmarks(tx, list(theirs))
+    # Copying makes the target equal to the source, deleting what the source lacks: never over
+    # another installation's tickets (a wrong --to), only over an earlier copy of this one.
+    if theirs and (not ours or any(theirs[id_] != row for id_, row in ours.items())):
         raise Refused("the target holds tickets of another installation: copy into an empty database"
                       " or into an earlier copy of this one")
     run = Run([Copied(t.name) for t in plan])

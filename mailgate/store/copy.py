@@ -279,7 +279,15 @@ class Checksum:
         return self._hash.hexdigest()
 
 
-async def landmarks(tx: Txn) -> dict[int, Values]:
-    """The oldest tickets (id: number, created_at): an earlier copy of a source has the same ones."""
-    found = await tx.all("SELECT id, number, created_at FROM tickets ORDER BY id LIMIT 20")
+async def landmarks(tx: Txn, ids: Sequence[int] | None = None) -> dict[int, Values]:
+    """Tickets as id: (number, created_at), the newest ones or these: a copy has the same as its source.
+
+    The newest, because retention and erasure take the oldest away from the source first."""
+    if ids is None:
+        found = await tx.all("SELECT id, number, created_at FROM tickets ORDER BY id DESC LIMIT 20")
+    elif ids:
+        found = await tx.all(f"SELECT id, number, created_at FROM tickets WHERE id IN ({', '.join('?' * len(ids))})",
+                             list(ids))
+    else:
+        found = []
     return {int(r[0]): (r[1], r[2]) for r in found}

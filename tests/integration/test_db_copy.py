@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 
 from mailgate import config as config_mod
+from mailgate.clock import ManualClock
 from mailgate.config import Config
 from mailgate.daemon import Running, started
+from mailgate.ops import retention
 from mailgate.store import Store
 from mailgate.store.copy import DERIVED
 
@@ -28,9 +31,9 @@ AINO = "aino@agents.test"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 
 
-def configs(tmp_path: Path, sink: Sink) -> tuple[Config, Config, str]:
+def configs(tmp_path: Path, sink: Sink, more: str = "") -> tuple[Config, Config, str]:
     """The installation's config, one for daemons on the copy (same attachments folder), and the copy's URL."""
-    extra = relay_section(sink.port, send_delay=0) + AGENTS
+    extra = relay_section(sink.port, send_delay=0) + AGENTS + more
     kw: dict[str, Any] = {"gateway": 'authserv_id = "mx.example.test"', "smtp": 'trusted_peers = ["127.0.0.1"]'}
     source = config_mod.load(write_config(tmp_path, extra, **kw))
     (tmp_path / "moved").mkdir()
@@ -206,6 +209,30 @@ async def test_a_ticket_changed_after_the_copy_is_brought_up_to_date_by_the_next
     # The erased customer's words are gone from the copy's search too (its index follows its messages).
     assert (await ok(target, "tickets", "search", "order", "--json")).json["hits"] == []
     assert (await copy(source, url))["changes"] == 0
+
+
+async def test_mail_retention_removed_from_the_source_goes_from_the_copy_too(tmp_path: Path, sink: Sink) -> None:
+    source, target, url = configs(tmp_path, sink, "\n[retention]\nclosed_after_days = 30\nspool_after_days = 10\n")
+    async with started(source) as running:
+        await customer(running, "Olga <olga@old.test>", "Old matter", "Settled long ago.", "<old-1@old.test>",
+                       files=(("contract.pdf", PDF),))
+        for i in range(2):
+            await customer(running, f"Nina {i} <nina{i}@new.test>", f"Open matter {i}", "Still going.", f"<new-{i}@new.test>")
+        await ok(source, "tickets", "status", "1000", "--as", "aino", "closed")
+        await wait_until(lambda: outbox_done(running), what="acknowledgements sent")
+    assert (await copy(source, url))["ok"]
+
+    # Forty days on, the daemon's daily retention purges the closed ticket and every spooled mail's bytes.
+    async with Store(source.database_path, clock=ManualClock(datetime.now(UTC) + timedelta(days=40))) as store:
+        purged = await retention.run(store, source)
+    assert purged.as_dict()["tickets"] == 1
+    again = await copy(source, url)
+    tables = {t["table"]: t for t in again["tables"]}
+    # The ticket stays (its number is history); its mail, file, blob row and spooled mail go, here as there.
+    assert again["ok"] and tables["messages"]["deleted"] == 2 and tables["attachments"]["deleted"] == 1
+    assert tables["blobs"]["deleted"] == 1 and tables["spool"]["deleted"] >= 1 and tables["tickets"]["deleted"] == 0
+    assert rows_of(target.database_path, "SELECT COUNT(*) FROM messages WHERE ticket_id = 1") == [(0,)]
+    assert await shown(target) == await shown(source)
 
 
 async def test_a_copy_that_failed_halfway_completes_on_the_next_run(tmp_path: Path, sink: Sink) -> None:
