@@ -22,6 +22,7 @@ from mailgate.store import copy as tables_sql
 from mailgate.store.copy import Checksum, Key, Table, Values
 
 BATCH = 500
+BUDGET = 32 * 1024 * 1024  # bytes of mail (spool and outbox BLOBs) per batch
 
 
 class Progress(Protocol):
@@ -167,9 +168,9 @@ async def _sync(source: Store, target: Store, table: Table, columns: tuple[str, 
     try:
         while True:
             async with source.read() as tx:
-                found = await tables_sql.rows(tx, table, columns, after, limit=batch)
+                found, last = await tables_sql.batch(tx, table, columns, after, batch, BUDGET)
             read.add(found)
-            upto = table.key_of(found[-1], columns) if len(found) == batch else None
+            upto = None if last else table.key_of(found[-1], columns)
             wanted = [tuple(row[i] for i in at) for row in found]
             async with target.txn() as tx:
                 have = await tables_sql.rows(tx, table, compared, after, upto=upto)
@@ -240,10 +241,10 @@ async def check(source: Store, target: Store, table: Table, batch: int, copied: 
             after: Key | None = None
             while True:
                 async with store.read() as tx:
-                    found = await tables_sql.rows(tx, table, table.columns, after, limit=batch)
+                    found, last = await tables_sql.batch(tx, table, table.columns, after, batch, BUDGET)
                 total.add(found)
                 progress.advance(len(found))
-                if len(found) < batch:
+                if last:
                     break
                 after = table.key_of(found[-1], table.columns)
         finally:

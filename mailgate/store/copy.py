@@ -13,7 +13,7 @@ import hashlib
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -58,6 +58,7 @@ class Table:
     # into a later one) or the side of a cycle (spool.message_row ↔ messages.spool_id) the order cut.
     deferred: tuple[str, ...] = ()
     derived: bool = False
+    blobs: tuple[str, ...] = ()  # BLOB columns (a whole mail each): batches are cut by their bytes too
 
     def key_of(self, row: Values, columns: Sequence[str]) -> Key:
         return tuple(row[columns.index(k)] for k in self.key)
@@ -115,8 +116,9 @@ async def _describe(tx: Txn, name: str) -> Table:
     nullable = frozenset(str(r["name"]) for r in info if not int(r["notnull"]) and not int(r["pk"]))
     fks = await tx.all(f"PRAGMA foreign_key_list({_name(name)})")
     references = tuple(Reference(str(r["from"]), str(r["table"]), str(r["to"] or "id")) for r in fks)
+    blobs = tuple(str(r["name"]) for r in info if str(r["type"]).upper() == "BLOB")
     return Table(name, columns, tuple(k for _, k, _ in keyed), tuple("INT" not in t for _, _, t in keyed),
-                 nullable, references, derived=name in DERIVED)
+                 nullable, references, derived=name in DERIVED, blobs=blobs)
 
 
 def _ordered(described: list[Table]) -> list[Table]:
@@ -131,8 +133,7 @@ def _ordered(described: list[Table]) -> list[Table]:
         later = tuple(r.column for r in table.references if r.table == table.name or r.table in pending)
         if not_null := [c for c in later if c not in table.nullable]:
             raise ValueError(f"{table.name}.{not_null[0]} names a row copied later and may not be NULL")
-        done.append(Table(table.name, table.columns, table.key, table.text_key, table.nullable,
-                          table.references, later, table.derived) if later else table)
+        done.append(replace(table, deferred=later) if later else table)
         del pending[table.name]
     return done + [t for t in described if t.derived]
 
@@ -160,6 +161,33 @@ async def rows(tx: Txn, table: Table, columns: Sequence[str], after: Key | None,
         sql += " LIMIT ?"
         params.append(limit)
     return [tuple(r) for r in await tx.all(sql, params)]
+
+
+async def batch(tx: Txn, table: Table, columns: Sequence[str], after: Key | None, limit: int,
+                budget: int) -> tuple[list[Values], bool]:
+    """The next rows after `after`: at most `limit`, and, where the table holds whole mails, about
+    `budget` bytes of them (at least one row); and whether they are the last.
+
+    500 spooled mails of 25 MB each (smtp.max_message_size) would be 12 GB in memory at once; the
+    sizes come first, from length(), which SQLite answers from a BLOB's header without reading it.
+    """
+    if set(table.blobs) & set(columns):
+        keys = _keys(tx, table)
+        size = " + ".join(f"COALESCE(length({_name(b)}), 0)" for b in table.blobs)
+        where, params = ("", []) if after is None else (f" WHERE ({keys}) > ({', '.join('?' * len(after))})", list(after))
+        sized = await tx.all(f"SELECT {', '.join(map(_name, table.key))}, {size} FROM {_name(table.name)}{where}"
+                             f" ORDER BY {keys} LIMIT ?", [*params, limit])
+        total, take = 0, 0
+        for row in sized:
+            total += int(row[len(table.key)] or 0)
+            if take and total > budget:
+                break
+            take += 1
+        if take < len(sized):
+            upto = tuple(sized[take - 1])[:len(table.key)]
+            return await rows(tx, table, columns, after, upto=upto), False
+    found = await rows(tx, table, columns, after, limit=limit)
+    return found, len(found) < limit
 
 
 async def insert(tx: Txn, table: Table, columns: Sequence[str], batch: Sequence[Values]) -> None:
