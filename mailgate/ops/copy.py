@@ -7,8 +7,9 @@ no longer has go (children first), new rows go in (parents first), rows whose va
 updated, references that had to wait (cycles, a ticket merged into a later one) are set last, and
 the tables the target's triggers write are synced after everything that fires them. Then both
 sides are read again and each table's rows and sha256 compared. What changed in the source during
-the run shows as a table whose source checksum moved between the copy and the check: the run is
-repeated, and the last one, the switch-over, runs with the daemons stopped.
+the run shows as a table whose source checksum moved between the copy and the check, or whose rows
+waited for a row the source gained after its table was copied: the run is repeated, and the last
+one, the switch-over, runs with the daemons stopped (nothing can be both copied and still written).
 """
 
 from __future__ import annotations
