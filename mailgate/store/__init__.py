@@ -21,6 +21,8 @@ stats, export, report; the finders erase, retention, threads, ticket_facts, sent
                 _update, _delete; search.forget_deleted only runs 'optimize')
     storms      sender_hours               imap      imap_accounts, imap_folders, imap_skipped
     schema      (reads schema_version; Store._migrate writes it and runs store/sql/)
+    copy        every table but schema_version and search_text, into another store (`mailgate db copy`);
+                reads sqlite_master, PRAGMA table_info / foreign_key_list; sqlite_sequence or setval()
 
 How the SQLite-only constructs run on PostgreSQL (the rest is standard SQL both run: ON CONFLICT,
 RETURNING, LIMIT in subqueries, ||, SAVEPOINT, window functions; a subquery in FROM has an alias,
