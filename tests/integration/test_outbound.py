@@ -20,7 +20,8 @@ from mailgate.outgoing import outbox
 from .conftest import BILLING, SECRET, SUPPORT, cli_ok, mail, send, settle, wait_until, write_config
 from .sink import AGENTS, Received, Sink, free_port, relay_section, running_sink
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "alice@customer.test"
 
