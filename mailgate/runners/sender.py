@@ -84,10 +84,8 @@ class Sender:
         return not self._stopping and bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     async def recover(self) -> int:
-        """Rows this node's killed previous life left 'sending' may or may not have reached the relay: send again.
-
-        Only this node's: another daemon's claims are its own until their lease runs out.
-        """
+        """Rows this node's killed previous life left 'sending' (another daemon's stay its own until their lease
+        ends): they may or may not have reached the relay, so they go again."""
         async with self.store.read() as tx:
             if not await leases.mine_in_flight(tx, self.node):
                 return 0
@@ -189,6 +187,9 @@ class Sender:
 
     async def _claim_in(self, tx: Txn) -> list[OutboxRow]:
         now = self.clock.now()
+        taken = await leases.expire(tx, now)
+        if taken:  # a daemon died (or stalled past its lease) with these claimed: they go again
+            log.warning("outbox.lease_expired ids=%s from=%s", sorted(taken), ",".join({q(n) for n in taken.values()}))
         return await leases.claim_batch(tx, self.node, now, now + timedelta(seconds=self.lease), BATCH)
 
     async def _send(self, row: OutboxRow) -> Result:
@@ -303,10 +304,8 @@ class Sender:
         """The rows of the batch this node's claim still holds; the others were taken over after the lease."""
         mine = await leases.held(tx, self.node, batch)
         for row in batch:
-            if row.id not in mine:
-                # The batch outlived its lease ([storage] lease): another claim sends it too.
-                log.warning("outbox.lease_lost id=%s node=%s attempts=%s (taken over; its outcome is the new"
-                            " claim's)", row.id, q(self.node), row.attempts)
+            if row.id not in mine:  # the batch outlived [storage] lease: another claim sent it too
+                log.warning("outbox.lease_lost id=%s node=%s attempts=%s", row.id, q(self.node), row.attempts)
         return mine
 
     async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result], taken: list[datetime]) -> set[int]:

@@ -53,24 +53,34 @@ async def take_back(tx: Txn, node: str) -> int:
     )
 
 
+async def expire(tx: Txn, now: datetime) -> dict[int, str | None]:
+    """Claims whose lease ran out (their daemon died mid-batch) queued again; row id → the node that held it.
+
+    claim_batch's transaction runs this first, so such a row goes with the next batch, its
+    attempt counted again (the dead daemon may or may not have handed it to the relay).
+    """
+    rows = await tx.all(
+        f"UPDATE outbox SET state = 'queued', lease_until = NULL WHERE {_EXPIRED} RETURNING id, claimed_by", (iso(now),)
+    )
+    return {int(r["id"]): r["claimed_by"] for r in rows}
+
+
 async def claim_batch(tx: Txn, node: str, now: datetime, lease_until: datetime, limit: int) -> list[OutboxRow]:
     """Up to `limit` due rows, oldest due first, marked 'sending' by `node` with one more attempt counted.
 
-    A row whose lease ran out (its daemon died while sending it) is queued again first and taken
-    like any due row. One claim statement: a row is claimed by one UPDATE or not at all, so two
+    With expire first in the same transaction, a row whose lease ran out is taken like any due
+    row. One claim statement: a row is claimed by one UPDATE or not at all, so two
     workers or daemons never take the same row. A recipient with mail in another batch (any
     node's) waits for it: one person's mail arrives in the order it was written (an agent's
     "Done" confirmations, a customer's acknowledgement before the reply).
     """
-    stamp = iso(now)
-    await tx.execute(f"UPDATE outbox SET state = 'queued', lease_until = NULL WHERE {_EXPIRED}", (stamp,))
     found = await tx.all(
         "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_by = ?, lease_until = ?"
         " WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ?"
         " AND rcpt_to NOT IN (SELECT rcpt_to FROM outbox WHERE state = 'sending')"
         f" ORDER BY not_before, id LIMIT ?{_skip_locked(tx)})"
         " RETURNING *, (SELECT number FROM tickets WHERE tickets.id = outbox.ticket_id) AS ticket_number",
-        (node, iso(lease_until), stamp, limit),
+        (node, iso(lease_until), iso(now), limit),
     )
     # RETURNING gives no order: send in the order they fell due.
     return sorted((from_row(r) for r in found), key=lambda row: (row.not_before, row.id))
