@@ -84,7 +84,6 @@ class Processor:
         """
         ruleset = rules.compile_rules(config)
         self.config, self._ruleset = config, ruleset
-        self.lease = lease_seconds(config)
         self._secret = config.secret_bytes()
 
     async def read(self, entry: SpoolEntry) -> tuple[ParsedMail, str]:

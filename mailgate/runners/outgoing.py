@@ -71,7 +71,6 @@ class Outgoing:
         self.config = config
         self.mailer = mailer
         self.sender.config = config.outbox
-        self.sender.lease = lease_seconds(config)  # a new relay.timeout: claims from now on
         return needs
 
     async def _failed(self, tx: Txn, row: OutboxRow, reason: str) -> None:

@@ -180,15 +180,15 @@ class Sender:
         now = self.clock.now()
         # Look before taking the write lock: an idle sender must not contend with intake writers.
         async with self.store.read() as tx:
-            if not await leases.any_due(tx, now):
+            if not await leases.any_due(tx, self.node, now):
                 return []
         async with self.store.txn() as tx:
             return await self._claim_in(tx)
 
     async def _claim_in(self, tx: Txn) -> list[OutboxRow]:
         now = self.clock.now()
-        taken = await leases.expire(tx, now)
-        if taken:  # a daemon died (or stalled past its lease) with these claimed: they go again
+        taken = await leases.expire(tx, self.node, now)
+        if taken:  # another daemon died (or stalled past its lease) with these claimed: they go again
             log.warning("outbox.lease_expired ids=%s from=%s", sorted(taken), ",".join({q(n) for n in taken.values()}))
         return await leases.claim_batch(tx, self.node, now, now + timedelta(seconds=self.lease), BATCH)
 

@@ -15,8 +15,10 @@ from mailgate.clock import iso
 from mailgate.store import Txn
 from mailgate.store.outbox import OutboxRow, from_row
 
-# A claim by a node whose lease ran out, or one made before leases existed (no lease at all).
-_EXPIRED = "state = 'sending' AND (lease_until IS NULL OR lease_until <= ?)"
+# Another node's claim whose lease ran out, or one made before leases existed (no lease, no node).
+# This node's own claims are its live workers' (its dead life's went back at start): a clock
+# stepped forward past their lease must not send them twice.
+_EXPIRED = "state = 'sending' AND (lease_until IS NULL OR lease_until <= ?) AND (claimed_by IS NULL OR claimed_by != ?)"
 
 
 def _skip_locked(tx: Txn) -> str:
@@ -29,12 +31,12 @@ def _locked(tx: Txn) -> str:
     return " FOR UPDATE" if tx.engine == "postgresql" else ""
 
 
-async def any_due(tx: Txn, now: datetime) -> bool:
+async def any_due(tx: Txn, node: str, now: datetime) -> bool:
     """Mail due to go, or a dead daemon's claim to take over."""
     stamp = iso(now)
     return bool(await tx.value(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE state = 'queued' AND not_before <= ?)"
-        f" OR EXISTS (SELECT 1 FROM outbox WHERE {_EXPIRED})", (stamp, stamp),
+        f" OR EXISTS (SELECT 1 FROM outbox WHERE {_EXPIRED})", (stamp, stamp, node),
     ))
 
 
@@ -53,14 +55,16 @@ async def take_back(tx: Txn, node: str) -> int:
     )
 
 
-async def expire(tx: Txn, now: datetime) -> dict[int, str | None]:
-    """Claims whose lease ran out (their daemon died mid-batch) queued again; row id → the node that held it.
+async def expire(tx: Txn, node: str, now: datetime) -> dict[int, str | None]:
+    """Other nodes' claims whose lease ran out (their daemon died mid-batch) queued again; row id → the node
+    that held it.
 
     claim_batch's transaction runs this first, so such a row goes with the next batch, its
     attempt counted again (the dead daemon may or may not have handed it to the relay).
     """
     rows = await tx.all(
-        f"UPDATE outbox SET state = 'queued', lease_until = NULL WHERE {_EXPIRED} RETURNING id, claimed_by", (iso(now),)
+        f"UPDATE outbox SET state = 'queued', lease_until = NULL WHERE {_EXPIRED} RETURNING id, claimed_by",
+        (iso(now), node),
     )
     return {int(r["id"]): r["claimed_by"] for r in rows}
 
@@ -89,8 +93,8 @@ async def claim_batch(tx: Txn, node: str, now: datetime, lease_until: datetime, 
 async def held(tx: Txn, node: str, batch: Sequence[OutboxRow]) -> set[int]:
     """Which rows of the batch this claim still holds: 'sending', by this node, at the attempt it counted.
 
-    A row whose lease ran out may have been taken over (and counted again) by another daemon, or
-    by another worker of this one: its outcome is that claim's to record, not ours.
+    A row whose lease ran out may have been taken over (and counted again) by another daemon:
+    its outcome is that claim's to record, not ours.
     """
     if not batch:
         return set()

@@ -233,13 +233,15 @@ async def test_a_timer_both_daemons_fire_takes_effect_once(sink: Sink, two_confi
         await cli_ok(a, "tickets", "snooze", "1000", "3d", "--as", "aino")
         async with a.store.read() as tx:
             timer_id = int(await tx.value("SELECT id FROM timers WHERE kind = ?", (lifecycle.WAKE,)))
+        db = Path(a.config.database_path)
+        # Nothing in flight when the clock jumps three days: every lease would have run out.
+        await wait_until(lambda: not query(db, "SELECT 1 FROM outbox WHERE state != 'sent'"))
         clock.advance(timedelta(days=3, minutes=1))
         # Both schedulers run the wake-up now; whichever commits second finds the row gone.
         await asyncio.gather(a.outgoing.timers.reschedule(), b.outgoing.timers.reschedule())
         await wait_until(lambda: wake_job_gone(a, timer_id))
         await wait_until(lambda: wake_job_gone(b, timer_id))
         await sink.wait_for(lambda r: any("Back from waiting" in x.header("Subject") for x in r))
-        db = Path(a.config.database_path)
         await wait_until(lambda: not query(db, "SELECT 1 FROM outbox WHERE state != 'sent'"))
         # One wake-up took effect: one event, one notice to the agent, the timer row gone.
         assert query(db, "SELECT COUNT(*) FROM events WHERE kind = 'ticket.woken'") == [(1,)]
