@@ -97,6 +97,7 @@ class Sender:
         recovered = await self.recover()
         if recovered:
             log.warning("outbox.recovered rows=%s (in flight when the daemon stopped)", recovered)
+        log.info("outbox.claims node=%s lease=%gs", q(self.node), self.lease)  # the name `outbox list` shows
         self._stopping = False
         self._spawn_in = spawn
         self._tasks = [self._spawn(i) for i in range(self.relay.config.connections)]
