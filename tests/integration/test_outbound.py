@@ -204,7 +204,7 @@ async def test_resolution_notice_and_queue_switch(sink: Sink, outconfig: Callabl
         assert "reply to this email and the request will be opened again" in notice.text()
     # A queue that turned resolution notices off gets none.
     switched = AGENTS.replace('members = ["aino"]\n', 'members = ["aino"]\nresolution_notice = false\n', 1)
-    folder = Path(running.config.database_path).parent / "off"
+    folder = Path(str(running.config.source)).parent / "off"
     folder.mkdir()
     config = config_mod.load(write_config(folder, relay_section(sink.port) + switched))
     async with started(config) as running:
