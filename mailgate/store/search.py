@@ -2,7 +2,7 @@
 
 Every statement of the search lives here and in store/sql/0015_search.sql for SQLite, and in
 store/search_pg.py and store/sql_pg/0003_search.sql for PostgreSQL (a tsvector column kept by
-trigger, a GIN index, ts_rank_cd, ts_headline; the differences are listed there), behind `search()`
+trigger, a GIN index, ts_rank, ts_headline; the differences are listed there), behind `search()`
 with typed values in and out. The filters (_where) are standard SQL both engines run.
 What is FTS5-specific:
     search_text          the FTS5 external-content table over messages and its three triggers
