@@ -1,6 +1,9 @@
 """Search speed: typical queries over a store of 100k tickets and 500k messages, median and p99.
 
 Run: python bench/search.py [--tickets N] [--per-ticket M] [--runs R] [--keep PATH]
+     python bench/search.py --engine postgresql --server postgresql://user@127.0.0.1:5432 [--keep DBNAME]
+On PostgreSQL the store is a database of that server (mailgate_bench, or --keep's name, reused when
+it exists), created afresh otherwise; the search index is the tsvector column and its trigger.
 The store is built through the store's own transaction (executemany, one transaction per 10k
 tickets), so the FTS5 index is written by the same triggers that keep it in production, row by row
 (not rebuilt at the end). Texts come from a help-desk vocabulary with Zipf-like word frequencies
@@ -35,7 +38,7 @@ addresses = ["support@example.test", "billing@example.test"]
 secret = "bench-secret-0123456789"
 
 [storage]
-database = "{db}"
+{storage}
 
 [smtp]
 listen = "127.0.0.1:0"
@@ -160,6 +163,26 @@ async def measure(config: config_mod.Config, runs: int) -> tuple[dict[str, list[
     return times, cpu
 
 
+def postgres_database(server: str, name: str, reuse: bool) -> bool:
+    """Create the bench's database on the server (dropped first unless reused); True if it was reused."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def prepare() -> bool:
+        conn = await asyncpg.connect(f"{server}/postgres")
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if exists and reuse:
+                return True
+            if exists:
+                await conn.execute(f'DROP DATABASE "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            return False
+        finally:
+            await conn.close()
+
+    return asyncio.run(prepare())
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -171,14 +194,25 @@ def main() -> None:
     ap.add_argument("--per-ticket", type=int, default=5)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--keep", type=Path, default=None, help="build (or reuse) the store at this path")
+    ap.add_argument("--keep", default=None,
+                    help="build (or reuse) the store at this path (PostgreSQL: this database name)")
+    ap.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--server", default=None, help="PostgreSQL: postgresql://user@host:port (no database)")
     args = ap.parse_args()
+    if args.engine == "postgresql" and not args.server:
+        ap.error("--engine postgresql needs --server postgresql://user@host:port")
     with tempfile.TemporaryDirectory() as tmp:
-        db = args.keep or Path(tmp) / "bench.sqlite3"
         folder = Path(tmp)
-        (folder / "config.toml").write_text(CONFIG.format(db=db), encoding="utf-8")
+        if args.engine == "postgresql":
+            name = args.keep or "mailgate_bench"
+            reuse = postgres_database(args.server.rstrip("/"), name, reuse=args.keep is not None)
+            storage = f'url = "{args.server.rstrip("/")}/{name}"'
+        else:
+            db = Path(args.keep) if args.keep else folder / "bench.sqlite3"
+            reuse = db.exists()
+            storage = f'database = "{db}"'
+        (folder / "config.toml").write_text(CONFIG.format(storage=storage), encoding="utf-8")
         config = config_mod.load(folder / "config.toml")
-        reuse = db.exists()
         began = time.perf_counter()
         messages = args.tickets * args.per_ticket if reuse else asyncio.run(
             build(config, args.tickets, args.per_ticket, args.seed))
@@ -188,7 +222,7 @@ def main() -> None:
         for q, ts in times.items():
             print(f"{q:<45} p50 {statistics.median(ts):7.2f} ms  p99 {p99(ts):7.2f} ms", file=sys.stderr)
         print(json.dumps({
-            "tickets": args.tickets, "messages": messages, "build_s": round(built_s, 1), "reused": reuse,
+            "engine": args.engine, "tickets": args.tickets, "messages": messages, "build_s": round(built_s, 1), "reused": reuse,
             "queries": {q: round(statistics.median(ts), 2) for q, ts in times.items()},
             "p50_ms": round(statistics.median(everything), 2), "p99_ms": round(p99(everything), 2),
             "max_ms": round(max(everything), 2), "cpu_p50_ms": round(statistics.median(cpu), 2),

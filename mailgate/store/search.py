@@ -1,9 +1,10 @@
 """Full-text search over tickets' messages and notes: ranked hits with a snippet of the matching message.
 
-Every statement of the search lives here and in store/sql/0015_search.sql, behind `search()` and
-`fts_query()` with typed values in and out, so a second engine implements the same two functions.
-What is FTS5-specific (PostgreSQL: a tsvector column kept by trigger, GIN index, ts_rank_cd,
-ts_headline, websearch_to_tsquery with `unaccent`):
+Every statement of the search lives here and in store/sql/0015_search.sql for SQLite, and in
+store/search_pg.py and store/sql_pg/0003_search.sql for PostgreSQL (a tsvector column kept by
+trigger, a GIN index, ts_rank, ts_headline; the differences are listed there), behind `search()`
+with typed values in and out. The filters (_where) are standard SQL both engines run.
+What is FTS5-specific:
     search_text          the FTS5 external-content table over messages and its three triggers
     MATCH, rowid         the full-text condition; the index row is the message row
     bm25()               the score, with column weights (subject 4, body 1, sender 2)
@@ -19,7 +20,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mailgate.models import TicketStatus
-from mailgate.store import Txn
+from mailgate.store import Txn, search_pg
+from mailgate.store.txn import Row
 
 SNIPPET_WORDS = 12
 WINDOW = 1000  # matching messages ranked, newest first (see search())
@@ -161,6 +163,8 @@ async def search(tx: Txn, terms: Sequence[Term], filters: Filters, limit: int = 
     big store would cost a bm25 score and a join for each of its 50,000 messages, and the mail
     looked for is nearly always among the recent ones. `Found.complete` says which it was.
     """
+    if tx.engine == "postgresql":
+        return await _search_pg(tx, terms, filters, limit, offset)
     query = fts_query(terms)
     if not query:
         return Found([], 0)
@@ -188,6 +192,25 @@ async def search(tx: Txn, terms: Sequence[Term], filters: Filters, limit: int = 
     if not rows:
         return Found([], 0)
     snippets = await _snippets(tx, query, [r["message_row"] for r in rows])
+    return _found(rows, snippets, window)
+
+
+async def _search_pg(tx: Txn, terms: Sequence[Term], filters: Filters, limit: int, offset: int) -> Found:
+    """The same search on PostgreSQL: the same words, filters and window (store/search_pg.py)."""
+    words = await search_pg.words(tx, terms)
+    if not words.query:
+        return Found([], 0)
+    where, params = _where(filters)
+    window = max(WINDOW, 5 * (offset + limit))
+    rows = await search_pg.ranked(tx, words, where, params, prefix=any(t.prefix for t in terms),
+                                  window=window, limit=limit, offset=offset)
+    if not rows:
+        return Found([], 0)
+    rows_shown = [int(r["message_row"]) for r in rows]
+    return _found(rows, await search_pg.snippets(tx, words, rows_shown, SNIPPET_WORDS, _MARK, _END), window)
+
+
+def _found(rows: Sequence[Row], snippets: dict[int, str], window: int) -> Found:
     hits = [
         Hit(number=r["number"], subject=r["subject"], status=r["status"], queue=r["queue"], assignee=r["assignee"],
             channel=r["channel"], message_row=r["message_row"], direction=r["direction"],
@@ -227,7 +250,10 @@ async def forget_deleted(tx: Txn) -> None:
 
     FTS5 records a deletion as a marker in a new segment; the words stay in the older segments
     until they are merged, readable in the file. 'optimize' merges every segment into one now
-    (PostgreSQL: the tsvector goes with its row; VACUUM reclaims it). It rewrites the whole
-    index, as the erasure's VACUUM rewrites the whole file.
+    (PostgreSQL: the tsvector goes with its row, and a blanked text's vector is rewritten by the
+    trigger; VACUUM reclaims the old row versions). It rewrites the whole index, as the erasure's
+    VACUUM rewrites the whole file.
     """
+    if tx.engine == "postgresql":
+        return
     await tx.execute("INSERT INTO search_text (search_text) VALUES ('optimize')")
