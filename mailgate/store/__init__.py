@@ -19,7 +19,8 @@ stats, export, report; the finders erase, retention, threads, ticket_facts, sent
     spool       spool                      outbox    outbox                 timers  timers
     outbox_leases  outbox.state, attempts, claimed_by, lease_until (the sender's claims, leased per node)
     search      search_text (FTS5 over messages, written by triggers on messages, 0015: _insert,
-                _update, _delete; search.forget_deleted only runs 'optimize')
+                _update, _delete; search.forget_deleted only runs 'optimize'); on PostgreSQL
+                messages.search_vector, kept by a trigger (sql_pg/0003), queried by search_pg
     storms      sender_hours               imap      imap_accounts, imap_folders, imap_skipped
     schema      (reads schema_version; Store._migrate writes it and runs store/sql/)
     copy        every table but schema_version and search_text, into another store (`mailgate db copy`);

@@ -11,7 +11,8 @@ from .test_agent_mail import agent_sends, reply
 from .test_export import AINO, CUSTOMER, _attached_page, thread
 from .test_search import agent_search, numbers
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 # What a customer asks to have removed: a card number pasted by mistake, the usual reason to delete one mail.
 PASTED = ("Sorry, I pasted our company card by mistake: 4111 1111 1111 1111, expiry 09/29,\n"

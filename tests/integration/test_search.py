@@ -13,7 +13,8 @@ from ..conftest import AGENTS, SECRET, SUPPORT, mail
 from .conftest import MakeDaemon, cli_ok, run_cli, send, settle
 from .sink import Sink
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 BILLING = "billing@example.test"
 AINO = "aino@agents.test"

@@ -19,7 +19,8 @@ from ..conftest import AGENTS, SUPPORT, mail
 from .conftest import MakeDaemon, cli_ok, send, settle, wait_until
 from .sink import Sink
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 # Mails as they arrive: a French bakery writing in capitals (Outlook users with caps lock, and
 # subjects some ticketing systems upper-case), Greek and Russian customers, an Irish name with an
