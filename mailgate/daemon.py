@@ -117,7 +117,7 @@ async def _parts(config: Config, store: Store, clock: Clock, group: asyncio.Task
         imap.start()
         log.info(
             "daemon.started listen=%s lmtp=%s database=%s",
-            config.smtp.listen, config.smtp.lmtp, config.database_path,
+            config.smtp.listen, config.smtp.lmtp, store.where,
         )
         running = Running(config, store, worker, server, imap, outgoing, worker_task=worker_task, clock=clock)
         running.monitor = await monitor.start(running, spawn)

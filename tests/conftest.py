@@ -1,7 +1,8 @@
-"""What unit and integration tests share: config files in a temp folder and well-formed test mail.
+"""What unit and integration tests share: config files in a temp folder, well-formed test mail, the store engine.
 
 The running parts (a daemon, its relay sink, the CLI against a database, waiting) are factories in
-tests/integration/conftest.py; unit tests never start them."""
+tests/integration/conftest.py; unit tests never start them. A test or module marked `engines` runs
+once per store engine: test_x[sqlite], then test_x[postgresql] on a throwaway cluster (tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import socket
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,6 +22,8 @@ import pytest
 
 from mailgate import config as config_mod
 from mailgate.config import Config
+
+from .pg import PgCluster, find_postgres, reap_orphans
 
 REPO = Path(__file__).resolve().parents[1]
 # Real-world mail from public test suites; MAILGATE_CORPUS points elsewhere when it is not beside the checkout.
@@ -45,7 +49,47 @@ def closed_port() -> int:
     return port
 
 
+ENGINES = ("sqlite", "postgresql")
+# CI installs PostgreSQL and sets this, so a missing server fails there instead of skipping half a module.
+REQUIRE_POSTGRES = os.environ.get("MAILGATE_TEST_REQUIRE_POSTGRES", "") not in ("", "0")
+NO_POSTGRES = "PostgreSQL is not installed"
+
+
+@dataclass
+class PgDatabases:
+    """The running test's PostgreSQL databases: one per config folder, as SQLite has one file per folder."""
+
+    cluster: PgCluster
+    by_folder: dict[Path, str] = field(default_factory=dict)
+
+    def url_for(self, folder: Path) -> str:
+        key = folder.resolve()
+        if key not in self.by_folder:
+            self.by_folder[key] = self.cluster.create_database()
+        return self.cluster.url(self.by_folder[key])
+
+
+# Set while a test runs on the postgresql engine (the `engine` fixture); write_config reads it.
+_postgres: PgDatabases | None = None
+
+
+def storage_key(folder: Path) -> str:
+    """The [storage] line naming the store of the config in `folder`, on the running test's engine.
+
+    `write_config(other, storage=storage_key(folder))` makes a second config share the first one's
+    database, as several daemons on one database do."""
+    if _postgres is not None:
+        return f'url = "{_postgres.url_for(folder)}"'
+    if _SERVER:
+        return f'url = "{_server_database(folder)}"'
+    return f'database = "{folder.resolve() / "mailgate.sqlite3"}"'
+
+
 _databases = itertools.count()
+# MAILGATE_TEST_POSTGRES=postgresql://user@127.0.0.1:PORT: the whole run on a PostgreSQL server of
+# one's own (each config folder gets a fresh database on it), e.g. while porting a module.
+_SERVER = os.environ.get("MAILGATE_TEST_POSTGRES", "")
+_server_databases: dict[Path, str] = {}
 
 
 def fresh_database(server: str) -> str:
@@ -67,18 +111,30 @@ def fresh_database(server: str) -> str:
     return f"{server}/{name}"
 
 
+def _server_database(folder: Path) -> str:
+    key = folder.resolve()
+    if key not in _server_databases:
+        _server_databases[key] = fresh_database(_SERVER)
+    return _server_databases[key]
+
+
 def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str = "", storage: str = "") -> Path:
-    """A config file for tests: loopback port 0 (the OS picks), SQLite file in the folder; without a
-    [relay] section in `extra`, the relay is a port the test run holds closed (never a real MTA)."""
+    """A config file for tests: loopback port 0 (the OS picks), SQLite file in the folder (on the
+    postgresql engine, a fresh database per folder instead); without a [relay] section in `extra`,
+    the relay is a port the test run holds closed (never a real MTA). `storage` that names its own
+    `database` or `url` replaces the default one."""
     if "[relay]" not in extra:
         extra += f'\n[relay]\nhost = "127.0.0.1"\nport = {closed_port()}\nsecurity = "none"\ntimeout = 10\n'
+    own_store = any(line.split("=")[0].strip() in ("database", "url") for line in storage.splitlines() if "=" in line)
+    if own_store:
+        store = ""
+    elif _postgres is not None:
+        store = f'url = "{_postgres.url_for(folder)}"'
+    elif _SERVER:
+        store = f'url = "{_server_database(folder)}"'
+    else:
+        store = 'database = "mailgate.sqlite3"'
     path = folder / "config.toml"
-    database = 'database = "mailgate.sqlite3"'
-    server = os.environ.get("MAILGATE_TEST_POSTGRES")
-    if server and "url =" not in storage:
-        # The whole suite on PostgreSQL: MAILGATE_TEST_POSTGRES=postgresql://user@127.0.0.1:PORT names a
-        # server the test run may create databases on; each config gets a fresh one.
-        database = f'url = "{fresh_database(server)}"'
     path.write_text(
         textwrap.dedent(
             f"""\
@@ -88,7 +144,7 @@ def write_config(folder: Path, extra: str = "", *, smtp: str = "", gateway: str 
             {gateway}
 
             [storage]
-            {database}
+            {store}
             {storage}
 
             [smtp]
@@ -136,6 +192,61 @@ addresses = ["bartek@agents.test"]
 """
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engines: run once per store engine, as test_x[sqlite] and test_x[postgresql]")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`@pytest.mark.engines` (or a module's `pytestmark = pytest.mark.engines`) runs the test on each engine."""
+    if metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL for the whole run, started by the first test that needs it."""
+    bindir = find_postgres()
+    if bindir is None:
+        reason = f"{NO_POSTGRES}: no initdb, pg_ctl and postgres on PATH nor under /usr/lib/postgresql/*/bin"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}; MAILGATE_TEST_REQUIRE_POSTGRES is set", pytrace=False)
+        pytest.skip(reason)
+    reap_orphans(bindir)
+    cluster = PgCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, as a URL; dropped after it."""
+    name = pg_cluster.create_database()
+    yield pg_cluster.url(name)
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store engine this test runs on: "sqlite" unless the test is marked `engines`."""
+    global _postgres
+    # MAILGATE_TEST_ENGINE=postgresql runs every test on the throwaway cluster (a whole-suite check).
+    name: str = getattr(request, "param", os.environ.get("MAILGATE_TEST_ENGINE", "sqlite"))
+    if name != "postgresql":
+        yield name
+        return
+    databases = PgDatabases(request.getfixturevalue("pg_cluster"))
+    _postgres = databases
+    try:
+        yield name
+    finally:
+        _postgres = None
+        for database in databases.by_folder.values():
+            databases.cluster.drop_database(database)
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     def make(extra: str = "", **sections: str) -> Config:
@@ -181,13 +292,21 @@ def mail(
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Iterator[None]:
     """One line at the end of the run (after the short summary) when tests were skipped for want of
-    the shared mail corpus: a third of the suite, easily missed among the SKIPPED lines."""
+    the shared mail corpus (a third of the suite) or of PostgreSQL (half of each `engines` module):
+    easily missed among the SKIPPED lines."""
     yield
-    skipped = terminalreporter.stats.get("skipped", [])
-    missing = sum(1 for report in skipped if "corpus" in str(getattr(report, "longrepr", "")).lower())
+    skipped = [str(getattr(report, "longrepr", "")) for report in terminalreporter.stats.get("skipped", [])]
+    missing = sum(1 for reason in skipped if "corpus" in reason.lower())
     if missing:
         terminalreporter.write_line(
             f"{missing} test{'' if missing == 1 else 's'} skipped: the shared mail corpus is not at {CORPUS} "
             f"(set MAILGATE_CORPUS=/path/to/corpus; default ../shared/corpus beside the checkout)",
+            yellow=True,
+        )
+    no_postgres = sum(1 for reason in skipped if NO_POSTGRES in reason)
+    if no_postgres:
+        terminalreporter.write_line(
+            f"{no_postgres} test{'' if no_postgres == 1 else 's'} skipped: {NO_POSTGRES} (Debian: apt-get install "
+            "postgresql; a cluster of the test run's own is started, the system one is never used)",
             yellow=True,
         )

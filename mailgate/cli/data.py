@@ -67,6 +67,11 @@ def db_group() -> None:
 def db_backup(ctx: click.Context, file: Path, attachments: Path | None, force: bool, as_json: bool) -> None:
     """Copy the database to FILE while the daemon keeps running (SQLite online backup, checked)."""
     config = load_config(ctx)
+    if config.storage.engine == "postgresql":
+        # A PostgreSQL installation is backed up the way its operators already do it, with the
+        # server's own tools; a file copy from here would be neither consistent nor complete.
+        raise click.ClickException("the database is PostgreSQL: back it up with pg_dump or pg_basebackup"
+                                   " (or the provider's snapshots); attachments are files: copy storage.attachments")
     source = config.database_path
     if not source.exists():
         raise click.ClickException(f"no database at {source}")
@@ -154,7 +159,9 @@ def contacts_erase(ctx: click.Context, contact: str, no_vacuum: bool, as_json: b
 
     result = run_txn(ctx, as_json, work, config=config)
     files = unlink_unreferenced(BlobStore(config.attachments_path), result.hashes)
-    checkpoint = backups.compact(config.database_path, not no_vacuum)
+    # SQLite: the file is rewritten so freed pages keep no traces. PostgreSQL reclaims the space with
+    # its own (auto)vacuum; VACUUM FULL is the operator's call on a shared server.
+    checkpoint = backups.compact(config.database_path, not no_vacuum) if config.storage.engine == "sqlite" else "n/a"
     data = {**result.as_dict(), "files": files, "checkpoint": checkpoint}
     log.info("contacts.erased contact=%s tickets=%s messages=%s files=%s checkpoint=%s",
              result.contact, result.tickets, result.messages, files, checkpoint)

@@ -1,40 +1,59 @@
-"""`mailgate db status`: the database's schema version against the one this mailgate ships."""
+"""`mailgate db status` and `db copy`: the database's engine, schema and rows; moving it to another database."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from mailgate.cli.support import emit_json, load_config
-from mailgate.store import DatabaseError, newest_schema, schema_of
+from mailgate.cli.support import EX_TEMPFAIL, emit_json, load_config
+from mailgate.config import Config
+from mailgate.errors import Refused
+from mailgate.ops import copy as copying
+from mailgate.store import (
+    DatabaseError,
+    SchemaTooNew,
+    Store,
+    StoreUnavailable,
+    Txn,
+    newest_schema,
+    schema_of,
+    store_for,
+)
+from mailgate.store import copy as tables_sql
 
 EX_CONFIG = 78  # sysexits: as `run` on a database a newer mailgate wrote; retrying will not help
 
 
 @click.group("db")
 def db_group() -> None:
-    """The database file: schema version and whether this mailgate can use it; online backups."""
+    """The database: engine, schema version and rows; copying it to another database; online backups."""
 
 
 @db_group.command("status")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def db_status(ctx: click.Context, as_json: bool) -> None:
-    """Show the schema version and whether it matches; exit 78 if a newer mailgate wrote the database.
+    """Show the engine, schema version and rows per table; exit 78 if a newer mailgate wrote the database.
 
     Read-only: it neither creates nor migrates the file, so it is safe before an upgrade or a rollback.
     """
     config = load_config(ctx)
     path = config.database_path
     known = newest_schema()
-    info: dict[str, Any] = {"database": str(path), "schema": None, "known": known}
+    info: dict[str, Any] = {"database": str(path), "engine": Txn.engine, "url": f"sqlite:///{path.resolve()}",
+                            "schema": None, "known": known, "tables": {}}
     if not path.exists():
         info["state"] = "missing"
         text = f"{path}: no database yet (`mailgate run` creates it at schema {known})"
     else:
         try:
             found = schema_of(path)
+            info["tables"] = tables_sql.counts_at(path)
         except DatabaseError as exc:
             info.update(state="unreadable", error=str(exc))
             _show(as_json, info, f"{path}: cannot read it: {exc}")
@@ -51,6 +70,10 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
             info["state"] = "newer"
             text = (f"{path}: schema {found}, this mailgate knows {known}: this database was written by a newer"
                     " mailgate; upgrade mailgate or restore a backup")
+    text = f"engine {info['engine']}, {info['url']}\n{text}"
+    if info["tables"]:
+        width = max(map(len, info["tables"]))
+        text += "\n" + "\n".join(f"  {name:<{width}}  {rows:>10}" for name, rows in info["tables"].items())
     _show(as_json, info, text)
     if info["state"] == "newer":
         ctx.exit(EX_CONFIG)
@@ -61,6 +84,113 @@ def _show(as_json: bool, info: dict[str, Any], text: str) -> None:
         emit_json({"ok": info["state"] in ("current", "older", "missing"), **info})
     else:
         click.echo(text)
+
+
+class _Bars:
+    """click progress bars on stderr, one per table and step."""
+
+    def __init__(self) -> None:
+        self._open = contextlib.ExitStack()
+        self._update: Callable[[int], None] | None = None
+
+    def begin(self, step: str, table: str, total: int) -> None:
+        bar = self._open.enter_context(
+            click.progressbar(length=total, label=f"{step} {table}", file=sys.stderr))
+        self._update = bar.update
+
+    def advance(self, rows: int) -> None:
+        if self._update is not None:
+            self._update(rows)
+
+    def end(self) -> None:
+        self._update = None
+        self._open.close()
+
+
+@db_group.command("copy")
+@click.option("--to", "url", required=True,
+              help="The target database: sqlite:////path/other.sqlite3 or postgresql://user@host/db (password from"
+                   " the URL or libpq's ~/.pgpass).")
+@click.option("--batch", default=copying.BATCH, show_default=True, type=click.IntRange(1, 100_000),
+              help="Rows per read and write transaction.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="One summary line of JSON.")
+@click.pass_context
+def db_copy(ctx: click.Context, url: str, batch: int, quiet: bool, as_json: bool) -> None:
+    """Copy every table into the database at --to; run again to bring it up to date, then check both.
+
+    The daemon may keep running: each run copies what is new or changed since the last one. For the
+    switch-over, stop the daemons, run once more, and start them on the target. Attachment files are
+    not in the database: the target's daemons must use the same [storage] attachments folder.
+    """
+    config = load_config(ctx)
+    if not config.database_path.exists():
+        raise click.ClickException(f"no database at {config.database_path}")
+    try:
+        target = tables_sql.target_store(url)
+    except ValueError as exc:
+        raise click.UsageError(str(exc), ctx) from None
+    if target.path.resolve() == config.database_path.resolve():
+        raise click.UsageError("--to names the database this config uses: nothing to copy", ctx)
+    progress = None if quiet or as_json else _Bars()
+    try:
+        run = asyncio.run(_copy(config, target, batch, progress))
+    except (Refused, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except SchemaTooNew as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(EX_CONFIG)
+    except (StoreUnavailable, DatabaseError) as exc:
+        click.echo(f"error: {tables_sql.redact(url)}: {exc}; run again to go on where it stopped", err=True)
+        ctx.exit(EX_TEMPFAIL)
+    _report(run, tables_sql.redact(url), config, as_json)
+    if run.mismatched:
+        ctx.exit(EX_TEMPFAIL if run.written_meanwhile else 1)
+
+
+async def _copy(config: Config, target: Store, batch: int, progress: copying.Progress | None) -> copying.Run:
+    async with store_for(config) as source, target:
+        return await copying.copy(source, target, batch=batch, progress=progress)
+
+
+def _report(run: copying.Run, url: str, config: Config, as_json: bool) -> None:
+    files = config.attachments_path
+    if as_json:
+        emit_json({
+            "ok": not run.mismatched, "target": url, "changes": run.changes,
+            "inserted": sum(t.inserted for t in run.tables), "updated": sum(t.updated for t in run.tables),
+            "deleted": sum(t.deleted for t in run.tables), "linked": sum(t.linked for t in run.tables),
+            "waiting": sum(t.waiting for t in run.tables),
+            "mismatched": run.mismatched,
+            "written_meanwhile": run.written_meanwhile, "attachments": str(files),
+            "tables": [{"table": t.table, "rows": t.source_rows, "target_rows": t.target_rows,
+                        "inserted": t.inserted, "updated": t.updated, "deleted": t.deleted, "linked": t.linked,
+                        "waiting": t.waiting,
+                        "sha256": t.source_sum, "target_sha256": t.target_sum, "ok": t.matches} for t in run.tables],
+        })
+        return
+    width = max([len("table"), *(len(t.table) for t in run.tables)])
+    lines = [f"{'table':<{width}}  {'rows':>8}  {'target':>8}  {'new':>6}  {'changed':>7}  {'gone':>6}  sha256"]
+    for t in run.tables:
+        same = "ok" if t.matches else f"MISMATCH target {t.target_sum[:16]}"
+        lines.append(f"{t.table:<{width}}  {t.source_rows:>8}  {t.target_rows:>8}  {t.inserted:>6}  {t.updated:>7}"
+                     f"  {t.deleted:>6}  {t.source_sum[:16]} {same}")
+    click.echo("\n".join(lines))
+    if run.changes:
+        click.echo(f"{url}: {sum(t.inserted for t in run.tables)} rows copied, {sum(t.updated for t in run.tables)}"
+                   f" updated, {sum(t.deleted for t in run.tables)} removed,"
+                   f" {sum(t.linked for t in run.tables)} references set once their rows were in")
+    else:
+        click.echo(f"{url}: nothing to copy, the target already equals the source")
+    if run.mismatched:
+        click.echo(f"MISMATCH in {', '.join(run.mismatched)}", err=True)
+        if run.written_meanwhile:
+            click.echo(f"the source was written during the copy ({', '.join(run.written_meanwhile)}): run again;"
+                       " for the switch-over, stop the daemons and run once more", err=True)
+    else:
+        click.echo(f"every table matches ({len(run.tables)} tables checked by rows and sha256)")
+    click.echo(f"attachment files are not in the database: they stay in {files}; daemons on the target need"
+               f' [storage] attachments = "{files}"')
 
 
 def attach(main: click.Group) -> None:

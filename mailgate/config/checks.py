@@ -28,12 +28,27 @@ def production_issues(config: Config) -> list[ConfigIssue]:
         issues.append(ConfigIssue(name, key_line(text, secret_key), secret_key,
                                   "replace the example secret: e.g. `openssl rand -hex 32`"
                                   " (or run with --dev for a trial)"))
-    for key, path, is_dir in (("storage.database", config.database_path, False),
-                              ("storage.attachments", config.attachments_path, True)):
+    paths = [("storage.attachments", config.attachments_path, True)]
+    if config.storage.engine == "sqlite":  # PostgreSQL's own files are the server's business
+        paths.insert(0, ("storage.database", config.database_path, False))
+    elif config.storage.password_file is not None:
+        problem = _unreadable(config.storage.password_file)
+        if problem:
+            issues.append(ConfigIssue(name, key_line(text, "storage.password_file"), "storage.password_file", problem))
+    for key, path, is_dir in paths:
         problem = _unwritable(path, is_dir)
         if problem:
             issues.append(ConfigIssue(name, key_line(text, key) or key_line(text, "storage.database"), key, problem))
     return issues
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the process cannot read a secret file, or None."""
+    if not path.is_file():
+        return f"{path} is not a file"
+    if not os.access(path, os.R_OK):
+        return f"{path} is not readable by this user"
+    return None
 
 
 def _unwritable(path: Path, is_dir: bool) -> str | None:

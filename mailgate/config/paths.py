@@ -18,6 +18,10 @@ def resolve_paths(data: dict[str, Any], base: Path) -> None:
             # the `database` path; anything else (both keys, a malformed URL) is left for the check to name.
             storage["database"] = url[len("sqlite:///"):]
             del storage["url"]
+        if isinstance(storage.get("url"), str) and "attachments" not in storage:
+            # Without a database file to sit beside, attachment files go under the state folder
+            # (never the working directory); several daemons need this folder shared (README).
+            storage["attachments"] = str(state / "mailgate.attachments")
         if isinstance(storage.get("password_file"), str):
             storage["password_file"] = str(base / os.path.expanduser(storage["password_file"]))
         for key in ("database", "attachments"):

@@ -21,20 +21,23 @@ stats, export, report; the finders erase, retention, threads, ticket_facts, sent
                 _update, _delete; search.forget_deleted only runs 'optimize')
     storms      sender_hours               imap      imap_accounts, imap_folders, imap_skipped
     schema      (reads schema_version; Store._migrate writes it and runs store/sql/)
+    copy        every table but schema_version and search_text, into another store (`mailgate db copy`);
+                reads sqlite_master, PRAGMA table_info / foreign_key_list; sqlite_sequence or setval()
 
-SQLite-only constructs still used, for a second engine to map (the rest is standard SQL that
-PostgreSQL runs too: ON CONFLICT, RETURNING, LIMIT in subqueries, ||, SAVEPOINT, window functions):
-    UPDATE OR IGNORE     messages.rename_message_id, parties.rename_address, storms.rename_sender
-    instr() substr()     contacts.search, erase (messages_naming, spool_naming, outbox_naming, events_naming); sent
-    group_concat()       contacts.search, report (string_agg); json_extract(): report (jsonb ->>)
-    CAST(blob AS TEXT)   erase.spool_naming, erase.outbox_naming (bytea: convert_from / encode)
-    PRAGMA               here (busy_timeout, journal_mode, synchronous, foreign_keys), erase.secure_delete,
-                         stats (data_version), backup (journal_mode, integrity_check, wal_checkpoint)
-    BEGIN IMMEDIATE      Store._begin (the write lock up front; PostgreSQL: plain BEGIN + row locks)
-    lastrowid            Txn.execute for INSERT (PostgreSQL: RETURNING id); sqlite_master: schema.schema_of
-    WITHOUT ROWID, INTEGER PRIMARY KEY AUTOINCREMENT   store/sql/; sqlite_sequence: outbox_ids (nextval)
+How the SQLite-only constructs run on PostgreSQL (the rest is standard SQL both run: ON CONFLICT,
+RETURNING, LIMIT in subqueries, ||, SAVEPOINT, window functions; a subquery in FROM has an alias,
+a LEFT JOIN an ON, a condition is a comparison, never a bare integer):
+    ? :name, INSERT OR IGNORE, LIKE, lastrowid   dialect.py maps them per statement
+    instr() group_concat() json_extract()        SQL functions of the same names in sql_pg/0001
+    json_group_array(json_array())               ticket_facts (json_agg/json_build_array)
+    CAST(blob AS TEXT)   erase._raw_text (encode(raw, 'escape'))
+    PRAGMA               sqlite.py (busy_timeout, journal_mode, synchronous, foreign_keys); erase.secure_delete and
+                         stats.data_version (no-ops there), backup (SQLite only: `db backup` refuses PostgreSQL)
+    BEGIN IMMEDIATE      sqlite.Store._begin; pg.PgStore.txn: BEGIN + pg_advisory_xact_lock (writers in turn)
+    sqlite_master        schema.schema_of; sqlite_sequence: outbox_ids, ticket_facts (nextval on PostgreSQL)
+    WITHOUT ROWID, INTEGER PRIMARY KEY AUTOINCREMENT   store/sql/ (identity columns in sql_pg/)
     FTS5                 search (MATCH, rowid, bm25, snippet, 'delete'/'optimize'; tsvector + GIN: see there)
-    CREATE TRIGGER … WHEN … BEGIN … END (NEW./OLD.)   0014, 0015, 0021 (PostgreSQL: a plpgsql trigger function):
+    CREATE TRIGGER … WHEN … BEGIN … END (NEW./OLD.)   0014, 0015, 0021 (PostgreSQL: plpgsql trigger functions):
                          0021's outbox_message_id and inbound_message_id index each Message-ID in its INSERT
 """
 

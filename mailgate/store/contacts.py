@@ -108,10 +108,11 @@ async def search(tx: Txn, text: str | None, limit: int) -> list[ContactSummary]:
     rows = await tx.all(
         "SELECT c.id, c.name, c.organization, c.department, c.title,"
         " (SELECT group_concat(address, ' ') FROM (SELECT address FROM contact_addresses a"
-        "   WHERE a.contact_id = c.id ORDER BY created_at, address)) AS addresses,"
+        "   WHERE a.contact_id = c.id ORDER BY created_at, address) AS a) AS addresses,"
         " (SELECT COUNT(*) FROM tickets t WHERE t.contact_id = c.id) AS ticket_count"
-        " FROM contacts c WHERE ? IS NULL OR instr(lower(c.name), ?) OR instr(lower(c.organization), ?)"
-        " OR EXISTS (SELECT 1 FROM contact_addresses a WHERE a.contact_id = c.id AND instr(a.address, ?))"
+        " FROM contacts c WHERE CAST(? AS TEXT) IS NULL OR instr(lower(c.name), ?) > 0"
+        " OR instr(lower(c.organization), ?) > 0"
+        " OR EXISTS (SELECT 1 FROM contact_addresses a WHERE a.contact_id = c.id AND instr(a.address, ?) > 0)"
         " ORDER BY c.id DESC LIMIT ?",
         (text, *(3 * [(text or "").lower()]), limit),
     )

@@ -30,6 +30,12 @@ class TextTrace:
     extra: str | None = None
 
 
+def _raw_text(tx: Txn) -> str:
+    """A mail's stored bytes as text to search for an address in. SQLite reads them as they are;
+    PostgreSQL's bytea cast would give hex, so it escapes only the non-ASCII bytes (addresses stay)."""
+    return "encode(raw, 'escape')" if tx.engine == "postgresql" else "CAST(raw AS TEXT)"
+
+
 async def secure_delete(tx: Txn) -> None:
     """Freed pages are overwritten with zeros, so the person's bytes do not linger in the file.
 
@@ -62,7 +68,7 @@ async def messages_naming(tx: Txn, address: str) -> set[int]:
     """Messages from the address or to it (recipients is JSON of lowercased and as-written addresses:
     a case-blind substring catches both)."""
     rows = await tx.all(
-        "SELECT id FROM messages WHERE lower(from_address) = ? OR instr(lower(recipients), ?)", (address, address))
+        "SELECT id FROM messages WHERE lower(from_address) = ? OR instr(lower(recipients), ?) > 0", (address, address))
     return {r["id"] for r in rows}
 
 
@@ -111,14 +117,14 @@ async def spool_naming(tx: Txn, address: str) -> list[SpoolTrace]:
     """Spool rows from or to the address, or whose bytes name it."""
     rows = await tx.all(
         "SELECT id, mail_from, rcpt_to, length(raw) AS size FROM spool WHERE lower(mail_from) = ?"
-        " OR instr(lower(rcpt_to), ?) OR instr(lower(CAST(raw AS TEXT)), ?)", (address, address, address))
+        f" OR instr(lower(rcpt_to), ?) > 0 OR instr(lower({_raw_text(tx)}), ?) > 0", (address, address, address))
     return [SpoolTrace(r["id"], r["mail_from"], r["rcpt_to"], int(r["size"] or 0)) for r in rows]
 
 
 async def outbox_naming(tx: Txn, address: str) -> set[int]:
     """Outgoing mail to the address, or whose bytes name it."""
     return {r["id"] for r in await tx.all(
-        "SELECT id FROM outbox WHERE rcpt_to = ? OR instr(lower(CAST(raw AS TEXT)), ?)", (address, address))}
+        f"SELECT id FROM outbox WHERE rcpt_to = ? OR instr(lower({_raw_text(tx)}), ?) > 0", (address, address))}
 
 
 async def outbox_of_tickets(tx: Txn, ticket_ids: Sequence[int]) -> set[int]:
@@ -152,6 +158,6 @@ async def events_of_tickets(tx: Txn, ticket_ids: Sequence[int]) -> list[TextTrac
 
 async def events_naming(tx: Txn, address: str) -> list[TextTrace]:
     """Events anywhere whose actor or data name the address (a cc on someone else's ticket)."""
-    rows = await tx.all("SELECT id, actor, data FROM events WHERE instr(lower(actor), ?) OR instr(lower(data), ?)",
+    rows = await tx.all("SELECT id, actor, data FROM events WHERE instr(lower(actor), ?) > 0 OR instr(lower(data), ?) > 0",
                         (address, address))
     return [TextTrace(r["id"], r["actor"], r["data"]) for r in rows]

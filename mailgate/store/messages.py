@@ -241,8 +241,13 @@ async def blank(tx: Txn, trace: MessageTrace, text: str) -> None:
 
 async def rename_message_id(tx: Txn, row: int, old: str, new: str) -> None:
     """A Message-ID rewritten on the message and in the threading index; a clash keeps the old row's."""
-    await tx.execute("UPDATE OR IGNORE messages SET message_id = ? WHERE id = ?", (new, row))
-    await tx.execute("UPDATE OR IGNORE message_ids SET message_id = ? WHERE message_id = ?", (new, old))
+    # "A clash keeps the old" as a condition (not SQLite's UPDATE OR IGNORE), so both engines run it.
+    await tx.execute(
+        "UPDATE messages SET message_id = ? WHERE id = ? AND NOT EXISTS (SELECT 1 FROM messages o"
+        " WHERE o.message_id = ? AND o.content_key = messages.content_key)", (new, row, new))
+    await tx.execute(
+        "UPDATE message_ids SET message_id = ? WHERE message_id = ?"
+        " AND NOT EXISTS (SELECT 1 FROM message_ids o WHERE o.message_id = ?)", (new, old, new))
     await tx.execute("DELETE FROM message_ids WHERE message_id = ?", (old,))
 
 

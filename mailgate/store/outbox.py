@@ -133,7 +133,7 @@ async def cancel_pending(tx: Txn, ticket_id: int, agent: str | None) -> list[int
     """The agent's replies that have not gone yet (queued or held) become 'cancelled'; None = any agent's."""
     rows = await tx.all(
         "UPDATE outbox SET state = 'cancelled' WHERE ticket_id = ? AND kind = 'reply'"
-        " AND state IN ('queued', 'held') AND (? IS NULL OR agent = ?) RETURNING id",
+        " AND state IN ('queued', 'held') AND (CAST(? AS TEXT) IS NULL OR agent = ?) RETURNING id",
         (ticket_id, agent, agent),
     )
     ids = [int(r["id"]) for r in rows]
@@ -159,7 +159,7 @@ async def release_held(tx: Txn, ticket_id: int, agent: str | None) -> int:
     """Held replies of the ticket (one agent's, or any) are queued again, due now."""
     count = await tx.rowcount(
         "UPDATE outbox SET state = 'queued', not_before = ? WHERE ticket_id = ? AND kind = 'reply'"
-        " AND state = 'held' AND (? IS NULL OR agent = ?)",
+        " AND state = 'held' AND (CAST(? AS TEXT) IS NULL OR agent = ?)",
         (tx.now_iso(), ticket_id, agent, agent),
     )
     if count:
@@ -269,10 +269,12 @@ async def mark_sent_many(tx: Txn, sent: Sequence[tuple[int, int | None, datetime
     when the relay took it; one statement."""
     if not sent:
         return
-    rows_cases = " ".join("WHEN ? THEN ?" for _ in sent)
+    # Typed: PostgreSQL takes an untyped CASE result for text, and message_row is an integer.
+    rows_cases = " ".join("WHEN ? THEN CAST(? AS BIGINT)" for _ in sent)
+    at_cases = " ".join("WHEN ? THEN ?" for _ in sent)
     ids = [outbox_id for outbox_id, _, _ in sent]
     await tx.execute(
-        f"UPDATE outbox SET state = 'sent', last_error = NULL, sent_at = CASE id {rows_cases} END,"
+        f"UPDATE outbox SET state = 'sent', last_error = NULL, sent_at = CASE id {at_cases} END,"
         f" message_row = CASE id {rows_cases} END WHERE id IN ({', '.join('?' for _ in ids)})",
         (*(value for outbox_id, _, at in sent for value in (outbox_id, iso(at))),
          *(value for outbox_id, row, _ in sent for value in (outbox_id, row)), *ids),

@@ -46,7 +46,8 @@ async def listing(tx: Txn, *, state: str | None, ticket: int | None, kind: str |
     rows = await tx.all(
         "SELECT o.id, o.state, o.kind, t.number, o.rcpt_to, o.attempts, o.retries, o.created_at, o.not_before,"
         " o.sent_at, o.last_error FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
-        " WHERE (? IS NULL OR o.state = ?) AND (? IS NULL OR t.number = ?) AND (? IS NULL OR o.kind = ?)"
+        " WHERE (CAST(? AS TEXT) IS NULL OR o.state = ?) AND (CAST(? AS BIGINT) IS NULL OR t.number = ?)"
+        " AND (CAST(? AS TEXT) IS NULL OR o.kind = ?)"
         " ORDER BY o.id DESC LIMIT ?",
         (state, state, ticket, ticket, kind, kind, limit),
     )

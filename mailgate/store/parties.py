@@ -99,5 +99,7 @@ async def placement(tx: Txn, ticket_id: int) -> Placement | None:
 
 async def rename_address(tx: Txn, address: str, placeholder: str) -> None:
     """The address becomes the placeholder on every ticket (a ticket that has both keeps one)."""
-    await tx.execute("UPDATE OR IGNORE ticket_parties SET address = ? WHERE address = ?", (placeholder, address))
+    await tx.execute(
+        "UPDATE ticket_parties SET address = ? WHERE address = ? AND NOT EXISTS (SELECT 1 FROM ticket_parties o"
+        " WHERE o.ticket_id = ticket_parties.ticket_id AND o.address = ?)", (placeholder, address, placeholder))
     await tx.execute("DELETE FROM ticket_parties WHERE address = ?", (address,))

@@ -74,6 +74,8 @@ def _value(value: Any) -> Any:
     """A parameter as PostgreSQL takes it: TEXT cannot hold NUL (SQLite's can: mail from anyone has
     them), a bool goes into the integer flag columns as 0/1, buffers as bytes."""
     if isinstance(value, str):
+        if type(value) is not str:  # a str enum (TicketStatus): its text, as sqlite3 binds it
+            value = str.__str__(value)
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, bool):
         return int(value)
@@ -165,6 +167,10 @@ class PgStore(Store):
         self._id_tables: frozenset[str] = frozenset()
         self._reconnecting = asyncio.Lock()
 
+    @property
+    def where(self) -> str:
+        return self.location.display()
+
     async def _connection(self) -> asyncpg.Connection:
         import asyncpg
 
@@ -217,7 +223,7 @@ class PgStore(Store):
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
             if current > known:
-                raise SchemaTooNew(self.path, current, known)
+                raise SchemaTooNew(self.where, current, known)
             for version, name, sql in shipped:
                 if version <= current:
                     continue

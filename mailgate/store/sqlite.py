@@ -39,7 +39,7 @@ class SchemaTooNew(StoreUnavailable):
     alone will not help, though: `run` exits with EX_CONFIG.
     """
 
-    def __init__(self, path: Path, found: int, known: int) -> None:
+    def __init__(self, path: Path | str, found: int, known: int) -> None:
         self.found, self.known = found, known
         super().__init__(
             f"{path}: this database was written by a newer mailgate (schema {found}, this one knows {known});"
@@ -70,6 +70,11 @@ class Store:
         # processing, processing before delivery and timers.
         self._lock = Turns()
         self._holder: asyncio.Task[Any] | None = None
+
+    @property
+    def where(self) -> str:
+        """The database for logs and messages: the SQLite file, or PostgreSQL's URL without secrets."""
+        return str(self.path)
 
     def _connect(self) -> sqlite3.Connection:
         # Python 3.11's sqlite3 has no autocommit=; isolation_level=None + explicit BEGIN.

@@ -109,5 +109,7 @@ async def held_since(tx: Txn, hour: str) -> list[HeldHour]:
 
 async def rename_sender(tx: Txn, sender: str, placeholder: str) -> None:
     """The sender's hours are counted under the placeholder (an hour it has already keeps its own)."""
-    await tx.execute("UPDATE OR IGNORE sender_hours SET sender = ? WHERE sender = ?", (placeholder, sender))
+    await tx.execute(
+        "UPDATE sender_hours SET sender = ? WHERE sender = ? AND NOT EXISTS (SELECT 1 FROM sender_hours o"
+        " WHERE o.sender = ? AND o.hour = sender_hours.hour)", (placeholder, sender, placeholder))
     await tx.execute("DELETE FROM sender_hours WHERE sender = ?", (sender,))

@@ -274,7 +274,8 @@ async def test_db_status_shows_the_schema_version(tmp_path: Path) -> None:
     assert current.exit_code == 0
     assert f"schema {newest_schema()}, matches this mailgate" in current.output
     data = json.loads(run_cli_sync(config_path, "db", "status", "--json").output)
-    assert data == {"ok": True, "database": str(tmp_path / "mailgate.sqlite3"), "schema": newest_schema(),
+    assert {k: data[k] for k in ("ok", "database", "schema", "known", "state")} == {
+        "ok": True, "database": str(tmp_path / "mailgate.sqlite3"), "schema": newest_schema(),
                     "known": newest_schema(), "state": "current"}
 
 
