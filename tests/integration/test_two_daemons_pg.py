@@ -1,5 +1,7 @@
 """Two daemons on one PostgreSQL database: an IMAP account fetched by one at a time, wake-ups across
-daemons by LISTEN/NOTIFY, and kill -9 of one of them in the middle of 1,000 mails."""
+daemons by LISTEN/NOTIFY, and kill -9 of one of them in the middle of 1,000 mails.
+
+The database is `pg_url`'s (tests/conftest.py): a fresh one on the run's throwaway cluster."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import smtplib
 import subprocess
 import sys
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from ..conftest import fresh_database
 from .conftest import REPO, SUPPORT, mail, run_cli, write_config
 from .dovecot import Dovecot, find_dovecot
 from .sink import AGENTS, free_port, relay_section, running_sink
@@ -29,51 +28,7 @@ from .sink import AGENTS, free_port, relay_section, running_sink
 USER, PASSWORD = "mailgate", "mailgate-secret"
 
 
-# -- a throwaway PostgreSQL -------------------------------------------------------------------------
-
-
-def _bindir() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda d: int(d.parent.name), reverse=True)
-    on_path = shutil.which("initdb")
-    candidates = [Path(on_path).parent] if on_path else []
-    return next((d for d in [*candidates, *found] if (d / "initdb").exists() and (d / "pg_ctl").exists()), None)
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    """MAILGATE_TEST_POSTGRES's server, else a cluster of this module's own (initdb, trust, no fsync)."""
-    named = os.environ.get("MAILGATE_TEST_POSTGRES")
-    if named:
-        yield named
-        return
-    bindir = _bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql)")
-    folder = Path(tempfile.mkdtemp(prefix="mailgate-pg-"))
-    # initdb and postgres refuse to run as root ("cannot be run as root").
-    as_user = {"user": "postgres"} if os.geteuid() == 0 else {}
-    if as_user:
-        shutil.chown(folder, "postgres")
-    port = free_port()
-
-    def tool(*args: str) -> None:
-        subprocess.run([str(a) for a in args], check=True, capture_output=True, timeout=120, cwd=folder,
-                       stdin=subprocess.DEVNULL, start_new_session=True, **as_user)  # type: ignore[call-overload]
-
-    try:
-        tool(bindir / "initdb", "-D", folder / "data", "-U", "mailgate", "--auth=trust", "--locale=C", "--encoding=UTF8")
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        tool(bindir / "pg_ctl", "-D", folder / "data", "-o", options, "-l", folder / "log", "-w", "start")
-        yield f"postgresql://mailgate@127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(Exception):
-            tool(bindir / "pg_ctl", "-D", folder / "data", "-m", "immediate", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> str:
-    return fresh_database(pg_server)
+# -- reading the shared database ------------------------------------------------------------------
 
 
 async def query(url: str, sql: str, *args: Any) -> list[Any]:
@@ -114,7 +69,6 @@ class Daemon:
         self.port = port or free_port()
         self.config = write_config(folder, extra, smtp="", storage=f'url = "{url}"')
         text = self.config.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{self.port}"')
-        text = text.replace('database = "mailgate.sqlite3"', "")  # the [storage] url is the database
         self.config.write_text(text)
         self.log = folder / "daemon.log"
         self.process: subprocess.Popen[bytes] | None = None
