@@ -21,6 +21,10 @@ from typing import Any
 
 import pytest
 
+from mailgate import config as config_mod
+from mailgate.store import locks as store_locks
+from mailgate.store import open_store
+
 from .conftest import REPO, SUPPORT, mail, run_cli, write_config
 from .dovecot import Dovecot, find_dovecot
 from .sink import AGENTS, free_port, relay_section, running_sink
@@ -124,6 +128,38 @@ async def daemons(*all: Daemon) -> AsyncIterator[None]:
         yield
     finally:
         await asyncio.gather(*(d.stop() for d in all))
+
+
+# -- named locks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_named_lock_has_one_holder_and_passes_on_when_its_session_ends(pg_url: str, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    configs = [config_mod.load(write_config(tmp_path / n, storage=f'url = "{pg_url}"')) for n in ("a", "b")]
+    first, second = await open_store(configs[0]), await open_store(configs[1])
+    try:
+        async with contextlib.AsyncExitStack() as holding:
+            one = await holding.enter_async_context(store_locks.hold(first, "imap:support", retry=0.05))
+            await asyncio.wait_for(one.wait(), 10)
+            async with store_locks.hold(second, "imap:support", retry=0.05) as other, \
+                    store_locks.hold(second, "imap:billing", retry=0.05) as billing:
+                await asyncio.wait_for(billing.wait(), 10)  # another name is another lock
+                await asyncio.sleep(0.3)  # several tries of the taken one
+                assert one and not other
+                await holding.aclose()  # the holder's session ends
+                await asyncio.wait_for(other.wait(), 10)
+                assert other and not one
+    finally:
+        await first.close()
+        await second.close()
+    sqlite = await open_store(config_mod.load(write_config(tmp_path / "c")))
+    try:
+        async with store_locks.hold(sqlite, "imap:support") as alone:
+            assert alone  # one daemon per SQLite file
+    finally:
+        await sqlite.close()
 
 
 # -- IMAP: one account, one fetching daemon ---------------------------------------------------------
