@@ -6,7 +6,9 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
+from mailgate.clock import iso
 from mailgate.models import Envelope
 from mailgate.obs import q
 from mailgate.store import DatabaseError, Priority, Store, StoreUnavailable, Txn
@@ -15,8 +17,8 @@ from mailgate.store.spool import SpoolEntry
 
 log = logging.getLogger("mailgate.spool")
 
-__all__ = ["Accepted", "SpoolEntry", "accept", "accept_in", "accept_many_in", "counts", "fail", "get", "pending",
-           "requeue"]
+__all__ = ["Accepted", "SpoolEntry", "accept", "accept_in", "accept_many_in", "claim", "counts", "fail", "get",
+           "pending", "release", "requeue"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,26 @@ async def pending(store: Store, limit: int = 100, after: int = 0) -> list[SpoolE
     """Received rows not yet turned into messages, oldest first."""
     async with store.read() as tx:
         return await rows.pending(tx, limit, after)
+
+
+async def claim(store: Store, node: str, lease: float, limit: int, after: int = 0) -> list[SpoolEntry]:
+    """Received rows after an id that no other live daemon holds, leased to `node` for `lease` seconds.
+
+    A look first, without the write lock: an idle worker's poll must not contend with intake.
+    """
+    async with store.read() as tx:
+        if not await rows.any_claimable(tx, node, tx.now_iso(), after):
+            return []
+    async with store.txn(priority=Priority.PROCESSING) as tx:
+        now = tx.now()
+        return await rows.claim(tx, node, iso(now), iso(now + timedelta(seconds=lease)), limit, after)
+
+
+async def release(store: Store, node: str, spool_ids: Sequence[int]) -> None:
+    """Leases on rows this node will not process now (it is stopping): another daemon may take them at once."""
+    if spool_ids:
+        async with store.txn() as tx:
+            await rows.release(tx, node, spool_ids)
 
 
 async def get(tx: Txn, spool_id: int) -> SpoolEntry | None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,7 +20,6 @@ from mailgate.store import (
     SchemaTooNew,
     Store,
     StoreUnavailable,
-    Txn,
     newest_schema,
     schema_of,
     store_for,
@@ -43,32 +43,53 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
     Read-only: it neither creates nor migrates the file, so it is safe before an upgrade or a rollback.
     """
     config = load_config(ctx)
-    path = config.database_path
-    known = newest_schema()
-    info: dict[str, Any] = {"database": str(path), "engine": Txn.engine, "url": f"sqlite:///{path.resolve()}",
-                            "schema": None, "known": known, "tables": {}}
-    if not path.exists():
-        info["state"] = "missing"
-        text = f"{path}: no database yet (`mailgate run` creates it at schema {known})"
-    else:
+    storage = config.storage
+    known = newest_schema(storage.engine)
+    found: int | None = None
+    if storage.url is not None:
+        from mailgate.store.pg import peek
+        from mailgate.store.url import Location
+
+        where = Location(storage.url).display()
+        info: dict[str, Any] = {"database": where, "engine": "postgresql", "url": where,
+                                "schema": None, "known": known, "tables": {}}
         try:
-            found = schema_of(path)
-            info["tables"] = tables_sql.counts_at(path)
-        except DatabaseError as exc:
+            location = Location.of(storage.url, storage.password_file, storage.password_env)
+            found, info["tables"] = asyncio.run(peek(location, storage.connect_timeout))
+        except (OSError, ValueError, StoreUnavailable, DatabaseError) as exc:
             info.update(state="unreadable", error=str(exc))
-            _show(as_json, info, f"{path}: cannot read it: {exc}")
+            _show(as_json, info, f"{where}: cannot read it: {exc}")
             ctx.exit(1)
+        exists = found is not None
+    else:
+        path = config.database_path
+        where = str(path)
+        info = {"database": str(path), "engine": "sqlite", "url": f"sqlite:///{path.resolve()}",
+                "schema": None, "known": known, "tables": {}}
+        exists = path.exists()
+        if exists:
+            try:
+                found = schema_of(path)
+                info["tables"] = tables_sql.counts_at(path)
+            except DatabaseError as exc:
+                info.update(state="unreadable", error=str(exc))
+                _show(as_json, info, f"{path}: cannot read it: {exc}")
+                ctx.exit(1)
+    if not exists:
+        info["state"] = "missing"
+        text = f"{where}: no database yet (`mailgate run` creates it at schema {known})"
+    else:
         info["schema"] = found
         if found is None or found < known:
             info["state"] = "older"
-            text = (f"{path}: schema {found or 0}, this mailgate knows {known}:"
+            text = (f"{where}: schema {found or 0}, this mailgate knows {known}:"
                     f" migrated at the next start ({known - (found or 0)} pending)")
         elif found == known:
             info["state"] = "current"
-            text = f"{path}: schema {found}, matches this mailgate"
+            text = f"{where}: schema {found}, matches this mailgate"
         else:
             info["state"] = "newer"
-            text = (f"{path}: schema {found}, this mailgate knows {known}: this database was written by a newer"
+            text = (f"{where}: schema {found}, this mailgate knows {known}: this database was written by a newer"
                     " mailgate; upgrade mailgate or restore a backup")
     text = f"engine {info['engine']}, {info['url']}\n{text}"
     if info["tables"]:
@@ -110,13 +131,17 @@ class _Bars:
 @db_group.command("copy")
 @click.option("--to", "url", required=True,
               help="The target database: sqlite:////path/other.sqlite3 or postgresql://user@host/db (password from"
-                   " the URL or libpq's ~/.pgpass).")
+                   " --password-file, --password-env or ~/.pgpass; never in the URL).")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A file holding the target PostgreSQL's password.")
+@click.option("--password-env", default=None, help="An environment variable holding the target's password.")
 @click.option("--batch", default=copying.BATCH, show_default=True, type=click.IntRange(1, 100_000),
               help="Rows per read and write transaction.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="One summary line of JSON.")
 @click.pass_context
-def db_copy(ctx: click.Context, url: str, batch: int, quiet: bool, as_json: bool) -> None:
+def db_copy(ctx: click.Context, url: str, password_file: Path | None, password_env: str | None, batch: int, quiet: bool,
+            as_json: bool) -> None:
     """Copy every table into the database at --to; run again to bring it up to date, then check both.
 
     The daemon may keep running: each run copies what is new or changed since the last one. For the
@@ -127,8 +152,8 @@ def db_copy(ctx: click.Context, url: str, batch: int, quiet: bool, as_json: bool
     if not config.database_path.exists():
         raise click.ClickException(f"no database at {config.database_path}")
     try:
-        target = tables_sql.target_store(url)
-    except ValueError as exc:
+        target = tables_sql.target_store(url, password_file, password_env)
+    except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc), ctx) from None
     if target.path.resolve() == config.database_path.resolve():
         raise click.UsageError("--to names the database this config uses: nothing to copy", ctx)

@@ -45,14 +45,15 @@ def _list(ctx: click.Context, as_json: bool, limit: int, state: str | None = Non
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{'id':>6} {'state':<9} {'kind':<8} {'ticket':>7} {'tries':>5} {'age':>5} {'next':>6}"
+    click.echo(f"{'id':>6} {'state':<9} {'kind':<8} {'ticket':>7} {'tries':>5} {'age':>5} {'next':>6} {'node':<16}"
                "  rcpt / last error")
     for row in found:
         ticket_text = f"#{row['number']}" if row["number"] is not None else "-"
         next_try = until(row["not_before"], now) if row["state"] == "queued" else "-"
         click.echo(
             f"{row['id']:>6} {row['state']:<9} {row['kind']:<8} {ticket_text:>7} {row['attempts']:>5}"
-            f" {age(row['created_at'], now):>5} {next_try:>6}  {shorten(row['rcpt_to'], 40)} {shorten(row['last_error'])}"
+            f" {age(row['created_at'], now):>5} {next_try:>6} {shorten(row['claimed_by'], 16):<16}"
+            f"  {shorten(row['rcpt_to'], 40)} {shorten(row['last_error'])}"
         )
 
 

@@ -102,13 +102,15 @@ def spool_list(ctx: click.Context, state: str | None, limit: int, as_json: bool)
     if as_json:
         emit_json(found)
         return
-    click.echo(f"{'id':>6} {'state':<9} {'source':<6} {'ticket':>7} {'size':>8} {'tries':>5} {'age':>5}  from / error")
+    click.echo(f"{'id':>6} {'state':<9} {'source':<6} {'ticket':>7} {'size':>8} {'tries':>5} {'age':>5} {'node':<16}"
+               "  from / error")
     for row in found:
         ticket = f"#{row['ticket']}" if row["ticket"] is not None else "-"
         error = row["error"] or row["last_error"]
         click.echo(
             f"{row['id']:>6} {row['state']:<9} {row['source']:<6} {ticket:>7} {row['size']:>8} {row['attempts']:>5}"
-            f" {age(row['received_at'], now):>5}  {shorten(row['mail_from'] or '<>', 40)} {shorten(error)}"
+            f" {age(row['received_at'], now):>5} {shorten(row['claimed_by'], 16):<16}"
+            f"  {shorten(row['mail_from'] or '<>', 40)} {shorten(error)}"
         )
 
 

@@ -81,6 +81,12 @@ class StorageConfig(StrictModel):
     attachments: Path | None = None  # default: "<database>.attachments" beside the database
     synchronous: str = Field(default="NORMAL", pattern="^(NORMAL|FULL)$")
     busy_timeout: float = Field(default=10.0, gt=0)  # seconds to wait for another writer
+    # This daemon's name on rows it claims, when several share one database; default: the host name
+    # and a hash of the config file's path (see config/node.py).
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
+    # Seconds a claim on outbox and spool rows holds before another daemon takes it over; default:
+    # max(300, 4 × relay.timeout), long enough for a batch to be handed to the relay.
+    lease: float | None = Field(default=None, gt=0)
 
     @field_validator("url")
     @classmethod

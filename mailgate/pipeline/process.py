@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from mailgate import rules, spool
 from mailgate.config import Config
+from mailgate.config.node import lease_seconds, node_name
 from mailgate.mail.parse import content_key, parse
 from mailgate.models import ParsedMail
 from mailgate.obs import q
@@ -66,6 +67,8 @@ class Processor:
         self.config = config
         self.store = store
         self.stopping = False  # the daemon is stopping: drain() ends after the message in hand
+        # Whose leases on spool rows these are among daemons sharing the database ([storage] node).
+        self.node, self.lease = node_name(config), lease_seconds(config)
         self.blobs = BlobStore(config.attachments_path)
         self._secret = config.secret_bytes()
         self._ruleset = rules.compile_rules(config)
@@ -144,13 +147,18 @@ class Processor:
         async with savepoint(batch, "message") as tx:
             yield tx
 
-    async def drain(self, batch: int = 200) -> int:
-        """Process everything pending now; return how many rows were handled."""
+    async def drain(self, batch: int = 4 * _BATCH_ROWS) -> int:
+        """Process everything pending now that no other daemon holds; return how many rows were handled.
+
+        Rows are leased before they are parsed (another daemon sharing the database skips them), a
+        few batches at a time, so a second daemon finds work to share in a backlog.
+        """
         handled = 0
         after = 0
+        entries: list[SpoolEntry] = []
         try:
             while not self.stopping:
-                entries = await spool.pending(self.store, limit=batch, after=after)
+                entries = await spool.claim(self.store, self.node, self.lease, limit=batch, after=after)
                 if not entries:
                     return handled
                 i = 0
@@ -168,6 +176,11 @@ class Processor:
             return handled
         finally:
             self._read.clear()
+            # Stopping: the rows leased and not processed are free for another daemon now, not after the lease.
+            left = [entry.id for entry in entries if entry.id > after]
+            if self.stopping and left:
+                with contextlib.suppress(Exception):
+                    await spool.release(self.store, self.node, left)
 
     async def _read_ahead(self, entries: list[SpoolEntry]) -> list[SpoolEntry]:
         """Parse the leading small rows of a batch before it takes the store's lock; return them.

@@ -78,7 +78,8 @@ class Worker:
         """
         store = self.processor.store
         try:
-            entries = await spool.pending(store, limit=ISOLATE_ROWS)
+            processor = self.processor
+            entries = await spool.claim(store, processor.node, processor.lease, limit=ISOLATE_ROWS)
         except Exception as exc:
             log.warning("worker.isolate_failed error=%s", reason(exc))
             return False

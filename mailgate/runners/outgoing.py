@@ -8,6 +8,7 @@ import logging
 
 from mailgate.clock import Clock
 from mailgate.config import Config
+from mailgate.config.node import lease_seconds, node_name
 from mailgate.outgoing.maildir import MaildirRelay
 from mailgate.outgoing.notices import Mailer
 from mailgate.outgoing.relay import Delivery, Relay
@@ -39,7 +40,7 @@ class Outgoing:
         self.relay = _relay_for(config)
         self.timers = timers.Timers(store, poll_seconds=timer_poll, clock=clock)
         self.sender = Sender(config.outbox, store, self.relay, on_failed=self._failed, clock=clock,
-                             poll_seconds=sender_poll)
+                             poll_seconds=sender_poll, node=node_name(config), lease=lease_seconds(config))
         # A delayed send or a retry fell due: the row is already 'queued', the sender only needs waking.
         self.timers.register(OUTBOX_RELEASE, after=self.sender.wake)
         self.watch_seconds = watch_seconds

@@ -20,6 +20,7 @@ from mailgate.outgoing.relay import Delivery, Result
 from mailgate.runners import Spawn
 from mailgate.store import Store, StoreUnavailable, TransientError, Txn, events, messages
 from mailgate.store import outbox as rows
+from mailgate.store import outbox_leases as leases
 from mailgate.store.outbox import OutboxRow
 
 log = logging.getLogger("mailgate.outbox")
@@ -50,6 +51,8 @@ class Sender:
         on_failed: FailureHook | None = None,
         clock: Clock | None = None,
         poll_seconds: float = 30.0,
+        node: str = "local",
+        lease: float = 300.0,
     ) -> None:
         self.config = config
         self.store = store
@@ -57,6 +60,9 @@ class Sender:
         self.on_failed = on_failed
         self.clock = clock or store.clock
         self.poll_seconds = poll_seconds
+        # Whose claims these are among daemons sharing the database, and how long one holds.
+        self.node = node
+        self.lease = lease
         self._wake = asyncio.Event()
         self.delivered = asyncio.Event()  # set after every attempt; tests wait on it
         self.attempts = 0
@@ -78,21 +84,20 @@ class Sender:
         return not self._stopping and bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     async def recover(self) -> int:
-        """Rows a killed daemon left 'sending' may or may not have reached the relay: send again.
-
-        One daemon per database: a row in 'sending' at start is one a dead process was holding.
-        """
+        """Rows this node's killed previous life left 'sending' (another daemon's stay its own until their lease
+        ends): they may or may not have reached the relay, so they go again."""
         async with self.store.read() as tx:
-            if not await rows.any_sending(tx):
+            if not await leases.mine_in_flight(tx, self.node):
                 return 0
         async with self.store.txn() as tx:
-            return await rows.requeue_sending(tx)
+            return await leases.take_back(tx, self.node)
 
     async def start(self, spawn: Spawn) -> None:
         """Recover, then run `relay.connections` workers as tasks of the daemon's group (`spawn`)."""
         recovered = await self.recover()
         if recovered:
             log.warning("outbox.recovered rows=%s (in flight when the daemon stopped)", recovered)
+        log.info("outbox.claims node=%s lease=%gs", q(self.node), self.lease)  # the name `outbox list` shows
         self._stopping = False
         self._spawn_in = spawn
         self._tasks = [self._spawn(i) for i in range(self.relay.config.connections)]
@@ -128,8 +133,8 @@ class Sender:
     async def stop(self, grace: float = 0.0) -> None:
         """Claim no more rows; mail already handed to the relay gets `grace` seconds to finish.
 
-        Then the workers are cancelled: a row still 'sending' is sent again at the next start
-        (the relay may see it twice, never zero times).
+        Then the workers are cancelled: a row still 'sending' is sent again at this node's next
+        start, or by another daemon once its lease ran out (the relay may see it twice, never zero times).
         """
         self._stopping = True
         self._wake.set()
@@ -164,7 +169,8 @@ class Sender:
                 pause = 1.0
             if not batch:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_seconds):
+                    # Another daemon's lease may run out meanwhile: look again by then at the latest.
+                    async with asyncio.timeout(min(self.poll_seconds, self.lease)):
                         await self._wake.wait()
                 continue
             # The transaction that records this batch claims the next one: under load the sender
@@ -175,10 +181,17 @@ class Sender:
         now = self.clock.now()
         # Look before taking the write lock: an idle sender must not contend with intake writers.
         async with self.store.read() as tx:
-            if not await rows.any_due(tx, now):
+            if not await leases.any_due(tx, self.node, now):
                 return []
         async with self.store.txn() as tx:
-            return await rows.claim_batch(tx, now, BATCH)
+            return await self._claim_in(tx)
+
+    async def _claim_in(self, tx: Txn) -> list[OutboxRow]:
+        now = self.clock.now()
+        taken = await leases.expire(tx, self.node, now)
+        if taken:  # another daemon died (or stalled past its lease) with these claimed: they go again
+            log.warning("outbox.lease_expired ids=%s from=%s", sorted(taken), ",".join({q(n) for n in taken.values()}))
+        return await leases.claim_batch(tx, self.node, now, now + timedelta(seconds=self.lease), BATCH)
 
     async def _send(self, row: OutboxRow) -> Result:
         try:
@@ -213,17 +226,17 @@ class Sender:
             self._relay_seen(result)
             results.append(result)
             trouble = result if relay_trouble(result) else None
-        tried, untried = batch[:len(results)], [row.id for row in batch[len(results):]]
+        tried, untried = batch[:len(results)], batch[len(results):]
         pause = 1.0
         claimed: list[OutboxRow] = []
         while True:
             try:
                 async with self.store.txn() as tx:
-                    await self._record(tx, tried, results, taken)
-                    await rows.unclaim(tx, untried)
+                    mine = await self._record(tx, tried, results, taken)
+                    await leases.unclaim(tx, self.node, untried)
                     if not self._stopping:
-                        claimed = await rows.claim_batch(tx, self.clock.now(), BATCH)
-                self._log_sent(tried, results)
+                        claimed = await self._claim_in(tx)
+                self._log_sent(tried, results, mine)
                 break
             except (StoreUnavailable, TransientError) as exc:
                 # The mail went (or not); the rows must say so, or a restart sends them again.
@@ -236,7 +249,7 @@ class Sender:
                 log.error("outbox.record_error ids=%s error=%s", [r.id for r in batch], _reason(exc))
                 for row, result, at in zip(tried, results, taken, strict=True):
                     await self._record_alone(row, result, at)
-                break  # an untried row stays 'sending' until the next start (recover) sends it
+                break  # an untried row stays 'sending' until this node's next start or its lease's end
         self.delivered.set()
         return claimed
 
@@ -246,8 +259,8 @@ class Sender:
         while True:
             try:
                 async with self.store.txn() as tx:
-                    await self._record(tx, [row], [result], [at])
-                self._log_sent([row], [result])
+                    mine = await self._record(tx, [row], [result], [at])
+                self._log_sent([row], [result], mine)
                 return
             except (StoreUnavailable, TransientError) as exc:
                 log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row.id, exc, pause)
@@ -275,6 +288,8 @@ class Sender:
         while True:
             try:
                 async with self.store.txn() as tx:
+                    if not await self._mine(tx, [row]):
+                        return
                     await rows.mark_plain(tx, row.id, state, note)
                 log.warning("outbox.%s id=%s rcpt=%r reason=%s", state, row.id, row.rcpt_to, note)
                 return
@@ -282,16 +297,26 @@ class Sender:
                 log.warning("outbox.record_failed id=%s error=%s retry_in=%.0fs", row.id, exc, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
-            except Exception as exc:  # left 'sending': the next start sends it again
+            except Exception as exc:  # left 'sending': sent again after a restart or the lease's end
                 log.error("outbox.record_error id=%s error=%s", row.id, _reason(exc))
                 return
 
-    async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result], taken: list[datetime]) -> None:
-        """What became of each row, in the caller's transaction: sent rows and their events in one statement each.
+    async def _mine(self, tx: Txn, batch: list[OutboxRow]) -> set[int]:
+        """The rows of the batch this node's claim still holds; the others were taken over after the lease."""
+        mine = await leases.held(tx, self.node, batch)
+        for row in batch:
+            if row.id not in mine:  # the batch outlived [storage] lease: another claim sent it too
+                log.warning("outbox.lease_lost id=%s node=%s attempts=%s", row.id, q(self.node), row.attempts)
+        return mine
+
+    async def _record(self, tx: Txn, batch: list[OutboxRow], results: list[Result], taken: list[datetime]) -> set[int]:
+        """What became of each row this node still holds, in the caller's transaction: sent rows and their events
+        in one statement each; returns the ids recorded.
 
         taken: when each row was handed to the relay (a sent mail's time; a retry's backoff counts from it).
         """
-        done = list(zip(batch, results, taken, strict=True))
+        mine = await self._mine(tx, batch)
+        done = [(row, result, at) for row, result, at in zip(batch, results, taken, strict=True) if row.id in mine]
         shown = await messages.insert_sent(tx, [self._message_of(tx, row, at) for row, result, at in done
                                                 if result.ok and _shown(row)])
         sent: list[tuple[int, int | None, datetime]] = []
@@ -311,11 +336,12 @@ class Sender:
                 }))
         await rows.mark_sent_many(tx, sent)
         await events.add_many(tx, changes)
+        return mine
 
-    def _log_sent(self, batch: list[OutboxRow], results: list[Result]) -> None:
+    def _log_sent(self, batch: list[OutboxRow], results: list[Result], mine: set[int]) -> None:
         # After the commit: the relay's reply holds its queue id, the thread to follow into its log.
         for row, result in zip(batch, results, strict=True):
-            if result.ok:
+            if result.ok and row.id in mine:
                 log.info("outbox.sent id=%s ticket=%s kind=%s message_id=%s rcpt=%s attempts=%s relay=%s",
                          row.id, row.ticket_number, row.kind, q(f"<{row.message_id}>"), q(row.rcpt_to),
                          row.attempts, q(" ".join(str(result.message or "").split())[:300]))

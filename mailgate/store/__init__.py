@@ -17,6 +17,7 @@ stats, export, report; the finders erase, retention, threads, ticket_facts, sent
     sla         ticket_sla                 watchers  ticket_watchers        tasks   tasks
     forwards    forwards, ticket_flags     message_marks  messages.deleted_at/_by, unproven_agent
     spool       spool                      outbox    outbox                 timers  timers
+    outbox_leases  outbox.state, attempts, claimed_by, lease_until (the sender's claims, leased per node)
     search      search_text (FTS5 over messages, written by triggers on messages, 0015: _insert,
                 _update, _delete; search.forget_deleted only runs 'optimize')
     storms      sender_hours               imap      imap_accounts, imap_folders, imap_skipped

@@ -70,15 +70,24 @@ def _name(name: str) -> str:
     return f'"{name}"'
 
 
-def target_store(url: str) -> Store:
+def target_store(url: str, password_file: Path | None = None, password_env: str | None = None) -> Store:
     """The store a URL names (not yet open). sqlite:///relative/file or sqlite:////absolute/file, as
-    SQLAlchemy spells them; a PostgreSQL URL needs the PostgreSQL engine of the store."""
+    SQLAlchemy spells them, or postgresql://user@host[:port]/database with the password from a file or
+    the environment (as in [storage]: a password in a command line shows in `ps`)."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if not path:
             raise ValueError("sqlite:/// needs a file: sqlite:////var/lib/mailgate/other.sqlite3")
         return Store(Path(path))
-    raise ValueError(f"{redact(url)}: this mailgate opens sqlite:/// URLs only")
+    if url.startswith(("postgresql://", "postgres://")):
+        from mailgate.store.pg import PgStore
+        from mailgate.store.url import Location
+
+        if urlsplit(url).password is not None:
+            raise ValueError(f"{redact(url)}: no password in the URL (it shows in `ps` and shell history);"
+                             " use --password-file or --password-env")
+        return PgStore(Location.of(url, password_file, password_env))
+    raise ValueError(f"{redact(url)}: give sqlite:///PATH or postgresql://USER@HOST/DATABASE")
 
 
 def redact(url: str) -> str:

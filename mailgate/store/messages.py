@@ -87,13 +87,19 @@ _COLUMNS = (
 _VALUES = "(" + ", ".join("?" for _ in _COLUMNS.split(",")) + ")"
 
 
+def _text(value: str) -> str:
+    """A NUL in decoded mail text (broken senders write them) becomes U+FFFD, as PostgreSQL's text
+    must: so both engines keep the same words, and an agent's mail client never gets a NUL."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _values(m: NewMessage) -> tuple[Any, ...]:
     recipients = {key: [dict(a) for a in value] for key, value in m.recipients.items()}
     return (
         m.ticket_id, m.spool_id, m.direction, m.message_id, m.content_key, m.in_reply_to,
-        m.from_name, m.from_address, json.dumps(recipients, ensure_ascii=False), m.subject, m.sent_at,
-        m.text, m.html, m.reply_text, m.kind, m.bounce_of, json.dumps(list(m.defects)), int(m.imported),
-        m.thread_rule, m.thread_detail, m.created_at,
+        _text(m.from_name), m.from_address, json.dumps(recipients, ensure_ascii=False), _text(m.subject), m.sent_at,
+        _text(m.text), None if m.html is None else _text(m.html), _text(m.reply_text), m.kind, m.bounce_of,
+        json.dumps(list(m.defects)), int(m.imported), m.thread_rule, m.thread_detail, m.created_at,
     )
 
 

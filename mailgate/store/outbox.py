@@ -216,52 +216,7 @@ async def mark_failed(tx: Txn, outbox_id: int, reason: str) -> None:
     await tx.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", (reason, outbox_id))
 
 
-# -- the sender's statements ------------------------------------------------------------------------
-
-
-async def any_sending(tx: Txn) -> bool:
-    return bool(await tx.value("SELECT 1 FROM outbox WHERE state = 'sending' LIMIT 1"))
-
-
-async def requeue_sending(tx: Txn) -> int:
-    """Rows left 'sending' by a process that died: queued again."""
-    return await tx.rowcount("UPDATE outbox SET state = 'queued' WHERE state = 'sending'")
-
-
-async def any_due(tx: Txn, now: datetime) -> bool:
-    return bool(await tx.value(
-        "SELECT 1 FROM outbox WHERE state = 'queued' AND not_before <= ? LIMIT 1", (iso(now),)
-    ))
-
-
-async def claim_batch(tx: Txn, now: datetime, limit: int) -> list[OutboxRow]:
-    """Up to `limit` due rows, oldest due first, marked 'sending' with one more attempt counted.
-
-    One statement: a row is claimed by one UPDATE or not at all, so two sender workers (or two
-    processes, under the write lock) never take the same row. A recipient with mail in another
-    worker's batch waits for it: one person's mail arrives in the order it was written (an
-    agent's "Done" confirmations, a customer's acknowledgement before the reply).
-    """
-    found = await tx.all(
-        "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id IN ("
-        " SELECT id FROM outbox WHERE state = 'queued' AND not_before <= ?"
-        " AND rcpt_to NOT IN (SELECT rcpt_to FROM outbox WHERE state = 'sending')"
-        " ORDER BY not_before, id LIMIT ?)"
-        " RETURNING *, (SELECT number FROM tickets WHERE tickets.id = outbox.ticket_id) AS ticket_number",
-        (iso(now), limit),
-    )
-    # RETURNING gives no order: send in the order they fell due.
-    return sorted((from_row(r) for r in found), key=lambda row: (row.not_before, row.id))
-
-
-async def unclaim(tx: Txn, ids: Sequence[int]) -> None:
-    """Claimed rows never handed to the relay (the sender is stopping): queued again, the attempt not counted."""
-    if ids:
-        await tx.execute(
-            f"UPDATE outbox SET state = 'queued', attempts = attempts - 1 WHERE state = 'sending'"
-            f" AND id IN ({', '.join('?' for _ in ids)})", list(ids),
-        )
-        tx.touch("outbox")
+# -- the sender's records (its claims are in outbox_leases.py) -------------------------------------
 
 
 async def mark_sent_many(tx: Txn, sent: Sequence[tuple[int, int | None, datetime]]) -> None:
@@ -284,7 +239,7 @@ async def mark_sent_many(tx: Txn, sent: Sequence[tuple[int, int | None, datetime
 async def mark_retry(tx: Txn, outbox_id: int, retry_at: datetime, error: str) -> None:
     """Queued again for `retry_at`, with the timer that wakes the sender then."""
     await tx.execute(
-        "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ? WHERE id = ?",
+        "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ?, lease_until = NULL WHERE id = ?",
         (iso(retry_at), error, outbox_id),
     )
     await timers.add(tx, timers.OUTBOX_RELEASE, outbox_id, retry_at)

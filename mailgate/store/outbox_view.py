@@ -24,6 +24,7 @@ class Listed:
     not_before: str
     sent_at: str | None
     last_error: str | None
+    claimed_by: str | None  # the daemon that took it last (is sending it, or did)
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -45,14 +46,14 @@ async def listing(tx: Txn, *, state: str | None, ticket: int | None, kind: str |
     """Rows newest first, with the ticket's number."""
     rows = await tx.all(
         "SELECT o.id, o.state, o.kind, t.number, o.rcpt_to, o.attempts, o.retries, o.created_at, o.not_before,"
-        " o.sent_at, o.last_error FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
+        " o.sent_at, o.last_error, o.claimed_by FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
         " WHERE (CAST(? AS TEXT) IS NULL OR o.state = ?) AND (CAST(? AS BIGINT) IS NULL OR t.number = ?)"
         " AND (CAST(? AS TEXT) IS NULL OR o.kind = ?)"
         " ORDER BY o.id DESC LIMIT ?",
         (state, state, ticket, ticket, kind, kind, limit),
     )
     return [Listed(r["id"], r["state"], r["kind"], r["number"], r["rcpt_to"], r["attempts"], r["retries"],
-                   r["created_at"], r["not_before"], r["sent_at"], r["last_error"]) for r in rows]
+                   r["created_at"], r["not_before"], r["sent_at"], r["last_error"], r["claimed_by"]) for r in rows]
 
 
 async def shown(tx: Txn, outbox_id: int) -> Shown | None:

@@ -2,7 +2,8 @@
 
 Every store module runs unchanged: its statements go through store/dialect.py. What differs is how a
 transaction keeps its promises when other daemons write too:
-- A write transaction first takes one transaction-scoped advisory lock (WRITE_LOCK). Writers then
+- A write transaction first takes one transaction-scoped advisory lock (WRITE_LOCK); a spool commit,
+  which only adds a row, does not wait for it. Writers then
   follow one another as on SQLite (BEGIN IMMEDIATE), so every read-then-write a module does (the next
   ticket number, `[next]`, a timer that fires once, a thread found by its Message-ID) stays as
   race-free across daemons as within one. Waiting for it is PostgreSQL's queue, not SQLite's sleeping
@@ -27,6 +28,7 @@ from mailgate.store.counts import Counts
 from mailgate.store.dialect import postgresql, with_id
 from mailgate.store.schema import migrations
 from mailgate.store.sqlite import SchemaTooNew, Store, StoreUnavailable
+from mailgate.store.turns import Priority
 from mailgate.store.txn import Row, Txn
 from mailgate.store.url import Location
 
@@ -255,17 +257,19 @@ class PgStore(Store):
             return int(await tx.value("SELECT MAX(version) FROM schema_version") or 0)
 
     @contextlib.asynccontextmanager
-    async def txn(self, *, wait: float | None = None, priority: Any = None) -> AsyncIterator[Txn]:
-        from mailgate.store.turns import Priority
-
-        async with self._locked(wait, priority if priority is not None else Priority.BACKGROUND):
+    async def txn(self, *, wait: float | None = None, priority: Priority = Priority.BACKGROUND) -> AsyncIterator[Txn]:
+        async with self._locked(wait, priority):
             conn = await self._live()
             tx = PgTxn(conn, self.clock, self.parts, self.counts, self._id_tables)
             try:
                 await conn.execute("BEGIN")
                 if wait is not None:
                     await conn.execute(f"SET LOCAL lock_timeout = '{max(10, int(wait * 1000))}ms'")
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+                if priority is not Priority.INTAKE:
+                    # A spool commit (the SMTP 250 waits on it) only adds a row: it need not wait for
+                    # another daemon's processing. The same bytes at two daemons in one instant make
+                    # two spool rows; processing keeps one message (Message-ID and content dedupe).
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     await conn.execute("ROLLBACK")
@@ -303,3 +307,27 @@ class PgStore(Store):
             finally:
                 with contextlib.suppress(Exception):
                     await conn.execute("COMMIT")
+
+
+async def peek(location: Location, timeout: float = 10.0) -> tuple[int | None, dict[str, int]]:
+    """A PostgreSQL database's schema version (None: not a mailgate database yet) and rows per table,
+    read without migrating or creating anything (`db status` before an upgrade or a rollback)."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(**location.connect_args(), timeout=timeout)
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StoreUnavailable(f"cannot connect to {location.display()}: {exc}") from exc
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+            return None, {}
+        found = await conn.fetchval("SELECT MAX(version) FROM schema_version")
+        names = [r[0] for r in await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            " AND table_type = 'BASE TABLE' AND table_name <> 'schema_version' ORDER BY table_name")]
+        counts = {name: int(await conn.fetchval(f'SELECT COUNT(*) FROM "{name}"')) for name in names}
+        return (None if found is None else int(found)), counts
+    except asyncpg.PostgresError as exc:
+        raise mapped(exc) from exc
+    finally:
+        await conn.close()

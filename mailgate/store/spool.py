@@ -57,6 +57,7 @@ class Listed:
     last_error: str | None
     retries: int
     ticket: int | None
+    claimed_by: str | None  # the daemon that took it (is processing it, or did)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,39 @@ async def pending(tx: Txn, limit: int = 100, after: int = 0) -> list[SpoolEntry]
     return [_entry(r) for r in rows]
 
 
+# Rows a node may claim: unleased, the lease ran out (its daemon died), or its own (its previous
+# life's, or a round of its own worker that the store interrupted).
+_CLAIMABLE = "state = 'received' AND id > ? AND (lease_until IS NULL OR lease_until <= ? OR claimed_by = ?)"
+
+
+async def any_claimable(tx: Txn, node: str, now: str, after: int = 0) -> bool:
+    return bool(await tx.value(f"SELECT 1 FROM spool WHERE {_CLAIMABLE} LIMIT 1", (after, now, node)))
+
+
+async def claim(tx: Txn, node: str, now: str, lease_until: str, limit: int, after: int = 0) -> list[SpoolEntry]:
+    """Up to `limit` received rows after an id, oldest first, leased to `node` before anyone parses them.
+
+    Another live daemon's rows are skipped (on PostgreSQL also rows its open claim has locked);
+    processing still checks each row's state in its own transaction, the last line of defence.
+    """
+    lock = " FOR UPDATE SKIP LOCKED" if tx.engine == "postgresql" else ""
+    rows = await tx.all(
+        f"UPDATE spool SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT id FROM spool WHERE {_CLAIMABLE}"
+        f" ORDER BY id LIMIT ?{lock}) RETURNING {_ENTRY}",
+        (node, lease_until, after, now, node, limit),
+    )
+    return sorted((_entry(r) for r in rows), key=lambda entry: entry.id)
+
+
+async def release(tx: Txn, node: str, spool_ids: Sequence[int]) -> None:
+    """This node's leases on rows it will not process now (it is stopping): free for any daemon at once."""
+    for chunk in _chunks(spool_ids):
+        await tx.execute(
+            f"UPDATE spool SET lease_until = NULL WHERE state = 'received' AND claimed_by = ? AND id IN ({_marks(chunk)})",
+            (node, *chunk),
+        )
+
+
 async def get(tx: Txn, spool_id: int) -> SpoolEntry | None:
     row = await tx.one(f"SELECT {_ENTRY} FROM spool WHERE id = ?", (spool_id,))
     return None if row is None else _entry(row)
@@ -224,7 +258,7 @@ async def requeue(tx: Txn, spool_ids: Sequence[int] | None = None) -> int:
     """
     keep = (
         "UPDATE spool SET state = 'received', attempts = 0, last_error = COALESCE(error, last_error), error = NULL,"
-        " retries = retries + 1, retried_at = ?"
+        " retries = retries + 1, retried_at = ?, lease_until = NULL"
     )
     now = tx.now_iso()
     if not spool_ids:
@@ -258,7 +292,7 @@ async def listing(tx: Txn, state: str | None, limit: int) -> list[Listed]:
         where, params = " WHERE s.state = ?", (state,)
     rows = await tx.all(
         "SELECT s.id, s.state, s.source, s.mail_from, s.rcpt_to, s.peer, LENGTH(s.raw) AS size, s.received_at,"
-        f" s.attempts, s.error, s.last_error, s.retries, t.number AS ticket FROM spool s{_WITH_TICKET}"
+        f" s.attempts, s.error, s.last_error, s.retries, t.number AS ticket, s.claimed_by FROM spool s{_WITH_TICKET}"
         f"{where} ORDER BY s.id DESC LIMIT ?",
         (*params, limit),
     )

@@ -19,7 +19,8 @@ from mailgate.daemon import Running, started
 from .conftest import BILLING, SUPPORT, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section, wait_mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "alice@customer.test"
 AINO = "aino@agents.test"

@@ -33,7 +33,8 @@ from .test_agent_mail import (
     ticket,
 )
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 WORDS = "Hello Alice,\n\nwe replaced the toner and cleaned the fuser.\nThe printer works again.\n\nBest regards\nAino"
 # One long paragraph: format=flowed clients wrap it at 72 columns with soft line breaks.

@@ -22,7 +22,8 @@ from .test_agent_mail import AINO, CUSTOMER, assert_nothing_internal, open_ticke
 
 __all__ = ["clientconfig"]
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 # Attributions in languages whose phrases the text cut may not know: only the container tells.
 GMAIL_ATTRIBUTIONS = {

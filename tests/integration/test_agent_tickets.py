@@ -33,7 +33,8 @@ from .test_agent_mail import (
     wait_mail,
 )
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 KEY = SECRET.encode()
 BARTEK = "bartek@agents.test"

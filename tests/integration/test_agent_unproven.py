@@ -25,7 +25,8 @@ from .conftest import SECRET, SUPPORT, cli_ok, mail, send, settle, write_config
 from .sink import Received, Sink, relay_section, wait_mail
 from .test_agent_mail import reply
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "alice@customer.test"
 AINO = "aino@agents.test"

@@ -10,6 +10,9 @@ from ..unit.test_bounce_formats import kddi, sendmail5, verizon_vtext
 from .conftest import Cli, MakeDaemon, send, settle
 from .sink import AGENTS, Sink
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
 
 @pytest.mark.asyncio
 async def test_format_bounces_are_stored_as_bounces_and_get_no_acknowledgement(

@@ -20,7 +20,8 @@ from .conftest import SECRET, SUPPORT, cli_ok, send, settle, write_config
 from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section, to, wait_mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 ALICE, BOB = "alice@customer.test", "bob@customer.test"
 AINO, BARTEK = "aino@agents.test", "bartek@agents.test"

@@ -12,7 +12,8 @@ from mailgate.ops import contacts
 
 from .conftest import AGENTS, Cli, MakeDaemon, mail, send, settle
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 
 async def ok(cli: Cli, *args: str) -> Any:

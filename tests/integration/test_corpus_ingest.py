@@ -11,6 +11,10 @@ from mailgate.store import store_for
 
 from .conftest import CORPUS
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
+
 SKIP = {".json", ".yml", ".xml", ".md", ".out", ".html", ".bin", ".txt_decoded"}
 
 

@@ -16,7 +16,8 @@ from mailgate.store import Store, contacts, parties, retention, sla, store_for, 
 
 from .conftest import write_config
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 T0 = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 

@@ -23,7 +23,8 @@ from .conftest import run_cli as cli
 from .sink import AGENTS, Sink, relay_section, to, wait_mail
 from .test_agent_mail import AINO, CUSTOMER, EXTRA, agent_sends, agentconfig, open_ticket, reply, rows, ticket
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 __all__ = ["agentconfig"]  # the fixture, imported for these tests
 
 BARTEK = "bartek@agents.test"  # billing's agent: the support queue's tickets are not his to delete

@@ -16,7 +16,8 @@ from .sink import Sink, wait_mail
 from .test_agent_mail import AINO, agent_sends, agentconfig, open_ticket, reply, rows, ticket
 from .test_delete_restore import customer_writes
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 __all__ = ["agentconfig"]  # the fixture, imported for these tests
 
 GONE = "#1000 is deleted: [restore] it first, alone"

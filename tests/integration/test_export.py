@@ -16,7 +16,8 @@ from .conftest import SECRET, SUPPORT, MakeDaemon, cli_ok, mail, run_cli, send, 
 from .sink import AGENTS, Received, Sink, wait_mail
 from .test_agent_mail import agent_sends, reply
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 AINO = "aino@agents.test"
 CUSTOMER = "alice@customer.test"

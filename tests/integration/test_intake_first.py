@@ -18,7 +18,8 @@ from .conftest import AGENTS, SUPPORT, MakeDaemon, mail, settle, wait_until
 from .sink import Sink
 from .test_perf_semantics import spool_all
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 
 async def test_a_spool_commit_queued_during_a_batch_waits_for_one_message_not_the_batch(config: Config) -> None:

@@ -21,7 +21,8 @@ from mailgate.store.savepoints import savepoint
 
 from .conftest import SUPPORT, mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 

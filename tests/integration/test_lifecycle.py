@@ -20,7 +20,8 @@ from .conftest import cli_ok, mail, send, settle, write_config
 from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "alice@customer.test"
 LIFE = """

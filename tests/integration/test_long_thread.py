@@ -15,7 +15,8 @@ from mailgate.store.ticket_facts import FIRST_MAILS, RECENT_IDS, facts
 from .conftest import AGENTS, SUPPORT, MakeDaemon, cli_ok, mail, send, settle
 from .sink import Sink, wait_mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 THREAD = 2000
 

@@ -19,6 +19,10 @@ from mailgate.outgoing import guard as loops
 from .conftest import SECRET, SUPPORT, mail, send, settle, write_config
 from .sink import AGENTS, Received, Sink, relay_section
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
+
 CUSTOMER = "alice@customer.test"
 
 AUTO_KINDS: dict[str, dict[str, str]] = {

@@ -12,6 +12,10 @@ from mailgate.store import assignment
 
 from .conftest import REPO, MakeDaemon, cli_ok, mail, send, settle
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
+
 LEAST_OPEN = """
 [[queues]]
 name = "support"

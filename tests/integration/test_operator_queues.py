@@ -28,7 +28,8 @@ from mailgate.spool import SpoolEntry
 from .conftest import SUPPORT, mail, run_cli, send, settle, wait_until, write_config
 from .sink import AGENTS, Sink, relay_section, running_sink, wait_mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 GONE = "gone@customer.test"  # the relay answers 550: the acknowledgement fails for good
 LATER = "later@customer.test"  # the relay answers 451: the acknowledgement waits for its retry

@@ -23,7 +23,8 @@ from .conftest import BILLING, SUPPORT, mail, send, settle, wait_until, write_co
 from .conftest import run_cli as cli
 from .sink import AGENTS, Received, Sink, relay_section, wait_mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "alice@customer.test"
 AINO = "aino@agents.test"

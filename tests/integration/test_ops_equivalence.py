@@ -25,7 +25,8 @@ from mailgate.daemon import Running, started
 from .conftest import SUPPORT, run_cli, send, settle, write_config
 from .sink import Received, Sink, relay_section, wait_mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 ALICE, AINO, PEKKA = "alice@customer.test", "aino@agents.test", "pekka@agents.test"
 PARTNER = "ext@partner.example"

@@ -20,7 +20,8 @@ from mailgate.outgoing import outbox
 from .conftest import BILLING, SECRET, SUPPORT, cli_ok, mail, send, settle, wait_until, write_config
 from .sink import AGENTS, Received, Sink, free_port, relay_section, running_sink
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "alice@customer.test"
 
@@ -203,7 +204,7 @@ async def test_resolution_notice_and_queue_switch(sink: Sink, outconfig: Callabl
         assert "reply to this email and the request will be opened again" in notice.text()
     # A queue that turned resolution notices off gets none.
     switched = AGENTS.replace('members = ["aino"]\n', 'members = ["aino"]\nresolution_notice = false\n', 1)
-    folder = Path(running.config.database_path).parent / "off"
+    folder = Path(str(running.config.source)).parent / "off"
     folder.mkdir()
     config = config_mod.load(write_config(folder, relay_section(sink.port) + switched))
     async with started(config) as running:

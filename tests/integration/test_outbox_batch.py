@@ -13,7 +13,8 @@ from mailgate.daemon import Running
 from .conftest import AGENTS, MakeDaemon, mail, send, settle, wait_until
 from .sink import Sink, wait_mail
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMERS = ["first", "gone", "later", "ok1", "ok2", "ok3"]
 

@@ -12,6 +12,9 @@ from mailgate.store import outbox as rows
 from mailgate.store.outbox_ids import reserve_id
 from mailgate.store.savepoints import savepoint
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
 
 def notice(n: int, now: datetime) -> rows.NewMail:
     return rows.NewMail(

@@ -15,7 +15,8 @@ from .conftest import run_cli as cli
 from .sink import Sink, to, wait_mail
 from .test_agent_mail import AINO, CECILIA, CUSTOMER, agentconfig, open_ticket, rows
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 __all__ = ["agentconfig"]  # the fixture, imported for these tests
 
 

@@ -11,7 +11,8 @@ from mailgate.daemon import Running
 
 from .conftest import Cli, mail, send, settle
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "Anna Kowalska <anna@customer.test>"
 

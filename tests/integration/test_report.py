@@ -15,7 +15,8 @@ from .conftest import MakeDaemon, cli_ok, mail, run_cli, send, settle, wait_unti
 from .sink import Received, Sink, wait_mail
 from .test_agent_mail import agent_sends, reply
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 AINO = "aino@agents.test"
 MONDAY = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)

@@ -18,7 +18,8 @@ from .sink import Received, Sink, relay_section, to, wait_mail
 from .test_agent_mail import agent_sends
 from .test_report import AINO, MONDAY, QUEUES, busy_week, customer_writes
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 
 def command_address(agent: str = "aino") -> str:

@@ -15,6 +15,10 @@ from mailgate.store import open_store
 
 from .conftest import BILLING, SUPPORT, cli_ok, mail, run_cli, send, settle
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
+
 ROUTING = """
 [[queues]]
 name = "general"

@@ -19,7 +19,8 @@ from .conftest import run_cli as cli
 from .sink import AGENTS, Sink, relay_section, to, wait_mail
 from .test_agent_mail import AINO, CUSTOMER, EXTRA, agent_sends, assert_nothing_internal, open_ticket, reply
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 REFUND_EN = """\
 Dear {{ customer_name }},

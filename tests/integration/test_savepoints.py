@@ -12,6 +12,9 @@ from mailgate.store.savepoints import savepoint
 
 from .conftest import SUPPORT
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
 
 def envelope() -> Envelope:
     return Envelope("alice@customer.test", (SUPPORT,), Source.SMTP)

@@ -25,6 +25,10 @@ from mailgate.store import Store, open_store, timers
 from .conftest import cli_ok, mail, send, settle, wait_until, write_config
 from .sink import Received, Sink, relay_section, wait_mail
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
+
 HELSINKI = ZoneInfo("Europe/Helsinki")
 WEEKDAYS = Hours.from_config(BusinessHoursConfig(timezone="Europe/Helsinki"))  # mon-fri 08-17
 

@@ -20,6 +20,10 @@ from .conftest import SUPPORT, mail, send, settle, write_config
 from .sink import AGENTS, Sink, relay_section, wait_mail
 from .test_health import HTTP, metrics
 
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = pytest.mark.engines
+
+
 CUSTOMER = "alice@customer.test"
 
 

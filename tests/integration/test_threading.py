@@ -9,7 +9,8 @@ from mailgate.tokens import Token
 
 from .conftest import SECRET, SUPPORT, mail, send, settle
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 
 async def message_rows(running) -> list[dict]:

@@ -21,7 +21,8 @@ from .conftest import AGENTS, Cli, MakeDaemon, mail, send, settle
 from .sink import Sink, wait_mail
 from .web import DESK_TOKEN, SHOP_ORIGIN, post_form, post_json, request, web_section
 
-pytestmark = pytest.mark.asyncio
+# The store and pipeline behave the same on both engines (SQLite and PostgreSQL).
+pytestmark = [pytest.mark.asyncio, pytest.mark.engines]
 
 CUSTOMER = "olivia@customer.test"
 REQUEST = {
