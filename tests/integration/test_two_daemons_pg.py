@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -312,9 +313,12 @@ async def test_kill_9_of_one_of_two_daemons_loses_and_repeats_nothing(pg_url: st
                 while len(accepted) < KILL_AT:
                     await asyncio.sleep(0.01)
             a.kill()
-            # What the dead daemon may have handed to the relay without recording it: the rows in
-            # flight now (B's too: an upper bound).
-            in_flight = await value(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sending'")
+            # What the dead daemon may have handed to the relay without recording it: the rows it
+            # held claimed for sending when it died (B's claims are B's and stay B's).
+            node = re.search(r"outbox\.claims node=(\S+)", a.text())
+            assert node is not None, a.text()[-2000:]
+            in_flight = await value(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'sending' AND claimed_by = $1",
+                                    node.group(1))
             async with asyncio.timeout(60):
                 while len(accepted) < RESTART_AT:
                     await asyncio.sleep(0.01)
