@@ -47,6 +47,9 @@ import e2e_parts  # noqa: E402
 # --- PostgreSQL ----------------------------------------------------------------------------------------
 
 
+SERVER_PID: list[int] = []  # the throwaway cluster's postmaster: its CPU is the database's share
+
+
 @contextlib.contextmanager
 def cluster(work: Path) -> Iterator[str]:
     """A throwaway PostgreSQL on 127.0.0.1 for this run; its URL without a database."""
@@ -71,9 +74,11 @@ def cluster(work: Path) -> Iterator[str]:
     # No durability (a bench's data is thrown away); SQLite's side runs with the config's synchronous.
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
     tool(bindir / "pg_ctl", "-D", folder / "data", "-o", options, "-l", folder / "log", "-w", "start")
+    SERVER_PID.append(int((folder / "data" / "postmaster.pid").read_text().split()[0]))
     try:
         yield f"postgresql://mailgate@127.0.0.1:{port}"
     finally:
+        SERVER_PID.clear()
         tool(bindir / "pg_ctl", "-D", folder / "data", "-m", "fast", "stop")
 
 
@@ -151,14 +156,18 @@ class Result:
     nodes: list[dict[str, Any]]
     sink_duplicates: int
     outbox: dict[str, int]
+    server_cpu_s: float | None = None  # PostgreSQL's backends (the bench's own cluster only)
+    tickets: int = 0  # replies threaded onto their tickets leave fewer than mails
 
     def rate(self, seconds: float) -> float:
         return self.mails / seconds if seconds else 0.0
 
     def line(self) -> str:
-        return (f"{self.name:>7}: {self.mails} mails; accept {self.rate(self.accepted_s):.0f}/s; ticketed "
+        return (f"{self.name:>7}: {self.mails} mails, {self.tickets} tickets; accept {self.rate(self.accepted_s):.0f}/s; ticketed "
                 f"{self.ticketed_s:.2f} s ({self.rate(self.ticketed_s):.0f}/s); delivered {self.delivered_s:.2f} s "
-                f"({self.rate(self.delivered_s):.0f}/s); outbox {self.outbox}; sink duplicates {self.sink_duplicates}")
+                f"({self.rate(self.delivered_s):.0f}/s); outbox {self.outbox}; sink duplicates {self.sink_duplicates}"
+                + (f"; PostgreSQL CPU {self.server_cpu_s * 1000 / self.mails:.2f} ms/mail"
+                   if self.server_cpu_s is not None else ""))
 
 
 def node_config(folder: Path, relay_port: int, clients: int, url: str | None) -> Node:
@@ -206,6 +215,8 @@ def _measure(name: str, folder: Path, nodes: list[Node], db: Any, mails: list[e2
     crowds = [e2e.Clients(node.smtp_port, ("list", mails[i::len(nodes)]), max(1, clients // len(nodes)))
               for i, node in enumerate(nodes)]
     cpu0 = [e2e_parts.cpu_seconds(n.proc.pid) for n in nodes if n.proc is not None]
+    server = SERVER_PID[0] if SERVER_PID and isinstance(db, PgDatabase) else None
+    server0 = e2e_parts.cpu_seconds(server) if server is not None else 0.0
     for crowd in crowds:
         crowd.barrier.wait(timeout=60)
     t0 = time.monotonic()
@@ -231,6 +242,7 @@ def _measure(name: str, folder: Path, nodes: list[Node], db: Any, mails: list[e2
             ticketed_at = now
         if db.unsent() == 0 and sink.update() >= db.outbox().get("sent", 0):
             delivered_at = now
+    server_cpu = e2e_parts.cpu_seconds(server) - server0 if server is not None else None
     per_node = []
     for node, crowd, started_cpu, first in zip(nodes, crowds, cpu0, before, strict=True):
         assert node.proc is not None
@@ -247,7 +259,7 @@ def _measure(name: str, folder: Path, nodes: list[Node], db: Any, mails: list[e2
         })
     assert accepted_at is not None and ticketed_at is not None
     return Result(name, sum(c.accepted for c in crowds), accepted_at - t0, ticketed_at - t0, delivered_at - t0,
-                  per_node, sink.duplicates, db.outbox())
+                  per_node, sink.duplicates, db.outbox(), server_cpu, db.value("SELECT COUNT(*) FROM tickets"))
 
 
 def main() -> None:
