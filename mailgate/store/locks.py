@@ -28,6 +28,7 @@ log = logging.getLogger("mailgate.store")
 
 RETRY = 3.0  # seconds between tries of a lock another daemon holds
 CHECK = 30.0  # seconds between checks that a held lock's session is still there
+_FIRST_TRY = 15.0  # seconds hold() waits for its first answer (a connect timeout is 10)
 
 
 def key_of(name: str) -> int:
@@ -44,6 +45,7 @@ class Held:
         self.on_change = on_change
         self._held = asyncio.Event()
         self._lost = asyncio.Event()
+        self.tried = asyncio.Event()  # the first try is over, taken or not
 
     def __bool__(self) -> bool:
         return self._held.is_set()
@@ -82,6 +84,9 @@ async def hold(
         return
     task = asyncio.get_running_loop().create_task(_keep(store, held, key_of(name), retry), name=f"lock-{name}")
     try:
+        # Whoever enters learns the first answer, not "not yet": a lone daemon never looks like one standing by.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(held.tried.wait(), _FIRST_TRY)
         yield held
     finally:
         task.cancel()
@@ -110,6 +115,7 @@ async def _keep(store: Store, held: Held, key: int, retry: float) -> None:
                 held._set(False)
                 await _close(conn)
                 conn = None
+            held.tried.set()
             if held:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(held.wait_lost(), CHECK)

@@ -207,6 +207,7 @@ async def test_an_imap_account_is_fetched_by_one_daemon_and_taken_over_when_it_d
         assert len(fetching) == 1, [d.text().count("imap.connected") for d in both]
         holder, other = fetching[0], next(d for d in both if d is not fetching[0])
         assert "imap.standby account=inbox" in other.text()
+        assert "imap.standby" not in holder.text()  # its first try answered: it never looked like a standby
 
         holder.kill()  # its database session ends with it, and with that the lock
         await asyncio.to_thread(dovecot.append, customer_mails(16, 5))
