@@ -1,4 +1,9 @@
-"""IMAP intake: one worker per account on its own thread; IDLE or poll, spool, checkpoint, then flag/move/delete."""
+"""IMAP intake: one worker per account on its own thread; IDLE or poll, spool, checkpoint, then flag/move/delete.
+
+Daemons sharing one database fetch each account from one of them at a time (store/locks.py): two
+sessions on one mailbox would both fetch every new mail, race on \\Seen and MOVE, and double the
+server's connections. The others stand by and take over when the holder's database session ends.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from mailgate.sources.imap_session import AuthFailed, Disconnected, FolderMissin
 from mailgate.sources.imap_state import save_state
 from mailgate.sources.imap_sync import FolderSync
 from mailgate.store import DatabaseError, Store, StoreUnavailable
+from mailgate.store import locks as store_locks
 
 log = logging.getLogger("mailgate.imap")
 
@@ -75,6 +81,7 @@ class AccountWorker(FolderSync):
         self._stopping = False
         self._interrupt = threading.Event()  # ends IDLE early (wake or stop); read by the IMAP thread
         self._wake = asyncio.Event()
+        self._held: store_locks.Held | None = None  # this daemon's turn at the account; None until run()
 
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -109,6 +116,10 @@ class AccountWorker(FolderSync):
         self.state = state
         if error is not None:
             self.last_error = error
+        if self._held is not None and not self._held:
+            # The account's row tells what the daemon fetching it does: one standing by keeps quiet.
+            await self._notify()
+            return
         try:
             await save_state(self.store, self.name, state, error, retry_in)
         except (StoreUnavailable, DatabaseError) as exc:  # state is for humans; never fail over it
@@ -118,18 +129,60 @@ class AccountWorker(FolderSync):
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        was_held = True
         try:
-            while not self._stopping:
-                delay = await self._connected_session()
-                if self.stopping():
-                    break
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            lock = store_locks.hold(self.store, f"imap:{self.name}", on_change=self._turn_changed)
+            async with lock as held:
+                self._held = held
+                try:
+                    await self._turns(held)
+                finally:
+                    was_held = bool(held)
         finally:
             self.executor.shutdown(wait=False, cancel_futures=True)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._set_state("stopped"))
+            self._held = None
+            if was_held:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._set_state("stopped"))
+            else:
+                self.state = "stopped"
+
+    def _turn(self) -> bool:
+        """This daemon fetches the account now (read fresh: the lock's task changes it)."""
+        return self._held is None or bool(self._held)
+
+    def _turn_changed(self, held: bool) -> None:
+        if not held:
+            self.wake()  # another daemon may fetch from now: end IDLE and leave the session
+
+    async def _turns(self, held: store_locks.Held) -> None:
+        while not self._stopping:
+            if not held:
+                await self._stand_by(held)
+                continue
+            delay = await self._connected_session()
+            if self.stopping():
+                break
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _stand_by(self, held: store_locks.Held) -> None:
+        """Another daemon fetches this account: wait for its turn to end (or for stop())."""
+        if self.state != "standby":
+            log.info("imap.standby account=%s (another daemon fetches it)", self.name)
+            self.state = "standby"
+            await self._notify()
+        self._wake.clear()
+        turn = asyncio.ensure_future(held.wait())
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({turn, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            turn.cancel()
+            woken.cancel()
+        if held:
+            log.info("imap.taken_over account=%s", self.name)
 
     async def _connected_session(self) -> float:
         """Connect, drain and wait for mail until something fails; return the delay before retrying."""
@@ -142,7 +195,7 @@ class AccountWorker(FolderSync):
                 "imap.connected account=%s host=%s:%s idle=%s",
                 self.name, account.host, account.effective_port, account.idle and self.session.can_idle,
             )
-            while not self._stopping:
+            while not self._stopping and self._turn():
                 await self._pass()
                 self.backoff.reset()
                 self.auth_backoff.reset()
@@ -177,7 +230,7 @@ class AccountWorker(FolderSync):
         account = self.account
         self._wake.clear()
         self._interrupt.clear()
-        if self._stopping:
+        if self._stopping or not self._turn():
             return
         if account.idle and self.session.can_idle:
             await self._set_state("idle")
@@ -191,7 +244,7 @@ class AccountWorker(FolderSync):
 
     async def _pass(self) -> None:
         for folder in self.account.folders:
-            if self._stopping:
+            if self._stopping or not self._turn():
                 return
             try:
                 await self._sync(folder)
