@@ -149,6 +149,10 @@ def db_copy(ctx: click.Context, url: str, password_file: Path | None, password_e
     not in the database: the target's daemons must use the same [storage] attachments folder.
     """
     config = load_config(ctx)
+    if config.storage.engine != "sqlite":
+        # Between PostgreSQL servers, the server's own tools move a database whole and consistent.
+        raise click.ClickException("db copy moves a SQLite installation; this config's database is PostgreSQL:"
+                                   " use pg_dump | pg_restore (or the provider's tools) to move it")
     if not config.database_path.exists():
         raise click.ClickException(f"no database at {config.database_path}")
     try:
