@@ -47,7 +47,7 @@ def db_status(ctx: click.Context, as_json: bool) -> None:
     known = newest_schema(storage.engine)
     found: int | None = None
     if storage.url is not None:
-        from mailgate.store.pg import peek
+        from mailgate.store.pg_peek import peek
         from mailgate.store.url import Location
 
         where = Location(storage.url).display()

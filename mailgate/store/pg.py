@@ -42,6 +42,7 @@ log = logging.getLogger("mailgate.store")
 WRITE_LOCK = 0x6D61696C67617465
 MIGRATE_LOCK = WRITE_LOCK + 1
 CHANNEL = "mailgate"
+RELISTEN = 10.0  # seconds between tries to listen again after the listening session was lost
 # SQLSTATE classes worth trying again: serialization failure, deadlock, lock timeout, connection
 # trouble, the server shutting down or out of resources.
 _TRANSIENT = ("40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006")
@@ -57,7 +58,15 @@ class PgIntegrityError(sqlite3.IntegrityError):
 
 
 class PgTransientError(sqlite3.OperationalError):
-    """Worth trying again later (store.TransientError): a lost connection, a deadlock, a restart."""
+    """Worth trying again later (store.TransientError): a lost connection, a deadlock, a restart.
+
+    lost: the session itself is gone or unusable (the server ended it, the socket broke, the driver
+    lost its place in the protocol): the store opens a new one instead of using it again.
+    """
+
+    def __init__(self, message: str, *, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost
 
 
 def mapped(exc: BaseException, sql: str = "") -> Exception:
@@ -65,7 +74,10 @@ def mapped(exc: BaseException, sql: str = "") -> Exception:
     import asyncpg
 
     code = getattr(exc, "sqlstate", None) or ""
-    if isinstance(exc, (asyncpg.InterfaceError, OSError, ConnectionError)) or code in _TRANSIENT or code.startswith("08"):
+    if (isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError))
+            or code.startswith("08") or code in ("57P01", "57P02", "57P03")):
+        return PgTransientError(f"{type(exc).__name__}: {exc}", lost=True)
+    if code in _TRANSIENT:
         return PgTransientError(str(exc))
     if code.startswith("23"):
         return PgIntegrityError(str(exc))
@@ -168,6 +180,8 @@ class PgStore(Store):
         self._listener: asyncpg.Connection | None = None
         self._id_tables: frozenset[str] = frozenset()
         self._reconnecting = asyncio.Lock()
+        self._relisten: asyncio.Task[None] | None = None
+        self._relisten_at = 0.0
 
     @property
     def where(self) -> str:
@@ -201,6 +215,11 @@ class PgStore(Store):
         return self
 
     async def close(self) -> None:
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(BaseException):
+                await self._relisten
+            self._relisten = None
         for conn in (self._listener, self._pg):
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -241,15 +260,55 @@ class PgStore(Store):
             with contextlib.suppress(Exception):
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
 
+    def _check_listener(self) -> None:
+        """After a restart or failover the listening session is gone too: open it again, in the background
+        and at most every RELISTEN seconds (a server refusing connections must not slow every transaction)."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        if self._relisten is not None and not self._relisten.done():
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._relisten_at < RELISTEN:
+            return
+        self._relisten_at = now
+        self._relisten = asyncio.get_running_loop().create_task(self._listen(), name="store-listen")
+
+    async def _listen(self) -> None:
+        try:
+            conn = await self._connection()
+            await conn.add_listener(CHANNEL, self._heard)
+        except Exception as exc:
+            log.warning("store.listen_failed engine=postgresql error=%s (other daemons' work is found by polling)", exc)
+            return
+        old, self._listener = self._listener, conn
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.terminate()
+        log.info("store.listening engine=postgresql")
+        if self.on_commit is not None:  # what other daemons queued while nobody listened
+            with contextlib.suppress(Exception):
+                self.on_commit(frozenset({"outbox", "timers"}))
+
+    def _drop_if_lost(self, conn: asyncpg.Connection, exc: BaseException) -> bool:
+        """After an error that left the session unusable, close it: the next transaction opens a new one."""
+        error = exc if isinstance(exc, PgTransientError) else mapped(exc) if isinstance(exc, Exception) else None
+        if isinstance(error, PgTransientError) and error.lost:
+            with contextlib.suppress(Exception):
+                conn.terminate()
+            return True
+        return False
+
     async def _live(self) -> asyncpg.Connection:
         """The transaction connection, opened again if PostgreSQL restarted or the network dropped it."""
         conn = self._pg
         if conn is not None and not conn.is_closed():
+            self._check_listener()
             return conn
         async with self._reconnecting:
             if self._pg is None or self._pg.is_closed():
                 self._pg = await self._connection()
                 log.warning("store.reconnected engine=postgresql")
+            self._check_listener()
             return self._pg
 
     async def schema_version(self) -> int:
@@ -270,27 +329,43 @@ class PgStore(Store):
                     # another daemon's processing. The same bytes at two daemons in one instant make
                     # two spool rows; processing keeps one message (Message-ID and content dedupe).
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
-                raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
+            except BaseException as exc:
+                await self._undo(conn, exc)
+                if isinstance(exc, Exception):
+                    raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
+                raise
             try:
                 yield tx
                 if tx.touched:
                     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, " ".join(sorted(tx.touched)))
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
+            except BaseException as exc:
+                await self._undo(conn, exc)
                 raise
             try:
                 await conn.execute("COMMIT")
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
-                raise StoreUnavailable(f"cannot commit: {exc}") from exc
+            except BaseException as exc:
+                await self._undo(conn, exc)
+                if isinstance(exc, Exception):
+                    raise StoreUnavailable(f"cannot commit: {exc}") from exc
+                raise
             self.counts.write_transactions += 1
         if tx.touched and self.on_commit is not None:
             self.on_commit(frozenset(tx.touched))
+
+    async def _undo(self, conn: asyncpg.Connection, exc: BaseException) -> None:
+        """Roll back after a failure; a session that cannot be trusted to have done so is closed instead.
+
+        A lost session, or one interrupted mid-statement (a cancelled task: an SMTP session's
+        timeout, a shutdown), could otherwise carry an open transaction into the next BEGIN, which
+        PostgreSQL only warns about: the next change would join this one's fate.
+        """
+        if self._drop_if_lost(conn, exc):
+            return
+        try:
+            await asyncio.shield(conn.execute("ROLLBACK"))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.terminate()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Txn]:
@@ -299,35 +374,20 @@ class PgStore(Store):
             conn = await self._live()
             try:
                 await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            except Exception as exc:
-                raise mapped(exc) from exc
+            except BaseException as exc:
+                await self._undo(conn, exc)
+                if isinstance(exc, Exception):
+                    raise mapped(exc) from exc
+                raise
             self.counts.read_transactions += 1
             try:
                 yield PgTxn(conn, self.clock, self.parts, self.counts, self._id_tables)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.execute("COMMIT")
-
-
-async def peek(location: Location, timeout: float = 10.0) -> tuple[int | None, dict[str, int]]:
-    """A PostgreSQL database's schema version (None: not a mailgate database yet) and rows per table,
-    read without migrating or creating anything (`db status` before an upgrade or a rollback)."""
-    import asyncpg
-
-    try:
-        conn = await asyncpg.connect(**location.connect_args(), timeout=timeout)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise StoreUnavailable(f"cannot connect to {location.display()}: {exc}") from exc
-    try:
-        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
-            return None, {}
-        found = await conn.fetchval("SELECT MAX(version) FROM schema_version")
-        names = [r[0] for r in await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_type = 'BASE TABLE' AND table_name <> 'schema_version' ORDER BY table_name")]
-        counts = {name: int(await conn.fetchval(f'SELECT COUNT(*) FROM "{name}"')) for name in names}
-        return (None if found is None else int(found)), counts
-    except asyncpg.PostgresError as exc:
-        raise mapped(exc) from exc
-    finally:
-        await conn.close()
+            except BaseException as exc:
+                await self._undo(conn, exc)
+                raise
+            try:
+                await conn.execute("COMMIT")
+            except BaseException as exc:
+                await self._undo(conn, exc)
+                if not isinstance(exc, Exception):
+                    raise

@@ -4,6 +4,7 @@ of URLs, a server that drops the connection, a database name that is not there."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from mailgate import config as config_mod
 from mailgate.config import ConfigError
 from mailgate.daemon import started
-from mailgate.store import StoreUnavailable, newest_schema, store_for
+from mailgate.store import StoreUnavailable, TransientError, newest_schema, store_for
 
 from .conftest import SUPPORT, mail, run_cli_sync, send, settle, write_config
 
@@ -121,3 +122,39 @@ async def test_a_connection_the_server_dropped_is_opened_again_and_no_mail_is_lo
         async with running.store.read() as tx:
             subjects = sorted(r[0] for r in await tx.all("SELECT subject FROM tickets"))
         assert subjects == ["after the restart", "before the restart"]
+
+
+@pytest.mark.asyncio
+async def test_after_a_restart_the_store_listens_again_for_other_daemons_work(tmp_path: Path, pg_url: str) -> None:
+    config = config_mod.load(write_config(tmp_path, storage=f'url = "{pg_url}"'))
+    heard: list[frozenset[str]] = []
+    woken = asyncio.Event()
+
+    def on_commit(touched: frozenset[str]) -> None:
+        heard.append(touched)
+        woken.set()
+
+    async with store_for(config) as daemon, store_for(config) as cli:
+        daemon.on_commit = on_commit
+        admin = await asyncpg.connect(pg_url)
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                            " AND application_name = 'mailgate'")
+        await admin.close()
+        # The daemon's next transaction finds its sessions gone, opens them again and listens again,
+        # then wakes its runners once for whatever was queued while nobody listened.
+        for _attempt in range(50):
+            with contextlib.suppress(StoreUnavailable, TransientError):
+                async with daemon.read() as tx:
+                    await tx.value("SELECT 1")
+                break
+        async with asyncio.timeout(20):
+            await woken.wait()
+        assert heard[-1] == {"outbox", "timers"}
+        woken.clear()
+        heard.clear()
+        async with cli.txn() as tx:  # another process (the CLI) queues mail
+            tx.touch("outbox")
+        async with asyncio.timeout(20):
+            await woken.wait()
+        assert heard == [frozenset({"outbox"})]
