@@ -153,21 +153,26 @@ def _latin1(text: str) -> bool:
     return True
 
 
-def shared(limit: int) -> list[Mail]:
-    """Shared-corpus files that look like mails (as bench/ingest.py picks them), CRLF, from their From."""
+def corpus_mails(limit: int) -> list[bytes]:
+    """Corpus files that look like mails, smaller than 512 KiB, in a stable order."""
     out = []
     for path in sorted(CORPUS.rglob("*")):
         if not path.is_file() or path.suffix in SKIP_SUFFIXES or "_decoded" in path.name:
             continue
         raw = path.read_bytes()
+        # Lines over 998 octets break RFC 5321 (aiosmtpd answers 500; Postfix wraps them first).
         longest = max((len(line) for line in raw.splitlines()), default=0)
-        if not (0 < len(raw) < 512 * 1024 and b":" in raw[:200] and longest <= 998):
-            continue
-        wire = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        out.append(Mail(f"corpus{len(out)}@customer.test", [SUPPORT], wire))
+        if 0 < len(raw) < 512 * 1024 and b":" in raw[:200] and longest <= 998:
+            out.append(raw)
         if len(out) >= limit:
             break
     return out
+
+
+def shared(limit: int) -> list[Mail]:
+    """Shared-corpus files that look like mails (corpus_mails), CRLF, from their From."""
+    return [Mail(f"corpus{i}@customer.test", [SUPPORT], raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+            for i, raw in enumerate(corpus_mails(limit))]
 
 
 def corpus(kind: str, count: int, seed: int) -> list[Mail]:

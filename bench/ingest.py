@@ -40,26 +40,7 @@ from mailgate.store import store_for  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import e2e  # noqa: E402  (bench/e2e.py)
 import rules as routing_bench  # noqa: E402  (bench/rules.py)
-from e2e_mail import SUPPORT, Mail  # noqa: E402
-
-CORPUS = REPO.parent / "shared" / "corpus"
-SKIP_SUFFIXES = {".json", ".yml", ".xml", ".md", ".out", ".html", ".bin"}
-
-
-def corpus_mails(limit: int) -> list[bytes]:
-    """Corpus files that look like mails, smaller than 512 KiB, in a stable order."""
-    out = []
-    for path in sorted(CORPUS.rglob("*")):
-        if not path.is_file() or path.suffix in SKIP_SUFFIXES or "_decoded" in path.name:
-            continue
-        raw = path.read_bytes()
-        # Lines over 998 octets break RFC 5321 (aiosmtpd answers 500; Postfix wraps them first).
-        longest = max((len(line) for line in raw.splitlines()), default=0)
-        if 0 < len(raw) < 512 * 1024 and b":" in raw[:200] and longest <= 998:
-            out.append(raw)
-        if len(out) >= limit:
-            break
-    return out
+from e2e_mail import SUPPORT, Mail, corpus_mails  # noqa: E402
 
 
 def write_config(folder: Path, port: int = 0) -> Path:
