@@ -29,6 +29,7 @@ from mailgate.store import open_store
 from .conftest import REPO, SUPPORT, mail, run_cli, write_config
 from .dovecot import Dovecot, find_dovecot
 from .sink import AGENTS, free_port, relay_section, running_sink
+from .test_outbox_crash import wait_listening
 
 USER, PASSWORD = "mailgate", "mailgate-secret"
 
@@ -95,18 +96,12 @@ class Daemon:
         return self.log.read_text(errors="replace")
 
     async def listening(self, timeout: float = 30) -> None:
-        async with asyncio.timeout(timeout):
-            while True:
-                self.check()
-                try:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.05)
-                    continue
-                greeting = await reader.read(3)
-                writer.close()
-                if greeting == b"220":
-                    return
+        assert self.process is not None
+        try:
+            await wait_listening(self.port, self.process, timeout)
+        except AssertionError:
+            self.check()  # exited: say so with its log
+            raise
 
     def kill(self) -> None:
         assert self.process is not None
