@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -320,7 +320,7 @@ class PgStore(Store):
         async with self._locked(wait, priority):
             conn = await self._live()
             tx = PgTxn(conn, self.clock, self.parts, self.counts, self._id_tables)
-            try:
+            async with self._step(conn, lambda exc: StoreUnavailable(f"cannot begin a transaction: {exc}")):
                 await conn.execute("BEGIN")
                 if wait is not None:
                     await conn.execute(f"SET LOCAL lock_timeout = '{max(10, int(wait * 1000))}ms'")
@@ -329,28 +329,29 @@ class PgStore(Store):
                     # another daemon's processing. The same bytes at two daemons in one instant make
                     # two spool rows; processing keeps one message (Message-ID and content dedupe).
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-            except BaseException as exc:
-                await self._undo(conn, exc)
-                if isinstance(exc, Exception):
-                    raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
-                raise
-            try:
+            async with self._step(conn):
                 yield tx
                 if tx.touched:
                     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, " ".join(sorted(tx.touched)))
-            except BaseException as exc:
-                await self._undo(conn, exc)
-                raise
-            try:
+            async with self._step(conn, lambda exc: StoreUnavailable(f"cannot commit: {exc}")):
                 await conn.execute("COMMIT")
-            except BaseException as exc:
-                await self._undo(conn, exc)
-                if isinstance(exc, Exception):
-                    raise StoreUnavailable(f"cannot commit: {exc}") from exc
-                raise
             self.counts.write_transactions += 1
         if tx.touched and self.on_commit is not None:
             self.on_commit(frozenset(tx.touched))
+
+    @contextlib.asynccontextmanager
+    async def _step(
+        self, conn: asyncpg.Connection, failed: Callable[[Exception], Exception] | None = None,
+    ) -> AsyncIterator[None]:
+        """A part of a transaction: if it fails, the transaction is undone first (_undo), then the error
+        goes on, as `failed` makes it (None: as it was)."""
+        try:
+            yield
+        except BaseException as exc:
+            await self._undo(conn, exc)
+            if failed is not None and isinstance(exc, Exception):
+                raise failed(exc) from exc
+            raise
 
     async def _undo(self, conn: asyncpg.Connection, exc: BaseException) -> None:
         """Roll back after a failure; a session that cannot be trusted to have done so is closed instead.
@@ -372,22 +373,12 @@ class PgStore(Store):
         """A read transaction: one snapshot (REPEATABLE READ), no write lock."""
         async with self._locked():
             conn = await self._live()
-            try:
+            async with self._step(conn, mapped):
                 await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            except BaseException as exc:
-                await self._undo(conn, exc)
-                if isinstance(exc, Exception):
-                    raise mapped(exc) from exc
-                raise
             self.counts.read_transactions += 1
-            try:
+            async with self._step(conn):
                 yield PgTxn(conn, self.clock, self.parts, self.counts, self._id_tables)
-            except BaseException as exc:
-                await self._undo(conn, exc)
-                raise
-            try:
-                await conn.execute("COMMIT")
-            except BaseException as exc:
-                await self._undo(conn, exc)
-                if not isinstance(exc, Exception):
-                    raise
+            # A read that cannot commit has nothing to lose: its session is undone (or closed) all the same.
+            with contextlib.suppress(Exception):
+                async with self._step(conn):
+                    await conn.execute("COMMIT")
