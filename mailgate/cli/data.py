@@ -65,7 +65,7 @@ def db_group() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def db_backup(ctx: click.Context, file: Path, attachments: Path | None, force: bool, as_json: bool) -> None:
-    """Copy the database to FILE while the daemon keeps running (SQLite online backup, checked)."""
+    """Copy the database to FILE while the daemon keeps running (SQLite online backup, checked; a PostgreSQL database is backed up with pg_dump)."""
     config = load_config(ctx)
     if config.storage.engine == "postgresql":
         # A PostgreSQL installation is backed up the way its operators already do it, with the

@@ -40,7 +40,7 @@ def db_group() -> None:
 def db_status(ctx: click.Context, as_json: bool) -> None:
     """Show the engine, schema version and rows per table; exit 78 if a newer mailgate wrote the database.
 
-    Read-only: it neither creates nor migrates the file, so it is safe before an upgrade or a rollback.
+    Read-only: it neither creates nor migrates the database (file or PostgreSQL), so it is safe before an upgrade or a rollback.
     """
     config = load_config(ctx)
     storage = config.storage
