@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from mailgate import commands
@@ -111,7 +112,8 @@ def wire(out: Outgoing) -> bytes:
     head = [encode.addresses(name, boxes, utf8) for name, boxes in people]
     subject = commands.neutralise(clean(out.subject, 400))  # as in tagged_subject, for every composer
     head.append(encode.unstructured("Subject", subject, utf8))
-    head.append(f"Date: {format_datetime(out.date or datetime.now(UTC))}\r\nMessage-ID: <{out.message_id}>\r\n")
+    when = out.date or datetime.now(UTC)
+    head.append(f"Date: {_date(when.replace(microsecond=0), when.utcoffset())}\r\nMessage-ID: <{out.message_id}>\r\n")
     parent, references = threading(out)
     if parent:
         head.append(f"In-Reply-To: <{parent}>\r\n")
@@ -126,6 +128,12 @@ def wire(out: Outgoing) -> bytes:
     if _LANGUAGE.fullmatch(out.language):
         head.append(f"Content-Language: {out.language}\r\n")
     return "".join(head).encode("utf-8" if utf8 else "ascii") + b"\r\n" + body
+
+
+@functools.lru_cache(maxsize=16)  # mail written in the same second shares its Date; the offset is in the key
+def _date(when: datetime, offset: timedelta | None) -> str:  # (aware datetimes of one instant compare equal)
+    """RFC 5322 3.3 date-time, as email.utils.format_datetime writes it (seconds only)."""
+    return format_datetime(when)
 
 
 def _content(out: Outgoing) -> tuple[str, bytes]:

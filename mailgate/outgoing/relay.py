@@ -17,6 +17,7 @@ from typing import Protocol
 import aiosmtplib
 
 from mailgate.config import RelayConfig
+from mailgate.outgoing import transaction
 
 log = logging.getLogger("mailgate.relay")
 
@@ -218,12 +219,14 @@ class Relay:
                                         " (a non-ASCII address or UTF-8 headers, RFC 6531)")
                         log.warning("relay.refused rcpt=%r permanent=True reason=%s", rcpt, result.message)
                         return result
-                    options = ["SMTPUTF8"] if utf8 else []
+                    data, size = transaction.wire_data(raw)
+                    options = [f"SIZE={size}"] if client.supports_extension("size") else []  # RFC 1870
+                    if utf8:
+                        options.append("SMTPUTF8")
                     if not raw.isascii() and client.supports_extension("8bitmime"):
                         options.append("BODY=8BITMIME")  # RFC 6152: 8-bit data announced, never assumed
-                    refused, response = await client.sendmail(
-                        sender.address, [recipient.address], raw, mail_options=options
-                    )
+                    response = await transaction.send(client, sender.address, recipient.address, data, options,
+                                                      utf8=utf8)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 if client is not None:
                     await _close(client)
@@ -240,12 +243,7 @@ class Relay:
                 log.error("relay.error rcpt=%r reason=%s", rcpt, reason)
                 return Result(False, isinstance(exc, ValueError), None, reason, unexpected=True)
             self._keep(client, config)
-            if refused:
-                found = refused.get(recipient.address)
-                code = found.code if found is not None else 450
-                text = found.message if found is not None else "refused"
-                return Result(False, 500 <= code < 600, code, f"{code} {text}")
-            return Result(True, False, 250, response)
+            return Result(True, False, 250, response.message)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

@@ -45,6 +45,8 @@ class GuardedSession:
     listener: Listener | None
     transport: asyncio.BaseTransport | None
     _timeout_handle: asyncio.TimerHandle | None
+    _timeout_duration: float
+    loop: asyncio.AbstractEventLoop
     envelope: Any
     session: Any
     data_size_limit: int | None
@@ -60,6 +62,7 @@ class GuardedSession:
         self._in_data = False
         self._storing = False  # DATA's final dot came: the mail is being stored
         self._last_code = ""
+        self._progress_at = float("-inf")  # loop.time() of the last progress
         super().__init__(*args, **kwargs)
 
     # --- admission -------------------------------------------------------------------------
@@ -136,10 +139,20 @@ class GuardedSession:
             super()._reset_timeout(duration)  # type: ignore[misc]
 
     def _progress(self) -> None:
+        # Progress moves the deadline; the timer itself is only re-armed when it fires early
+        # (_timeout_cb) or was cancelled: a mail brings ~6 such moments, and a cancel and new
+        # call_later for each cost more than the rest of this class per mail.
         if self.transport is not None:
-            SMTP._reset_timeout(self)  # type: ignore[arg-type]
+            self._progress_at = self.loop.time()
+            handle = self._timeout_handle
+            if handle is None or handle.cancelled():
+                SMTP._reset_timeout(self)  # type: ignore[arg-type]
 
     def _timeout_cb(self) -> None:
+        left = self._progress_at + self._timeout_duration - self.loop.time()
+        if left > 0 and self.transport is not None:
+            self._timeout_handle = self.loop.call_later(left, self._timeout_cb)
+            return
         log.info(
             "smtp.timeout peer=%s in_data=%s junk=%d",
             self._admitted or _host(getattr(self.session, "peer", None)), self._in_data, self._junk,

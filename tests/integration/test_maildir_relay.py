@@ -170,6 +170,23 @@ def big_mail(n: int) -> bytes:
     return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+async def stopped(pid: int) -> None:
+    """Until every thread of pid is stopped: kill() returns once SIGSTOP is queued, and a thread
+    running on another CPU goes on (and may finish a write) until it next enters the kernel."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        return  # no procfs: SIGSTOP's delivery is as good as it gets
+    async with asyncio.timeout(WAIT):
+        while True:
+            states = []
+            for task in tasks.iterdir():
+                with contextlib.suppress(OSError):  # a thread that just ended
+                    states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            if all(state in ("T", "t") for state in states):
+                return
+            await asyncio.sleep(0)
+
+
 async def catch_mid_write(process: subprocess.Popen[bytes], maildir: Path) -> str:
     """Stop the daemon (SIGSTOP) while a file is in tmp/ and not yet in new/; its name.
 
@@ -181,6 +198,7 @@ async def catch_mid_write(process: subprocess.Popen[bytes], maildir: Path) -> st
             names = [e.name for e in os.scandir(maildir / "tmp")]
             if names:
                 os.kill(process.pid, signal.SIGSTOP)
+                await stopped(process.pid)
                 caught = [n for n in os.listdir(maildir / "tmp") if not (maildir / "new" / n).exists()]
                 if caught:
                     return caught[0]

@@ -224,6 +224,27 @@ async def test_slow_steady_data_longer_than_the_timeout_is_accepted(hostile_conf
         assert await spooled(running) == [raw]
 
 
+async def test_commands_that_each_come_in_time_keep_a_session_longer_than_the_timeout(
+    hostile_config: Callable[..., Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each MAIL, RCPT and DATA moves the deadline: a slow mailer (greylisting, a busy MTA) is not cut."""
+    caplog.set_level(logging.INFO)
+    async with started(hostile_config(smtp="timeout = 1.5")) as running:
+        raw = mail(subject="Slow commands", message_id="<slow-commands@customer.test>")
+        async with clients(running.smtp_port, 1) as [client]:
+            assert (await client.command(b"EHLO client.test")).startswith(b"250")
+            steps = [b"MAIL FROM:<alice@customer.test>", f"RCPT TO:<{SUPPORT}>".encode(),
+                     b"RCPT TO:<support+again@example.test>", b"DATA"]
+            for line in steps:  # 0.6 s apart: 2.4 s in all, well over the timeout
+                await asyncio.sleep(0.6)
+                assert (await client.command(line))[:1] in (b"2", b"3")
+            answer = await client.command(raw.rstrip(b"\r\n") + b"\r\n.")
+            assert answer.startswith(b"250"), answer
+            assert await client.hung_up()  # then silence: the timeout still closes it
+        assert await spooled(running) == [raw]
+        assert smtp_lines(caplog, "smtp.timeout")
+
+
 async def test_stalled_data_is_closed_and_nothing_stored(
     hostile_config: Callable[..., Config], sink: Sink, caplog: pytest.LogCaptureFixture
 ) -> None:
