@@ -134,9 +134,9 @@ def _parse(raw: bytes) -> ParsedMail:
         defects.append(f"ReplyTextError:{type(exc).__name__}")
         reply = Cut(text, None, "none")
 
-    mail = _mail(heads, text=text, html=safe_html, reply_text=reply.text, attachments=tuple(walk.attachments),
-                 kind=kind, bounce_of=bounce_of, defects=walk.defects + defects)  # fmt: skip
-    return dataclasses.replace(mail, signature=reply.signature, quote_style=reply.style, html_as_sent=html)
+    return _mail(heads, text=text, html=safe_html, reply_text=reply.text, attachments=tuple(walk.attachments),
+                 kind=kind, bounce_of=bounce_of, defects=walk.defects + defects, signature=reply.signature,
+                 quote_style=reply.style, html_as_sent=html)  # fmt: skip
 
 
 def _mail(
@@ -149,6 +149,9 @@ def _mail(
     kind: MailKind,
     bounce_of: str | None,
     defects: list[str],
+    signature: str | None = None,
+    quote_style: str = "none",
+    html_as_sent: str | None = None,
 ) -> ParsedMail:
     return ParsedMail(
         message_id=heads.message_id,
@@ -170,6 +173,9 @@ def _mail(
         bounce_of=bounce_of,
         defects=tuple(dict.fromkeys(defects)),
         headers=heads.headers,
+        signature=signature,
+        quote_style=quote_style,
+        html_as_sent=html_as_sent,
     )
 
 

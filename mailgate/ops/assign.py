@@ -67,6 +67,21 @@ async def choose(tx: Txn, config: Config, queue_name: str | None, explicit: str 
     return Assignment(agent.id, "least-open", f"least open tickets in queue {queue.name!r} ({load.get(agent.id, 0)})")
 
 
+async def decide(tx: Txn, config: Config, routing: Routing) -> Assignment:
+    """Who gets a routed new ticket (before it is written: the choice reads no ticket row)."""
+    if routing.quarantined:
+        return Assignment(None, "none", "quarantined tickets are not assigned")
+    return await choose(tx, config, routing.queue, routing.assignee)
+
+
+def placement(routing: Routing, assignment: Assignment) -> ticket_store.Placed:
+    """The ticket's routed fields, as the INSERT that opens it (or place()) writes them."""
+    return ticket_store.Placed(
+        routing.queue, routing.priority, routing.category, assignment.agent, routing.quarantined,
+        routing.ack_suppressed, routing.language,
+    )
+
+
 async def apply(
     tx: Txn, config: Config, ticket_id: int, routing: Routing, actor: str = "system",
     earlier: Sequence[events.Event] = (),
@@ -75,14 +90,19 @@ async def apply(
 
     earlier: events of the ticket not written yet (its ticket.created), written first in the same statement.
     """
-    if routing.quarantined:
-        assignment = Assignment(None, "none", "quarantined tickets are not assigned")
-    else:
-        assignment = await choose(tx, config, routing.queue, routing.assignee)
-    placed = await ticket_store.place(tx, ticket_id, ticket_store.Placed(
-        routing.queue, routing.priority, routing.category, assignment.agent, routing.quarantined,
-        routing.ack_suppressed, routing.language,
-    ))
+    assignment = await decide(tx, config, routing)
+    placed = await ticket_store.place(tx, ticket_id, placement(routing, assignment))
+    return await record(tx, ticket_id, routing, assignment, placed, actor=actor, earlier=earlier)
+
+
+async def record(
+    tx: Txn, ticket_id: int, routing: Routing, assignment: Assignment, placed: tuple[str, str] | None, *,
+    actor: str = "system", earlier: Sequence[events.Event] = (),
+) -> Assignment:
+    """The rest of a routing decision once the ticket holds its fields: tags, trace, events.
+
+    placed: the ticket's (status, created_at) after it was placed, which the SLA clock starts from.
+    """
     if placed is not None:
         status, created_at = placed
         assignment = replace(assignment, placed=SlaTicket(routing.queue, routing.priority, status,

@@ -13,6 +13,8 @@ from mailgate.store import tickets as ticket_store
 class TicketRef:
     id: int
     number: int
+    status: str = "new"
+    created_at: str = ""
 
 
 async def contact_for(tx: Txn, address: Address, language: str | None = None) -> int:
@@ -35,21 +37,23 @@ async def open_ticket(
     channel: str = "email",
     direction: str = "inbound",
     later: list[events.Event] | None = None,
+    placed: ticket_store.Placed | None = None,
 ) -> TicketRef:
-    """A new ticket with the next short human number.
+    """A new ticket with the next short human number (routed already when placed is given).
 
     later: its ticket.created event is appended there instead of written now, for a caller that
     writes it with the routing's events in one statement (events.add_many).
     """
-    ticket_id, number = await ticket_store.create(tx, subject=subject or "(no subject)", contact_id=contact_id,
-                                                  first_number=first_number, channel=channel, direction=direction)
+    row = await ticket_store.create(tx, subject=subject or "(no subject)", contact_id=contact_id,
+                                    first_number=first_number, channel=channel, direction=direction, placed=placed)
+    ticket_id, number = row.id, row.number
     created: events.Event = (ticket_id, actor, "ticket.created",
                              {"number": number, "subject": subject, "channel": channel})
     if later is not None:
         later.append(created)
     else:
         await events.add_many(tx, [created])
-    return TicketRef(ticket_id, number)
+    return TicketRef(ticket_id, number, row.status, row.created_at)
 
 
 async def add_party(tx: Txn, ticket_id: int, address: str, role: str) -> None:

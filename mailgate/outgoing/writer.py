@@ -62,6 +62,10 @@ class Writer:
             human_senders=tuple(p.lower() for p in config.outbox.human_senders),
             secret=self.secret,
         )
+        # Reply-To addresses and body markers depend only on the secret, the address and the token:
+        # a new ticket's acknowledgement and notifications carry the same marker, and every later
+        # mail of the ticket the same addresses again. Each is an HMAC and a base32 encoding.
+        self._signed: dict[tuple[str, tokens.Token], str] = {}
 
     async def ticket(self, tx: Txn, ticket_id: int) -> TicketInfo:
         found = await facts(tx, ticket_id)
@@ -173,9 +177,9 @@ class Writer:
         mail_from = tokens.reply_address(self.secret, self.bounce_base, tokens.Token("b", outbox_id))
         raw = compose.wire(compose.Outgoing(
             from_name=shown_name, from_address=info.from_address, to_name=to_name,
-            to_address=to_address, reply_to=tokens.reply_address(self.secret, info.from_address, reply_token or token),
+            to_address=to_address, reply_to=self._sign(info.from_address, reply_token or token),
             subject=subject, message_id=message_id, text=rendered.text, html=rendered.html,
-            marker=tokens.body_marker(self.secret, token), in_reply_to=info.last_inbound,
+            marker=self._sign("", token), in_reply_to=info.last_inbound,
             references=info.references, automatic=automatic, auto_kind=auto_kind, language=language, cc=cc,
             files=files, date=tx.now(),
         ))
@@ -185,6 +189,16 @@ class Writer:
             rcpt_to=envelope_to or to_address, subject=subject, text=rendered.text, not_before=when,
         ), outbox_id=outbox_id, mail_from=mail_from, raw=raw)
         return outbox_id
+
+    def _sign(self, address: str, token: tokens.Token) -> str:
+        """The reply address at `address` for the token, or (address "") its body marker; remembered."""
+        found = self._signed.get((address, token))
+        if found is None:
+            if len(self._signed) >= 4096:
+                self._signed.clear()
+            found = self._signed[(address, token)] = (
+                tokens.reply_address(self.secret, address, token) if address else tokens.body_marker(self.secret, token))
+        return found
 
     async def copy_to(self, tx: Txn, info: TicketInfo, row: rows.OutboxRow, address: str) -> int:
         """The same mail for one more envelope recipient: its own row, Message-ID and VERP path, not a new build."""

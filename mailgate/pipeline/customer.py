@@ -67,6 +67,8 @@ async def open_or_append(m: MailContext) -> Outcome | None:
     language = None if m.held or m.mail.kind is MailKind.BOUNCE else language_of(m.mail, routing.language)
     contact_id = await tickets.contact_for(m.tx, sender, language) if sender and sender.address else None
     created: list[events.Event] = []  # written with the routing's events, in one statement
+    # The assignee is chosen first, so the ticket is written routed in one INSERT.
+    assignment = await assign.decide(m.tx, m.ruleset.config, routing)
     ref = await tickets.open_ticket(
         m.tx,
         subject=clean_subject(m.mail.subject, m.config.gateway.ticket_tag),
@@ -76,11 +78,12 @@ async def open_or_append(m: MailContext) -> Outcome | None:
         # A web form's ticket is kept apart in views and statistics; a mail reply later stays on it.
         channel="web" if m.entry.envelope.source is Source.WEB else "email",
         later=created,
+        placed=assign.placement(routing, assignment),
     )
     m.ticket_id, m.number = ref.id, ref.number
     if sender and sender.address:
         await tickets.add_party(m.tx, ref.id, sender.address, "requester")
-    placed = await assign.apply(m.tx, m.ruleset.config, ref.id, routing, earlier=created)
+    placed = await assign.record(m.tx, ref.id, routing, assignment, (ref.status, ref.created_at), earlier=created)
     m.queue = routing.queue
     await lifecycle.opened(m.tx, m.ruleset.config, ref.id, follows=m.follows, actor=m.actor, placed=placed.placed)
     if m.held:  # a first mail of this sender already over the cap: hidden like a quarantined one

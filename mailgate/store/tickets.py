@@ -62,23 +62,39 @@ def _ticket(row: Row) -> Ticket:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A new ticket row as the INSERT left it: the SLA clock starts from its status and created_at."""
+
+    id: int
+    number: int
+    status: str
+    created_at: str
+
+
 async def create(
-    tx: Txn, *, subject: str, contact_id: int | None, first_number: int, channel: str, direction: str
-) -> tuple[int, int]:
-    """A new ticket row with the next short human number: (id, number).
+    tx: Txn, *, subject: str, contact_id: int | None, first_number: int, channel: str, direction: str,
+    placed: Placed | None = None,
+) -> Created:
+    """A new ticket row with the next short human number, routed already when placed is given.
 
     One statement: the number is taken under the write lock the INSERT holds, never from an
-    earlier read.
+    earlier read. A routed mail's ticket is written with its queue, priority and assignee in
+    the INSERT instead of an UPDATE after it (which ran the open-count triggers and rewrote the
+    row's index entries a second time).
     """
     now = tx.now_iso()
+    p = placed or Placed(None, "normal", None, None, False, False, None)
     row = await tx.one(
-        "INSERT INTO tickets (number, subject, contact_id, channel, direction, created_at, updated_at)"
+        "INSERT INTO tickets (number, subject, contact_id, channel, direction, created_at, updated_at,"
+        " queue, priority, category, assignee, quarantined, ack_suppressed, detected_language)"
         " SELECT CASE WHEN MAX(number) IS NULL OR MAX(number) + 1 < ? THEN ? ELSE MAX(number) + 1 END,"
-        " ?, ?, ?, ?, ?, ? FROM tickets RETURNING id, number",
-        (first_number, first_number, subject, contact_id, channel, direction, now, now),
+        " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM tickets RETURNING id, number, status, created_at",
+        (first_number, first_number, subject, contact_id, channel, direction, now, now,
+         p.queue, p.priority, p.category, p.assignee, int(p.quarantined), int(p.ack_suppressed), p.language),
     )
     assert row is not None  # an INSERT … SELECT over an aggregate always yields its one row
-    return int(row["id"]), int(row["number"])
+    return Created(int(row["id"]), int(row["number"]), str(row["status"]), str(row["created_at"]))
 
 
 async def get(tx: Txn, ticket_id: int) -> Ticket | None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from datetime import UTC
+from email import feedparser
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailgate.mail import quotes
+from mailgate.mail import mime, quotes
 from mailgate.mail.charsets import codec_for, decode_bytes, decode_words
 from mailgate.mail.parse import generated_message_id, header, parse
 from mailgate.models import MailKind
@@ -382,3 +384,37 @@ def test_random_headers_and_bodies_never_raise(headers: list[tuple[str, bytes]],
 def test_random_bytes_never_raise(raw: bytes) -> None:
     p = parse(raw)
     assert not any(d.startswith("ParseError") for d in p.defects)
+
+
+def _stdlib_separator(separator: str) -> re.Pattern[str]:
+    # The pattern email.feedparser builds for a multipart boundary (Lib/email/feedparser.py).
+    return re.compile("(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$")
+
+
+_BOUNDARY_CHARS = st.text(alphabet="aZ09'()+_,-./:=? \t*[]\\$^|{}\r\nä", min_size=1, max_size=30)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(boundary=_BOUNDARY_CHARS, tail=st.sampled_from(["", "--", "-", "  ", "\t--", "-- \t", "x", "--x"]),
+       end=st.sampled_from(["", "\r\n", "\n", "\r", "\n\n", " \r\n"]), prefix=st.sampled_from(["", "--", " "]))
+def test_boundary_lines_match_as_the_stdlib_pattern_does(boundary: str, tail: str, end: str, prefix: str) -> None:
+    """The parser's separator matcher agrees with the stdlib's compiled pattern, groups and all."""
+    separator = "--" + boundary
+    ours = feedparser.re.compile(_stdlib_separator(separator).pattern)
+    assert isinstance(ours, mime._Separator)
+    for line in (prefix + separator + tail + end, separator[:-1] + end, separator + end):
+        want, got = _stdlib_separator(separator).match(line), ours.match(line)
+        assert (want is None) == (got is None), line
+        if want is not None and got is not None:
+            assert [want.group(g) for g in ("end", "ws", "linesep")] == [got.group(g) for g in ("end", "ws", "linesep")]
+
+
+def test_boundary_with_pattern_characters_splits_parts() -> None:
+    # RFC 2046 5.1.1 allows ()+_,-./:=? and space in a boundary: none of them may act as a pattern.
+    body = (b"--a.b+c(d)?=\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+            b"--a.b+c(d)?=  \r\nContent-Type: text/html\r\n\r\n<p>second</p>\r\n"
+            b"--aXb+c(d)?=\r\nnot a boundary: '.' is no wildcard\r\n"
+            b"--a.b+c(d)?=--\r\nepilogue\r\n")
+    parsed = parse(mail(b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="a.b+c(d)?="\r\n', body))
+    assert parsed.text.strip() == "first"
+    assert "not a boundary" in (parsed.html or "")
