@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import inspect
 import re
 from datetime import UTC
 from email import feedparser
@@ -418,3 +419,32 @@ def test_boundary_with_pattern_characters_splits_parts() -> None:
     parsed = parse(mail(b'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="a.b+c(d)?="\r\n', body))
     assert parsed.text.strip() == "first"
     assert "not a boundary" in (parsed.html or "")
+
+
+def test_feedparser_still_builds_the_boundary_pattern_mail_mime_recognises() -> None:
+    # mail/mime.py recognises the exact pattern the stdlib's feed parser compiles per boundary (a
+    # private detail of Lib/email/feedparser.py). Another Python may build it differently: parsing
+    # would still be right (any other pattern goes to re.compile) but the saving would be gone
+    # unnoticed, so this fails instead, to have mime.py follow the new pattern.
+    source = inspect.getsource(feedparser)
+    assert ("boundaryre = re.compile(\n                '(?P<sep>' + re.escape(separator) +\n"
+            "                r')(?P<end>--)?(?P<ws>[ \\t]*)(?P<linesep>\\r\\n|\\r|\\n)?$')") in source
+    seen: list[object] = []
+    real = feedparser.re
+
+    class Watch:
+        def compile(self, pattern: str, flags: int = 0) -> object:
+            compiled = real.compile(pattern, flags)
+            seen.append(compiled)
+            return compiled
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+    vars(feedparser)["re"] = Watch()
+    try:
+        parse(mail(b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="zz"\r\n',
+                   b"--zz\r\nContent-Type: text/plain\r\n\r\nhello\r\n--zz--\r\n"))
+    finally:
+        vars(feedparser)["re"] = real
+    assert seen and all(isinstance(found, mime._Separator) for found in seen)
